@@ -1,0 +1,28 @@
+"""gilmodel: a laboratory for the Python GIL.
+
+Real OS threads, pinned to cores, contend faithful replicas of CPython's GILs built from
+glibc's pthread mutexes, condition variables and semaphores; every GIL event is logged and
+returned as Arrow tables.
+
+>>> import gilmodel as gm
+>>> run = gm.run(gm.scenarios.convoy(gm.cpython("3.11"), cores=[0, 1], total_bytes=1 << 20))
+>>> run.summary()["elapsed_s"]  # doctest: +SKIP
+"""
+
+from . import scenarios
+from ._core import __version__
+from .policies import CPYTHON_VERSIONS, IntervalGIL, Policy, TickGIL, cpython
+from .run import EVENT_NAMES, Run, load_run, run
+from .scenario import (
+    Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Sleep, Thread,
+    cpu, drain, driver, join, loop, recv, send, sleep,
+)
+from .summary import summary
+
+__all__ = [
+    "__version__", "scenarios",
+    "TickGIL", "IntervalGIL", "Policy", "cpython", "CPYTHON_VERSIONS",
+    "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
+    "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver",
+    "run", "Run", "load_run", "summary", "EVENT_NAMES",
+]

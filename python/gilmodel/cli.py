@@ -1,0 +1,95 @@
+"""The ``gilmodel`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from . import _core, scenarios
+from .policies import CPYTHON_VERSIONS, cpython
+from .run import run
+
+__all__ = ["main"]
+
+
+def _cores(s: Optional[str]):
+    if s is None:
+        return None
+    try:
+        return [int(c) for c in s.split(",") if c.strip()]
+    except ValueError:
+        raise SystemExit("--cores: expected a comma-separated list of core numbers such as 0,1; got %r" % s)
+
+
+def _cmd_demo(a) -> int:
+    from .demo import demo
+
+    demo(a.out, _cores(a.cores), a.bytes)
+    return 0
+
+
+def _cmd_run(a) -> int:
+    gil = cpython(a.version)
+    cores = _cores(a.cores)
+    if a.scenario == "cpu_pair":
+        r = scenarios.cpu_pair_ratio(gil, cores, a.ticks)
+        print(json.dumps({k: v for k, v in r.items() if k != "threaded"}, indent=2))
+        return 0
+    if a.scenario == "handoffs":
+        sc = scenarios.handoffs(gil, cores, a.duration)
+    elif a.scenario == "io_latency":
+        sc = scenarios.io_latency(gil, cores, a.cpu_threads)
+    else:
+        sc = scenarios.convoy(gil, cores, a.cpu_threads, total_bytes=a.bytes)
+    r = run(sc)
+    s = r.summary()
+    print(json.dumps(s, indent=2))
+    if a.out:
+        r.to_parquet(a.out)
+        print("wrote %s (%d events)" % (a.out, r.events.num_rows), file=sys.stderr)
+    return 0
+
+
+def _cmd_info(a) -> int:
+    oh, per = _core.calibration()
+    print(json.dumps({"version": _core.__version__, "host": json.loads(_core.host_info()),
+                      "spin": {"overhead_ns": oh, "ns_per_iter": per}}, indent=2))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="gilmodel", description="A laboratory for the Python GIL.")
+    p.add_argument("--version", action="version", version="gilmodel " + _core.__version__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="the convoy effect under the 2.7 and 3.11 GILs: a table and a picture")
+    d.add_argument("--out", default="gilmodel-demo", help="folder for convoy.png and summary.json (default: %(default)s)")
+    d.add_argument("--cores", help="comma-separated cores (default: the first two this process may use)")
+    d.add_argument("--bytes", type=int, default=1 << 20, help="bytes to stream (default: %(default)s)")
+    d.set_defaults(fn=_cmd_demo)
+    r = sub.add_parser("run", help="run one canned scenario and print its summary")
+    r.add_argument("scenario", choices=["cpu_pair", "handoffs", "io_latency", "convoy"])
+    r.add_argument("--version", dest="version", default="3.11", choices=CPYTHON_VERSIONS, help="CPython version whose GIL to use")
+    r.add_argument("--cores", help="comma-separated cores")
+    r.add_argument("--ticks", type=int, default=2_000_000, help="cpu_pair: ticks per task")
+    r.add_argument("--duration", type=float, default=1.0, help="handoffs: seconds")
+    r.add_argument("--cpu-threads", type=int, default=1, help="io_latency, convoy: CPU-bound threads beside the I/O thread")
+    r.add_argument("--bytes", type=int, default=4 << 20, help="convoy: bytes to stream")
+    r.add_argument("--out", help="write the run to this Parquet file")
+    r.set_defaults(fn=_cmd_run)
+    i = sub.add_parser("info", help="host facts and the spin calibration")
+    i.set_defaults(fn=_cmd_info)
+    a = p.parse_args(argv)
+    try:
+        return a.fn(a)
+    except (ValueError, TypeError) as e:
+        print("gilmodel: error: %s" % e, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gilmodel: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

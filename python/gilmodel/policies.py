@@ -1,0 +1,97 @@
+"""GIL policies and their knobs, and the presets of each CPython version.
+
+Each policy is a frozen dataclass whose fields are the knobs of the Rust replica of the same
+name; the replica's module documents which CPython functions it mirrors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Literal, Union
+
+from ._check import check_bool, check_choice, check_int
+
+__all__ = ["TickGIL", "IntervalGIL", "Policy", "cpython", "CPYTHON_VERSIONS"]
+
+
+@dataclass(frozen=True)
+class TickGIL:
+    """CPython 2.x's GIL (also 3.0 and 3.1): released and at once retaken every
+    ``check_interval`` ticks, with no hand-off.
+
+    Args:
+        check_interval: ticks between checks (``sys.setcheckinterval``; 2.7's default 100).
+        lock: ``"sem"`` (a POSIX semaphore, as Linux builds) or ``"mutex_cond"`` (a flag
+            under a mutex with a condition variable, as OS X builds).
+    """
+
+    check_interval: int = 100
+    lock: Literal["sem", "mutex_cond"] = "sem"
+
+    def __post_init__(self) -> None:
+        check_int("TickGIL.check_interval", self.check_interval, 1, 10**9)
+        check_choice("TickGIL.lock", self.lock, ("sem", "mutex_cond"))
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The replica's configuration as the core reads it."""
+        return {"policy": "tick", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class IntervalGIL:
+    """CPython 3.2+'s GIL: a waiter asks the holder to drop after ``interval_us`` without a
+    switch; the holder drops at its next check point.
+
+    Args:
+        interval_us: the switch interval in µs (``sys.setswitchinterval``; default 5000).
+        force_switching: FORCE_SWITCHING (on in every CPython build): a thread forced to drop
+            waits until another thread has taken the GIL.
+        dedupe_drop_request: the ``switch_number`` check that keeps a waiter from asking
+            again after a switch it missed (DESIGN P5); off for the ablation.
+        check_every: ticks between check points (1: every loop back-edge and call).
+    """
+
+    interval_us: int = 5000
+    force_switching: bool = True
+    dedupe_drop_request: bool = True
+    check_every: int = 1
+
+    def __post_init__(self) -> None:
+        check_int("IntervalGIL.interval_us", self.interval_us, 1, 10**8)
+        check_bool("IntervalGIL.force_switching", self.force_switching)
+        check_bool("IntervalGIL.dedupe_drop_request", self.dedupe_drop_request)
+        check_int("IntervalGIL.check_every", self.check_every, 1, 10**9)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The replica's configuration as the core reads it."""
+        return {"policy": "interval", **asdict(self)}
+
+
+Policy = Union[TickGIL, IntervalGIL]
+
+_TICK_VERSIONS = ("2.7", "3.0", "3.1")
+_INTERVAL_VERSIONS = tuple("3.%d" % m for m in range(2, 14))
+#: Versions :func:`cpython` knows, plus ``"2.6-osx"`` (tick GIL on the mutex+condvar lock).
+CPYTHON_VERSIONS = _TICK_VERSIONS + ("2.6-osx",) + _INTERVAL_VERSIONS
+
+
+def cpython(version: str) -> Policy:
+    """The GIL a CPython version uses, with that version's defaults.
+
+    ``"2.7"``, ``"3.0"``, ``"3.1"``: :class:`TickGIL` on a semaphore (Linux builds);
+    ``"2.6-osx"``: :class:`TickGIL` on mutex + condvar (OS X builds); ``"3.2"`` … ``"3.13"``:
+    :class:`IntervalGIL` with a 5 ms interval, FORCE_SWITCHING and the drop-request check.
+    A patch level (``"3.11.7"``) is accepted and ignored.
+    """
+    if not isinstance(version, str):
+        raise TypeError("cpython(version): expected a string such as '3.11', got %r" % (version,))
+    v = version.strip()
+    if v != "2.6-osx":
+        v = ".".join(v.split(".")[:2])
+    if v in _TICK_VERSIONS:
+        return TickGIL(check_interval=100, lock="sem")
+    if v == "2.6-osx":
+        return TickGIL(check_interval=100, lock="mutex_cond")
+    if v in _INTERVAL_VERSIONS:
+        return IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1)
+    raise ValueError("cpython(version): unknown version %r; known: %s" % (version, ", ".join(CPYTHON_VERSIONS)))

@@ -1,0 +1,334 @@
+"""Building scenarios: threads running small programs of ops under a GIL policy.
+
+A :class:`Scenario` is a policy, a list of :class:`Thread` s, a core map and a stop rule. A
+thread's program is a list of ops: :func:`cpu` (interpreter work), :func:`sleep`,
+:func:`send`, :func:`recv` (real system calls with the GIL released), :func:`join`, and
+:func:`loop`. Constructors check their own arguments; :meth:`Scenario.validate` checks the
+whole (cores, joins, stop rule) in the core, before any thread starts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _core
+from ._check import check_bool, check_float, check_int, check_str
+from .policies import IntervalGIL, Policy, TickGIL
+
+__all__ = [
+    "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
+    "cpu", "sleep", "send", "recv", "join", "loop",
+    "Drain", "Driver", "drain", "driver",
+    "Thread", "Scenario",
+    "DEFAULT_TICK_NS", "DEFAULT_MAX_EVENTS",
+]
+
+#: Nanoseconds of work per tick unless a scenario says otherwise (about one loop iteration of
+#: a countdown on a recent CPython; ``gilmodel validate`` measures the real value).
+DEFAULT_TICK_NS = 50.0
+#: Default event budget of a run (about 300 MB at 19 bytes an event, touched only as used).
+DEFAULT_MAX_EVENTS = 16_000_000
+_MAX_IO = 64 << 20
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """``ticks`` ticks of interpreter work, with a GIL check point per tick."""
+
+    ticks: int
+
+    def __post_init__(self) -> None:
+        check_int("cpu.ticks", self.ticks, 1, 1 << 50)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "cpu", "ticks": self.ticks}
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """``nanosleep`` of ``us`` microseconds with the GIL released (``time.sleep``)."""
+
+    us: int
+
+    def __post_init__(self) -> None:
+        check_int("sleep.us", self.us, 1, 3_600_000_000)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "sleep", "us": self.us}
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``bytes`` to the thread's peer with the GIL released (``sock.sendall``)."""
+
+    bytes: int
+
+    def __post_init__(self) -> None:
+        check_int("send.bytes", self.bytes, 1, _MAX_IO)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "send", "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class Recv:
+    """One ``recv`` of up to ``bytes`` with the GIL released; the peer closing the stream ends
+    the thread's program."""
+
+    bytes: int = 64
+
+    def __post_init__(self) -> None:
+        check_int("recv.bytes", self.bytes, 1, _MAX_IO)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "recv", "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class Join:
+    """Wait, with the GIL released, until the named thread has finished."""
+
+    thread: str
+
+    def __post_init__(self) -> None:
+        check_str("join.thread", self.thread)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "join", "thread": self.thread}
+
+
+@dataclass(frozen=True)
+class Loop:
+    """Repeat ``body`` ``times`` times, or until the run stops when ``times`` is None."""
+
+    body: Tuple["Op", ...]
+    times: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.times is not None:
+            check_int("loop.times", self.times, 1)
+        if not self.body:
+            raise ValueError("loop.body: a loop needs at least one op")
+        for i, op in enumerate(self.body):
+            if not isinstance(op, _OPS):
+                raise TypeError("loop.body[%d]: expected an op (cpu, sleep, send, recv, join, loop), got %r" % (i, op))
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "loop", "times": self.times, "body": [o.to_spec() for o in self.body]}
+
+
+Op = Union[Cpu, Sleep, Send, Recv, Join, Loop]
+_OPS = (Cpu, Sleep, Send, Recv, Join, Loop)
+
+
+def cpu(ticks: int) -> Cpu:
+    """Interpreter work: ``ticks`` calibrated spins of the scenario's ``tick_ns``."""
+    return Cpu(ticks)
+
+
+def sleep(us: int) -> Sleep:
+    """Sleep ``us`` microseconds with the GIL released."""
+    return Sleep(us)
+
+
+def send(nbytes: int) -> Send:
+    """Send ``nbytes`` to the thread's peer with the GIL released."""
+    return Send(nbytes)
+
+
+def recv(nbytes: int = 64) -> Recv:
+    """Receive up to ``nbytes`` from the thread's driver with the GIL released."""
+    return Recv(nbytes)
+
+
+def join(thread: str) -> Join:
+    """Wait for the named thread to finish, with the GIL released."""
+    return Join(thread)
+
+
+def loop(*body: Op, times: Optional[int] = None) -> Loop:
+    """Repeat ``body`` ``times`` times (None: until the run stops)."""
+    return Loop(tuple(body), times)
+
+
+@dataclass(frozen=True)
+class Drain:
+    """A peer that reads and discards what the thread sends (a draining process)."""
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"kind": "drain"}
+
+
+@dataclass(frozen=True)
+class Driver:
+    """A peer that sends ``nbytes`` every ``gap_us`` (``pings`` times, scheduled from the
+    start), reads ``reply_bytes`` back after each and times the round trip, then closes."""
+
+    pings: int
+    gap_us: int
+    nbytes: int = 8
+    reply_bytes: int = 8
+
+    def __post_init__(self) -> None:
+        check_int("driver.pings", self.pings, 1, 10**8)
+        check_int("driver.gap_us", self.gap_us, 1, 3_600_000_000)
+        check_int("driver.nbytes", self.nbytes, 1, _MAX_IO)
+        check_int("driver.reply_bytes", self.reply_bytes, 0, _MAX_IO)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"kind": "driver", "pings": self.pings, "gap_us": self.gap_us, "bytes": self.nbytes, "reply_bytes": self.reply_bytes}
+
+
+Peer = Union[Drain, Driver]
+
+
+def drain() -> Drain:
+    """A peer that reads and discards everything."""
+    return Drain()
+
+
+def driver(pings: int, gap_us: int, nbytes: int = 8, reply_bytes: int = 8) -> Driver:
+    """A peer that pings the thread at fixed gaps and times each reply."""
+    return Driver(pings, gap_us, nbytes, reply_bytes)
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A scenario thread: a unique name, a program, an optional core and an optional peer."""
+
+    name: str
+    program: Tuple[Op, ...]
+    core: Optional[int] = None
+    peer: Optional[Peer] = None
+
+    def __init__(self, name: str, program: Sequence[Op], core: Optional[int] = None, peer: Optional[Peer] = None):
+        check_str("Thread.name", name)
+        if not name or len(name) > 64:
+            raise ValueError("Thread.name: %r; a name of 1 to 64 characters is required" % (name,))
+        if isinstance(program, _OPS):
+            program = (program,)
+        program = tuple(program)
+        if not program:
+            raise ValueError("Thread(%r).program: a thread needs at least one op" % name)
+        for i, op in enumerate(program):
+            if not isinstance(op, _OPS):
+                raise TypeError("Thread(%r).program[%d]: expected an op, got %r" % (name, i, op))
+        if core is not None:
+            check_int("Thread(%r).core" % name, core, 0, 4095)
+        if peer is not None and not isinstance(peer, (Drain, Driver)):
+            raise TypeError("Thread(%r).peer: expected drain() or driver(...), got %r" % (name, peer))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "program", program)
+        object.__setattr__(self, "core", core)
+        object.__setattr__(self, "peer", peer)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {
+            "name": self.name,
+            "program": [o.to_spec() for o in self.program],
+            "core": self.core,
+            "peer": None if self.peer is None else self.peer.to_spec(),
+        }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A complete experiment.
+
+    Args:
+        gil: the policy (:class:`TickGIL`, :class:`IntervalGIL`, or ``cpython("3.11")``).
+        threads: the threads, in order (their index is the ``thread`` column of the log).
+        cores: cores the threads may use (default: all this process may use); threads without
+            an explicit core are placed round-robin over them.
+        stop_thread: end the run when this thread finishes (the others stop at their next
+            check point).
+        duration_s: end the run after this many seconds at the latest.
+        tick_ns: nanoseconds of work per tick.
+        log: record events (the per-thread counters are kept either way).
+        max_events: the run's event budget; past it, events are counted but not stored, and
+            ``meta["events_truncated"]`` says so.
+        name: a label kept in ``meta``.
+
+    Without ``stop_thread`` or ``duration_s`` the run ends when every thread has finished.
+    """
+
+    gil: Policy
+    threads: Tuple[Thread, ...]
+    cores: Optional[Tuple[int, ...]] = None
+    stop_thread: Optional[str] = None
+    duration_s: Optional[float] = None
+    tick_ns: float = DEFAULT_TICK_NS
+    log: bool = True
+    max_events: int = DEFAULT_MAX_EVENTS
+    name: str = ""
+
+    def __init__(
+        self,
+        gil: Policy,
+        threads: Sequence[Thread],
+        cores: Optional[Sequence[int]] = None,
+        stop_thread: Optional[str] = None,
+        duration_s: Optional[float] = None,
+        tick_ns: float = DEFAULT_TICK_NS,
+        log: bool = True,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        name: str = "",
+    ):
+        if not isinstance(gil, (TickGIL, IntervalGIL)):
+            raise TypeError("Scenario.gil: expected TickGIL(...), IntervalGIL(...) or cpython(version), got %r" % (gil,))
+        threads = tuple(threads) if not isinstance(threads, Thread) else (threads,)
+        if not threads:
+            raise ValueError("Scenario.threads: a scenario needs at least one thread")
+        for i, t in enumerate(threads):
+            if not isinstance(t, Thread):
+                raise TypeError("Scenario.threads[%d]: expected a Thread, got %r" % (i, t))
+        if cores is not None:
+            if isinstance(cores, int):
+                cores = (cores,)
+            cores = tuple(cores)
+            if not cores:
+                raise ValueError("Scenario.cores: an empty list; give None for all allowed cores")
+            for c in cores:
+                check_int("Scenario.cores", c, 0, 4095)
+        if stop_thread is not None:
+            check_str("Scenario.stop_thread", stop_thread)
+        if duration_s is not None:
+            duration_s = check_float("Scenario.duration_s", duration_s, 0.0, 86400.0, lo_open=True)
+        tick_ns = check_float("Scenario.tick_ns", tick_ns, 1.0, 1e6)
+        check_bool("Scenario.log", log)
+        check_int("Scenario.max_events", max_events, 1000)
+        check_str("Scenario.name", name)
+        for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
+                         tick_ns=tick_ns, log=log, max_events=max_events, name=name).items():
+            object.__setattr__(self, k, v)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The scenario as the core reads it."""
+        return {
+            "name": self.name,
+            "gil": self.gil.to_spec(),
+            "threads": [t.to_spec() for t in self.threads],
+            "cores": list(self.cores or ()),
+            "stop": {"thread": self.stop_thread, "duration_s": self.duration_s},
+            "tick_ns": self.tick_ns,
+            "log": self.log,
+            "max_events": self.max_events,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_spec())
+
+    def validate(self) -> List[int]:
+        """Check the whole scenario (cores against this process's affinity mask, join targets
+        and cycles, stop rule, event budget) without running it; returns each thread's core.
+        Raises ValueError naming the field."""
+        return list(_core.validate(self.to_json()))
+
+    def replace(self, **changes: Any) -> "Scenario":
+        """A copy with some fields changed."""
+        kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
+                  duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name)
+        kw.update(changes)
+        return Scenario(**kw)

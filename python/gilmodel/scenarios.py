@@ -1,0 +1,98 @@
+"""Canned scenarios: the workloads of DESIGN §1, each returning a :class:`Scenario` (or a pair),
+with small helpers that run them and return the number that matters."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+from ._check import check_float, check_int
+from .policies import Policy
+from .run import run
+from .scenario import DEFAULT_TICK_NS, Scenario, Thread, cpu, drain, driver, loop, recv, send
+
+__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor"]
+
+Cores = Optional[Sequence[int]]
+
+
+def _cores(cores: Cores):
+    if cores is None:
+        from . import _core
+
+        return tuple(_core.allowed_cores())
+    return tuple([cores] if isinstance(cores, int) else cores)
+
+
+def _spinner(name: str, core: Optional[int]) -> Thread:
+    # A CPU-bound thread that runs until the run stops (chunks of 10k ticks).
+    return Thread(name, [loop(cpu(10_000))], core=core)
+
+
+def cpu_pair(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: float = DEFAULT_TICK_NS) -> Tuple[Scenario, Scenario]:
+    """Two equal CPU tasks (P1): ``(sequential, threaded)``.
+
+    Sequential: one thread runs ``ticks`` twice, on the first core. Threaded: two threads run
+    ``ticks`` each, on the first two cores (both on one core when ``cores`` has one).
+    """
+    check_int("cpu_pair.ticks", ticks, 1)
+    cs = _cores(cores)
+    seq = Scenario(gil, [Thread("t0", [cpu(ticks), cpu(ticks)], core=cs[0])], cores=cs, tick_ns=tick_ns, name="cpu_pair/sequential")
+    thr = Scenario(gil, [Thread("t0", [cpu(ticks)], core=cs[0]), Thread("t1", [cpu(ticks)], core=cs[1 % len(cs)])],
+                   cores=cs, tick_ns=tick_ns, name="cpu_pair/threaded")
+    return seq, thr
+
+
+def cpu_pair_ratio(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: float = DEFAULT_TICK_NS) -> Dict[str, Any]:
+    """Run :func:`cpu_pair` and return ``sequential_s``, ``threaded_s``, ``ratio``
+    (threaded / sequential) and the threaded run's summary."""
+    seq, thr = cpu_pair(gil, cores, ticks, tick_ns)
+    a, b = run(seq).summary(), run(thr).summary()
+    return {"sequential_s": a["elapsed_s"], "threaded_s": b["elapsed_s"], "ratio": b["elapsed_s"] / a["elapsed_s"], "threaded": b}
+
+
+def handoffs(gil: Policy, cores: Cores = None, duration_s: float = 1.0, tick_ns: float = DEFAULT_TICK_NS) -> Scenario:
+    """Two CPU-bound threads for ``duration_s`` (P4): the summary's ``switches_per_s`` is the
+    hand-off rate."""
+    check_float("handoffs.duration_s", duration_s, 0.0, 86400.0, lo_open=True)
+    cs = _cores(cores)
+    return Scenario(gil, [_spinner("cpu0", cs[0]), _spinner("cpu1", cs[1 % len(cs)])], cores=cs,
+                    duration_s=duration_s, tick_ns=tick_ns, name="handoffs")
+
+
+def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: int = 200, gap_us: int = 5000,
+               work_ticks: int = 10, tick_ns: float = DEFAULT_TICK_NS) -> Scenario:
+    """A thread blocked in ``recv`` answers pings sent every ``gap_us`` by a driver, next to
+    ``cpu_threads`` CPU-bound threads (ccbench's latency test). Each answer costs
+    ``work_ticks`` ticks of Python-level work. The summary's ``io_latency_*_ms`` are the
+    round-trip quantiles. The I/O thread is on the first core, CPU threads round-robin on the
+    others (or all on one core)."""
+    check_int("io_latency.cpu_threads", cpu_threads, 0, 1000)
+    check_int("io_latency.work_ticks", work_ticks, 1)
+    cs = _cores(cores)
+    io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0], peer=driver(pings, gap_us, 8, 8))
+    cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
+    return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="io_latency")
+
+
+def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: int = 4 << 20, chunk_bytes: int = 1024,
+           work_ticks: int = 2, tick_ns: float = DEFAULT_TICK_NS) -> Scenario:
+    """The convoy effect (P7): a thread streams ``total_bytes`` in ``chunk_bytes`` sends to a
+    draining peer (``work_ticks`` of Python-level work per send), next to ``cpu_threads``
+    CPU-bound threads. The run ends when the stream is sent; ``elapsed_s`` is its time."""
+    check_int("convoy.cpu_threads", cpu_threads, 0, 1000)
+    check_int("convoy.chunk_bytes", chunk_bytes, 1, 64 << 20)
+    check_int("convoy.total_bytes", total_bytes, chunk_bytes)
+    check_int("convoy.work_ticks", work_ticks, 1)
+    cs = _cores(cores)
+    n = total_bytes // chunk_bytes
+    io = Thread("io", [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0], peer=drain())
+    cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
+    return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="convoy")
+
+
+def convoy_factor(gil: Policy, cores: Cores = None, cpu_threads: int = 1, **kw: Any) -> Dict[str, Any]:
+    """Run :func:`convoy` alone and next to ``cpu_threads`` CPU threads; returns ``alone_s``,
+    ``with_cpu_s``, ``factor`` and the loaded run's summary."""
+    alone = run(convoy(gil, cores, 0, **kw)).summary()
+    loaded = run(convoy(gil, cores, cpu_threads, **kw)).summary()
+    return {"alone_s": alone["elapsed_s"], "with_cpu_s": loaded["elapsed_s"], "factor": loaded["elapsed_s"] / alone["elapsed_s"], "loaded": loaded}

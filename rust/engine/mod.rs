@@ -1,0 +1,456 @@
+//! The thread engine: starts one pinned, named OS thread per scenario thread, releases them
+//! together, runs their programs under the chosen GIL, stops them by the stop rule, and
+//! returns the merged event log and per-thread counters.
+//!
+//! # Threads and their states
+//! - *controller*: the calling thread. It sets up sockets, spawns everything, times the start,
+//!   then waits (in 10 ms slices) for the stop rule or an abort from its caller, and wakes
+//!   threads blocked in socket calls by shutting the sockets down.
+//! - *workers*: one per scenario thread, pinned to its core, all signals blocked (so the
+//!   host's Ctrl-C reaches the host's own thread), released from a barrier.
+//! - *peers*: one per socket, outside the GIL, restricted to the scenario's cores.
+//!
+//! A worker stops at its next check point or op boundary after the stop flag is raised;
+//! sleeps wake within 10 ms, socket calls at once (shutdown). Nothing waits unboundedly on a
+//! thread that has been told to stop, so a stop always ends the run.
+
+pub mod affinity;
+pub mod peer;
+pub mod spin;
+pub mod worker;
+
+use crate::clock::now_ns;
+use crate::gil::{Gil, GilStats, Instr, IntervalGil, Release, ThreadCx, TickGil};
+use crate::host;
+use crate::log::{Ev, EventBuf, Events};
+use crate::prim::{counts, PrimCounts, Semaphore};
+use crate::rusage;
+use crate::scenario::{PeerSpec, Placement, PolicySpec, Scenario, SpecError};
+use peer::{Link, Ping};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Barrier, Condvar as StdCondvar, Mutex as StdMutex};
+use std::time::Duration;
+use worker::{Flow, Worker};
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StoppedBy {
+    AllDone = 0,
+    Duration = 1,
+    Thread = 2,
+    Abort = 3,
+}
+
+impl StoppedBy {
+    fn name(self) -> &'static str {
+        match self {
+            StoppedBy::AllDone => "all_done",
+            StoppedBy::Duration => "duration",
+            StoppedBy::Thread => "thread",
+            StoppedBy::Abort => "abort",
+        }
+    }
+}
+
+/// A run that could not be carried out.
+#[derive(Debug)]
+pub enum RunError {
+    /// The scenario is invalid (nothing was started).
+    Spec(SpecError),
+    /// Setting up failed (sockets, pinning) or a thread panicked.
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Spec(e) => write!(f, "{e}"),
+            RunError::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<SpecError> for RunError {
+    fn from(e: SpecError) -> Self {
+        RunError::Spec(e)
+    }
+}
+
+/// Per-thread results (a row of the `threads` table).
+#[derive(Clone, Debug, Default)]
+pub struct ThreadStats {
+    pub name: String,
+    /// Core it was pinned to, and the CPU it was seen on after pinning.
+    pub core: usize,
+    pub cpu_seen: i16,
+    pub ticks: u64,
+    pub gil: GilStats,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+    pub utime_ns: i64,
+    pub stime_ns: i64,
+    pub prim: PrimCounts,
+    pub start_ns: i64,
+    pub exit_ns: i64,
+    /// Ended by the stop rule or an abort rather than by finishing its program.
+    pub stopped: bool,
+    pub events: u64,
+    pub events_dropped: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub error: Option<String>,
+}
+
+/// Round trips timed by a driver peer.
+#[derive(Clone, Debug, Default)]
+pub struct IoLog {
+    pub thread: Vec<u16>,
+    pub sent_ns: Vec<i64>,
+    pub rtt_ns: Vec<i64>,
+}
+
+/// Everything a run produced.
+pub struct RunOutput {
+    pub events: Events,
+    pub threads: Vec<ThreadStats>,
+    pub io: IoLog,
+    pub meta: serde_json::Value,
+    pub aborted: bool,
+}
+
+/// State shared by every thread of one run.
+pub struct Shared<'a, G> {
+    pub gil: G,
+    pub stop: AtomicBool,
+    stopped_by: AtomicU8,
+    stop_at: AtomicI64,
+    pub done: Vec<Semaphore>,
+    pub index: HashMap<&'a str, usize>,
+    pub instr: Instr,
+    t0: AtomicI64,
+    finished: StdMutex<usize>,
+    finished_cv: StdCondvar,
+}
+
+impl<G> Shared<'_, G> {
+    /// Raise the stop flag; the first reason wins.
+    fn request_stop(&self, why: StoppedBy) {
+        if self
+            .stopped_by
+            .compare_exchange(u8::MAX, why as u8, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.stop_at.store(now_ns(), Relaxed);
+        }
+        self.stop.store(true, Relaxed);
+    }
+}
+
+/// Run a scenario. `abort` is polled every 10 ms by the calling thread; when it returns true
+/// the run is stopped and the partial output returned with `aborted` set.
+pub fn run(sc: &Scenario, abort: &mut dyn FnMut() -> bool) -> Result<RunOutput, RunError> {
+    let allowed = affinity::allowed_cores();
+    let placement = sc.validate(&allowed, host::memory_bytes())?;
+    match &sc.gil {
+        PolicySpec::Tick(c) => run_with(TickGil::new(c.clone()), sc, placement, abort),
+        PolicySpec::Interval(c) => run_with(IntervalGil::new(c.clone()), sc, placement, abort),
+    }
+}
+
+fn run_with<G: Gil>(
+    gil: G,
+    sc: &Scenario,
+    pl: Placement,
+    abort: &mut dyn FnMut() -> bool,
+) -> Result<RunOutput, RunError> {
+    let n = sc.threads.len();
+    let cal = spin::calibration();
+    let iters_per_tick = cal.iters_for(sc.tick_ns);
+    let per_thread_cap = (sc.max_events / n as u64) as usize;
+
+    let links: Vec<Option<Link>> = sc
+        .threads
+        .iter()
+        .map(|t| t.peer.as_ref().map(|_| Link::tcp()).transpose())
+        .collect::<Result<_, _>>()
+        .map_err(|e| RunError::Failed(format!("loopback socket setup failed: {e}")))?;
+    let n_peers = links.iter().flatten().count();
+
+    let sh = Shared {
+        gil,
+        stop: AtomicBool::new(false),
+        stopped_by: AtomicU8::new(u8::MAX),
+        stop_at: AtomicI64::new(0),
+        done: (0..n).map(|_| Semaphore::new(0)).collect(),
+        index: sc
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), i))
+            .collect(),
+        instr: Instr::default(),
+        t0: AtomicI64::new(0),
+        finished: StdMutex::new(0),
+        finished_cv: StdCondvar::new(),
+    };
+    let stop_thread = sc.stop.thread.as_ref().map(|name| sh.index[name.as_str()]);
+    // Everyone is ready → the controller reads t0 → everyone goes.
+    let ready = Barrier::new(n + n_peers + 1);
+    let go = Barrier::new(n + n_peers + 1);
+
+    let (results, peer_results, aborted) = std::thread::scope(|s| {
+        let mut workers = Vec::with_capacity(n);
+        for (i, spec) in sc.threads.iter().enumerate() {
+            let (sh, ready, go, core) = (&sh, &ready, &go, pl.thread_cores[i]);
+            let sock = links[i].as_ref().map(|l| &l.thread_end);
+            let h = std::thread::Builder::new()
+                .name(format!("gm:{}", spec.name))
+                .spawn_scoped(s, move || {
+                    affinity::block_signals();
+                    affinity::set_name(&format!("gm:{}", spec.name));
+                    let pin_err = affinity::pin_current(&[core]).err();
+                    let cpu_seen = crate::log::current_cpu();
+                    counts::reset();
+                    let ru0 = rusage::thread();
+                    let mut cx =
+                        ThreadCx::new(i as u16, EventBuf::new(per_thread_cap, sc.log), &sh.instr);
+                    let mut w = Worker {
+                        iters_per_tick,
+                        sock,
+                        buf: Vec::new(),
+                        bytes_sent: 0,
+                        bytes_received: 0,
+                    };
+                    ready.wait();
+                    go.wait();
+                    let start = now_ns();
+                    cx.log.push(start, Ev::Start, core as i64);
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        if pin_err.is_some() {
+                            return Flow::Stopped;
+                        }
+                        sh.gil.take(&mut cx);
+                        w.exec(sh, &mut cx, &spec.program)
+                    }));
+                    if cx.holding {
+                        sh.gil.release(&mut cx, Release::Exit);
+                    }
+                    let exit = now_ns();
+                    let stopped = !matches!(outcome, Ok(Flow::Continue) | Ok(Flow::End));
+                    cx.log.push(exit, Ev::Exit, stopped as i64);
+                    sh.done[i].post();
+                    let error = match outcome {
+                        Err(p) => Some(panic_text(&p)),
+                        Ok(_) => pin_err,
+                    };
+                    if error.is_some() {
+                        sh.request_stop(StoppedBy::Abort);
+                    }
+                    if stop_thread == Some(i) {
+                        sh.request_stop(StoppedBy::Thread);
+                    }
+                    let ru1 = rusage::thread();
+                    let stats = ThreadStats {
+                        name: spec.name.clone(),
+                        core,
+                        cpu_seen,
+                        ticks: cx.ticks,
+                        gil: cx.stats.clone(),
+                        nvcsw: ru1.nvcsw - ru0.nvcsw,
+                        nivcsw: ru1.nivcsw - ru0.nivcsw,
+                        utime_ns: ru1.utime_ns - ru0.utime_ns,
+                        stime_ns: ru1.stime_ns - ru0.stime_ns,
+                        prim: counts::snapshot(),
+                        start_ns: start,
+                        exit_ns: exit,
+                        stopped,
+                        events: cx.log.len() as u64,
+                        events_dropped: cx.log.dropped,
+                        bytes_sent: w.bytes_sent,
+                        bytes_received: w.bytes_received,
+                        error,
+                    };
+                    *sh.finished.lock().unwrap() += 1;
+                    sh.finished_cv.notify_all();
+                    (stats, cx.log)
+                })
+                .expect("spawning a worker thread");
+            workers.push(h);
+        }
+
+        let mut peers = Vec::new();
+        for (i, (spec, link)) in sc.threads.iter().zip(&links).enumerate() {
+            let (Some(link), Some(peer)) = (link, &spec.peer) else {
+                continue;
+            };
+            let (sh, ready, go, cores) = (&sh, &ready, &go, &pl.cores);
+            let h = std::thread::Builder::new()
+                .name(format!("gm-peer:{}", spec.name))
+                .spawn_scoped(s, move || {
+                    affinity::block_signals();
+                    affinity::set_name(&format!("gm-peer:{}", spec.name));
+                    let _ = affinity::pin_current(cores);
+                    ready.wait();
+                    go.wait();
+                    let t0 = sh.t0.load(Relaxed);
+                    match peer {
+                        PeerSpec::Drain => {
+                            peer::drain(&link.peer_end);
+                            (i, Vec::new())
+                        }
+                        PeerSpec::Driver {
+                            pings,
+                            gap_us,
+                            bytes,
+                            reply_bytes,
+                        } => (
+                            i,
+                            peer::drive(
+                                &link.peer_end,
+                                t0,
+                                *pings,
+                                *gap_us,
+                                *bytes,
+                                *reply_bytes,
+                                &sh.stop,
+                            ),
+                        ),
+                    }
+                })
+                .expect("spawning a peer thread");
+            peers.push(h);
+        }
+
+        ready.wait();
+        let t0 = now_ns();
+        sh.t0.store(t0, Relaxed);
+        go.wait();
+
+        // Wait for the stop rule, in slices, polling the caller's abort.
+        let deadline = sc.stop.duration_s.map(|d| t0 + (d * 1e9) as i64);
+        let mut aborted = false;
+        let mut woke_sockets = false;
+        loop {
+            let fin = *sh.finished.lock().unwrap();
+            if fin == n {
+                break;
+            }
+            if let Some(d) = deadline {
+                if now_ns() >= d {
+                    sh.request_stop(StoppedBy::Duration);
+                }
+            }
+            if !aborted && abort() {
+                aborted = true;
+                sh.request_stop(StoppedBy::Abort);
+            }
+            if sh.stop.load(Relaxed) && !woke_sockets {
+                links.iter().flatten().for_each(Link::shutdown);
+                woke_sockets = true;
+            }
+            let slice = deadline.map_or(10_000_000, |d| (d - now_ns()).clamp(100_000, 10_000_000));
+            let g = sh.finished.lock().unwrap();
+            if *g < n {
+                let _ = sh
+                    .finished_cv
+                    .wait_timeout(g, Duration::from_nanos(slice as u64));
+            }
+        }
+        sh.request_stop(StoppedBy::AllDone);
+        links.iter().flatten().for_each(Link::shutdown);
+        let results: Vec<_> = workers
+            .into_iter()
+            .map(|h| h.join().expect("worker panics are caught"))
+            .collect();
+        let peer_results: Vec<_> = peers
+            .into_iter()
+            .map(|h| h.join().unwrap_or((usize::MAX, Vec::new())))
+            .collect();
+        (results, peer_results, aborted)
+    });
+
+    let t0 = sh.t0.load(Relaxed);
+    let (mut stats, bufs): (Vec<ThreadStats>, Vec<EventBuf>) = results.into_iter().unzip();
+    for st in &mut stats {
+        st.start_ns -= t0;
+        st.exit_ns -= t0;
+    }
+    if let Some(e) = stats
+        .iter()
+        .find_map(|s| s.error.as_ref().map(|e| (s.name.clone(), e.clone())))
+    {
+        if !aborted {
+            return Err(RunError::Failed(format!(
+                "thread {:?} failed: {}",
+                e.0, e.1
+            )));
+        }
+    }
+    let truncated = stats.iter().any(|s| s.events_dropped > 0);
+    let events = Events::merge(bufs, t0);
+    let mut io = IoLog::default();
+    for (i, pings) in peer_results {
+        for Ping { sent_ns, rtt_ns } in pings {
+            io.thread.push(i as u16);
+            io.sent_ns.push(sent_ns);
+            io.rtt_ns.push(rtt_ns);
+        }
+    }
+    let stopped_by = match sh.stopped_by.load(Relaxed) {
+        1 => StoppedBy::Duration,
+        2 => StoppedBy::Thread,
+        3 => StoppedBy::Abort,
+        _ => StoppedBy::AllDone,
+    };
+    let end_ns = stats.iter().map(|s| s.exit_ns).max().unwrap_or(0);
+    let elapsed_ns = match stopped_by {
+        StoppedBy::AllDone => end_ns,
+        _ => sh.stop_at.load(Relaxed) - t0,
+    };
+    let meta = serde_json::json!({
+        "scenario": sc.name,
+        "gil": sh.gil.describe(),
+        "threads": n,
+        "cores": pl.cores,
+        "thread_cores": pl.thread_cores,
+        "stop": { "thread": sc.stop.thread, "duration_s": sc.stop.duration_s },
+        "stopped_by": stopped_by.name(),
+        "elapsed_ns": elapsed_ns,
+        "end_ns": end_ns,
+        "switches": sh.instr.switches(),
+        "tick_ns": sc.tick_ns,
+        "spin": { "iters_per_tick": iters_per_tick, "tick_cost_ns": cal.tick_cost_ns(iters_per_tick),
+                  "overhead_ns": cal.overhead_ns, "ns_per_iter": cal.ns_per_iter },
+        "log": sc.log,
+        "max_events": sc.max_events,
+        "events_truncated": truncated,
+        "aborted": aborted,
+        "host": host::info(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "scenario_spec": sc,
+    });
+    Ok(RunOutput {
+        events,
+        threads: stats,
+        io,
+        meta,
+        aborted,
+    })
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! Real TCP sockets on loopback between scenario threads and their peers.
+//!
+//! A peer is a helper thread outside the GIL: a *drain* that reads and discards, or a
+//! *driver* that sends at scheduled times and times the replies. Every call is a real system
+//! call on the socket (`send` with `MSG_NOSIGNAL`, `recv`), like the interpreter's own.
+
+use crate::clock::now_ns;
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// A connected pair: the scenario thread's end and its peer's end.
+pub struct Link {
+    pub thread_end: TcpStream,
+    pub peer_end: TcpStream,
+}
+
+impl Link {
+    /// Connect two sockets over 127.0.0.1 with `TCP_NODELAY` (ping latency, not batching).
+    pub fn tcp() -> io::Result<Link> {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let thread_end = TcpStream::connect(l.local_addr()?)?;
+        let (peer_end, _) = l.accept()?;
+        thread_end.set_nodelay(true)?;
+        peer_end.set_nodelay(true)?;
+        Ok(Link {
+            thread_end,
+            peer_end,
+        })
+    }
+
+    /// Wake both ends: pending and later calls return end-of-stream or `EPIPE`.
+    pub fn shutdown(&self) {
+        let _ = self.thread_end.shutdown(Shutdown::Both);
+    }
+}
+
+/// `send` until all of `buf` is gone; `Ok(false)` when the other end is closed.
+pub fn send_all(s: &TcpStream, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        // SAFETY: valid fd and buffer.
+        let n = unsafe {
+            libc::send(
+                s.as_raw_fd(),
+                buf.as_ptr() as *const _,
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        buf = &buf[n as usize..];
+    }
+    true
+}
+
+/// One `recv` into `buf`; 0 at end of stream or on error.
+pub fn recv_once(s: &TcpStream, buf: &mut [u8]) -> usize {
+    loop {
+        // SAFETY: valid fd and buffer.
+        let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), 0) };
+        if n >= 0 {
+            return n as usize;
+        }
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return 0;
+        }
+    }
+}
+
+/// Read and discard until end of stream; returns the bytes read.
+pub fn drain(s: &TcpStream) -> u64 {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    loop {
+        let n = recv_once(s, &mut buf);
+        if n == 0 {
+            return total;
+        }
+        total += n as u64;
+    }
+}
+
+/// One timed ping of a driver: when it was sent (ns since t0) and its round trip (ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ping {
+    pub sent_ns: i64,
+    pub rtt_ns: i64,
+}
+
+/// Send `bytes` at t0 + k·gap for k = 1..=pings (or at once when late), read `reply_bytes`
+/// back after each, then close the sending side so the thread's `recv` sees end of stream.
+pub fn drive(
+    s: &TcpStream,
+    t0: i64,
+    pings: u64,
+    gap_us: u64,
+    bytes: u64,
+    reply_bytes: u64,
+    stop: &AtomicBool,
+) -> Vec<Ping> {
+    let out_buf = vec![0x5au8; bytes as usize];
+    let mut in_buf = vec![0u8; reply_bytes.max(1) as usize];
+    let mut log = Vec::with_capacity(pings.min(1 << 20) as usize);
+    for k in 1..=pings {
+        if !sleep_until_or_stop(t0 + (k * gap_us * 1000) as i64, stop) {
+            break;
+        }
+        let sent = now_ns();
+        if !send_all(s, &out_buf) {
+            break;
+        }
+        if reply_bytes > 0 {
+            let mut got = 0;
+            while got < reply_bytes as usize {
+                let n = recv_once(s, &mut in_buf[got..]);
+                if n == 0 {
+                    return log;
+                }
+                got += n;
+            }
+            log.push(Ping {
+                sent_ns: sent - t0,
+                rtt_ns: now_ns() - sent,
+            });
+        }
+    }
+    let _ = s.shutdown(Shutdown::Write);
+    log
+}
+
+/// Sleep until monotonic time `t`, in slices of at most 10 ms so a stop is seen promptly.
+/// Returns false when stopped first.
+pub fn sleep_until_or_stop(t: i64, stop: &AtomicBool) -> bool {
+    const SLICE: i64 = 10_000_000;
+    loop {
+        if stop.load(Relaxed) {
+            return false;
+        }
+        let now = now_ns();
+        if now >= t {
+            return true;
+        }
+        crate::clock::sleep_until_ns(t.min(now + SLICE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_pings_are_answered_and_timed() {
+        let link = Link::tcp().unwrap();
+        let stop = AtomicBool::new(false);
+        let t0 = now_ns();
+        let pings = std::thread::scope(|s| {
+            let d = s.spawn(|| drive(&link.peer_end, t0, 5, 1000, 8, 8, &stop));
+            let mut buf = [0u8; 8];
+            let mut n = 0;
+            while recv_once(&link.thread_end, &mut buf) == 8 {
+                assert!(send_all(&link.thread_end, &buf));
+                n += 1;
+            }
+            assert_eq!(n, 5);
+            d.join().unwrap()
+        });
+        assert_eq!(pings.len(), 5);
+        assert!(pings.iter().all(|p| p.rtt_ns > 0 && p.sent_ns >= 1_000_000));
+    }
+
+    #[test]
+    fn drain_counts_and_ends_on_shutdown() {
+        let link = Link::tcp().unwrap();
+        let total = std::thread::scope(|s| {
+            let d = s.spawn(|| drain(&link.peer_end));
+            for _ in 0..100 {
+                assert!(send_all(&link.thread_end, &[1u8; 1024]));
+            }
+            link.shutdown();
+            d.join().unwrap()
+        });
+        assert_eq!(total, 100 * 1024);
+    }
+}

@@ -1,0 +1,96 @@
+//! The unit of interpreter work: a spin of a calibrated number of iterations.
+//!
+//! Work is counted in iterations, not timed, so a thread that loses its core or runs on a
+//! slower one takes longer, as real bytecode would. The per-tick cost is calibrated once per
+//! process: the loop `for _ in 0..n { spin(k) }` is timed for two values of k and fitted as
+//! `a + b·k` ns per tick, so the call overhead is included; then `k = (tick_ns − a) / b`.
+
+use crate::clock::now_ns;
+use std::hint::black_box;
+use std::sync::OnceLock;
+
+/// `iters` rounds of a dependent multiply-add chain the compiler cannot fold.
+#[inline(never)]
+pub fn spin(iters: u32) -> u64 {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..iters {
+        x = black_box(
+            x.wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(i as u64),
+        );
+    }
+    x
+}
+
+/// The process's spin calibration.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Calibration {
+    /// Fixed cost of one tick (call and loop), ns.
+    pub overhead_ns: f64,
+    /// Cost of one spin iteration, ns.
+    pub ns_per_iter: f64,
+}
+
+impl Calibration {
+    /// Iterations that make one tick last `tick_ns` (at least 1).
+    pub fn iters_for(&self, tick_ns: f64) -> u32 {
+        (((tick_ns - self.overhead_ns) / self.ns_per_iter)
+            .round()
+            .max(1.0))
+        .min(u32::MAX as f64) as u32
+    }
+
+    /// What one tick of `iters` iterations costs, ns.
+    pub fn tick_cost_ns(&self, iters: u32) -> f64 {
+        self.overhead_ns + self.ns_per_iter * iters as f64
+    }
+}
+
+fn time_ticks(k: u32, n: u32) -> f64 {
+    // Best of several rounds: the minimum is the cost without interference.
+    (0..7)
+        .map(|_| {
+            let t = now_ns();
+            for _ in 0..n {
+                black_box(spin(black_box(k)));
+            }
+            (now_ns() - t) as f64 / n as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn measure() -> Calibration {
+    time_ticks(64, 20_000); // warm up (frequency, caches)
+    let (k1, k2) = (16u32, 512u32);
+    let t1 = time_ticks(k1, 40_000);
+    let t2 = time_ticks(k2, 4_000);
+    let b = ((t2 - t1) / (k2 - k1) as f64).max(1e-3);
+    let a = (t1 - b * k1 as f64).max(0.0);
+    Calibration {
+        overhead_ns: a,
+        ns_per_iter: b,
+    }
+}
+
+/// The calibration, measured on first use (about 50 ms) and reused for the process.
+pub fn calibration() -> Calibration {
+    static CAL: OnceLock<Calibration> = OnceLock::new();
+    *CAL.get_or_init(measure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibrated_tick_lasts_about_tick_ns() {
+        let c = calibration();
+        let k = c.iters_for(2000.0);
+        // Best of several, so scheduling noise on a shared machine does not decide.
+        let per = time_ticks(k, 2000);
+        assert!(
+            (per / 2000.0 - 1.0).abs() < 0.25,
+            "2000 ns tick measured {per} ns ({c:?})"
+        );
+    }
+}

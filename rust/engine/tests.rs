@@ -1,0 +1,274 @@
+//! End-to-end runs of the engine: log invariants on every policy.
+
+use super::*;
+use crate::gil::{IntervalConfig, LockKind, TickConfig};
+use crate::log::Ev;
+use crate::scenario::{Op, StopSpec, ThreadSpec};
+
+fn cpu(name: &str, ticks: u64) -> ThreadSpec {
+    ThreadSpec {
+        name: name.into(),
+        program: vec![Op::Cpu { ticks }],
+        core: None,
+        peer: None,
+    }
+}
+
+fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
+    Scenario {
+        name: "test".into(),
+        gil,
+        threads,
+        cores: vec![],
+        stop: StopSpec::default(),
+        tick_ns: 50.0,
+        log: true,
+        max_events: 4_000_000,
+    }
+}
+
+fn policies() -> Vec<PolicySpec> {
+    vec![
+        PolicySpec::Tick(TickConfig {
+            check_interval: 100,
+            lock: LockKind::Sem,
+        }),
+        PolicySpec::Tick(TickConfig {
+            check_interval: 100,
+            lock: LockKind::MutexCond,
+        }),
+        PolicySpec::Interval(IntervalConfig {
+            interval_us: 500,
+            ..Default::default()
+        }),
+        PolicySpec::Interval(IntervalConfig {
+            interval_us: 500,
+            force_switching: false,
+            ..Default::default()
+        }),
+        PolicySpec::Interval(IntervalConfig {
+            interval_us: 500,
+            dedupe_drop_request: false,
+            ..Default::default()
+        }),
+    ]
+}
+
+fn count(out: &RunOutput, thread: u16, ev: Ev) -> u64 {
+    out.events
+        .thread
+        .iter()
+        .zip(&out.events.event)
+        .filter(|&(&t, &e)| t == thread && e == ev as i8)
+        .count() as u64
+}
+
+/// The invariants every run of every policy must keep.
+fn check_invariants(out: &RunOutput) {
+    let e = &out.events;
+    let n = out.threads.len();
+    let mut holder: Option<u16> = None;
+    let mut last_t = vec![i64::MIN; n];
+    let mut state = vec![0u8; n]; // 0 idle, 1 requested, 2 holding
+    for i in 0..e.len() {
+        let (t, th, ev) = (e.t_ns[i], e.thread[i], e.event[i]);
+        assert!(t >= last_t[th as usize], "time goes back for thread {th}");
+        last_t[th as usize] = t;
+        let s = &mut state[th as usize];
+        if ev == Ev::Request as i8 {
+            assert_eq!(*s, 0);
+            *s = 1;
+        } else if ev == Ev::Acquire as i8 {
+            assert_eq!(*s, 1, "acquire without request (thread {th}, event {i})");
+            assert!(
+                holder.is_none(),
+                "thread {th} acquires while {holder:?} holds (event {i})"
+            );
+            holder = Some(th);
+            *s = 2;
+        } else if ev == Ev::Release as i8 {
+            assert_eq!(*s, 2);
+            assert_eq!(holder, Some(th));
+            holder = None;
+            *s = 0;
+        }
+    }
+    assert!(holder.is_none());
+    for (k, st) in out.threads.iter().enumerate() {
+        let k = k as u16;
+        assert_eq!(
+            st.gil.acquisitions,
+            count(out, k, Ev::Acquire),
+            "{}",
+            st.name
+        );
+        assert_eq!(st.gil.drop_requests, count(out, k, Ev::DropRequest));
+        assert_eq!(st.gil.forced_drops, count(out, k, Ev::ForcedDrop));
+        assert_eq!(st.gil.timeouts, count(out, k, Ev::Timeout));
+        assert_eq!(st.events_dropped, 0);
+    }
+}
+
+#[test]
+fn cpu_pair_keeps_invariants_on_every_policy() {
+    for p in policies() {
+        let out = run(
+            &scenario(p.clone(), vec![cpu("a", 200_000), cpu("b", 200_000)]),
+            &mut || false,
+        )
+        .unwrap();
+        check_invariants(&out);
+        assert!(out.threads.iter().all(|t| t.ticks == 200_000), "{p:?}");
+        assert_eq!(out.meta["stopped_by"], "all_done");
+    }
+}
+
+#[test]
+fn three_threads_with_io_keep_invariants() {
+    for p in policies() {
+        let mut io = cpu("io", 1);
+        io.program = vec![Op::Loop {
+            times: Some(300),
+            body: vec![Op::Send { bytes: 512 }, Op::Cpu { ticks: 20 }],
+        }];
+        io.peer = Some(PeerSpec::Drain);
+        let mut sleeper = cpu("sleeper", 1);
+        sleeper.program = vec![Op::Loop {
+            times: Some(20),
+            body: vec![Op::Sleep { us: 200 }, Op::Cpu { ticks: 100 }],
+        }];
+        let mut joiner = cpu("joiner", 10);
+        joiner.program.push(Op::Join {
+            thread: "io".into(),
+        });
+        let mut sc = scenario(
+            p.clone(),
+            vec![cpu("spin", 50_000_000), io, sleeper, joiner],
+        );
+        sc.stop.thread = Some("joiner".into());
+        let out = run(&sc, &mut || false).unwrap();
+        check_invariants(&out);
+        assert_eq!(out.threads[1].bytes_sent, 300 * 512, "{p:?}");
+        assert_eq!(out.meta["stopped_by"], "thread");
+        assert!(
+            out.threads[0].stopped,
+            "the spinner is stopped, not finished"
+        );
+    }
+}
+
+#[test]
+fn dedupe_keeps_waiters_from_rearming_after_a_switch() {
+    // With the switch_number check on, a drop request is only set by a waiter whose wait saw
+    // no switch: its saved switch number equals the switch count at that moment.
+    let p = PolicySpec::Interval(IntervalConfig {
+        interval_us: 300,
+        ..Default::default()
+    });
+    let out = run(
+        &scenario(
+            p,
+            vec![cpu("a", 400_000), cpu("b", 400_000), cpu("c", 400_000)],
+        ),
+        &mut || false,
+    )
+    .unwrap();
+    let e = &out.events;
+    let mut switches = 0i64;
+    let mut requests = 0;
+    for i in 0..e.len() {
+        if e.event[i] == Ev::Acquire as i8 {
+            switches = e.arg[i];
+        } else if e.event[i] == Ev::DropRequest as i8 {
+            assert_eq!(
+                e.arg[i], switches,
+                "drop request from a waiter that missed a switch"
+            );
+            requests += 1;
+        }
+    }
+    assert!(requests > 0);
+}
+
+#[test]
+fn duration_stop_and_abort_end_endless_runs() {
+    let endless = |name: &str| ThreadSpec {
+        name: name.into(),
+        program: vec![Op::Loop {
+            times: None,
+            body: vec![Op::Cpu { ticks: 1000 }],
+        }],
+        core: None,
+        peer: None,
+    };
+    let mut sc = scenario(
+        PolicySpec::Tick(TickConfig::default()),
+        vec![endless("a"), endless("b")],
+    );
+    sc.stop.duration_s = Some(0.05);
+    let out = run(&sc, &mut || false).unwrap();
+    assert_eq!(out.meta["stopped_by"], "duration");
+    let el = out.meta["elapsed_ns"].as_i64().unwrap();
+    assert!((50_000_000..200_000_000).contains(&el), "{el}");
+
+    sc.stop.duration_s = Some(100.0);
+    let t = now_ns();
+    let mut polls = 0;
+    let out = run(&sc, &mut || {
+        polls += 1;
+        polls > 3
+    })
+    .unwrap();
+    assert!(out.aborted);
+    assert!(now_ns() - t < 1_000_000_000);
+}
+
+#[test]
+fn driver_round_trips_are_recorded() {
+    let io = ThreadSpec {
+        name: "io".into(),
+        program: vec![Op::Loop {
+            times: None,
+            body: vec![Op::Recv { bytes: 8 }, Op::Send { bytes: 8 }],
+        }],
+        core: None,
+        peer: Some(PeerSpec::Driver {
+            pings: 20,
+            gap_us: 1000,
+            bytes: 8,
+            reply_bytes: 8,
+        }),
+    };
+    let mut sc = scenario(PolicySpec::Interval(IntervalConfig::default()), vec![io]);
+    sc.stop.thread = Some("io".into());
+    let out = run(&sc, &mut || false).unwrap();
+    assert_eq!(out.io.rtt_ns.len(), 20);
+    assert!(
+        !out.threads[0].stopped,
+        "the io thread ends at the driver's end of stream"
+    );
+}
+
+#[test]
+fn logging_off_keeps_counters() {
+    let mut sc = scenario(
+        PolicySpec::Tick(TickConfig::default()),
+        vec![cpu("a", 100_000), cpu("b", 100_000)],
+    );
+    sc.log = false;
+    let out = run(&sc, &mut || false).unwrap();
+    assert!(out.events.is_empty());
+    assert!(out.threads.iter().all(|t| t.gil.acquisitions > 900));
+}
+
+#[test]
+fn small_budget_truncates_and_says_so() {
+    let mut sc = scenario(
+        PolicySpec::Tick(TickConfig::default()),
+        vec![cpu("a", 200_000), cpu("b", 200_000)],
+    );
+    sc.max_events = 1000;
+    let out = run(&sc, &mut || false).unwrap();
+    assert_eq!(out.events.len(), 1000);
+    assert_eq!(out.meta["events_truncated"], true);
+}

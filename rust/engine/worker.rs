@@ -1,0 +1,146 @@
+//! One scenario thread: runs its program of ops under the GIL.
+
+use super::peer::{recv_once, send_all, sleep_until_or_stop};
+use super::Shared;
+use crate::clock::now_ns;
+use crate::engine::spin::spin;
+use crate::gil::{Gil, Release, ThreadCx};
+use crate::log::{Ev, IoOp};
+use crate::scenario::Op;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// How a sequence of ops ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// The program ended early: the peer closed the stream.
+    End,
+    /// The run's stop flag was seen.
+    Stopped,
+}
+
+/// What a worker thread needs besides the shared state.
+pub struct Worker<'s> {
+    pub iters_per_tick: u32,
+    pub sock: Option<&'s TcpStream>,
+    pub buf: Vec<u8>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl Worker<'_> {
+    /// Run `ops` in order; the caller holds the GIL.
+    pub fn exec<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ops: &[Op]) -> Flow {
+        for op in ops {
+            if sh.stop.load(Relaxed) {
+                return Flow::Stopped;
+            }
+            let flow = match op {
+                Op::Cpu { ticks } => self.cpu(sh, cx, *ticks),
+                Op::Sleep { us } => {
+                    let until = now_ns() + (*us as i64) * 1000;
+                    blocking(&sh.gil, cx, IoOp::Sleep, || {
+                        sleep_until_or_stop(until, &sh.stop);
+                        0
+                    });
+                    Flow::Continue
+                }
+                Op::Send { bytes } => {
+                    let sock = self.sock.expect("validated: send has a peer");
+                    let n = *bytes as usize;
+                    if self.buf.len() < n {
+                        self.buf.resize(n, 0x33);
+                    }
+                    let buf = &self.buf[..n];
+                    let ok = blocking(&sh.gil, cx, IoOp::Send, || {
+                        if send_all(sock, buf) {
+                            n as i64
+                        } else {
+                            0
+                        }
+                    });
+                    if ok == 0 {
+                        Flow::End
+                    } else {
+                        self.bytes_sent += n as u64;
+                        Flow::Continue
+                    }
+                }
+                Op::Recv { bytes } => {
+                    let sock = self.sock.expect("validated: recv has a driver");
+                    let n = *bytes as usize;
+                    if self.buf.len() < n {
+                        self.buf.resize(n, 0);
+                    }
+                    let buf = &mut self.buf[..n];
+                    let got = blocking(&sh.gil, cx, IoOp::Recv, || recv_once(sock, buf) as i64);
+                    if got == 0 {
+                        Flow::End
+                    } else {
+                        self.bytes_received += got as u64;
+                        Flow::Continue
+                    }
+                }
+                Op::Join { thread } => {
+                    let j = sh.index[thread.as_str()];
+                    blocking(&sh.gil, cx, IoOp::Join, || {
+                        // Wait for the thread's exit, then pass the token on to other joiners.
+                        sh.done[j].wait();
+                        sh.done[j].post();
+                        0
+                    });
+                    Flow::Continue
+                }
+                Op::Loop { times, body } => self.repeat(sh, cx, *times, body),
+            };
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn repeat<G: Gil>(
+        &mut self,
+        sh: &Shared<G>,
+        cx: &mut ThreadCx,
+        times: Option<u64>,
+        body: &[Op],
+    ) -> Flow {
+        let mut k = 0u64;
+        while times.is_none_or(|n| k < n) {
+            let f = self.exec(sh, cx, body);
+            if f != Flow::Continue {
+                return f;
+            }
+            k += 1;
+        }
+        Flow::Continue
+    }
+
+    /// The hot loop: spin a tick, count it, let the policy check; at check points, look at
+    /// the stop flag.
+    #[inline(never)]
+    fn cpu<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64) -> Flow {
+        let iters = self.iters_per_tick;
+        for _ in 0..ticks {
+            spin(iters);
+            cx.ticks += 1;
+            if sh.gil.tick(cx) && sh.stop.load(Relaxed) {
+                return Flow::Stopped;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// A system call with the GIL released around it (`Py_BEGIN/END_ALLOW_THREADS`).
+fn blocking<G: Gil>(gil: &G, cx: &mut ThreadCx, op: IoOp, call: impl FnOnce() -> i64) -> i64 {
+    gil.release(cx, Release::Blocking);
+    cx.event(Ev::IoBegin, op as i64);
+    let r = call();
+    cx.event(Ev::IoEnd, r);
+    gil.take(cx);
+    r
+}

@@ -1,0 +1,254 @@
+//! GIL policies behind one trait, and the per-thread context they record into.
+//!
+//! Vocabulary (DESIGN §2): *take* (a thread wants the GIL), *release* (it gives it up), *tick*
+//! (the holder's periodic check between "bytecodes"), and the blocking call, which the engine
+//! builds from release + system call + take, as `Py_BEGIN/END_ALLOW_THREADS` does.
+//!
+//! The engine is generic over `G: Gil`, so a policy's `tick` is inlined into the spin loop: the
+//! per-tick cost is what the policy itself does (a decrement and, at a check point, one relaxed
+//! load), never an indirect call.
+//!
+//! # Logging contract
+//! A policy calls [`ThreadCx::requested`] before it starts to wait, [`ThreadCx::acquired`]
+//! after it holds the GIL, and [`ThreadCx::releasing`] *before* it makes the GIL available.
+//! Because a release is logged before the lock is freed and an acquisition after it is taken,
+//! the holding periods in the log never overlap.
+
+pub mod interval;
+pub mod tick;
+
+use crate::clock::now_ns;
+use crate::log::{Ev, EventBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+pub use interval::{IntervalConfig, IntervalGil};
+pub use tick::{LockKind, TickConfig, TickGil};
+
+/// Why the holder releases the GIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// At a check point (the tick GIL's periodic release, or a drop request).
+    Poll,
+    /// Around a blocking call (`Py_BEGIN_ALLOW_THREADS`).
+    Blocking,
+    /// The thread is finishing (3.x: `drop_gil(NULL)`, no FORCE_SWITCHING wait).
+    Exit,
+}
+
+/// A GIL policy. One instance is shared by all threads of a run.
+pub trait Gil: Send + Sync {
+    /// Block until the calling thread holds the GIL.
+    fn take(&self, cx: &mut ThreadCx);
+    /// Give the GIL up; the caller holds it.
+    fn release(&self, cx: &mut ThreadCx, why: Release);
+    /// Called by the holder after every tick of work. Returns true when this tick was a check
+    /// point (the engine then also looks at its stop flag). May release and retake the GIL.
+    fn tick(&self, cx: &mut ThreadCx) -> bool;
+    /// The policy's name and knobs, for `meta`.
+    fn describe(&self) -> serde_json::Value;
+}
+
+/// Measurement state shared by all threads: who held the GIL last and how often the holder
+/// changed. Written only by the thread that just acquired the GIL (so relaxed suffices: the
+/// GIL's own synchronisation orders these writes).
+pub struct Instr {
+    last_holder: AtomicU32,
+    switches: AtomicU64,
+}
+
+impl Default for Instr {
+    fn default() -> Self {
+        Instr {
+            last_holder: AtomicU32::new(u32::MAX),
+            switches: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Instr {
+    pub fn switches(&self) -> u64 {
+        self.switches.load(Relaxed)
+    }
+}
+
+/// Counters a thread accumulates while it runs (the GIL-related columns of `threads`).
+#[derive(Clone, Debug, Default)]
+pub struct GilStats {
+    pub acquisitions: u64,
+    /// Acquisitions that changed the holder.
+    pub switches_in: u64,
+    pub hold_ns: i64,
+    pub wait_ns: i64,
+    pub futile_wakeups: u64,
+    pub timeouts: u64,
+    pub drop_requests: u64,
+    pub forced_drops: u64,
+    pub switch_waits: u64,
+}
+
+/// One scenario thread's view of the run: its identity, its log buffer and its counters.
+pub struct ThreadCx<'a> {
+    pub idx: u16,
+    pub log: EventBuf,
+    pub stats: GilStats,
+    /// Ticks of work done so far.
+    pub ticks: u64,
+    /// Ticks left until this thread's next check point (policies that poll every n ticks).
+    pub countdown: u32,
+    /// Whether this thread holds the GIL (so a panic can release it).
+    pub holding: bool,
+    instr: &'a Instr,
+    request_ns: i64,
+    hold_start_ns: i64,
+    ticks_at_acquire: u64,
+}
+
+impl<'a> ThreadCx<'a> {
+    pub fn new(idx: u16, log: EventBuf, instr: &'a Instr) -> Self {
+        ThreadCx {
+            idx,
+            log,
+            stats: GilStats::default(),
+            ticks: 0,
+            countdown: 1,
+            holding: false,
+            instr,
+            request_ns: 0,
+            hold_start_ns: 0,
+            ticks_at_acquire: 0,
+        }
+    }
+
+    /// Record an event now.
+    #[inline]
+    pub fn event(&mut self, ev: Ev, arg: i64) {
+        let t = now_ns();
+        self.log.push(t, ev, arg);
+    }
+
+    /// The thread starts waiting for the GIL.
+    #[inline]
+    pub fn requested(&mut self) {
+        let t = now_ns();
+        self.requested_at(t);
+    }
+
+    /// As [`requested`](Self::requested), with a time the caller has just read.
+    #[inline]
+    pub fn requested_at(&mut self, t: i64) {
+        self.request_ns = t;
+        self.log.push(t, Ev::Request, 0);
+    }
+
+    /// The thread now holds the GIL.
+    #[inline]
+    pub fn acquired(&mut self) {
+        let t = now_ns();
+        let me = self.idx as u32;
+        let mut n = self.instr.switches.load(Relaxed);
+        if self.instr.last_holder.load(Relaxed) != me {
+            self.instr.last_holder.store(me, Relaxed);
+            n += 1;
+            self.instr.switches.store(n, Relaxed);
+            self.stats.switches_in += 1;
+        }
+        self.stats.acquisitions += 1;
+        self.stats.wait_ns += t - self.request_ns;
+        self.hold_start_ns = t;
+        self.ticks_at_acquire = self.ticks;
+        self.holding = true;
+        self.log.push(t, Ev::Acquire, n as i64);
+    }
+
+    /// The thread is about to make the GIL available; returns the time read.
+    #[inline]
+    pub fn releasing(&mut self) -> i64 {
+        let t = now_ns();
+        self.stats.hold_ns += t - self.hold_start_ns;
+        self.holding = false;
+        self.log
+            .push(t, Ev::Release, (self.ticks - self.ticks_at_acquire) as i64);
+        t
+    }
+
+    /// A waiter found the GIL still taken after `n` wake-ups.
+    #[inline]
+    pub fn futile(&mut self, n: u64) {
+        if n > 0 {
+            self.stats.futile_wakeups += n;
+            self.event(Ev::FutileWakeup, n as i64);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Helpers to drive a policy from plain threads in unit tests.
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Run `threads` threads that each do `ticks` ticks of (no) work under `gil`, holding it
+    /// around the work as the engine does; returns each thread's context data.
+    pub fn contend<G: Gil>(gil: &G, threads: usize, ticks: u64) -> Vec<(GilStats, EventBuf, u64)> {
+        let instr = Instr::default();
+        let go = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..threads)
+                .map(|i| {
+                    let (instr, go) = (&instr, &go);
+                    s.spawn(move || {
+                        let mut cx = ThreadCx::new(i as u16, EventBuf::new(1 << 20, true), instr);
+                        while !go.load(Relaxed) {
+                            std::hint::spin_loop();
+                        }
+                        gil.take(&mut cx);
+                        for _ in 0..ticks {
+                            for _ in 0..50 {
+                                std::hint::black_box(0u64);
+                            }
+                            cx.ticks += 1;
+                            gil.tick(&mut cx);
+                        }
+                        gil.release(&mut cx, Release::Exit);
+                        (cx.stats, cx.log, cx.ticks)
+                    })
+                })
+                .collect();
+            go.store(true, Relaxed);
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    /// Check that no two threads' holding periods overlap and every thread alternates
+    /// request → acquire → release.
+    pub fn assert_exclusive(res: &[(GilStats, EventBuf, u64)]) {
+        let mut holds: Vec<(i64, i64)> = Vec::new();
+        for (stats, log, _) in res {
+            let mut state = 0; // 0 idle, 1 requested, 2 holding
+            let mut start = 0;
+            let mut acq = 0;
+            for i in 0..log.len() {
+                let e = log.event[i];
+                if e == Ev::Request as i8 {
+                    assert_eq!(state, 0, "request while not idle");
+                    state = 1;
+                } else if e == Ev::Acquire as i8 {
+                    assert_eq!(state, 1, "acquire without request");
+                    state = 2;
+                    start = log.t_ns[i];
+                    acq += 1;
+                } else if e == Ev::Release as i8 {
+                    assert_eq!(state, 2, "release without holding");
+                    state = 0;
+                    holds.push((start, log.t_ns[i]));
+                }
+            }
+            assert_eq!(state, 0);
+            assert_eq!(acq, stats.acquisitions);
+        }
+        holds.sort();
+        for w in holds.windows(2) {
+            assert!(w[0].1 <= w[1].0, "holds overlap: {:?} {:?}", w[0], w[1]);
+        }
+    }
+}

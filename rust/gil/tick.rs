@@ -1,0 +1,223 @@
+//! The tick GIL of CPython 2.x (and 3.0, 3.1).
+//!
+//! Replicates CPython 2.7:
+//! - `Python/ceval.c`, `PyEval_EvalFrameEx`: the global `_Py_Ticker` is decremented per
+//!   instruction; when `--_Py_Ticker < 0` it is reset to `_Py_CheckInterval` (default 100,
+//!   `sys.setcheckinterval`) and the holder calls `PyThread_release_lock(interpreter_lock)` and
+//!   at once `PyThread_acquire_lock(interpreter_lock, 1)`. There is no hand-off: a waiter gets
+//!   the lock only if the OS runs it before the holder retakes it.
+//! - `Python/thread_pthread.h`, `PyThread_acquire_lock` / `PyThread_release_lock`, in both
+//!   builds: `USE_SEMAPHORES` (Linux): `sem_wait` retried on `EINTR`, `sem_post`; and the
+//!   mutex + condvar lock (OS X): a `locked` flag under a mutex, waiters loop on
+//!   `pthread_cond_wait` while it is set, release clears it, unlocks, then signals.
+//!
+//! The ticker is one shared counter, as `_Py_Ticker` is a global: a new holder continues the
+//! countdown where the previous one left it. Only the holder touches it, so relaxed atomics
+//! are enough (the lock orders the accesses).
+//!
+//! Futile wake-ups: with `mutex_cond` each return from `pthread_cond_wait` that finds the lock
+//! still taken is one. glibc's `sem_wait` retries internally and hides them, so with `sem` they
+//! are inferred: the waiter first tries `sem_trywait` (what `sem_wait`'s own fast path does), and
+//! only if that fails reads `getrusage(RUSAGE_THREAD)` around the blocking `sem_wait`; every
+//! voluntary context switch beyond the last is a wake-up that found the count taken again.
+
+use super::{Gil, Release, ThreadCx};
+use crate::prim::{Condvar, Mutex, Semaphore};
+use crate::rusage;
+use serde::{Deserialize, Serialize};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+/// Which `PyThread_type_lock` implementation backs the GIL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// POSIX semaphore (`USE_SEMAPHORES`: Linux builds).
+    Sem,
+    /// Mutex + condition variable (OS X builds).
+    MutexCond,
+}
+
+/// Knobs of the tick GIL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TickConfig {
+    /// `sys.setcheckinterval`: ticks between checks (2.7 default 100).
+    pub check_interval: u32,
+    pub lock: LockKind,
+}
+
+impl Default for TickConfig {
+    fn default() -> Self {
+        TickConfig {
+            check_interval: 100,
+            lock: LockKind::Sem,
+        }
+    }
+}
+
+enum Lock {
+    Sem(Semaphore),
+    MutexCond {
+        mutex: Mutex,
+        cond: Condvar,
+        locked: UnsafeCell<bool>,
+    },
+}
+
+/// CPython 2.7's GIL: a plain lock released and retaken every `check_interval` ticks.
+pub struct TickGil {
+    cfg: TickConfig,
+    lock: Lock,
+    ticker: AtomicI64,
+}
+
+// SAFETY: `locked` is only accessed with `mutex` held.
+unsafe impl Sync for TickGil {}
+
+impl TickGil {
+    pub fn new(cfg: TickConfig) -> Self {
+        let lock = match cfg.lock {
+            LockKind::Sem => Lock::Sem(Semaphore::new(1)),
+            LockKind::MutexCond => Lock::MutexCond {
+                mutex: Mutex::new(),
+                cond: Condvar::new(),
+                locked: UnsafeCell::new(false),
+            },
+        };
+        let ticker = AtomicI64::new(cfg.check_interval as i64);
+        TickGil { cfg, lock, ticker }
+    }
+
+    /// `PyThread_acquire_lock(lock, 1)`.
+    fn acquire_lock(&self, cx: &mut ThreadCx) {
+        match &self.lock {
+            Lock::Sem(sem) => {
+                if sem.try_wait() {
+                    return;
+                }
+                let before = rusage::thread().nvcsw;
+                sem.wait(); // retried on EINTR inside, as 2.7 does
+                let blocks = rusage::thread().nvcsw - before;
+                cx.futile(blocks.saturating_sub(1));
+            }
+            Lock::MutexCond {
+                mutex,
+                cond,
+                locked,
+            } => {
+                mutex.lock();
+                // SAFETY: `locked` is only touched with `mutex` held.
+                unsafe {
+                    let mut futile = 0;
+                    while *locked.get() {
+                        cond.wait(mutex);
+                        if *locked.get() {
+                            futile += 1;
+                        }
+                    }
+                    *locked.get() = true;
+                    mutex.unlock();
+                    cx.futile(futile);
+                }
+            }
+        }
+    }
+
+    /// `PyThread_release_lock(lock)`.
+    fn release_lock(&self) {
+        match &self.lock {
+            Lock::Sem(sem) => sem.post(),
+            Lock::MutexCond {
+                mutex,
+                cond,
+                locked,
+            } => {
+                mutex.lock();
+                // SAFETY: `mutex` is held.
+                unsafe { *locked.get() = false };
+                mutex.unlock();
+                cond.signal();
+            }
+        }
+    }
+}
+
+impl Gil for TickGil {
+    fn take(&self, cx: &mut ThreadCx) {
+        cx.requested();
+        self.acquire_lock(cx);
+        cx.acquired();
+    }
+
+    fn release(&self, cx: &mut ThreadCx, _why: Release) {
+        cx.releasing();
+        self.release_lock();
+    }
+
+    #[inline(always)]
+    fn tick(&self, cx: &mut ThreadCx) -> bool {
+        let t = self.ticker.load(Relaxed) - 1;
+        if t >= 0 {
+            self.ticker.store(t, Relaxed);
+            return false;
+        }
+        self.ticker.store(self.cfg.check_interval as i64, Relaxed);
+        // "Give another thread a chance": release, then retake at once.
+        let t = cx.releasing();
+        self.release_lock();
+        cx.requested_at(t);
+        self.acquire_lock(cx);
+        cx.acquired();
+        true
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "policy": "tick",
+            "check_interval": self.cfg.check_interval,
+            "lock": self.cfg.lock,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{assert_exclusive, contend};
+    use super::*;
+
+    #[test]
+    fn exclusive_and_counts_agree_sem() {
+        let gil = TickGil::new(TickConfig {
+            check_interval: 10,
+            lock: LockKind::Sem,
+        });
+        let res = contend(&gil, 3, 20_000);
+        assert_exclusive(&res);
+        for (_, _, ticks) in &res {
+            assert_eq!(*ticks, 20_000);
+        }
+    }
+
+    #[test]
+    fn exclusive_and_counts_agree_mutex_cond() {
+        let gil = TickGil::new(TickConfig {
+            check_interval: 10,
+            lock: LockKind::MutexCond,
+        });
+        let res = contend(&gil, 3, 20_000);
+        assert_exclusive(&res);
+    }
+
+    #[test]
+    fn releases_every_check_interval_plus_one_ticks() {
+        // `--_Py_Ticker < 0` fires on the 101st decrement from 100.
+        let gil = TickGil::new(TickConfig {
+            check_interval: 100,
+            lock: LockKind::Sem,
+        });
+        let res = contend(&gil, 1, 1010);
+        let (stats, _, _) = &res[0];
+        assert_eq!(stats.acquisitions, 1 + 10);
+    }
+}

@@ -1,0 +1,26 @@
+//! gilmodel's core: faithful replicas of CPython's GILs, built from glibc's pthread mutexes,
+//! condition variables and semaphores, contended by real pinned OS threads, every event
+//! logged.
+//!
+//! - [`prim`]: the glibc primitives, counting their calls per thread;
+//! - [`gil`]: the [`gil::Gil`] trait and one policy per module;
+//! - [`engine`]: threads, pinning, programs of ops, socket peers, stop rules;
+//! - [`log`]: the per-thread event buffers and their merge;
+//! - [`scenario`]: what to run, and its validation;
+//! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
+
+pub mod clock;
+pub mod engine;
+pub mod gil;
+pub mod host;
+pub mod log;
+pub mod prim;
+pub mod rusage;
+pub mod scenario;
+pub mod tables;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use engine::{run, RunError, RunOutput, ThreadStats};
+pub use scenario::{Op, PeerSpec, PolicySpec, Scenario, StopSpec, ThreadSpec};

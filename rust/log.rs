@@ -1,0 +1,244 @@
+//! The event log: one pre-allocated buffer per scenario thread, merged after the run.
+//!
+//! Recording an event is a `CLOCK_MONOTONIC` read (done by the caller, who usually needs the
+//! time anyway), a `sched_getcpu()` (glibc ≥ 2.35 reads it from the thread's rseq area: no
+//! system call), and four stores into vectors whose capacity was reserved before the threads
+//! were released. No lock, no allocation, no system call. When a buffer is full, further events
+//! of that thread are counted in `dropped` and not stored.
+
+/// Event kinds; the discriminant is the value in the `event` column's dictionary indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i8)]
+pub enum Ev {
+    /// Thread released from the barrier; arg = the CPU it was pinned to.
+    Start = 0,
+    /// Thread finished; arg = 1 when it was stopped by the stop rule or an abort.
+    Exit,
+    /// Wants the GIL.
+    Request,
+    /// Holds the GIL; arg = switch count after this acquisition (the holder changed that often).
+    Acquire,
+    /// Gave the GIL up; arg = ticks run while holding it.
+    Release,
+    /// A timed wait for the GIL ran out; arg = the switch number it had saved.
+    Timeout,
+    /// This waiter set the drop request; arg = the switch number it had saved.
+    DropRequest,
+    /// The holder saw the drop request at a check point and is about to release.
+    ForcedDrop,
+    /// The releasing thread waits until another thread took the GIL (FORCE_SWITCHING).
+    SwitchWait,
+    /// That wait ended.
+    SwitchDone,
+    /// A waiter was woken but found the GIL taken again; arg = how many such wake-ups.
+    FutileWakeup,
+    /// A blocking call begins (GIL already released); arg = the [`IoOp`] code.
+    IoBegin,
+    /// A blocking call returned (GIL not yet retaken); arg = bytes moved (0 for sleeps, joins).
+    IoEnd,
+    /// A signal arrived (reserved for the signals issue).
+    Signal,
+    /// The Python-level signal handler ran (reserved for the signals issue).
+    Handler,
+}
+
+/// Names of the event kinds, in discriminant order (the `event` column's dictionary).
+pub const EVENT_NAMES: [&str; 15] = [
+    "start",
+    "exit",
+    "request",
+    "acquire",
+    "release",
+    "timeout",
+    "drop_request",
+    "forced_drop",
+    "switch_wait",
+    "switch_done",
+    "futile_wakeup",
+    "io_begin",
+    "io_end",
+    "signal",
+    "handler",
+];
+
+/// Blocking operations, as `io_begin`'s arg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum IoOp {
+    Send = 0,
+    Recv = 1,
+    Sleep = 2,
+    Join = 3,
+}
+
+/// The CPU the calling thread runs on (`sched_getcpu`).
+#[inline(always)]
+pub fn current_cpu() -> i16 {
+    // SAFETY: no arguments; returns -1 on failure.
+    unsafe { libc::sched_getcpu() as i16 }
+}
+
+/// One thread's events, column by column.
+pub struct EventBuf {
+    pub t_ns: Vec<i64>,
+    pub cpu: Vec<i16>,
+    pub event: Vec<i8>,
+    pub arg: Vec<i64>,
+    cap: usize,
+    enabled: bool,
+    /// Events not stored because the buffer was full.
+    pub dropped: u64,
+}
+
+impl EventBuf {
+    /// A buffer holding up to `cap` events; `enabled = false` records nothing.
+    pub fn new(cap: usize, enabled: bool) -> Self {
+        let cap = if enabled { cap } else { 0 };
+        EventBuf {
+            t_ns: Vec::with_capacity(cap),
+            cpu: Vec::with_capacity(cap),
+            event: Vec::with_capacity(cap),
+            arg: Vec::with_capacity(cap),
+            cap,
+            enabled,
+            dropped: 0,
+        }
+    }
+
+    /// Record event `ev` at monotonic time `t_ns` with argument `arg`.
+    #[inline(always)]
+    pub fn push(&mut self, t_ns: i64, ev: Ev, arg: i64) {
+        if !self.enabled {
+            return;
+        }
+        if self.t_ns.len() < self.cap {
+            self.t_ns.push(t_ns);
+            self.cpu.push(current_cpu());
+            self.event.push(ev as i8);
+            self.arg.push(arg);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.t_ns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.t_ns.is_empty()
+    }
+}
+
+/// The merged log of a run, column by column, ordered by (`t_ns`, `thread`).
+#[derive(Default, Debug)]
+pub struct Events {
+    pub t_ns: Vec<i64>,
+    pub thread: Vec<u16>,
+    pub cpu: Vec<i16>,
+    pub event: Vec<i8>,
+    pub arg: Vec<i64>,
+}
+
+impl Events {
+    pub fn len(&self) -> usize {
+        self.t_ns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.t_ns.is_empty()
+    }
+
+    /// Merge per-thread buffers (each already in time order) into one log with times relative
+    /// to `t0_ns`. A k-way merge: O(n·k) with k small, no sort.
+    pub fn merge(bufs: Vec<EventBuf>, t0_ns: i64) -> Events {
+        let n: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut out = Events {
+            t_ns: Vec::with_capacity(n),
+            thread: Vec::with_capacity(n),
+            cpu: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+            arg: Vec::with_capacity(n),
+        };
+        let mut pos = vec![0usize; bufs.len()];
+        loop {
+            // The thread whose next event is earliest; ties go to the lower thread index.
+            let mut best: Option<(i64, usize)> = None;
+            for (k, b) in bufs.iter().enumerate() {
+                if let Some(&t) = b.t_ns.get(pos[k]) {
+                    if best.is_none_or(|(bt, _)| t < bt) {
+                        best = Some((t, k));
+                    }
+                }
+            }
+            let Some((t, k)) = best else { break };
+            // Copy the run of events of thread k that come before every other thread's next one.
+            let limit = bufs
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != k)
+                .filter_map(|(j, b)| b.t_ns.get(pos[j]).map(|&tj| (tj, j)))
+                .min();
+            let b = &bufs[k];
+            let start = pos[k];
+            let mut end = start + 1;
+            while end < b.len() {
+                let te = b.t_ns[end];
+                match limit {
+                    Some((tl, j)) if te > tl || (te == tl && j < k) => break,
+                    _ => end += 1,
+                }
+            }
+            let _ = t;
+            out.t_ns
+                .extend(b.t_ns[start..end].iter().map(|&x| x - t0_ns));
+            out.thread
+                .extend(std::iter::repeat_n(k as u16, end - start));
+            out.cpu.extend_from_slice(&b.cpu[start..end]);
+            out.event.extend_from_slice(&b.event[start..end]);
+            out.arg.extend_from_slice(&b.arg[start..end]);
+            pos[k] = end;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buf(ts: &[i64]) -> EventBuf {
+        let mut b = EventBuf::new(ts.len(), true);
+        for &t in ts {
+            b.push(t, Ev::Acquire, t * 10);
+        }
+        b
+    }
+
+    #[test]
+    fn merge_orders_by_time_then_thread() {
+        let e = Events::merge(vec![buf(&[1, 5, 5, 9]), buf(&[2, 5, 6]), buf(&[])], 1);
+        assert_eq!(e.t_ns, vec![0, 1, 4, 4, 4, 5, 8]);
+        assert_eq!(e.thread, vec![0, 1, 0, 0, 1, 1, 0]);
+        assert_eq!(e.arg, vec![10, 20, 50, 50, 50, 60, 90]);
+    }
+
+    #[test]
+    fn full_buffer_counts_dropped() {
+        let mut b = EventBuf::new(2, true);
+        for t in 0..5 {
+            b.push(t, Ev::Release, 0);
+        }
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.dropped, 3);
+        let mut off = EventBuf::new(100, false);
+        off.push(1, Ev::Release, 0);
+        assert_eq!((off.len(), off.dropped), (0, 0));
+    }
+
+    #[test]
+    fn names_match_kinds() {
+        assert_eq!(EVENT_NAMES[Ev::Handler as usize], "handler");
+        assert_eq!(EVENT_NAMES[Ev::FutileWakeup as usize], "futile_wakeup");
+    }
+}

@@ -1,0 +1,105 @@
+//! `pthread_cond_t` with `CLOCK_MONOTONIC`, as CPython's `condvar.h`/`thread_pthread.h`
+//! configure it (`_PyThread_cond_init`): timed waits take an absolute monotonic deadline
+//! computed as now + timeout (`_PyThread_cond_after`).
+
+use super::counts::{bump, Call};
+use super::mutex::Mutex;
+use crate::clock;
+use std::cell::UnsafeCell;
+
+/// A glibc condition variable whose timed waits use `CLOCK_MONOTONIC`. Boxed: never moves.
+pub struct Condvar {
+    inner: Box<UnsafeCell<libc::pthread_cond_t>>,
+}
+
+// SAFETY: made to be shared; accessed only through pthread calls on a pinned pointer.
+unsafe impl Send for Condvar {}
+unsafe impl Sync for Condvar {}
+
+/// How a timed wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// Woken (by a signal, a broadcast, or spuriously).
+    Woken,
+    /// The deadline passed (`ETIMEDOUT`).
+    TimedOut,
+}
+
+impl Condvar {
+    pub fn new() -> Self {
+        let inner = Box::new(UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER));
+        // SAFETY: attr is initialised before use and destroyed after; the cond is not shared yet.
+        unsafe {
+            let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
+            assert_eq!(libc::pthread_condattr_init(&mut attr), 0);
+            assert_eq!(
+                libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC),
+                0
+            );
+            let rc = libc::pthread_cond_init(inner.get(), &attr);
+            libc::pthread_condattr_destroy(&mut attr);
+            assert_eq!(rc, 0, "pthread_cond_init failed: {rc}");
+        }
+        Condvar { inner }
+    }
+
+    /// `pthread_cond_wait`; the caller holds `m`.
+    #[inline]
+    pub fn wait(&self, m: &Mutex) {
+        bump(Call::CondWait);
+        // SAFETY: both initialised and pinned; the caller holds `m`.
+        let rc = unsafe { libc::pthread_cond_wait(self.inner.get(), m.raw()) };
+        debug_assert_eq!(rc, 0);
+    }
+
+    /// `pthread_cond_timedwait` until `now + us` on `CLOCK_MONOTONIC`; the caller holds `m`.
+    #[inline]
+    pub fn wait_us(&self, m: &Mutex, us: u64) -> Waited {
+        let deadline = clock::deadline_after_us(us);
+        self.wait_until(m, &deadline)
+    }
+
+    /// `pthread_cond_timedwait` on an absolute `CLOCK_MONOTONIC` deadline; the caller holds `m`.
+    #[inline]
+    pub fn wait_until(&self, m: &Mutex, deadline: &libc::timespec) -> Waited {
+        bump(Call::CondTimedWait);
+        // SAFETY: both initialised and pinned; the caller holds `m`.
+        let rc = unsafe { libc::pthread_cond_timedwait(self.inner.get(), m.raw(), deadline) };
+        if rc == libc::ETIMEDOUT {
+            bump(Call::CondTimeout);
+            Waited::TimedOut
+        } else {
+            debug_assert_eq!(rc, 0);
+            Waited::Woken
+        }
+    }
+
+    /// `pthread_cond_signal`.
+    #[inline]
+    pub fn signal(&self) {
+        bump(Call::CondSignal);
+        // SAFETY: initialised, pinned.
+        unsafe { libc::pthread_cond_signal(self.inner.get()) };
+    }
+
+    /// `pthread_cond_broadcast`.
+    #[inline]
+    pub fn broadcast(&self) {
+        bump(Call::CondBroadcast);
+        // SAFETY: initialised, pinned.
+        unsafe { libc::pthread_cond_broadcast(self.inner.get()) };
+    }
+}
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Condvar {
+    fn drop(&mut self) {
+        // SAFETY: no thread can wait on it any more.
+        unsafe { libc::pthread_cond_destroy(self.inner.get()) };
+    }
+}

@@ -1,0 +1,111 @@
+//! The PyO3 glue: the only module that knows about Python.
+//!
+//! Scenarios arrive as JSON (built and type-checked by the Python front); results leave as
+//! numpy arrays that own the Rust vectors (no copy), which the front wraps as pyarrow arrays
+//! (again no copy).
+
+use crate::engine::{self, affinity, spin, RunError};
+use crate::log::EVENT_NAMES;
+use crate::prim::counts::CALL_NAMES;
+use crate::scenario::Scenario;
+use crate::tables::{io_columns, thread_columns, Column};
+use numpy::IntoPyArray;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+fn columns<'py>(py: Python<'py>, cols: Vec<(String, Column)>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, col) in cols {
+        match col {
+            Column::I64(v) => d.set_item(name, v.into_pyarray(py))?,
+            Column::U64(v) => d.set_item(name, v.into_pyarray(py))?,
+            Column::Bool(v) => d.set_item(name, v.into_pyarray(py))?,
+            Column::Str(v) => d.set_item(name, v)?,
+            Column::OptStr(v) => d.set_item(name, v)?,
+        }
+    }
+    Ok(d)
+}
+
+fn spec(json: &str) -> PyResult<Scenario> {
+    Scenario::from_json(json).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Run a scenario given as JSON. Python's GIL is released while the experiment runs; every
+/// 10 ms the calling thread re-attaches to check for signals, and a KeyboardInterrupt (or any
+/// exception a signal handler raises) stops the run, joins every thread and is re-raised.
+#[pyfunction]
+fn run<'py>(py: Python<'py>, scenario_json: &str) -> PyResult<Bound<'py, PyDict>> {
+    let sc = spec(scenario_json)?;
+    let mut pending: Option<PyErr> = None;
+    let result = py.detach(|| {
+        engine::run(&sc, &mut || match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(e) => {
+                pending = Some(e);
+                true
+            }
+        })
+    });
+    if let Some(e) = pending {
+        return Err(e);
+    }
+    let out = result.map_err(|e| match e {
+        RunError::Spec(e) => PyValueError::new_err(e.to_string()),
+        RunError::Failed(m) => PyRuntimeError::new_err(m),
+    })?;
+    let d = PyDict::new(py);
+    let ev = PyDict::new(py);
+    ev.set_item("t_ns", out.events.t_ns.into_pyarray(py))?;
+    ev.set_item("thread", out.events.thread.into_pyarray(py))?;
+    ev.set_item("cpu", out.events.cpu.into_pyarray(py))?;
+    ev.set_item("event", out.events.event.into_pyarray(py))?;
+    ev.set_item("arg", out.events.arg.into_pyarray(py))?;
+    d.set_item("events", ev)?;
+    d.set_item("threads", columns(py, thread_columns(&out.threads))?)?;
+    d.set_item("io", columns(py, io_columns(out.io))?)?;
+    d.set_item("meta", out.meta.to_string())?;
+    Ok(d)
+}
+
+/// Validate a scenario given as JSON without running it; returns each thread's core.
+#[pyfunction]
+fn validate(scenario_json: &str) -> PyResult<Vec<usize>> {
+    let sc = spec(scenario_json)?;
+    sc.validate(&affinity::allowed_cores(), crate::host::memory_bytes())
+        .map(|p| p.thread_cores)
+        .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The spin calibration of this process: `(overhead_ns, ns_per_iter)`.
+#[pyfunction]
+fn calibration() -> (f64, f64) {
+    let c = spin::calibration();
+    (c.overhead_ns, c.ns_per_iter)
+}
+
+/// Cores this process may run on.
+#[pyfunction]
+fn allowed_cores() -> Vec<usize> {
+    affinity::allowed_cores()
+}
+
+/// Host facts as JSON (CPU model, cores, kernel, glibc).
+#[pyfunction]
+fn host_info() -> String {
+    crate::host::info().to_string()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(calibration, m)?)?;
+    m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
+    m.add_function(wrap_pyfunction!(host_info, m)?)?;
+    m.add("EVENT_NAMES", EVENT_NAMES.to_vec())?;
+    m.add("CALL_NAMES", CALL_NAMES.to_vec())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,701 @@
+//! What to run: the policy, the threads and their programs, the core map and the stop rule.
+//!
+//! Python builds a [`Scenario`] and hands it over as JSON; [`Scenario::validate`] checks it
+//! completely before any thread starts and names the offending field in its error.
+
+use crate::gil::{IntervalConfig, TickConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Which GIL, with its knobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum PolicySpec {
+    Tick(TickConfig),
+    Interval(IntervalConfig),
+}
+
+/// One step of a thread's program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// Interpreter work: `ticks` calibrated spins of `tick_ns`, with a GIL check point per tick.
+    Cpu { ticks: u64 },
+    /// `nanosleep(us)` with the GIL released.
+    Sleep { us: u64 },
+    /// Send `bytes` to the thread's peer (all of them) with the GIL released.
+    Send { bytes: u64 },
+    /// One `recv` of up to `bytes` from the peer with the GIL released; end of stream ends the
+    /// thread's program.
+    Recv { bytes: u64 },
+    /// Wait for another thread to finish, with the GIL released.
+    Join { thread: String },
+    /// Repeat `body` `times` times, or until the run stops when `times` is absent.
+    Loop {
+        #[serde(default)]
+        times: Option<u64>,
+        body: Vec<Op>,
+    },
+}
+
+/// The helper at the other end of a thread's socket (outside the GIL).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerSpec {
+    /// Reads and discards everything the thread sends.
+    Drain,
+    /// Sends `bytes` every `gap_us` (scheduled from the start, `pings` times), then closes. With
+    /// `reply_bytes > 0` it reads that many bytes back after each ping and records the
+    /// round-trip time; the next ping goes at its scheduled time or at once if late.
+    Driver {
+        pings: u64,
+        gap_us: u64,
+        bytes: u64,
+        reply_bytes: u64,
+    },
+}
+
+/// One scenario thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadSpec {
+    pub name: String,
+    pub program: Vec<Op>,
+    /// Core to pin to; `None`: round-robin over the scenario's cores.
+    #[serde(default)]
+    pub core: Option<usize>,
+    #[serde(default)]
+    pub peer: Option<PeerSpec>,
+}
+
+/// When the run ends: when all threads finished, or when `thread` finished, or after
+/// `duration_s`, whichever comes first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopSpec {
+    #[serde(default)]
+    pub thread: Option<String>,
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+}
+
+/// A complete experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    #[serde(default)]
+    pub name: String,
+    pub gil: PolicySpec,
+    pub threads: Vec<ThreadSpec>,
+    /// Cores the threads may use; empty: every core the process may use.
+    #[serde(default)]
+    pub cores: Vec<usize>,
+    #[serde(default)]
+    pub stop: StopSpec,
+    /// Nanoseconds of work per tick.
+    #[serde(default = "default_tick_ns")]
+    pub tick_ns: f64,
+    /// Record events (the counters in `threads` are kept either way).
+    #[serde(default = "yes")]
+    pub log: bool,
+    /// Event budget for the whole run, split evenly between threads.
+    #[serde(default = "default_max_events")]
+    pub max_events: u64,
+}
+
+pub const DEFAULT_TICK_NS: f64 = 50.0;
+pub const DEFAULT_MAX_EVENTS: u64 = 16_000_000;
+/// Bytes one event takes in memory (t_ns 8 + arg 8 + cpu 2 + event 1; thread added on merge).
+pub const EVENT_BYTES: u64 = 19;
+pub const MIN_MAX_EVENTS: u64 = 1_000;
+pub const MAX_THREADS: usize = 1024;
+pub const MAX_IO_BYTES: u64 = 64 << 20;
+const MAX_LOOP_DEPTH: usize = 16;
+
+fn default_tick_ns() -> f64 {
+    DEFAULT_TICK_NS
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_events() -> u64 {
+    DEFAULT_MAX_EVENTS
+}
+
+/// A scenario that cannot run: which field, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, SpecError> {
+    Err(SpecError {
+        field: field.into(),
+        message: message.into(),
+    })
+}
+
+/// The validated core map: the core of every thread, and the set the run may use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub thread_cores: Vec<usize>,
+    pub cores: Vec<usize>,
+}
+
+impl Scenario {
+    /// Parse a scenario from JSON (as the Python front sends it).
+    pub fn from_json(s: &str) -> Result<Scenario, SpecError> {
+        serde_json::from_str(s).map_err(|e| SpecError {
+            field: "scenario".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Check everything that can be checked before a thread starts. `allowed` is the set of
+    /// cores the process may run on; `mem_bytes` the machine's memory.
+    pub fn validate(&self, allowed: &[usize], mem_bytes: u64) -> Result<Placement, SpecError> {
+        self.validate_policy()?;
+        let n = self.threads.len();
+        if n == 0 {
+            return err("threads", "a scenario needs at least one thread");
+        }
+        if n > MAX_THREADS {
+            return err(
+                "threads",
+                format!("{n} threads; at most {MAX_THREADS} are allowed"),
+            );
+        }
+        let mut index = HashMap::new();
+        for (i, t) in self.threads.iter().enumerate() {
+            let f = format!("threads[{i}].name");
+            if t.name.is_empty() || t.name.len() > 64 {
+                return err(
+                    f,
+                    format!("{:?}: a name of 1 to 64 characters is required", t.name),
+                );
+            }
+            if index.insert(t.name.as_str(), i).is_some() {
+                return err(
+                    f,
+                    format!("{:?} is used by two threads; names must be unique", t.name),
+                );
+            }
+        }
+        for (i, t) in self.threads.iter().enumerate() {
+            self.validate_peer(i, t)?;
+            if t.program.is_empty() {
+                return err(
+                    format!("threads[{i}].program"),
+                    "a thread needs at least one op",
+                );
+            }
+            for (j, op) in t.program.iter().enumerate() {
+                self.validate_op(i, t, &index, op, &format!("threads[{i}].program[{j}]"), 0)?;
+            }
+        }
+        self.validate_joins(&index)?;
+        if !self.tick_ns.is_finite() || !(1.0..=1e6).contains(&self.tick_ns) {
+            return err(
+                "tick_ns",
+                format!("{}: must be between 1 and 1e6 ns", self.tick_ns),
+            );
+        }
+        let max_budget = (mem_bytes / 2 / EVENT_BYTES).max(MIN_MAX_EVENTS);
+        if self.max_events < MIN_MAX_EVENTS.max(n as u64 * 16) || self.max_events > max_budget {
+            return err(
+                "max_events",
+                format!(
+                    "{}: must be between {} and {} (half this machine's memory at {} bytes an event)",
+                    self.max_events,
+                    MIN_MAX_EVENTS.max(n as u64 * 16),
+                    max_budget,
+                    EVENT_BYTES
+                ),
+            );
+        }
+        self.validate_stop(&index)?;
+        self.place(allowed)
+    }
+
+    fn validate_policy(&self) -> Result<(), SpecError> {
+        match &self.gil {
+            PolicySpec::Tick(c) => {
+                if c.check_interval == 0 || c.check_interval > 1_000_000_000 {
+                    return err(
+                        "gil.check_interval",
+                        format!("{}: must be between 1 and 1e9", c.check_interval),
+                    );
+                }
+            }
+            PolicySpec::Interval(c) => {
+                if c.interval_us == 0 || c.interval_us > 100_000_000 {
+                    return err(
+                        "gil.interval_us",
+                        format!("{}: must be between 1 and 1e8 µs", c.interval_us),
+                    );
+                }
+                if c.check_every == 0 || c.check_every > 1_000_000_000 {
+                    return err(
+                        "gil.check_every",
+                        format!("{}: must be between 1 and 1e9", c.check_every),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_peer(&self, i: usize, t: &ThreadSpec) -> Result<(), SpecError> {
+        if let Some(PeerSpec::Driver {
+            pings,
+            gap_us,
+            bytes,
+            reply_bytes,
+        }) = &t.peer
+        {
+            let f = format!("threads[{i}].peer");
+            if *pings == 0 || *pings > 100_000_000 {
+                return err(
+                    format!("{f}.pings"),
+                    format!("{pings}: must be between 1 and 1e8"),
+                );
+            }
+            if *gap_us == 0 || *gap_us > 3_600_000_000 {
+                return err(
+                    format!("{f}.gap_us"),
+                    format!("{gap_us}: must be between 1 µs and 1 hour"),
+                );
+            }
+            if *bytes == 0 || *bytes > MAX_IO_BYTES {
+                return err(
+                    format!("{f}.bytes"),
+                    format!("{bytes}: must be between 1 and {MAX_IO_BYTES}"),
+                );
+            }
+            if *reply_bytes > MAX_IO_BYTES {
+                return err(
+                    format!("{f}.reply_bytes"),
+                    format!("{reply_bytes}: at most {MAX_IO_BYTES}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_op(
+        &self,
+        i: usize,
+        t: &ThreadSpec,
+        index: &HashMap<&str, usize>,
+        op: &Op,
+        f: &str,
+        depth: usize,
+    ) -> Result<(), SpecError> {
+        match op {
+            Op::Cpu { ticks } if *ticks == 0 || *ticks > 1 << 50 => err(
+                format!("{f}.ticks"),
+                format!("{ticks}: must be between 1 and 2^50"),
+            ),
+            Op::Sleep { us } if *us == 0 || *us > 3_600_000_000 => err(
+                format!("{f}.us"),
+                format!("{us}: must be between 1 µs and 1 hour"),
+            ),
+            Op::Send { bytes } | Op::Recv { bytes } if *bytes == 0 || *bytes > MAX_IO_BYTES => err(
+                format!("{f}.bytes"),
+                format!("{bytes}: must be between 1 and {MAX_IO_BYTES}"),
+            ),
+            Op::Send { .. } if t.peer.is_none() => err(
+                f,
+                format!(
+                    "thread {:?} sends but has no peer; give it peer=drain() or driver(...)",
+                    t.name
+                ),
+            ),
+            Op::Recv { .. } if !matches!(t.peer, Some(PeerSpec::Driver { .. })) => err(
+                f,
+                format!(
+                    "thread {:?} receives but its peer sends nothing; give it peer=driver(...)",
+                    t.name
+                ),
+            ),
+            Op::Join { thread } => match index.get(thread.as_str()) {
+                None => err(
+                    format!("{f}.thread"),
+                    format!("{thread:?} is not a thread of this scenario"),
+                ),
+                Some(&j) if j == i => err(
+                    format!("{f}.thread"),
+                    format!("thread {thread:?} cannot join itself"),
+                ),
+                Some(_) => Ok(()),
+            },
+            Op::Loop { times, body } => {
+                if depth >= MAX_LOOP_DEPTH {
+                    return err(f, format!("loops nest deeper than {MAX_LOOP_DEPTH}"));
+                }
+                if *times == Some(0) {
+                    return err(
+                        format!("{f}.times"),
+                        "0: must be at least 1, or None for until stopped",
+                    );
+                }
+                if body.is_empty() {
+                    return err(format!("{f}.body"), "a loop needs at least one op");
+                }
+                for (j, o) in body.iter().enumerate() {
+                    self.validate_op(i, t, index, o, &format!("{f}.body[{j}]"), depth + 1)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Join edges must not form a cycle (every thread in it would wait forever).
+    fn validate_joins(&self, index: &HashMap<&str, usize>) -> Result<(), SpecError> {
+        let n = self.threads.len();
+        let edges: Vec<Vec<usize>> = self
+            .threads
+            .iter()
+            .map(|t| {
+                let mut v = Vec::new();
+                collect_joins(&t.program, index, &mut v);
+                v
+            })
+            .collect();
+        // 0 unvisited, 1 on stack, 2 done
+        let mut state = vec![0u8; n];
+        fn visit(u: usize, edges: &[Vec<usize>], state: &mut [u8]) -> Option<usize> {
+            state[u] = 1;
+            for &v in &edges[u] {
+                if state[v] == 1 {
+                    return Some(v);
+                }
+                if state[v] == 0 {
+                    if let Some(c) = visit(v, edges, state) {
+                        return Some(c);
+                    }
+                }
+            }
+            state[u] = 2;
+            None
+        }
+        for u in 0..n {
+            if state[u] == 0 {
+                if let Some(c) = visit(u, &edges, &mut state) {
+                    return err(
+                        "threads",
+                        format!(
+                            "thread {:?} is part of a join cycle; it would wait forever",
+                            self.threads[c].name
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_stop(&self, index: &HashMap<&str, usize>) -> Result<(), SpecError> {
+        if let Some(d) = self.stop.duration_s {
+            if !d.is_finite() || d <= 0.0 || d > 86_400.0 {
+                return err(
+                    "stop.duration_s",
+                    format!("{d}: must be more than 0 and at most 86400 s"),
+                );
+            }
+        }
+        let target = match &self.stop.thread {
+            Some(name) => match index.get(name.as_str()) {
+                Some(&i) => Some(i),
+                None => {
+                    return err(
+                        "stop.thread",
+                        format!("{name:?} is not a thread of this scenario"),
+                    )
+                }
+            },
+            None => None,
+        };
+        if self.stop.duration_s.is_none() {
+            let forever =
+                |i: usize| self.may_run_forever(i, index, &mut vec![false; self.threads.len()]);
+            match target {
+                Some(i) if forever(i) => {
+                    return err(
+                        "stop",
+                        format!(
+                            "thread {:?} loops until stopped, so stopping when it finishes never ends; give stop.duration_s",
+                            self.threads[i].name
+                        ),
+                    )
+                }
+                None => {
+                    if let Some(i) = (0..self.threads.len()).find(|&i| forever(i)) {
+                        return err(
+                            "stop",
+                            format!(
+                                "thread {:?} loops until stopped and the run waits for all threads; give stop.duration_s or stop.thread",
+                                self.threads[i].name
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether thread `i` may never finish by itself: it has an endless loop with no `recv`
+    /// (a driver's end of stream ends it), or joins a thread that may never finish.
+    fn may_run_forever(
+        &self,
+        i: usize,
+        index: &HashMap<&str, usize>,
+        seen: &mut Vec<bool>,
+    ) -> bool {
+        if seen[i] {
+            return false;
+        }
+        seen[i] = true;
+        fn endless(ops: &[Op]) -> bool {
+            ops.iter().any(|o| match o {
+                Op::Loop { times: None, body } => !has_recv(body),
+                Op::Loop { body, .. } => endless(body),
+                _ => false,
+            })
+        }
+        fn has_recv(ops: &[Op]) -> bool {
+            ops.iter().any(|o| match o {
+                Op::Recv { .. } => true,
+                Op::Loop { body, .. } => has_recv(body),
+                _ => false,
+            })
+        }
+        let prog = &self.threads[i].program;
+        if endless(prog) {
+            return true;
+        }
+        let mut joins = Vec::new();
+        collect_joins(prog, index, &mut joins);
+        joins
+            .into_iter()
+            .any(|j| self.may_run_forever(j, index, seen))
+    }
+
+    fn place(&self, allowed: &[usize]) -> Result<Placement, SpecError> {
+        let cores: Vec<usize> = if self.cores.is_empty() {
+            allowed.to_vec()
+        } else {
+            self.cores.clone()
+        };
+        let mut seen = std::collections::HashSet::new();
+        for &c in &cores {
+            if !allowed.contains(&c) {
+                return err(
+                    "cores",
+                    format!("core {c} is not in this process's affinity mask {allowed:?}"),
+                );
+            }
+            if !seen.insert(c) {
+                return err("cores", format!("core {c} is listed twice"));
+            }
+        }
+        if cores.is_empty() {
+            return err("cores", "no core to run on");
+        }
+        let mut thread_cores = Vec::with_capacity(self.threads.len());
+        let mut rr = 0;
+        for (i, t) in self.threads.iter().enumerate() {
+            match t.core {
+                Some(c) => {
+                    if !cores.contains(&c) {
+                        return err(
+                            format!("threads[{i}].core"),
+                            format!("core {c} is not among the scenario's cores {cores:?}"),
+                        );
+                    }
+                    thread_cores.push(c);
+                }
+                None => {
+                    thread_cores.push(cores[rr % cores.len()]);
+                    rr += 1;
+                }
+            }
+        }
+        Ok(Placement {
+            thread_cores,
+            cores,
+        })
+    }
+}
+
+fn collect_joins(ops: &[Op], index: &HashMap<&str, usize>, out: &mut Vec<usize>) {
+    for o in ops {
+        match o {
+            Op::Join { thread } => {
+                if let Some(&j) = index.get(thread.as_str()) {
+                    out.push(j);
+                }
+            }
+            Op::Loop { body, .. } => collect_joins(body, index, out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu_thread(name: &str) -> ThreadSpec {
+        ThreadSpec {
+            name: name.into(),
+            program: vec![Op::Cpu { ticks: 10 }],
+            core: None,
+            peer: None,
+        }
+    }
+
+    fn sc(threads: Vec<ThreadSpec>) -> Scenario {
+        Scenario {
+            name: "t".into(),
+            gil: PolicySpec::Interval(IntervalConfig::default()),
+            threads,
+            cores: vec![],
+            stop: StopSpec::default(),
+            tick_ns: 50.0,
+            log: true,
+            max_events: DEFAULT_MAX_EVENTS,
+        }
+    }
+
+    const MEM: u64 = 8 << 30;
+
+    #[test]
+    fn json_round_trip() {
+        let s = sc(vec![cpu_thread("a")]);
+        let j = serde_json::to_string(&s).unwrap();
+        assert!(j.contains("\"policy\":\"interval\""), "{j}");
+        assert_eq!(Scenario::from_json(&j).unwrap(), s);
+    }
+
+    #[test]
+    fn round_robin_and_explicit_cores() {
+        let mut s = sc(vec![cpu_thread("a"), cpu_thread("b"), cpu_thread("c")]);
+        s.threads[2].core = Some(0);
+        let p = s.validate(&[0, 1], MEM).unwrap();
+        assert_eq!(p.thread_cores, vec![0, 1, 0]);
+    }
+
+    #[test]
+    fn refuses_bad_input_naming_the_field() {
+        let cases: Vec<(Box<dyn Fn(&mut Scenario)>, &str)> = vec![
+            (Box::new(|s| s.threads.clear()), "threads"),
+            (Box::new(|s| s.cores = vec![7]), "cores"),
+            (
+                Box::new(|s| s.threads[0].program = vec![Op::Cpu { ticks: 0 }]),
+                "threads[0].program[0].ticks",
+            ),
+            (
+                Box::new(|s| s.threads[0].program = vec![Op::Join { thread: "a".into() }]),
+                "threads[0].program[0].thread",
+            ),
+            (
+                Box::new(|s| {
+                    s.threads[0].program = vec![Op::Join {
+                        thread: "zz".into(),
+                    }]
+                }),
+                "threads[0].program[0].thread",
+            ),
+            (
+                Box::new(|s| s.stop.thread = Some("zz".into())),
+                "stop.thread",
+            ),
+            (
+                Box::new(|s| s.stop.duration_s = Some(-1.0)),
+                "stop.duration_s",
+            ),
+            (Box::new(|s| s.max_events = 10), "max_events"),
+            (Box::new(|s| s.max_events = u64::MAX), "max_events"),
+            (Box::new(|s| s.tick_ns = f64::NAN), "tick_ns"),
+            (
+                Box::new(|s| s.threads[0].program = vec![Op::Send { bytes: 1 }]),
+                "threads[0].program[0]",
+            ),
+            (
+                Box::new(|s| {
+                    s.gil = PolicySpec::Interval(IntervalConfig {
+                        interval_us: 0,
+                        ..Default::default()
+                    })
+                }),
+                "gil.interval_us",
+            ),
+            (
+                Box::new(|s| {
+                    s.threads[0].program = vec![Op::Loop {
+                        times: None,
+                        body: vec![Op::Cpu { ticks: 1 }],
+                    }]
+                }),
+                "stop",
+            ),
+            (
+                Box::new(|s| s.threads[1].name = "a".into()),
+                "threads[1].name",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let mut s = sc(vec![cpu_thread("a"), cpu_thread("b")]);
+            mutate(&mut s);
+            let e = s.validate(&[0, 1], MEM).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+
+    #[test]
+    fn join_cycle_refused() {
+        let mut s = sc(vec![cpu_thread("a"), cpu_thread("b")]);
+        s.threads[0].program.push(Op::Join { thread: "b".into() });
+        s.threads[1].program.push(Op::Join { thread: "a".into() });
+        assert!(s.validate(&[0], MEM).unwrap_err().message.contains("cycle"));
+    }
+
+    #[test]
+    fn endless_loop_ok_with_duration_or_finite_stop_thread() {
+        let mut s = sc(vec![cpu_thread("a"), cpu_thread("b")]);
+        s.threads[1].program = vec![Op::Loop {
+            times: None,
+            body: vec![Op::Cpu { ticks: 1 }],
+        }];
+        s.stop.thread = Some("a".into());
+        assert!(s.validate(&[0], MEM).is_ok());
+        s.stop = StopSpec {
+            thread: None,
+            duration_s: Some(0.1),
+        };
+        assert!(s.validate(&[0], MEM).is_ok());
+    }
+
+    #[test]
+    fn unknown_field_or_lock_refused_by_parser() {
+        let bad = r#"{"gil":{"policy":"tick","check_interval":100,"lock":"spin"},"threads":[]}"#;
+        assert!(Scenario::from_json(bad)
+            .unwrap_err()
+            .message
+            .contains("spin"));
+    }
+}
