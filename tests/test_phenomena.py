@@ -1,0 +1,59 @@
+"""The direction of the seed's phenomena on 2 cores, asserted as ratios measured in the same
+run. Tolerances come from 5 repeats on the 2-core development VM (see each test)."""
+
+import statistics
+
+import pytest
+
+import gilmodel as gm
+from conftest import CORES, needs_2_cores
+
+TWO = CORES[:2]
+
+
+@needs_2_cores
+@pytest.mark.parametrize("version", ["2.7", "2.6-osx"])
+def test_tick_gil_cpu_pair_is_slower_threaded_and_wakes_futilely(version):
+    # Measured: threaded/sequential 1.19–1.30 on 2 cores, with 4.5k–6.2k futile wake-ups.
+    res = [gm.scenarios.cpu_pair_ratio(gm.cpython(version), TWO, 1_000_000) for _ in range(3)]
+    assert statistics.median(r["ratio"] for r in res) > 1.08, res
+    assert min(r["threaded"]["futile_wakeups"] for r in res) > 100
+
+
+@needs_2_cores
+def test_interval_gil_cpu_pair_ratio_near_one_and_switch_rate_near_one_per_interval():
+    # Measured: ratio 0.98–1.00; 196–200 switches/s at 5 ms.
+    r = gm.scenarios.cpu_pair_ratio(gm.cpython("3.11"), TWO, 2_000_000)
+    assert 0.9 < r["ratio"] < 1.1, r
+    s = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), TWO, 0.5)).summary()
+    assert 150 < s["switches_per_s"] < 250, s
+    s2 = gm.run(gm.scenarios.handoffs(gm.IntervalGIL(interval_us=1000), TWO, 0.3)).summary()
+    assert s2["switches_per_s"] > 3 * s["switches_per_s"], (s, s2)
+
+
+@needs_2_cores
+def test_interval_convoy_is_many_times_slower_next_to_a_cpu_thread():
+    # Measured: 472–2119x with 256 KiB; asserted at 10x.
+    r = gm.scenarios.convoy_factor(gm.cpython("3.11"), TWO, 1, total_bytes=128 << 10)
+    assert r["factor"] > 10, r
+    assert r["loaded"]["drop_requests"] > 10
+
+
+@needs_2_cores
+def test_dedupe_ablation_raises_switches_with_three_threads():
+    # P5: without the switch_number check a second waiter re-arms the drop request after a
+    # switch it missed, so the new holder is forced out early: more switches per second.
+    def rate(dedupe):
+        gil = gm.IntervalGIL(interval_us=2000, dedupe_drop_request=dedupe)
+        sc = gm.Scenario(gil, [gm.Thread("c%d" % i, [gm.loop(gm.cpu(10_000))]) for i in range(3)], cores=TWO, duration_s=0.5)
+        return gm.run(sc).summary()["switches_per_s"]
+
+    on = statistics.median(rate(True) for _ in range(3))
+    off = statistics.median(rate(False) for _ in range(3))
+    assert off > 1.2 * on, (on, off)
+
+
+def test_one_core_tick_gil_barely_slower():
+    # Measured on 1 core: 0.98–1.01.
+    r = gm.scenarios.cpu_pair_ratio(gm.cpython("2.7"), CORES[:1], 1_000_000)
+    assert 0.85 < r["ratio"] < 1.2, r

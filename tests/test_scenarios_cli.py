@@ -1,0 +1,58 @@
+"""Canned scenarios, summaries, the demo and the command line."""
+
+import json
+import subprocess
+import sys
+
+import gilmodel as gm
+from conftest import CORES
+
+
+def test_io_latency_summary_has_quantiles():
+    s = gm.run(gm.scenarios.io_latency(gm.cpython("3.11"), CORES, cpu_threads=0, pings=50, gap_us=1000)).summary()
+    assert s["io_pings"] == 50
+    assert 0 < s["io_latency_p50_ms"] <= s["io_latency_p90_ms"] <= s["io_latency_p99_ms"] <= s["io_latency_max_ms"]
+    assert s["stopped_by"] == "thread"
+
+
+def test_cpu_pair_pair_of_scenarios():
+    seq, thr = gm.scenarios.cpu_pair(gm.cpython("2.7"), CORES[:1], 1000)
+    assert len(seq.threads) == 1 and len(thr.threads) == 2
+    assert gm.run(seq).summary()["ticks"] == {"t0": 2000}
+
+
+def test_summary_keys():
+    s = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), CORES, 0.05)).summary()
+    for k in ("elapsed_s", "switches_per_s", "futile_wakeups", "gil_utilisation", "ticks_per_s"):
+        assert k in s
+    assert 0.04 < s["elapsed_s"] < 0.2
+    assert 0 < s["gil_utilisation"] <= 1.0001
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "gilmodel.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_demo_writes_a_table_and_a_picture(tmp_path):
+    p = run_cli("demo", "--out", str(tmp_path), "--bytes", str(64 << 10))
+    assert p.returncode == 0, p.stderr
+    assert "factor" in p.stdout and "2.7" in p.stdout and "3.11" in p.stdout
+    png = tmp_path / "convoy.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    assert [r["version"] for r in rows] == ["2.7", "3.11"]
+
+
+def test_cli_run_writes_parquet(tmp_path):
+    out = tmp_path / "r.parquet"
+    p = run_cli("run", "convoy", "--version", "2.7", "--bytes", "65536", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["policy"] == "tick"
+    assert gm.load_run(out).events.num_rows > 0
+
+
+def test_cli_bad_input_is_a_clear_error():
+    p = run_cli("run", "convoy", "--cores", "999")
+    assert p.returncode == 2 and "affinity mask" in p.stderr
+    p = run_cli("run", "convoy", "--cores", "x")
+    assert p.returncode != 0 and "--cores" in p.stderr
