@@ -9,7 +9,7 @@ pub fn now_ns() -> i64 {
     };
     // SAFETY: valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// An absolute `CLOCK_MONOTONIC` deadline `us` microseconds from now (`_PyThread_cond_after`).

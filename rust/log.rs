@@ -150,7 +150,8 @@ impl Events {
     }
 
     /// Merge per-thread buffers (each already in time order) into one log with times relative
-    /// to `t0_ns`. A k-way merge: O(n·k) with k small, no sort.
+    /// to `t0_ns`; ties go to the lower thread index. A k-way merge, no sort: a linear scan of
+    /// the heads for a few threads, a binary heap for many.
     pub fn merge(bufs: Vec<EventBuf>, t0_ns: i64) -> Events {
         let n: usize = bufs.iter().map(|b| b.len()).sum();
         let mut out = Events {
@@ -160,44 +161,45 @@ impl Events {
             event: Vec::with_capacity(n),
             arg: Vec::with_capacity(n),
         };
+        let mut take = |k: usize, i: usize| {
+            let b = &bufs[k];
+            out.t_ns.push(b.t_ns[i] - t0_ns);
+            out.thread.push(k as u16);
+            out.cpu.push(b.cpu[i]);
+            out.event.push(b.event[i]);
+            out.arg.push(b.arg[i]);
+        };
         let mut pos = vec![0usize; bufs.len()];
-        loop {
-            // The thread whose next event is earliest; ties go to the lower thread index.
-            let mut best: Option<(i64, usize)> = None;
-            for (k, b) in bufs.iter().enumerate() {
-                if let Some(&t) = b.t_ns.get(pos[k]) {
-                    if best.is_none_or(|(bt, _)| t < bt) {
-                        best = Some((t, k));
+        if bufs.len() <= 8 {
+            for _ in 0..n {
+                let mut best = usize::MAX;
+                let mut bt = i64::MAX;
+                for (k, b) in bufs.iter().enumerate() {
+                    if let Some(&t) = b.t_ns.get(pos[k]) {
+                        if t < bt {
+                            bt = t;
+                            best = k;
+                        }
                     }
                 }
+                take(best, pos[best]);
+                pos[best] += 1;
             }
-            let Some((t, k)) = best else { break };
-            // Copy the run of events of thread k that come before every other thread's next one.
-            let limit = bufs
+        } else {
+            use std::cmp::Reverse;
+            let mut heap: std::collections::BinaryHeap<Reverse<(i64, usize)>> = bufs
                 .iter()
                 .enumerate()
-                .filter(|&(j, _)| j != k)
-                .filter_map(|(j, b)| b.t_ns.get(pos[j]).map(|&tj| (tj, j)))
-                .min();
-            let b = &bufs[k];
-            let start = pos[k];
-            let mut end = start + 1;
-            while end < b.len() {
-                let te = b.t_ns[end];
-                match limit {
-                    Some((tl, j)) if te > tl || (te == tl && j < k) => break,
-                    _ => end += 1,
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(k, b)| Reverse((b.t_ns[0], k)))
+                .collect();
+            while let Some(Reverse((_, k))) = heap.pop() {
+                take(k, pos[k]);
+                pos[k] += 1;
+                if let Some(&t) = bufs[k].t_ns.get(pos[k]) {
+                    heap.push(Reverse((t, k)));
                 }
             }
-            let _ = t;
-            out.t_ns
-                .extend(b.t_ns[start..end].iter().map(|&x| x - t0_ns));
-            out.thread
-                .extend(std::iter::repeat_n(k as u16, end - start));
-            out.cpu.extend_from_slice(&b.cpu[start..end]);
-            out.event.extend_from_slice(&b.event[start..end]);
-            out.arg.extend_from_slice(&b.arg[start..end]);
-            pos[k] = end;
         }
         out
     }
@@ -221,6 +223,19 @@ mod tests {
         assert_eq!(e.t_ns, vec![0, 1, 4, 4, 4, 5, 8]);
         assert_eq!(e.thread, vec![0, 1, 0, 0, 1, 1, 0]);
         assert_eq!(e.arg, vec![10, 20, 50, 50, 50, 60, 90]);
+    }
+
+    #[test]
+    fn merge_many_threads_uses_the_same_order() {
+        let bufs: Vec<EventBuf> = (0..20).map(|k| buf(&[k % 3, 10 - k % 5, 40 + k])).collect();
+        let e = Events::merge(bufs, 0);
+        assert_eq!(e.len(), 60);
+        for i in 1..e.len() {
+            assert!(
+                (e.t_ns[i - 1], e.thread[i - 1]) <= (e.t_ns[i], e.thread[i]),
+                "at {i}"
+            );
+        }
     }
 
     #[test]

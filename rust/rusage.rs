@@ -17,7 +17,7 @@ pub fn thread() -> ThreadUsage {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointer; RUSAGE_THREAD is Linux-specific and always supported there.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as i64 * 1_000_000_000 + t.tv_usec as i64 * 1000;
+    let tv = |t: libc::timeval| t.tv_sec * 1_000_000_000 + t.tv_usec * 1000;
     ThreadUsage {
         nvcsw: ru.ru_nvcsw as u64,
         nivcsw: ru.ru_nivcsw as u64,

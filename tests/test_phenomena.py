@@ -22,9 +22,10 @@ def test_tick_gil_cpu_pair_is_slower_threaded_and_wakes_futilely(version):
 
 @needs_2_cores
 def test_interval_gil_cpu_pair_ratio_near_one_and_switch_rate_near_one_per_interval():
-    # Measured: ratio 0.98–1.00; 196–200 switches/s at 5 ms.
-    r = gm.scenarios.cpu_pair_ratio(gm.cpython("3.11"), TWO, 2_000_000)
-    assert 0.9 < r["ratio"] < 1.1, r
+    # Measured (8 pairs): ratio 0.98–1.02, one outlier pair at 0.89 when the two cores ran at
+    # different speeds; the median of 3 pairs is asserted. 196–200 switches/s at 5 ms.
+    res = [gm.scenarios.cpu_pair_ratio(gm.cpython("3.11"), TWO, 2_000_000)["ratio"] for _ in range(3)]
+    assert 0.9 < statistics.median(res) < 1.1, res
     s = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), TWO, 0.5)).summary()
     assert 150 < s["switches_per_s"] < 250, s
     s2 = gm.run(gm.scenarios.handoffs(gm.IntervalGIL(interval_us=1000), TWO, 0.3)).summary()

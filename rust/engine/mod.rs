@@ -220,6 +220,7 @@ fn run_with<G: Gil>(
                         ThreadCx::new(i as u16, EventBuf::new(per_thread_cap, sc.log), &sh.instr);
                     let mut w = Worker {
                         iters_per_tick,
+                        chain: spin::SEED,
                         sock,
                         buf: Vec::new(),
                         bytes_sent: 0,
@@ -391,7 +392,9 @@ fn run_with<G: Gil>(
         }
     }
     let truncated = stats.iter().any(|s| s.events_dropped > 0);
+    let merge_start = now_ns();
     let events = Events::merge(bufs, t0);
+    let merge_ns = now_ns() - merge_start;
     let mut io = IoLog::default();
     for (i, pings) in peer_results {
         for Ping { sent_ns, rtt_ns } in pings {
@@ -428,6 +431,7 @@ fn run_with<G: Gil>(
         "log": sc.log,
         "max_events": sc.max_events,
         "events_truncated": truncated,
+        "merge_ns": merge_ns,
         "aborted": aborted,
         "host": host::info(),
         "version": env!("CARGO_PKG_VERSION"),

@@ -1,18 +1,24 @@
 //! The unit of interpreter work: a spin of a calibrated number of iterations.
 //!
 //! Work is counted in iterations, not timed, so a thread that loses its core or runs on a
-//! slower one takes longer, as real bytecode would. The per-tick cost is calibrated once per
-//! process: the loop `for _ in 0..n { spin(k) }` is timed for two values of k and fitted as
-//! `a + b·k` ns per tick, so the call overhead is included; then `k = (tick_ns − a) / b`.
+//! slower one takes longer, as real bytecode would. Successive ticks form one dependency chain
+//! (each spin starts from the value the previous one ended with): independent chains would
+//! let the CPU overlap one tick with the next and make short ticks run faster than
+//! calibrated. The per-tick cost is calibrated once per process: the loop
+//! `for _ in 0..n { x = spin(k, x) }` is timed for two values of k and fitted as `a + b·k` ns
+//! per tick, so the call overhead is included; then `k = (tick_ns − a) / b`.
 
 use crate::clock::now_ns;
 use std::hint::black_box;
 use std::sync::OnceLock;
 
-/// `iters` rounds of a dependent multiply-add chain the compiler cannot fold.
+/// Seed of a thread's spin chain.
+pub const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// `iters` rounds of a dependent multiply-add chain the compiler cannot fold, continuing from
+/// `x` (the previous tick's result).
 #[inline(never)]
-pub fn spin(iters: u32) -> u64 {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+pub fn spin(iters: u32, mut x: u64) -> u64 {
     for i in 0..iters {
         x = black_box(
             x.wrapping_mul(6_364_136_223_846_793_005)
@@ -51,9 +57,11 @@ fn time_ticks(k: u32, n: u32) -> f64 {
     (0..7)
         .map(|_| {
             let t = now_ns();
+            let mut x = SEED;
             for _ in 0..n {
-                black_box(spin(black_box(k)));
+                x = spin(black_box(k), x);
             }
+            black_box(x);
             (now_ns() - t) as f64 / n as f64
         })
         .fold(f64::INFINITY, f64::min)
@@ -61,9 +69,9 @@ fn time_ticks(k: u32, n: u32) -> f64 {
 
 fn measure() -> Calibration {
     time_ticks(64, 20_000); // warm up (frequency, caches)
-    let (k1, k2) = (16u32, 512u32);
-    let t1 = time_ticks(k1, 40_000);
-    let t2 = time_ticks(k2, 4_000);
+    let (k1, k2) = (8u32, 256u32);
+    let t1 = time_ticks(k1, 100_000);
+    let t2 = time_ticks(k2, 8_000);
     let b = ((t2 - t1) / (k2 - k1) as f64).max(1e-3);
     let a = (t1 - b * k1 as f64).max(0.0);
     Calibration {

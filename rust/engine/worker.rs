@@ -23,6 +23,8 @@ pub enum Flow {
 /// What a worker thread needs besides the shared state.
 pub struct Worker<'s> {
     pub iters_per_tick: u32,
+    /// The spin chain's running value (see [`spin`]).
+    pub chain: u64,
     pub sock: Option<&'s TcpStream>,
     pub buf: Vec<u8>,
     pub bytes_sent: u64,
@@ -124,13 +126,16 @@ impl Worker<'_> {
     #[inline(never)]
     fn cpu<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64) -> Flow {
         let iters = self.iters_per_tick;
+        let mut x = self.chain;
         for _ in 0..ticks {
-            spin(iters);
+            x = spin(iters, x);
             cx.ticks += 1;
             if sh.gil.tick(cx) && sh.stop.load(Relaxed) {
+                self.chain = x;
                 return Flow::Stopped;
             }
         }
+        self.chain = x;
         Flow::Continue
     }
 }

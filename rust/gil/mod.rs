@@ -99,6 +99,8 @@ pub struct ThreadCx<'a> {
     pub holding: bool,
     instr: &'a Instr,
     request_ns: i64,
+    /// A `request` event not yet pushed (see [`ThreadCx::requested_at`]).
+    request_unlogged: bool,
     hold_start_ns: i64,
     ticks_at_acquire: u64,
 }
@@ -114,6 +116,7 @@ impl<'a> ThreadCx<'a> {
             holding: false,
             instr,
             request_ns: 0,
+            request_unlogged: false,
             hold_start_ns: 0,
             ticks_at_acquire: 0,
         }
@@ -122,8 +125,17 @@ impl<'a> ThreadCx<'a> {
     /// Record an event now.
     #[inline]
     pub fn event(&mut self, ev: Ev, arg: i64) {
+        self.flush_request();
         let t = now_ns();
         self.log.push(t, ev, arg);
+    }
+
+    #[inline(always)]
+    fn flush_request(&mut self) {
+        if self.request_unlogged {
+            self.request_unlogged = false;
+            self.log.push(self.request_ns, Ev::Request, 0);
+        }
     }
 
     /// The thread starts waiting for the GIL.
@@ -134,10 +146,15 @@ impl<'a> ThreadCx<'a> {
     }
 
     /// As [`requested`](Self::requested), with a time the caller has just read.
+    ///
+    /// Only the time is kept here; the `request` event is pushed (with this time) when the
+    /// next event is, usually the acquisition. So the window between a release and the
+    /// immediate retake, where the tick GIL's races are decided, is the same with logging on
+    /// and off.
     #[inline]
     pub fn requested_at(&mut self, t: i64) {
         self.request_ns = t;
-        self.log.push(t, Ev::Request, 0);
+        self.request_unlogged = true;
     }
 
     /// The thread now holds the GIL.
@@ -157,6 +174,7 @@ impl<'a> ThreadCx<'a> {
         self.hold_start_ns = t;
         self.ticks_at_acquire = self.ticks;
         self.holding = true;
+        self.flush_request();
         self.log.push(t, Ev::Acquire, n as i64);
     }
 
