@@ -15,6 +15,7 @@
 //! thread that has been told to stop, so a stop always ends the run.
 
 pub mod affinity;
+pub mod gate;
 pub mod peer;
 pub mod spin;
 pub mod worker;
@@ -26,10 +27,11 @@ use crate::log::{Ev, EventBuf, Events};
 use crate::prim::{counts, PrimCounts, Semaphore};
 use crate::rusage;
 use crate::scenario::{PeerSpec, Placement, PolicySpec, Scenario, SpecError};
+use gate::Gate;
 use peer::{Link, Ping};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Barrier, Condvar as StdCondvar, Mutex as StdMutex};
+use std::sync::{Condvar as StdCondvar, Mutex as StdMutex};
 use std::time::Duration;
 use worker::{Flow, Worker};
 
@@ -198,14 +200,14 @@ fn run_with<G: Gil>(
         finished_cv: StdCondvar::new(),
     };
     let stop_thread = sc.stop.thread.as_ref().map(|name| sh.index[name.as_str()]);
-    // Everyone is ready → the controller reads t0 → everyone goes.
-    let ready = Barrier::new(n + n_peers + 1);
-    let go = Barrier::new(n + n_peers + 1);
+    // Everyone arrives → the controller reads t0 → the gate opens and everyone goes.
+    let gate = Gate::new();
 
     let (results, peer_results, aborted) = std::thread::scope(|s| {
+        let mut spawn_error: Option<String> = None;
         let mut workers = Vec::with_capacity(n);
         for (i, spec) in sc.threads.iter().enumerate() {
-            let (sh, ready, go, core) = (&sh, &ready, &go, pl.thread_cores[i]);
+            let (sh, gate, core) = (&sh, &gate, pl.thread_cores[i]);
             let sock = links[i].as_ref().map(|l| &l.thread_end);
             let h = std::thread::Builder::new()
                 .name(format!("gm:{}", spec.name))
@@ -226,8 +228,9 @@ fn run_with<G: Gil>(
                         bytes_sent: 0,
                         bytes_received: 0,
                     };
-                    ready.wait();
-                    go.wait();
+                    if !gate.arrive_and_wait() {
+                        return None;
+                    }
                     let start = now_ns();
                     cx.log.push(start, Ev::Start, core as i64);
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -277,10 +280,15 @@ fn run_with<G: Gil>(
                     };
                     *sh.finished.lock().unwrap() += 1;
                     sh.finished_cv.notify_all();
-                    (stats, cx.log)
-                })
-                .expect("spawning a worker thread");
-            workers.push(h);
+                    Some((stats, cx.log))
+                });
+            match h {
+                Ok(h) => workers.push(h),
+                Err(e) => {
+                    spawn_error = Some(format!("could not start thread {:?}: {e}", spec.name));
+                    break;
+                }
+            }
         }
 
         let mut peers = Vec::new();
@@ -288,15 +296,19 @@ fn run_with<G: Gil>(
             let (Some(link), Some(peer)) = (link, &spec.peer) else {
                 continue;
             };
-            let (sh, ready, go, cores) = (&sh, &ready, &go, &pl.cores);
+            if spawn_error.is_some() {
+                break;
+            }
+            let (sh, gate, cores) = (&sh, &gate, &pl.cores);
             let h = std::thread::Builder::new()
                 .name(format!("gm-peer:{}", spec.name))
                 .spawn_scoped(s, move || {
                     affinity::block_signals();
                     affinity::set_name(&format!("gm-peer:{}", spec.name));
                     let _ = affinity::pin_current(cores);
-                    ready.wait();
-                    go.wait();
+                    if !gate.arrive_and_wait() {
+                        return (i, Vec::new());
+                    }
                     let t0 = sh.t0.load(Relaxed);
                     match peer {
                         PeerSpec::Drain => {
@@ -321,15 +333,29 @@ fn run_with<G: Gil>(
                             ),
                         ),
                     }
-                })
-                .expect("spawning a peer thread");
-            peers.push(h);
+                });
+            match h {
+                Ok(h) => peers.push(h),
+                Err(e) => {
+                    spawn_error = Some(format!("could not start the peer of {:?}: {e}", spec.name))
+                }
+            }
+        }
+        if let Some(e) = spawn_error {
+            gate.release(false);
+            for h in workers {
+                let _ = h.join();
+            }
+            for h in peers {
+                let _ = h.join();
+            }
+            return Err(e);
         }
 
-        ready.wait();
+        gate.wait_for(n + n_peers);
         let t0 = now_ns();
         sh.t0.store(t0, Relaxed);
-        go.wait();
+        gate.release(true);
 
         // Wait for the stop rule, in slices, polling the caller's abort.
         let deadline = sc.stop.duration_s.map(|d| t0 + (d * 1e9) as i64);
@@ -365,14 +391,16 @@ fn run_with<G: Gil>(
         links.iter().flatten().for_each(Link::shutdown);
         let results: Vec<_> = workers
             .into_iter()
-            .map(|h| h.join().expect("worker panics are caught"))
+            .map(|h| {
+                h.join()
+                    .expect("worker panics are caught")
+                    .expect("the gate opened")
+            })
             .collect();
-        let peer_results: Vec<_> = peers
-            .into_iter()
-            .map(|h| h.join().unwrap_or((usize::MAX, Vec::new())))
-            .collect();
-        (results, peer_results, aborted)
-    });
+        let peer_results: Vec<_> = peers.into_iter().filter_map(|h| h.join().ok()).collect();
+        Ok((results, peer_results, aborted))
+    })
+    .map_err(RunError::Failed)?;
 
     let t0 = sh.t0.load(Relaxed);
     let (mut stats, bufs): (Vec<ThreadStats>, Vec<EventBuf>) = results.into_iter().unzip();

@@ -19,6 +19,7 @@
 //! number of ticks between check points (1: every loop back-edge / call, as 3.10+ polls).
 
 use super::{Gil, Release, ThreadCx};
+use crate::clock::now_ns;
 use crate::log::Ev;
 use crate::prim::{Condvar, Mutex, Waited};
 use serde::{Deserialize, Serialize};
@@ -130,8 +131,9 @@ impl Gil for IntervalGil {
         if self.drop_request.load(Relaxed) {
             self.drop_request.store(false, Relaxed); // RESET_GIL_DROP_REQUEST
         }
+        let t = now_ns(); // while gil->mutex is held: see ThreadCx::acquired_at
         self.mutex.unlock();
-        cx.acquired();
+        cx.acquired_at(t);
     }
 
     fn release(&self, cx: &mut ThreadCx, why: Release) {

@@ -161,6 +161,14 @@ impl<'a> ThreadCx<'a> {
     #[inline]
     pub fn acquired(&mut self) {
         let t = now_ns();
+        self.acquired_at(t);
+    }
+
+    /// As [`acquired`](Self::acquired), with a time the policy read while it still held its
+    /// internal lock: then no event another thread logs because of this acquisition (a drop
+    /// request carrying the new switch number, say) can carry an earlier time.
+    #[inline]
+    pub fn acquired_at(&mut self, t: i64) {
         let me = self.idx as u32;
         let mut n = self.instr.switches.load(Relaxed);
         if self.instr.last_holder.load(Relaxed) != me {
