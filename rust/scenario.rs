@@ -44,7 +44,11 @@ pub enum Op {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PeerSpec {
     /// Reads and discards everything the thread sends.
-    Drain,
+    Drain {
+        /// Core to pin the peer to; `None`: any of the scenario's cores (the OS decides).
+        #[serde(default)]
+        core: Option<usize>,
+    },
     /// Sends `bytes` every `gap_us` (scheduled from the start, `pings` times), then closes. With
     /// `reply_bytes > 0` it reads that many bytes back after each ping and records the
     /// round-trip time; the next ping goes at its scheduled time or at once if late.
@@ -53,7 +57,19 @@ pub enum PeerSpec {
         gap_us: u64,
         bytes: u64,
         reply_bytes: u64,
+        /// Core to pin the peer to; `None`: any of the scenario's cores (the OS decides).
+        #[serde(default)]
+        core: Option<usize>,
     },
+}
+
+impl PeerSpec {
+    /// The core the peer is pinned to, if any.
+    pub fn core(&self) -> Option<usize> {
+        match self {
+            PeerSpec::Drain { core } | PeerSpec::Driver { core, .. } => *core,
+        }
+    }
 }
 
 /// One scenario thread.
@@ -261,6 +277,7 @@ impl Scenario {
             gap_us,
             bytes,
             reply_bytes,
+            ..
         }) = &t.peer
         {
             let f = format!("threads[{i}].peer");
@@ -531,6 +548,14 @@ impl Scenario {
                 None => {
                     thread_cores.push(cores[rr % cores.len()]);
                     rr += 1;
+                }
+            }
+            if let Some(c) = t.peer.as_ref().and_then(PeerSpec::core) {
+                if !cores.contains(&c) {
+                    return err(
+                        format!("threads[{i}].peer.core"),
+                        format!("core {c} is not among the scenario's cores {cores:?}"),
+                    );
                 }
             }
         }

@@ -73,6 +73,11 @@ def test_thread_core_outside_the_scenario_cores():
     runs_refuse(gm.Scenario(gm.cpython("3.11"), t, cores=[CORES[0]]), r"threads[0].core")
 
 
+def test_peer_core_outside_the_scenario_cores():
+    t = [gm.Thread("a", [gm.send(8)], peer=gm.drain(core=max(CORES) + 1))]
+    runs_refuse(gm.Scenario(gm.cpython("3.11"), t, cores=[CORES[0]]), r"threads[0].peer.core")
+
+
 def test_event_budget_absurdly_large():
     runs_refuse(gm.Scenario(gm.cpython("3.11"), ok_threads(), max_events=10**15), "max_events")
 

@@ -38,7 +38,8 @@ def intervals(run: "Run", begin: str, end: str) -> Dict[int, np.ndarray]:
 
 def timeline(runs: Sequence[Tuple[str, "Run"]], path: str, start_ms: float = 0.0, end_ms: Optional[float] = None) -> str:
     """Draw one panel per ``(title, run)``: a lane per thread, green while it holds the GIL,
-    red while it waits for it, blue while in a blocking call. Writes PNG or SVG by suffix."""
+    red while it waits for it, blue while in a blocking call; spans shorter than a pixel are
+    drawn one pixel wide. Writes PNG or SVG by suffix."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,12 +49,15 @@ def timeline(runs: Sequence[Tuple[str, "Run"]], path: str, start_ms: float = 0.0
     fig, axes = plt.subplots(len(runs), 1, figsize=(11, 1.2 + 1.1 * sum(r.threads.num_rows for _, r in runs) / len(runs) * len(runs)), squeeze=False)
     for ax, (title, run) in zip(axes[:, 0], runs):
         hi = end_ms if end_ms is not None else run.meta["elapsed_ns"] / 1e6
+        # Spans shorter than ~1 pixel would vanish: draw each at least that wide.
+        min_w = (hi - start_ms) / 900.0
         lanes = run.threads.column("name").to_pylist()
         for kind, (b, e) in (("wait", ("request", "acquire")), ("hold", ("acquire", "release")), ("io", ("io_begin", "io_end"))):
             for k, iv in intervals(run, b, e).items():
                 s, f = iv[:, 0] / 1e6, iv[:, 1] / 1e6
                 keep = (f >= start_ms) & (s <= hi)
-                spans = list(zip(np.maximum(s[keep], start_ms), np.minimum(f[keep], hi) - np.maximum(s[keep], start_ms)))
+                b0 = np.maximum(s[keep], start_ms)
+                spans = list(zip(b0, np.maximum(np.minimum(f[keep], hi) - b0, min_w)))
                 h = 0.6 if kind != "wait" else 0.25
                 ax.broken_barh(spans, (k - h / 2, h), facecolors=_COLORS[kind], linewidth=0)
         ax.set_yticks(range(len(lanes)), lanes)

@@ -155,43 +155,56 @@ def loop(*body: Op, times: Optional[int] = None) -> Loop:
 
 @dataclass(frozen=True)
 class Drain:
-    """A peer that reads and discards what the thread sends (a draining process)."""
+    """A peer that reads and discards what the thread sends (a draining process), pinned to
+    ``core`` or, when None, free to run on any of the scenario's cores."""
+
+    core: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.core is not None:
+            check_int("drain.core", self.core, 0, 4095)
 
     def to_spec(self) -> Dict[str, Any]:
-        return {"kind": "drain"}
+        return {"kind": "drain", "core": self.core}
 
 
 @dataclass(frozen=True)
 class Driver:
     """A peer that sends ``nbytes`` every ``gap_us`` (``pings`` times, scheduled from the
-    start), reads ``reply_bytes`` back after each and times the round trip, then closes."""
+    start), reads ``reply_bytes`` back after each and times the round trip, then closes. It is
+    pinned to ``core`` or, when None, free to run on any of the scenario's cores."""
 
     pings: int
     gap_us: int
     nbytes: int = 8
     reply_bytes: int = 8
+    core: Optional[int] = None
 
     def __post_init__(self) -> None:
         check_int("driver.pings", self.pings, 1, 10**8)
         check_int("driver.gap_us", self.gap_us, 1, 3_600_000_000)
         check_int("driver.nbytes", self.nbytes, 1, _MAX_IO)
         check_int("driver.reply_bytes", self.reply_bytes, 0, _MAX_IO)
+        if self.core is not None:
+            check_int("driver.core", self.core, 0, 4095)
 
     def to_spec(self) -> Dict[str, Any]:
-        return {"kind": "driver", "pings": self.pings, "gap_us": self.gap_us, "bytes": self.nbytes, "reply_bytes": self.reply_bytes}
+        return {"kind": "driver", "pings": self.pings, "gap_us": self.gap_us, "bytes": self.nbytes, "reply_bytes": self.reply_bytes,
+                "core": self.core}
 
 
 Peer = Union[Drain, Driver]
 
 
-def drain() -> Drain:
-    """A peer that reads and discards everything."""
-    return Drain()
+def drain(core: Optional[int] = None) -> Drain:
+    """A peer that reads and discards everything (pinned to ``core`` if given)."""
+    return Drain(core)
 
 
-def driver(pings: int, gap_us: int, nbytes: int = 8, reply_bytes: int = 8) -> Driver:
-    """A peer that pings the thread at fixed gaps and times each reply."""
-    return Driver(pings, gap_us, nbytes, reply_bytes)
+def driver(pings: int, gap_us: int, nbytes: int = 8, reply_bytes: int = 8, core: Optional[int] = None) -> Driver:
+    """A peer that pings the thread at fixed gaps and times each reply (pinned to ``core`` if
+    given)."""
+    return Driver(pings, gap_us, nbytes, reply_bytes, core)
 
 
 @dataclass(frozen=True)

@@ -60,32 +60,35 @@ def handoffs(gil: Policy, cores: Cores = None, duration_s: float = 1.0, tick_ns:
 
 
 def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: int = 200, gap_us: int = 5000,
-               work_ticks: int = 10, tick_ns: float = DEFAULT_TICK_NS) -> Scenario:
+               work_ticks: int = 10, tick_ns: float = DEFAULT_TICK_NS, peer_core: Optional[int] = None) -> Scenario:
     """A thread blocked in ``recv`` answers pings sent every ``gap_us`` by a driver, next to
     ``cpu_threads`` CPU-bound threads (ccbench's latency test). Each answer costs
     ``work_ticks`` ticks of Python-level work. The summary's ``io_latency_*_ms`` are the
     round-trip quantiles. The I/O thread is on the first core, CPU threads round-robin on the
-    others (or all on one core)."""
+    others (or all on one core); the driver on ``peer_core`` (None: wherever the OS puts it
+    among ``cores``)."""
     check_int("io_latency.cpu_threads", cpu_threads, 0, 1000)
     check_int("io_latency.work_ticks", work_ticks, 1)
     cs = _cores(cores)
-    io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0], peer=driver(pings, gap_us, 8, 8))
+    io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0], peer=driver(pings, gap_us, 8, 8, peer_core))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="io_latency")
 
 
 def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: int = 4 << 20, chunk_bytes: int = 1024,
-           work_ticks: int = 2, tick_ns: float = DEFAULT_TICK_NS) -> Scenario:
+           work_ticks: int = 2, tick_ns: float = DEFAULT_TICK_NS, peer_core: Optional[int] = None) -> Scenario:
     """The convoy effect (P7): a thread streams ``total_bytes`` in ``chunk_bytes`` sends to a
     draining peer (``work_ticks`` of Python-level work per send), next to ``cpu_threads``
-    CPU-bound threads. The run ends when the stream is sent; ``elapsed_s`` is its time."""
+    CPU-bound threads. The run ends when the stream is sent; ``elapsed_s`` is its time. The
+    drain runs on ``peer_core`` (None: wherever the OS puts it among ``cores``; where it lands
+    moves the baseline: on the sender's own core sends queue up without a wake-up)."""
     check_int("convoy.cpu_threads", cpu_threads, 0, 1000)
     check_int("convoy.chunk_bytes", chunk_bytes, 1, 64 << 20)
     check_int("convoy.total_bytes", total_bytes, chunk_bytes)
     check_int("convoy.work_ticks", work_ticks, 1)
     cs = _cores(cores)
     n = total_bytes // chunk_bytes
-    io = Thread("io", [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0], peer=drain())
+    io = Thread("io", [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0], peer=drain(peer_core))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="convoy")
 

@@ -305,22 +305,20 @@ fn run_with<G: Gil>(
                 .spawn_scoped(s, move || {
                     affinity::block_signals();
                     affinity::set_name(&format!("gm-peer:{}", spec.name));
-                    let _ = affinity::pin_current(cores);
+                    let _ = match peer.core() {
+                        Some(c) => affinity::pin_current(&[c]),
+                        None => affinity::pin_current(cores),
+                    };
                     if !gate.arrive_and_wait() {
                         return (i, Vec::new());
                     }
                     let t0 = sh.t0.load(Relaxed);
                     match peer {
-                        PeerSpec::Drain => {
+                        PeerSpec::Drain { .. } => {
                             peer::drain(&link.peer_end);
                             (i, Vec::new())
                         }
-                        PeerSpec::Driver {
-                            pings,
-                            gap_us,
-                            bytes,
-                            reply_bytes,
-                        } => (
+                        PeerSpec::Driver { pings, gap_us, bytes, reply_bytes, .. } => (
                             i,
                             peer::drive(
                                 &link.peer_end,

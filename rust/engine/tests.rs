@@ -144,7 +144,7 @@ fn three_threads_with_io_keep_invariants() {
             times: Some(60),
             body: vec![Op::Send { bytes: 512 }, Op::Cpu { ticks: 20 }],
         }];
-        io.peer = Some(PeerSpec::Drain);
+        io.peer = Some(PeerSpec::Drain { core: None });
         let mut sleeper = cpu("sleeper", 1);
         sleeper.program = vec![Op::Loop {
             times: Some(20),
@@ -238,6 +238,7 @@ fn driver_round_trips_are_recorded() {
             gap_us: 1000,
             bytes: 8,
             reply_bytes: 8,
+            core: None,
         }),
     };
     let mut sc = scenario(PolicySpec::Interval(IntervalConfig::default()), vec![io]);

@@ -1,0 +1,45 @@
+"""The seed's phenomena in the model, with their spread over repeats: the figures behind the
+README's "How close is the model to real CPython?" table.
+
+Run: .venv/bin/python benches/phenomena.py [repeats]
+"""
+
+import statistics
+import sys
+
+import gilmodel as gm
+
+
+def spread(f, n):
+    v = [f() for _ in range(n)]
+    return "min %9.3f  median %9.3f  max %9.3f" % (min(v), statistics.median(v), max(v))
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    cores = gm._core.allowed_cores()
+    two, one = cores[:2], cores[:1]
+    print("gilmodel %s, %d repeats, cores %s, tick_ns %.0f" % (gm.__version__, n, two, gm.scenario.DEFAULT_TICK_NS))
+    rows = []
+    for v in ("2.7", "2.6-osx", "3.11"):
+        for label, cs in (("2 cores", two), ("1 core", one)):
+            rows.append(("%s cpu_pair threaded/sequential, %s" % (v, label),
+                         lambda v=v, cs=cs: gm.scenarios.cpu_pair_ratio(gm.cpython(v), cs, 1_000_000)["ratio"]))
+    rows.append(("3.11 switches/s, two CPU threads, 2 cores",
+                 lambda: gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), two, 0.5)).summary()["switches_per_s"]))
+    rows.append(("3.11 switches/s, two CPU threads, 1 core",
+                 lambda: gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), one, 0.5)).summary()["switches_per_s"]))
+    rows.append(("2.7 futile wake-ups, cpu_pair threaded, 2 cores",
+                 lambda: gm.scenarios.cpu_pair_ratio(gm.cpython("2.7"), two, 1_000_000)["threaded"]["futile_wakeups"]))
+    for v in ("2.7", "3.11"):
+        for label, cs in (("2 cores", two), ("1 core", one)):
+            for where, pc in (("drain on the CPU thread's core", cs[-1]), ("drain placed by the OS", None)):
+                rows.append(("%s convoy factor 1 MiB, %s, %s" % (v, label, where),
+                             lambda v=v, cs=cs, pc=pc: gm.scenarios.convoy_factor(gm.cpython(v), cs, 1, total_bytes=1 << 20,
+                                                                                 peer_core=pc)["factor"]))
+    for label, f in rows:
+        print("  %-66s %s" % (label, spread(f, n)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
