@@ -626,7 +626,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_input_naming_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Scenario)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Scenario)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|s| s.threads.clear()), "threads"),
             (Box::new(|s| s.cores = vec![7]), "cores"),
             (

@@ -318,7 +318,13 @@ fn run_with<G: Gil>(
                             peer::drain(&link.peer_end);
                             (i, Vec::new())
                         }
-                        PeerSpec::Driver { pings, gap_us, bytes, reply_bytes, .. } => (
+                        PeerSpec::Driver {
+                            pings,
+                            gap_us,
+                            bytes,
+                            reply_bytes,
+                            ..
+                        } => (
                             i,
                             peer::drive(
                                 &link.peer_end,

@@ -4,8 +4,8 @@ use super::peer::{recv_once, send_all, sleep_until_or_stop};
 use super::Shared;
 use crate::clock::now_ns;
 use crate::engine::spin::spin;
-use crate::gil::{Gil, Release, ThreadCx};
-use crate::log::{Ev, IoOp};
+use crate::gil::{Gil, ThreadCx};
+use crate::log::IoOp;
 use crate::scenario::Op;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,7 +42,7 @@ impl Worker<'_> {
                 Op::Cpu { ticks } => self.cpu(sh, cx, *ticks),
                 Op::Sleep { us } => {
                     let until = now_ns() + (*us as i64) * 1000;
-                    blocking(&sh.gil, cx, IoOp::Sleep, || {
+                    sh.gil.blocking(cx, IoOp::Sleep, || {
                         sleep_until_or_stop(until, &sh.stop);
                         0
                     });
@@ -55,7 +55,7 @@ impl Worker<'_> {
                         self.buf.resize(n, 0x33);
                     }
                     let buf = &self.buf[..n];
-                    let ok = blocking(&sh.gil, cx, IoOp::Send, || {
+                    let ok = sh.gil.blocking(cx, IoOp::Send, || {
                         if send_all(sock, buf) {
                             n as i64
                         } else {
@@ -76,7 +76,9 @@ impl Worker<'_> {
                         self.buf.resize(n, 0);
                     }
                     let buf = &mut self.buf[..n];
-                    let got = blocking(&sh.gil, cx, IoOp::Recv, || recv_once(sock, buf) as i64);
+                    let got = sh
+                        .gil
+                        .blocking(cx, IoOp::Recv, || recv_once(sock, buf) as i64);
                     if got == 0 {
                         Flow::End
                     } else {
@@ -86,7 +88,7 @@ impl Worker<'_> {
                 }
                 Op::Join { thread } => {
                     let j = sh.index[thread.as_str()];
-                    blocking(&sh.gil, cx, IoOp::Join, || {
+                    sh.gil.blocking(cx, IoOp::Join, || {
                         // Wait for the thread's exit, then pass the token on to other joiners.
                         sh.done[j].wait();
                         sh.done[j].post();
@@ -138,14 +140,4 @@ impl Worker<'_> {
         self.chain = x;
         Flow::Continue
     }
-}
-
-/// A system call with the GIL released around it (`Py_BEGIN/END_ALLOW_THREADS`).
-fn blocking<G: Gil>(gil: &G, cx: &mut ThreadCx, op: IoOp, call: impl FnOnce() -> i64) -> i64 {
-    gil.release(cx, Release::Blocking);
-    cx.event(Ev::IoBegin, op as i64);
-    let r = call();
-    cx.event(Ev::IoEnd, r);
-    gil.take(cx);
-    r
 }

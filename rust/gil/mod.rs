@@ -18,7 +18,7 @@ pub mod interval;
 pub mod tick;
 
 use crate::clock::now_ns;
-use crate::log::{Ev, EventBuf};
+use crate::log::{Ev, EventBuf, IoOp};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub use interval::{IntervalConfig, IntervalGil};
@@ -44,6 +44,20 @@ pub trait Gil: Send + Sync {
     /// Called by the holder after every tick of work. Returns true when this tick was a check
     /// point (the engine then also looks at its stop flag). May release and retake the GIL.
     fn tick(&self, cx: &mut ThreadCx) -> bool;
+    /// A system call with the GIL released around it (`Py_BEGIN/END_ALLOW_THREADS`): release,
+    /// log `io_begin`, run `call` (which returns the bytes it moved), log `io_end`, take again.
+    /// A policy that treats early releases specially (a priority boost, say) overrides this.
+    fn blocking(&self, cx: &mut ThreadCx, op: IoOp, call: impl FnOnce() -> i64) -> i64
+    where
+        Self: Sized,
+    {
+        self.release(cx, Release::Blocking);
+        cx.event(Ev::IoBegin, op as i64);
+        let r = call();
+        cx.event(Ev::IoEnd, r);
+        self.take(cx);
+        r
+    }
     /// The policy's name and knobs, for `meta`.
     fn describe(&self) -> serde_json::Value;
 }
