@@ -9,7 +9,7 @@ returned as Arrow tables.
 >>> run.summary()["elapsed_s"]  # doctest: +SKIP
 """
 
-from . import scenarios
+from . import analysis, scenarios
 from ._core import __version__
 from .policies import CPYTHON_VERSIONS, IntervalGIL, Policy, TickGIL, cpython
 from .run import EVENT_NAMES, Run, load_run, run
@@ -17,10 +17,10 @@ from .scenario import (
     Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Sleep, Thread,
     cpu, drain, driver, join, loop, recv, send, sleep,
 )
-from .summary import summary
+from .analysis import summary
 
 __all__ = [
-    "__version__", "scenarios",
+    "__version__", "scenarios", "analysis",
     "TickGIL", "IntervalGIL", "Policy", "cpython", "CPYTHON_VERSIONS",
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver",

@@ -63,8 +63,8 @@ class Run:
         return cls(_events_table(raw["events"]), _table(raw["threads"]), _table(raw["io"]), json.loads(raw["meta"]))
 
     def summary(self) -> Dict[str, Any]:
-        """Headline metrics (see :func:`gilmodel.summary.summary`)."""
-        from .summary import summary
+        """Headline metrics (see :func:`gilmodel.analysis.summary`)."""
+        from .analysis import summary
 
         return summary(self)
 
