@@ -52,6 +52,16 @@ def _cmd_run(a) -> int:
     return 0
 
 
+def _cmd_reproduce(a) -> int:
+    from .gallery import EXPERIMENTS, reproduce
+
+    names = list(EXPERIMENTS) if a.name == "all" else [a.name]
+    for n in names:
+        r = reproduce(n, a.out, a.scale, _cores(a.cores))
+        print("%s: wrote %s and %s" % (n, r["figure"], r["table"]))
+    return 0
+
+
 def _cmd_info(a) -> int:
     oh, per = _core.calibration()
     print(json.dumps({"version": _core.__version__, "host": json.loads(_core.host_info()),
@@ -78,6 +88,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     r.add_argument("--bytes", type=int, default=4 << 20, help="convoy: bytes to stream")
     r.add_argument("--out", help="write the run to this Parquet file")
     r.set_defaults(fn=_cmd_run)
+    from .gallery import EXPERIMENTS
+
+    g = sub.add_parser("reproduce", help="run one experiment of the gallery (or all): figure, table, JSON",
+                       description="Experiments: " + "; ".join("%s: %s" % (k, v[0]) for k, v in EXPERIMENTS.items()))
+    g.add_argument("name", choices=list(EXPERIMENTS) + ["all"])
+    g.add_argument("--out", default="gallery", help="output folder (default: %(default)s)")
+    g.add_argument("--scale", type=float, default=1.0, help="workload size factor (default: %(default)s)")
+    g.add_argument("--cores", help="comma-separated cores (default: the first two this process may use)")
+    g.set_defaults(fn=_cmd_reproduce)
     i = sub.add_parser("info", help="host facts and the spin calibration")
     i.set_defaults(fn=_cmd_info)
     a = p.parse_args(argv)

@@ -1,0 +1,308 @@
+"""The reproduction gallery: each named experiment of DESIGN §1, run, tabulated and drawn.
+
+``gilmodel reproduce NAME`` (or :func:`reproduce`) runs one experiment and writes into the
+output folder ``NAME.png`` (its figure), ``NAME.md`` (its table, with the machine and the
+command) and ``NAME.json`` (the same rows, for scripts). ``scale`` multiplies every workload
+size (1.0: the sizes of the committed gallery; tests use a small fraction).
+
+Experiments: ``p1`` GIL battle, ``p2`` context-switch storm, ``p4`` interval hand-offs,
+``p5`` drop-request ablation, ``p6`` who wins, ``p7`` convoy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _core, analysis
+from .policies import IntervalGIL, cpython
+from .run import Run, run
+from .scenario import Scenario, Thread, cpu, loop
+from .scenarios import convoy, cpu_pair, handoffs
+
+__all__ = ["EXPERIMENTS", "reproduce"]
+
+Rows = List[Dict[str, Any]]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _cores(cores: Optional[Sequence[int]]) -> Tuple[List[int], List[int]]:
+    allowed = list(cores) if cores is not None else _core.allowed_cores()
+    return allowed[:2], allowed[:1]
+
+
+def _layouts(cores):
+    two, one = _cores(cores)
+    out = [("1 core", one)]
+    if len(two) > 1:
+        out.append(("2 cores", two))
+    return out
+
+
+def p1(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P1: two CPU-bound threads, run one after the other and then at once, under the 2.7 and
+    3.11 GILs, on 1 and 2 cores."""
+    ticks = max(10_000, int(2_000_000 * scale))
+    rows, runs = [], {}
+    for v in ("2.7", "3.11"):
+        for label, cs in _layouts(cores):
+            seq, thr = cpu_pair(cpython(v), cs, ticks)
+            a, r = run(seq), run(thr)
+            s = r.summary()
+            runs[(v, label)] = r
+            rows.append({"version": v, "cores": label, "sequential_s": a.summary()["elapsed_s"], "threaded_s": s["elapsed_s"],
+                         "threaded/sequential": s["elapsed_s"] / a.summary()["elapsed_s"], "switches_per_s": s["switches_per_s"],
+                         "futile_wakeups_per_s": s["futile_wakeups_per_s"]})
+            say("  p1 %s %s: ratio %.2f" % (v, label, rows[-1]["threaded/sequential"]))
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    labels = ["%s\n%s" % (r["version"], r["cores"]) for r in rows]
+    ax.bar(labels, [r["threaded/sequential"] for r in rows], color=["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_ylabel("threaded time / sequential time")
+    ax.set_title("Two CPU-bound threads: slower together?", fontsize=10, loc="left")
+    key = ("2.7", "2 cores") if ("2.7", "2 cores") in runs else ("2.7", "1 core")
+    _lanes(ax2, runs[key], 0.0, 0.2, "2.7, %s: the GIL bounces every check (first 0.2 ms)" % key[1])
+    return _save(fig, out, "p1"), rows
+
+
+def p2(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P2: the same two CPU tasks sequential and threaded: context switches and glibc
+    primitive calls, tick GIL on both lock implementations, 1 and 2 cores."""
+    ticks = max(10_000, int(2_000_000 * scale))
+    rows = []
+    for v in ("2.7", "2.6-osx"):
+        for label, cs in _layouts(cores):
+            for mode, sc in zip(("sequential", "threaded"), cpu_pair(cpython(v), cs, ticks)):
+                r = run(sc)
+                t = r.threads.to_pydict()
+                calls = sum(sum(t[c]) for c in _core.CALL_NAMES if c not in ("cond_timeouts", "sem_eintr"))
+                rows.append({"lock": r.meta["gil"]["lock"], "cores": label, "mode": mode,
+                             "voluntary_ctx": int(sum(t["voluntary_ctx_switches"])),
+                             "involuntary_ctx": int(sum(t["involuntary_ctx_switches"])),
+                             "primitive_calls": int(calls), "elapsed_s": r.summary()["elapsed_s"]})
+                say("  p2 %s %s %s: %d ctx switches" % (v, label, mode, rows[-1]["voluntary_ctx"] + rows[-1]["involuntary_ctx"]))
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, key, title in ((axes[0], ("voluntary_ctx", "involuntary_ctx"), "context switches (getrusage)"),
+                           (axes[1], ("primitive_calls",), "glibc mutex/condvar/semaphore calls")):
+        labels = ["%s\n%s\n%s" % (r["lock"], r["cores"], r["mode"][:3]) for r in rows]
+        vals = [max(1, sum(r[k] for k in key)) for r in rows]
+        ax.bar(labels, vals, color=["#1f77b4" if r["mode"] == "sequential" else "#d62728" for r in rows])
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+    return _save(fig, out, "p2"), rows
+
+
+def p4(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P4: two CPU threads under the interval GIL at intervals from 0.5 to 20 ms: hand-offs per
+    second against 1/interval, and the hand-off latency."""
+    two, _ = _cores(cores)
+    dur = max(0.05, 0.5 * scale)
+    rows = []
+    for iv in (500, 1000, 2000, 5000, 10000, 20000):
+        s = run(handoffs(IntervalGIL(interval_us=iv), two, dur)).summary()
+        rows.append({"interval_ms": iv / 1000, "switches_per_s": s["switches_per_s"], "one_per_interval": 1e6 / iv,
+                     "handoff_latency_p50_us": s.get("handoff_latency_p50_us", float("nan")),
+                     "wait_p50_ms": s.get("wait_p50_ms", float("nan"))})
+        say("  p4 interval %g ms: %.0f switches/s" % (iv / 1000, s["switches_per_s"]))
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
+    x = [r["interval_ms"] for r in rows]
+    ax.loglog(x, [r["switches_per_s"] for r in rows], "o-", label="measured")
+    ax.loglog(x, [r["one_per_interval"] for r in rows], "k--", lw=0.8, label="1 / interval")
+    ax.set_xlabel("switch interval (ms)")
+    ax.set_ylabel("hand-offs per second")
+    ax.legend(fontsize=8)
+    ax.set_title("Two CPU threads, %s: one hand-off per interval" % ("2 cores" if len(two) > 1 else "1 core"), fontsize=10, loc="left")
+    ax2.semilogx(x, [r["handoff_latency_p50_us"] for r in rows], "o-", color="#9467bd")
+    ax2.set_xlabel("switch interval (ms)")
+    ax2.set_ylabel("hand-off latency, median (µs)")
+    ax2.set_title("Release → acquire by the waiter (condvar wake-up)", fontsize=10, loc="left")
+    return _save(fig, out, "p4"), rows
+
+
+def p5(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P5: three CPU threads under the interval GIL, with and without the switch_number check
+    before a waiter sets the drop request."""
+    two, _ = _cores(cores)
+    dur = max(0.1, 1.0 * scale)
+    rows = []
+    for dedupe in (True, False):
+        for rep in range(3):
+            gil = IntervalGIL(interval_us=2000, dedupe_drop_request=dedupe)
+            sc = Scenario(gil, [Thread("c%d" % i, [loop(cpu(10_000))]) for i in range(3)], cores=two, duration_s=dur)
+            r = run(sc)
+            s = r.summary()
+            total = sum(s["ticks"].values())
+            hold_ms = analysis.holds(r.events).column("dur_ns").to_numpy() / 1e6
+            rows.append({"dedupe_drop_request": dedupe, "repeat": rep, "switches_per_s": s["switches_per_s"],
+                         "drop_requests_per_s": s["drop_requests_per_s"], "ticks_per_switch": total / max(1, s["switches"]),
+                         "median_hold_ms": float(np.median(hold_ms)) if hold_ms.size else float("nan")})
+        say("  p5 dedupe=%s: %.0f switches/s" % (dedupe, statistics.median(r["switches_per_s"] for r in rows if r["dedupe_drop_request"] == dedupe)))
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, k, t in ((axes[0], "switches_per_s", "hand-offs per second"), (axes[1], "ticks_per_switch", "work (ticks) per hand-off")):
+        for i, d in enumerate((True, False)):
+            v = [r[k] for r in rows if r["dedupe_drop_request"] == d]
+            ax.bar(i, statistics.median(v), color="#2ca02c" if d else "#d62728")
+            ax.plot([i] * len(v), v, "k.", ms=4)
+        ax.set_xticks([0, 1], ["switch_number check on\n(CPython)", "check off\n(ablation)"])
+        ax.set_title(t + " (3 CPU threads, 2 ms)", fontsize=10, loc="left")
+    return _save(fig, out, "p5"), rows
+
+
+def p6(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P6: who wins the GIL? Three CPU threads; the share of hand-offs each wins and its share
+    of GIL time, by placement, under the 2.7 and 3.11 GILs."""
+    two, one = _cores(cores)
+    dur = max(0.1, 1.0 * scale)
+    layouts = [("all on one core", [one[0]] * 3)]
+    if len(two) > 1:
+        layouts += [("a alone, b+c share a core", [two[0], two[1], two[1]]), ("a+b share, c alone", [two[0], two[0], two[1]])]
+    rows = []
+    for v in ("2.7", "3.11"):
+        for label, cs in layouts:
+            sc = Scenario(cpython(v), [Thread(n, [loop(cpu(10_000))], core=c) for n, c in zip("abc", cs)],
+                          cores=sorted(set(cs)), duration_s=dur)
+            r = run(sc)
+            ho = analysis.handoffs(r.events).column("to_thread").to_numpy()
+            s = r.summary()
+            won = np.bincount(ho, minlength=3) / max(1, ho.size)
+            for k, n in enumerate("abc"):
+                rows.append({"version": v, "placement": label, "thread": n, "core": cs[k], "handoffs_won": float(won[k]),
+                             "gil_share": s["share"][n], "handoffs": int(ho.size)})
+            say("  p6 %s %s: won %s" % (v, label, " ".join("%.2f" % w for w in won)))
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for ax, v in zip(axes, ("2.7", "3.11")):
+        mine = [r for r in rows if r["version"] == v]
+        places = list(dict.fromkeys(r["placement"] for r in mine))
+        bottom = np.zeros(len(places))
+        for n, c in zip("abc", ("#1f77b4", "#ff7f0e", "#2ca02c")):
+            vals = np.array([next(r["gil_share"] for r in mine if r["placement"] == p and r["thread"] == n) for p in places])
+            ax.bar(places, vals, bottom=bottom, color=c, label="thread %s" % n)
+            bottom += vals
+        ax.set_title("CPython %s GIL: share of GIL time" % v, fontsize=10, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0].legend(fontsize=8)
+    return _save(fig, out, "p6"), rows
+
+
+def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P7: the convoy effect: an I/O thread streaming 1 KiB sends, alone and next to one CPU
+    thread, under the 2.7 and 3.11 GILs, on 1 and 2 cores (medians of 3)."""
+    total = max(16 << 10, int((1 << 20) * scale)) // 1024 * 1024
+    rows, shown = [], None
+    for v in ("2.7", "3.11"):
+        for label, cs in _layouts(cores):
+            kw = dict(total_bytes=total, peer_core=cs[-1])
+            alone = statistics.median(run(convoy(cpython(v), cs, 0, **kw)).summary()["elapsed_s"] for _ in range(3))
+            loaded = sorted((run(convoy(cpython(v), cs, 1, **kw)) for _ in range(3)), key=lambda r: r.meta["elapsed_ns"])
+            s = loaded[1].summary()
+            rows.append({"version": v, "cores": label, "alone_s": alone, "with_cpu_s": s["elapsed_s"],
+                         "convoy_factor": s["elapsed_s"] / alone, "io_response_p50_ms": s.get("io_response_p50_ms", float("nan")),
+                         "with_cpu_min_s": loaded[0].meta["elapsed_ns"] / 1e9, "with_cpu_max_s": loaded[-1].meta["elapsed_ns"] / 1e9})
+            if v == "3.11" and label == "2 cores":
+                shown = loaded[1]
+            say("  p7 %s %s: factor %.1f" % (v, label, rows[-1]["convoy_factor"]))
+    shown = shown or loaded[1]
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    labels = ["%s\n%s" % (r["version"], r["cores"]) for r in rows]
+    ax.bar(labels, [r["convoy_factor"] for r in rows], color=["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("time with a CPU thread / alone")
+    ax.set_title("Streaming 1 KiB sends next to a CPU thread", fontsize=10, loc="left")
+    _lanes(ax2, shown, 0.0, 30.0, "3.11: one send per 5 ms interval (first 30 ms)")
+    return _save(fig, out, "p7"), rows
+
+
+def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:
+    """A compact GIL timeline on ``ax``: green holds, red waits, blue blocking calls."""
+    names = r.threads.column("name").to_pylist()
+    w = (end_ms - start_ms) / 700  # at least ~1 pixel wide
+    spans = ((analysis.waits(r.events), "request_ns", "acquire_ns", 0.25, "#d62728"),
+             (analysis.holds(r.events), "start_ns", "end_ns", 0.6, "#2ca02c"),
+             (analysis.io_response(r.events), "begin_ns", "end_ns", 0.6, "#1f77b4"))
+    for t, b, e, h, c in spans:
+        th = t.column("thread").to_numpy()
+        s, f = t.column(b).to_numpy() / 1e6, t.column(e).to_numpy() / 1e6
+        for k in range(len(names)):
+            keep = (th == k) & (f >= start_ms) & (s <= end_ms)
+            b0 = np.maximum(s[keep], start_ms)
+            ax.broken_barh(list(zip(b0, np.maximum(np.minimum(f[keep], end_ms) - b0, w))), (k - h / 2, h), facecolors=c, linewidth=0)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.4, -0.6)
+    ax.set_xlim(start_ms, end_ms)
+    ax.set_xlabel("time (ms)")
+    ax.set_title(title + "  [green holds, red waits, blue I/O]", fontsize=9, loc="left")
+
+
+def _save(fig, out: str, name: str) -> str:
+    fig.tight_layout()
+    path = os.path.join(out, name + ".png")
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+#: name → (title, function)
+EXPERIMENTS: Dict[str, Tuple[str, Callable]] = {
+    "p1": ("GIL battle: two CPU threads, old GIL vs new, 1 vs 2 cores", p1),
+    "p2": ("Context-switch and system-call storm", p2),
+    "p4": ("Interval GIL: hand-offs follow the switch interval", p4),
+    "p5": ("Drop-request de-duplication (switch_number) ablation", p5),
+    "p6": ("Who wins the GIL is up to the OS", p6),
+    "p7": ("Convoy effect", p7),
+}
+
+
+def _markdown(name: str, title: str, rows: Rows, host: Dict[str, Any], command: str) -> str:
+    cols = list(rows[0].keys())
+    fmt = lambda v: ("%.4g" % v) if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["# %s — %s" % (name.upper(), title), "",
+             "Command: `%s`  " % command,
+             "Machine: %s, %d cores online (%d allowed), %s, glibc %s; gilmodel %s" % (
+                 host["cpu_model"], host["cores_online"], host["cores_allowed"], host["kernel"], host["glibc"], _core.__version__),
+             "", "![%s](%s.png)" % (name, name), "",
+             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def reproduce(name: str, out_dir: str = "gallery", scale: float = 1.0, cores: Optional[Sequence[int]] = None,
+              quiet: bool = False) -> Dict[str, Any]:
+    """Run experiment ``name`` (see :data:`EXPERIMENTS`) and write ``NAME.png``, ``NAME.md`` and
+    ``NAME.json`` into ``out_dir``. Returns ``{"name", "title", "rows", "figure", "table"}``."""
+    if name not in EXPERIMENTS:
+        raise ValueError("reproduce: unknown experiment %r; known: %s" % (name, ", ".join(EXPERIMENTS)))
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 100):
+        raise ValueError("reproduce: scale %r must be more than 0 and at most 100" % (scale,))
+    os.makedirs(out_dir, exist_ok=True)
+    title, fn = EXPERIMENTS[name]
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    say("%s: %s" % (name, title))
+    figure, rows = fn(out_dir, scale, cores, say)
+    host = json.loads(_core.host_info())
+    command = "gilmodel reproduce %s --scale %g" % (name, scale) + ("" if cores is None else " --cores %s" % ",".join(map(str, cores)))
+    table = os.path.join(out_dir, name + ".md")
+    with open(table, "w") as f:
+        f.write(_markdown(name, title, rows, host, command))
+    with open(os.path.join(out_dir, name + ".json"), "w") as f:
+        json.dump({"name": name, "title": title, "command": command, "host": host, "rows": rows}, f, indent=1)
+    return {"name": name, "title": title, "rows": rows, "figure": figure, "table": table}

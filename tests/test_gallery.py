@@ -1,0 +1,56 @@
+"""The reproduction gallery at a small size: every experiment runs and writes its files, and
+their rows say what the phenomenon says (only where it holds with a wide margin)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gilmodel import gallery
+from conftest import CORES
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gallery")
+    return {n: gallery.reproduce(n, str(d), scale=0.05, quiet=True) for n in gallery.EXPERIMENTS}, d
+
+
+@pytest.mark.parametrize("name", list(gallery.EXPERIMENTS))
+def test_each_experiment_writes_figure_table_json(out, name):
+    res, d = out
+    r = res[name]
+    png = (d / (name + ".png")).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 15_000
+    md = (d / (name + ".md")).read_text()
+    assert "Command: `gilmodel reproduce %s" % name in md and "Machine:" in md
+    assert md.count("\n|") == len(r["rows"]) + 2  # header, rule, one line per row
+    assert json.loads((d / (name + ".json")).read_text())["rows"] == json.loads(json.dumps(r["rows"]))
+
+
+def test_p4_switch_rate_follows_the_interval(out):
+    rows = out[0]["p4"]["rows"]
+    by = {r["interval_ms"]: r["switches_per_s"] for r in rows}
+    assert by[0.5] > 5 * by[20.0]
+
+
+def test_p6_shares_sum_to_one(out):
+    rows = out[0]["p6"]["rows"]
+    for v in ("2.7", "3.11"):
+        for p in {r["placement"] for r in rows}:
+            assert sum(r["gil_share"] for r in rows if r["version"] == v and r["placement"] == p) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_unknown_experiment_and_bad_scale():
+    with pytest.raises(ValueError, match="unknown experiment"):
+        gallery.reproduce("p99")
+    with pytest.raises(ValueError, match="scale"):
+        gallery.reproduce("p1", scale=0)
+
+
+def test_cli_reproduce(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "reproduce", "p5", "--out", str(tmp_path), "--scale", "0.05"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "p5.png").exists() and "p5:" in p.stdout
