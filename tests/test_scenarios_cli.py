@@ -56,3 +56,19 @@ def test_cli_bad_input_is_a_clear_error():
     assert p.returncode == 2 and "affinity mask" in p.stderr
     p = run_cli("run", "convoy", "--cores", "x")
     assert p.returncode != 0 and "--cores" in p.stderr
+
+
+def test_cli_plot_a_saved_run(tmp_path):
+    out = tmp_path / "r.parquet"
+    assert run_cli("run", "convoy", "--bytes", "32768", "--out", str(out)).returncode == 0
+    p = run_cli("plot", str(out), "--end", "0.02")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    p = run_cli("plot", str(tmp_path / "missing.parquet"))
+    assert p.returncode == 2 and "no such file" in p.stderr
+
+
+def test_run_plot_returns_a_figure_without_path():
+    r = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), CORES, 0.02))
+    fig = r.plot()
+    assert fig.axes and "cpu0" in [t.get_text() for t in fig.axes[0].get_yticklabels()]

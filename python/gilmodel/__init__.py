@@ -9,7 +9,7 @@ returned as Arrow tables.
 >>> run.summary()["elapsed_s"]  # doctest: +SKIP
 """
 
-from . import analysis, scenarios
+from . import analysis, plot, scenarios
 from ._core import __version__
 from .policies import CPYTHON_VERSIONS, IntervalGIL, Policy, TickGIL, cpython
 from .run import EVENT_NAMES, Run, load_run, run
@@ -20,7 +20,7 @@ from .scenario import (
 from .analysis import summary
 
 __all__ = [
-    "__version__", "scenarios", "analysis",
+    "__version__", "scenarios", "analysis", "plot",
     "TickGIL", "IntervalGIL", "Policy", "cpython", "CPYTHON_VERSIONS",
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver",

@@ -52,6 +52,26 @@ def _cmd_run(a) -> int:
     return 0
 
 
+def _cmd_plot(a) -> int:
+    from .run import load_run
+
+    r = load_run(a.run)
+    out = a.out or (a.run.rsplit(".", 1)[0] + ".png")
+    r.plot(out, a.start, a.end)
+    print("wrote %s" % out)
+    return 0
+
+
+def _cmd_trace(a) -> int:
+    from .run import load_run
+
+    r = load_run(a.run)
+    out = a.out or (a.run.rsplit(".", 1)[0] + ".trace.json")
+    r.to_trace(out, None if a.start is None else int(a.start * 1e9), None if a.end is None else int(a.end * 1e9))
+    print("wrote %s (open it in ui.perfetto.dev)" % out)
+    return 0
+
+
 def _cmd_reproduce(a) -> int:
     from .gallery import EXPERIMENTS, reproduce
 
@@ -88,6 +108,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     r.add_argument("--bytes", type=int, default=4 << 20, help="convoy: bytes to stream")
     r.add_argument("--out", help="write the run to this Parquet file")
     r.set_defaults(fn=_cmd_run)
+    for name, fn, what in (("plot", _cmd_plot, "draw the GIL timeline of a run saved with --out / Run.to_parquet"),
+                           ("trace", _cmd_trace, "export a saved run as a Perfetto / Chrome trace (JSON)")):
+        q = sub.add_parser(name, help=what)
+        q.add_argument("run", help="a run's Parquet file")
+        q.add_argument("--out", help="output file (default: next to the run; PNG/SVG/PDF by suffix for plot)")
+        q.add_argument("--start", type=float, help="window start, seconds since the threads were released")
+        q.add_argument("--end", type=float, help="window end, seconds")
+        q.set_defaults(fn=fn)
     from .gallery import EXPERIMENTS
 
     g = sub.add_parser("reproduce", help="run one experiment of the gallery (or all): figure, table, JSON",
@@ -102,7 +130,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = p.parse_args(argv)
     try:
         return a.fn(a)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, FileNotFoundError) as e:
         print("gilmodel: error: %s" % e, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

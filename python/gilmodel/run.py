@@ -68,6 +68,23 @@ class Run:
 
         return summary(self)
 
+    def plot(self, path: Optional[Union[str, os.PathLike]] = None, start: Optional[float] = None,
+             end: Optional[float] = None, title: Optional[str] = None):
+        """The GIL timeline: a lane per thread (holding, waiting, blocking calls, markers for
+        futile wake-ups, drop requests, forced drops…) and the CPU each thread was on; ``start``
+        and ``end`` in seconds. Writes PNG/SVG/PDF by suffix and returns the path, or returns
+        the matplotlib Figure when ``path`` is None. See :func:`gilmodel.plot.plot_run`."""
+        from .plot import plot_run
+
+        return plot_run(self, None if path is None else os.fspath(path), start, end, title)
+
+    def to_trace(self, path: Union[str, os.PathLike], start_ns: Optional[int] = None, end_ns: Optional[int] = None):
+        """Write the log as Chrome Trace Event JSON for ui.perfetto.dev or chrome://tracing.
+        See :func:`gilmodel.trace.to_trace`."""
+        from .trace import to_trace
+
+        return to_trace(self, os.fspath(path), start_ns, end_ns)
+
     def to_pandas(self):
         """The event log as a pandas DataFrame (``event`` as a categorical)."""
         return self.events.to_pandas()
@@ -92,6 +109,8 @@ class Run:
 
 def load_run(path: Union[str, os.PathLike]) -> Run:
     """Read a run written by :meth:`Run.to_parquet`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError("%s: no such file (write one with `gilmodel run ... --out FILE` or Run.to_parquet)" % (os.fspath(path),))
     t = pq.read_table(path)
     md = t.schema.metadata or {}
     if _META_KEY not in md:
