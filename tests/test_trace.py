@@ -1,0 +1,141 @@
+"""Perfetto / Chrome trace export: the file obeys the Trace Event Format's rules (checked here
+field by field, not only "it is JSON"), its slices match the analysis tables exactly, and the
+window and gzip options work."""
+
+import gzip
+import json
+import math
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+import gilmodel as gm
+from gilmodel import analysis
+from gilmodel.trace import INSTANT_EVENTS
+from conftest import CORES
+from test_analysis import log
+
+PHASES = {"X", "i", "C", "M"}
+META_NAMES = {"process_name", "thread_name", "thread_sort_index"}
+
+
+def check_format(doc):
+    """The rules of the Trace Event Format (JSON object form) that viewers rely on; returns the
+    events. Raises AssertionError naming the first broken rule."""
+    assert isinstance(doc, dict) and isinstance(doc.get("traceEvents"), list), "object form with traceEvents"
+    assert doc.get("displayTimeUnit") in (None, "ms", "ns")
+    evs = doc["traceEvents"]
+    for e in evs:
+        assert isinstance(e.get("name"), str), e
+        assert e.get("ph") in PHASES, e
+        assert isinstance(e.get("pid"), int) and isinstance(e.get("tid"), int), e
+        if e["ph"] == "M":
+            assert e["name"] in META_NAMES and isinstance(e.get("args"), dict), e
+            continue
+        assert isinstance(e.get("ts"), (int, float)) and math.isfinite(e["ts"]) and e["ts"] >= 0, e
+        if e["ph"] == "X":
+            assert isinstance(e.get("dur"), (int, float)) and e["dur"] >= 0, e
+        elif e["ph"] == "i":
+            assert e.get("s") in ("t", "p", "g"), e
+        elif e["ph"] == "C":
+            assert e.get("args") and all(isinstance(v, (int, float)) for v in e["args"].values()), e
+    # Complete events on one track must nest; ours never even overlap: check in integer ns.
+    by_tid = {}
+    for e in evs:
+        if e["ph"] == "X":
+            by_tid.setdefault((e["pid"], e["tid"]), []).append((round(e["ts"] * 1000), round(e["dur"] * 1000)))
+    for track, sl in by_tid.items():
+        sl.sort()
+        for (a, da), (b, _) in zip(sl, sl[1:]):
+            assert b >= a + da, "overlapping slices on track %r: [%d, +%d] and %d" % (track, a, da, b)
+    # Every track with events is named.
+    named = {(e["pid"], e["tid"]) for e in evs if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {(e["pid"], e["tid"]) for e in evs if e["ph"] in ("X", "i")} <= named
+    return evs
+
+
+def load(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return json.load(f)
+
+
+def slices(evs, name=None, tid=None):
+    return [e for e in evs if e["ph"] == "X" and (name is None or e["name"] == name) and (tid is None or e["tid"] == tid)]
+
+
+def hand_run():
+    ev = log([
+        (0, 0, "start", 0), (0, 1, "start", 1),
+        (1000, 0, "request", 0), (2000, 0, "acquire", 1), (2500, 1, "request", 0),
+        (3000, 1, "timeout", 1), (3000, 1, "drop_request", 1), (4000, 0, "forced_drop", 0), (4100, 0, "release", 5),
+        (4200, 0, "switch_wait", 0), (4500, 1, "futile_wakeup", 1), (5000, 1, "acquire", 2), (5100, 0, "switch_done", 0),
+        (5500, 0, "request", 0), (6000, 1, "release", 3), (6100, 1, "io_begin", 0), (7000, 0, "acquire", 3),
+        (8000, 1, "io_end", 1024), (8100, 1, "request", 0), (9000, 0, "release", 7), (9100, 0, "exit", 0),
+        (9500, 1, "acquire", 4), (10000, 1, "release", 1), (10100, 1, "exit", 0),
+    ])
+    threads = pa.table({"thread": pa.array([0, 1], pa.uint16()), "name": ["cpu", "io"], "core": [0, None]})
+    meta = {"gil": {"policy": "interval"}, "end_ns": 10100, "scenario": "hand", "version": "test"}
+    return gm.Run(ev, threads, pa.table({"thread": pa.array([], pa.uint16())}), meta)
+
+
+def test_hand_built_run_exact(tmp_path):
+    path = hand_run().to_trace(tmp_path / "t.json")
+    evs = check_format(load(path))
+    names = {e["tid"]: e["args"]["name"] for e in evs if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert names == {0: "GIL", 1: "cpu (core 0)", 2: "io"}
+    gil = [(e["name"], e["ts"], e["dur"]) for e in slices(evs, tid=0)]
+    assert gil == [("cpu", 2.0, 2.1), ("io", 5.0, 1.0), ("cpu", 7.0, 2.0), ("io", 9.5, 0.5)]
+    holds = [(e["tid"], e["ts"], e["args"]["ended_by"], e["args"]["ticks"]) for e in slices(evs, "hold")]
+    assert sorted(holds) == [(1, 2.0, "forced_drop", 5), (1, 7.0, "exit", 7), (2, 5.0, "blocking", 3), (2, 9.5, "exit", 1)]
+    waits = sorted((e["tid"], e["ts"], e["dur"], e["args"]["timeouts"]) for e in slices(evs, "wait"))
+    assert waits == [(1, 1.0, 1.0, 0), (1, 5.5, 1.5, 0), (2, 2.5, 2.5, 1), (2, 8.1, 1.4, 0)]
+    assert [(e["tid"], e["ts"], e["dur"], e["args"]["bytes"]) for e in slices(evs, "send")] == [(2, 6.1, 1.9, 1024)]
+    assert [(e["tid"], e["ts"], e["dur"]) for e in slices(evs, "switch wait")] == [(1, 4.2, 0.9)]
+    inst = sorted((e["name"], e["tid"], e["ts"]) for e in evs if e["ph"] == "i")
+    assert inst == [("drop_request", 2, 3.0), ("forced_drop", 1, 4.0), ("futile_wakeup", 2, 4.5), ("timeout", 2, 3.0)]
+    waiters = [(e["ts"], e["args"]["waiting"]) for e in evs if e["ph"] == "C"]
+    assert waiters == [(1.0, 1), (2.0, 0), (2.5, 1), (5.0, 0), (5.5, 1), (7.0, 0), (8.1, 1), (9.5, 0)]
+
+
+def test_window_cuts_slices_and_carries_the_waiter_level(tmp_path):
+    evs = check_format(load(hand_run().to_trace(tmp_path / "w.json", start_ns=3000, end_ns=6000)))
+    for e in evs:
+        if e["ph"] in ("X", "i", "C"):
+            assert 3.0 <= e["ts"] <= 6.0 and e["ts"] + e.get("dur", 0) <= 6.0 + 1e-9, e
+    assert [(e["ts"], e["dur"]) for e in slices(evs, tid=0)] == [(3.0, 1.1), (5.0, 1.0)]
+    # The thread waiting since 2.5 µs is still counted at the window's start.
+    assert [(e["ts"], e["args"]["waiting"]) for e in evs if e["ph"] == "C"][:2] == [(3.0, 1), (5.0, 0)]
+    with pytest.raises(ValueError, match="start_ns"):
+        hand_run().to_trace(tmp_path / "bad.json", start_ns=5000, end_ns=4000)
+
+
+@pytest.mark.parametrize("policy", ["3.11", "2.7"])
+def test_real_run_matches_analysis(tmp_path, policy):
+    run = gm.run(gm.scenarios.io_latency(gm.cpython(policy), cores=CORES, pings=30, gap_us=2000))
+    evs = check_format(load(run.to_trace(tmp_path / "r.json.gz")))
+    holds = analysis.holds(run.events)
+    # Every acquisition of the GIL is one hold slice on its thread and one on the GIL track.
+    assert len(slices(evs, "hold")) == holds.num_rows == sum(run.threads.column("acquisitions").to_pylist())
+    assert len(slices(evs, tid=0)) == holds.num_rows
+    assert len(slices(evs, "wait")) == analysis.waits(run.events).num_rows
+    io = analysis.io_response(run.events)
+    assert sum(len(slices(evs, op)) for op in analysis.IO_OPS) == io.num_rows > 0
+    counts = run.events.column("event").to_pylist()
+    for kind in INSTANT_EVENTS:
+        assert sum(1 for e in evs if e["ph"] == "i" and e["name"] == kind) == counts.count(kind)
+    # The waiter counter never goes negative nor above the number of threads.
+    levels = [e["args"]["waiting"] for e in evs if e["ph"] == "C"]
+    assert levels and 0 <= min(levels) and max(levels) <= run.threads.num_rows
+
+
+def test_cli_trace(tmp_path):
+    run = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), cores=CORES, duration_s=0.05))
+    run.to_parquet(tmp_path / "run.parquet")
+    out = subprocess.run([sys.executable, "-m", "gilmodel.cli", "trace", str(tmp_path / "run.parquet")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    evs = check_format(load(tmp_path / "run.trace.json"))
+    assert len(slices(evs, "hold")) == analysis.holds(run.events).num_rows
