@@ -40,10 +40,17 @@ pub enum Ev {
     Signal,
     /// The Python-level signal handler ran (reserved for the signals issue).
     Handler,
+    /// A policy raised this thread's priority (it gave the GIL up early); arg = new level.
+    Promote,
+    /// A policy lowered this thread's priority (it was forced out); arg = new level.
+    Demote,
+    /// This waiter asked the holder to drop at once, without waiting an interval; arg = the
+    /// holder's thread index.
+    Preempt,
 }
 
 /// Names of the event kinds, in discriminant order (the `event` column's dictionary).
-pub const EVENT_NAMES: [&str; 15] = [
+pub const EVENT_NAMES: [&str; 18] = [
     "start",
     "exit",
     "request",
@@ -59,6 +66,9 @@ pub const EVENT_NAMES: [&str; 15] = [
     "io_end",
     "signal",
     "handler",
+    "promote",
+    "demote",
+    "preempt",
 ];
 
 /// Blocking operations, as `io_begin`'s arg.

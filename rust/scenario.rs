@@ -3,7 +3,7 @@
 //! Python builds a [`Scenario`] and hands it over as JSON; [`Scenario::validate`] checks it
 //! completely before any thread starts and names the offending field in its error.
 
-use crate::gil::{IntervalConfig, TickConfig};
+use crate::gil::{BfsConfig, FifoConfig, IntervalConfig, NoGilConfig, PriorityConfig, TickConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -14,6 +14,11 @@ use std::fmt;
 pub enum PolicySpec {
     Tick(TickConfig),
     Interval(IntervalConfig),
+    Priority(PriorityConfig),
+    Bfs(BfsConfig),
+    Fifo(FifoConfig),
+    #[serde(rename = "nogil")]
+    NoGil(NoGilConfig),
 }
 
 /// One step of a thread's program.
@@ -254,19 +259,33 @@ impl Scenario {
                 }
             }
             PolicySpec::Interval(c) => {
-                if c.interval_us == 0 || c.interval_us > 100_000_000 {
-                    return err(
-                        "gil.interval_us",
-                        format!("{}: must be between 1 and 1e8 µs", c.interval_us),
-                    );
-                }
-                if c.check_every == 0 || c.check_every > 1_000_000_000 {
-                    return err(
-                        "gil.check_every",
-                        format!("{}: must be between 1 and 1e9", c.check_every),
-                    );
-                }
+                interval("gil.interval_us", c.interval_us)?;
+                check_every(c.check_every)?;
             }
+            PolicySpec::Priority(c) => {
+                interval("gil.interval_us", c.interval_us)?;
+                check_every(c.check_every)?;
+            }
+            PolicySpec::Bfs(c) => {
+                interval("gil.slice_us", c.slice_us)?;
+                if c.deadline_factor == 0 || c.deadline_factor > 1_000_000 {
+                    return err(
+                        "gil.deadline_factor",
+                        format!("{}: must be between 1 and 1e6", c.deadline_factor),
+                    );
+                }
+                check_every(c.check_every)?;
+            }
+            PolicySpec::Fifo(c) => {
+                if c.min_hold_us > 100_000_000 {
+                    return err(
+                        "gil.min_hold_us",
+                        format!("{}: must be between 0 and 1e8 µs", c.min_hold_us),
+                    );
+                }
+                check_every(c.check_every)?;
+            }
+            PolicySpec::NoGil(c) => check_every(c.check_every)?,
         }
         Ok(())
     }
@@ -724,4 +743,18 @@ mod tests {
             .message
             .contains("spin"));
     }
+}
+
+fn interval(field: &str, us: u64) -> Result<(), SpecError> {
+    if us == 0 || us > 100_000_000 {
+        return err(field, format!("{us}: must be between 1 and 1e8 µs"));
+    }
+    Ok(())
+}
+
+fn check_every(n: u32) -> Result<(), SpecError> {
+    if n == 0 || n > 1_000_000_000 {
+        return err("gil.check_every", format!("{n}: must be between 1 and 1e9"));
+    }
+    Ok(())
 }

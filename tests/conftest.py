@@ -16,6 +16,10 @@ POLICIES = {
     "interval-no-force": gm.IntervalGIL(interval_us=500, force_switching=False),
     "interval-no-dedupe": gm.IntervalGIL(interval_us=500, dedupe_drop_request=False),
     "interval-check8": gm.IntervalGIL(interval_us=500, check_every=8),
+    "priority": gm.PriorityGIL(interval_us=500),
+    "bfs": gm.BfsGIL(slice_us=500),
+    "fifo": gm.FifoGIL(),
+    "fifo-min-hold": gm.FifoGIL(check_every=10, min_hold_us=200),
 }
 
 

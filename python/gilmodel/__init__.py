@@ -11,7 +11,7 @@ returned as Arrow tables.
 
 from . import analysis, plot, scenarios
 from ._core import __version__
-from .policies import CPYTHON_VERSIONS, IntervalGIL, Policy, TickGIL, cpython
+from .policies import CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
 from .run import EVENT_NAMES, Run, load_run, run
 from .scenario import (
     Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Sleep, Thread,
@@ -21,7 +21,8 @@ from .analysis import summary
 
 __all__ = [
     "__version__", "scenarios", "analysis", "plot",
-    "TickGIL", "IntervalGIL", "Policy", "cpython", "CPYTHON_VERSIONS",
+    "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
+    "CPYTHON_VERSIONS",
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver",
     "run", "Run", "load_run", "summary", "EVENT_NAMES",

@@ -11,7 +11,8 @@ from typing import Any, Dict, Literal, Union
 
 from ._check import check_bool, check_choice, check_int
 
-__all__ = ["TickGIL", "IntervalGIL", "Policy", "cpython", "CPYTHON_VERSIONS"]
+__all__ = ["TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "Policy", "POLICIES",
+           "cpython", "CPYTHON_VERSIONS"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,106 @@ class IntervalGIL:
         return {"policy": "interval", **asdict(self)}
 
 
-Policy = Union[TickGIL, IntervalGIL]
+@dataclass(frozen=True)
+class PriorityGIL:
+    """Beazley's proposed fix (PyCon 2010, CPython issue 7946): the interval GIL with two
+    priority levels. A thread forced out by a drop request is demoted (``demote`` event); one
+    that gives the GIL up around a blocking call is promoted (``promote``); a high-priority
+    waiter facing a low-priority holder asks it to drop at once (``preempt``), and a released
+    GIL goes to high-priority waiters first. Threads start high.
+
+    Args:
+        interval_us: how long a waiter of equal priority waits before asking for a drop.
+        check_every: ticks between check points.
+    """
+
+    interval_us: int = 5000
+    check_every: int = 1
+
+    def __post_init__(self) -> None:
+        check_int("PriorityGIL.interval_us", self.interval_us, 1, 10**8)
+        check_int("PriorityGIL.check_every", self.check_every, 1, 10**9)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The replica's configuration as the core reads it."""
+        return {"policy": "priority", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class BfsGIL:
+    """Nir Aides' BFS-scheduler GIL (CPython issue 7946), reconstructed from its description:
+    slices of interpreter time, virtual deadlines of ``slice_us × deadline_factor`` renewed
+    when a slice is used up, the GIL handed to the earliest deadline, a waiter with an earlier
+    deadline than the holder's preempting it at once (``preempt``), waiters' timed waits of
+    ``slice_us`` × the number of waiters.
+
+    Args:
+        slice_us: the time slice (µs of interpreter time; default 10 ms).
+        deadline_factor: virtual deadline = now + slice × this (default 8).
+        check_every: ticks between check points.
+    """
+
+    slice_us: int = 10_000
+    deadline_factor: int = 8
+    check_every: int = 1
+
+    def __post_init__(self) -> None:
+        check_int("BfsGIL.slice_us", self.slice_us, 1, 10**8)
+        check_int("BfsGIL.deadline_factor", self.deadline_factor, 1, 10**6)
+        check_int("BfsGIL.check_every", self.check_every, 1, 10**9)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The replica's configuration as the core reads it."""
+        return {"policy": "bfs", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class FifoGIL:
+    """A fair ticket hand-off (a baseline, not a CPython design): waiters queue in arrival
+    order and the GIL is handed straight to the head of the queue; the holder gives way at
+    each check point where someone waits (once it has held ``min_hold_us``).
+
+    Args:
+        check_every: ticks between check points (default 100, 2.7's check interval).
+        min_hold_us: the least a holder keeps the GIL before giving way (default 0).
+    """
+
+    check_every: int = 100
+    min_hold_us: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("FifoGIL.check_every", self.check_every, 1, 10**9)
+        check_int("FifoGIL.min_hold_us", self.min_hold_us, 0, 10**8)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The replica's configuration as the core reads it."""
+        return {"policy": "fifo", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class NoGIL:
+    """No lock at all: the upper bound of throughput and lower bound of latency. Threads still
+    log request/acquire/release around blocking calls, but their holding periods overlap, so
+    hand-off metrics do not apply.
+
+    Args:
+        check_every: ticks between check points (where the stop flag is read).
+    """
+
+    check_every: int = 100
+
+    def __post_init__(self) -> None:
+        check_int("NoGIL.check_every", self.check_every, 1, 10**9)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The replica's configuration as the core reads it."""
+        return {"policy": "nogil", **asdict(self)}
+
+
+Policy = Union[TickGIL, IntervalGIL, PriorityGIL, BfsGIL, FifoGIL, NoGIL]
+#: Every policy class, by the name the core and ``meta["gil"]["policy"]`` use.
+POLICIES = {"tick": TickGIL, "interval": IntervalGIL, "priority": PriorityGIL, "bfs": BfsGIL, "fifo": FifoGIL,
+            "nogil": NoGIL}
 
 _TICK_VERSIONS = ("2.7", "3.0", "3.1")
 _INTERVAL_VERSIONS = tuple("3.%d" % m for m in range(2, 14))

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _core
 from ._check import check_bool, check_float, check_int, check_str
-from .policies import IntervalGIL, Policy, TickGIL
+from .policies import POLICIES, Policy
 
 __all__ = [
     "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
@@ -251,7 +251,9 @@ class Scenario:
     """A complete experiment.
 
     Args:
-        gil: the policy (:class:`TickGIL`, :class:`IntervalGIL`, or ``cpython("3.11")``).
+        gil: the policy (:class:`TickGIL`, :class:`IntervalGIL`, ``cpython("3.11")``, or one of
+            the proposed fixes: :class:`PriorityGIL`, :class:`BfsGIL`, :class:`FifoGIL`,
+            :class:`NoGIL`).
         threads: the threads, in order (their index is the ``thread`` column of the log).
         cores: cores the threads may use (default: all this process may use); threads without
             an explicit core are placed round-robin over them.
@@ -289,8 +291,9 @@ class Scenario:
         max_events: int = DEFAULT_MAX_EVENTS,
         name: str = "",
     ):
-        if not isinstance(gil, (TickGIL, IntervalGIL)):
-            raise TypeError("Scenario.gil: expected TickGIL(...), IntervalGIL(...) or cpython(version), got %r" % (gil,))
+        if not isinstance(gil, tuple(POLICIES.values())):
+            raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
+                            % (", ".join(c.__name__ + "(...)" for c in POLICIES.values()), gil))
         threads = tuple(threads) if not isinstance(threads, Thread) else (threads,)
         if not threads:
             raise ValueError("Scenario.threads: a scenario needs at least one thread")

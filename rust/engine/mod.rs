@@ -21,7 +21,10 @@ pub mod spin;
 pub mod worker;
 
 use crate::clock::now_ns;
-use crate::gil::{Gil, GilStats, Instr, IntervalGil, Release, ThreadCx, TickGil};
+use crate::gil::{
+    BfsGil, FifoGil, Gil, GilStats, Instr, IntervalGil, NoGil, PriorityGil, Release, ThreadCx,
+    TickGil,
+};
 use crate::host;
 use crate::log::{Ev, EventBuf, Events};
 use crate::prim::{counts, PrimCounts, Semaphore};
@@ -157,9 +160,14 @@ impl<G> Shared<'_, G> {
 pub fn run(sc: &Scenario, abort: &mut dyn FnMut() -> bool) -> Result<RunOutput, RunError> {
     let allowed = affinity::allowed_cores();
     let placement = sc.validate(&allowed, host::memory_bytes())?;
+    let n = sc.threads.len();
     match &sc.gil {
         PolicySpec::Tick(c) => run_with(TickGil::new(c.clone()), sc, placement, abort),
         PolicySpec::Interval(c) => run_with(IntervalGil::new(c.clone()), sc, placement, abort),
+        PolicySpec::Priority(c) => run_with(PriorityGil::new(c.clone(), n), sc, placement, abort),
+        PolicySpec::Bfs(c) => run_with(BfsGil::new(c.clone(), n), sc, placement, abort),
+        PolicySpec::Fifo(c) => run_with(FifoGil::new(c.clone(), n), sc, placement, abort),
+        PolicySpec::NoGil(c) => run_with(NoGil::new(c.clone()), sc, placement, abort),
     }
 }
 

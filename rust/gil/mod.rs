@@ -14,14 +14,23 @@
 //! Because a release is logged before the lock is freed and an acquisition after it is taken,
 //! the holding periods in the log never overlap.
 
+pub mod bfs;
+pub mod fifo;
 pub mod interval;
+mod locked;
+pub mod nogil;
+pub mod priority;
 pub mod tick;
 
 use crate::clock::now_ns;
 use crate::log::{Ev, EventBuf, IoOp};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
+pub use bfs::{BfsConfig, BfsGil};
+pub use fifo::{FifoConfig, FifoGil};
 pub use interval::{IntervalConfig, IntervalGil};
+pub use nogil::{NoGil, NoGilConfig};
+pub use priority::{PriorityConfig, PriorityGil};
 pub use tick::{LockKind, TickConfig, TickGil};
 
 /// Why the holder releases the GIL.
@@ -209,6 +218,12 @@ impl<'a> ThreadCx<'a> {
         self.log
             .push(t, Ev::Release, (self.ticks - self.ticks_at_acquire) as i64);
         t
+    }
+
+    /// When the current holding period began (valid while holding).
+    #[inline]
+    pub fn acquired_ns(&self) -> i64 {
+        self.hold_start_ns
     }
 
     /// A waiter found the GIL still taken after `n` wake-ups.

@@ -1,0 +1,242 @@
+//! Nir Aides' BFS GIL: the GIL scheduled like Con Kolivas' Brain Fuck Scheduler.
+//!
+//! Source: Nir Aides' patch in CPython issue 7946 (2010; "bfs.patch" and its revisions), as its
+//! discussion describes it; the patch itself was not reachable from this project, so this is a
+//! reconstruction of the mechanism, knob by knob:
+//! - *virtual clock*: advances only while some thread holds the GIL (interpreter time);
+//! - *slices*: a thread may hold for `slice_us` of that time before it can be preempted; a
+//!   thread that has used its slice up gets a fresh one and a new *virtual deadline* of
+//!   now + `slice_us` × `deadline_factor` (10 ms × 8 by default). A thread that gives the GIL
+//!   up before its slice ends (an I/O thread) keeps its deadline, so it is usually earlier
+//!   than a CPU-bound thread's, which is renewed every slice;
+//! - *earliest deadline first*: waiters sleep each on its own condition variable; a preempted
+//!   holder hands the GIL straight to the waiter with the earliest deadline (expired deadlines,
+//!   being the earliest, first), so it cannot retake it; a GIL given up around a blocking call
+//!   is left free and the earliest waiter woken, and a thread that comes back with a still
+//!   earlier deadline (an I/O thread) takes it without waiting;
+//! - *preemption through the drop request*: a waiter whose deadline is earlier than the
+//!   holder's sets the drop request at once ([`Ev::Preempt`]); otherwise waiters sleep in timed
+//!   waits of `slice_us` × the number of waiters and, on waking, set the drop request if the
+//!   holder has used its slice up;
+//! - the holder polls the drop request at each check point, as the interval GIL does.
+
+use super::locked::Locked;
+use super::{Gil, Release, ThreadCx};
+use crate::clock::now_ns;
+use crate::log::Ev;
+use crate::prim::{Condvar, Waited};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+/// Knobs of the BFS GIL.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BfsConfig {
+    /// Time slice in µs of interpreter time (default 10 000).
+    pub slice_us: u64,
+    /// Virtual deadline = now + slice × this (default 8).
+    pub deadline_factor: u32,
+    /// Ticks between check points.
+    pub check_every: u32,
+}
+
+impl Default for BfsConfig {
+    fn default() -> Self {
+        BfsConfig {
+            slice_us: 10_000,
+            deadline_factor: 8,
+            check_every: 1,
+        }
+    }
+}
+
+const NOBODY: u32 = u32::MAX;
+
+struct State {
+    owner: u32,
+    /// Virtual time accumulated by finished holding periods.
+    vclock: i64,
+    /// Real time the current holding period began.
+    held_since: i64,
+    deadline: Vec<i64>,
+    /// Interpreter time left in each thread's slice.
+    slice_left: Vec<i64>,
+    waiting: Vec<u32>,
+}
+
+impl State {
+    /// The waiter with the earliest deadline (ties: arrival order).
+    fn earliest(&self) -> Option<u32> {
+        self.waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|&(k, &w)| (self.deadline[w as usize], k))
+            .map(|(_, &w)| w)
+    }
+}
+
+/// The BFS GIL.
+pub struct BfsGil {
+    cfg: BfsConfig,
+    st: Locked<State>,
+    conds: Vec<Condvar>,
+    drop_request: AtomicBool,
+}
+
+impl BfsGil {
+    pub fn new(cfg: BfsConfig, threads: usize) -> Self {
+        let slice = cfg.slice_us as i64 * 1000;
+        let horizon = slice * cfg.deadline_factor as i64;
+        BfsGil {
+            st: Locked::new(State {
+                owner: NOBODY,
+                vclock: 0,
+                held_since: 0,
+                deadline: vec![horizon; threads],
+                slice_left: vec![slice; threads],
+                waiting: Vec::with_capacity(threads),
+            }),
+            conds: (0..threads).map(|_| Condvar::new()).collect(),
+            drop_request: AtomicBool::new(false),
+            cfg,
+        }
+    }
+
+    fn slice_ns(&self) -> i64 {
+        self.cfg.slice_us as i64 * 1000
+    }
+
+    fn request_drop(&self, cx: &mut ThreadCx, ev: Ev, arg: i64) {
+        if !self.drop_request.swap(true, Relaxed) {
+            cx.stats.drop_requests += 1;
+            cx.event(ev, arg);
+        }
+    }
+}
+
+impl Gil for BfsGil {
+    fn take(&self, cx: &mut ThreadCx) {
+        cx.requested();
+        let me = cx.idx as u32;
+        let mut st = self.st.lock();
+        st.waiting.push(me);
+        let mut futile = 0;
+        let mut woken = false;
+        loop {
+            if st.owner == NOBODY && st.earliest() == Some(me) {
+                st.owner = me;
+                st.held_since = now_ns();
+            }
+            if st.owner == me {
+                let k = st.waiting.iter().position(|&w| w == me).expect("queued");
+                st.waiting.remove(k);
+                break;
+            }
+            if woken {
+                futile += 1;
+            }
+            let holder = st.owner;
+            if holder != NOBODY && st.deadline[me as usize] < st.deadline[holder as usize] {
+                self.request_drop(cx, Ev::Preempt, holder as i64);
+            }
+            let wait_us = self.cfg.slice_us * st.waiting.len() as u64;
+            match st.wait_us(&self.conds[me as usize], wait_us.max(1)) {
+                Waited::TimedOut => {
+                    woken = false;
+                    cx.stats.timeouts += 1;
+                    cx.event(Ev::Timeout, 0);
+                    let h = st.owner;
+                    if h != NOBODY && h != me {
+                        let used = now_ns() - st.held_since;
+                        if used >= st.slice_left[h as usize] {
+                            self.request_drop(cx, Ev::DropRequest, h as i64);
+                        }
+                    }
+                }
+                Waited::Woken => woken = true,
+            }
+        }
+        cx.futile(futile); // before the time is read: events stay in time order
+        let t = now_ns();
+        drop(st);
+        cx.acquired_at(t);
+    }
+
+    fn release(&self, cx: &mut ThreadCx, why: Release) {
+        let me = cx.idx as usize;
+        let now = cx.releasing();
+        let mut st = self.st.lock();
+        let used = now - st.held_since;
+        st.vclock += used;
+        st.slice_left[me] -= used;
+        if st.slice_left[me] <= 0 {
+            let v = st.vclock;
+            st.slice_left[me] = self.slice_ns();
+            st.deadline[me] = v + self.slice_ns() * self.cfg.deadline_factor as i64;
+        }
+        self.drop_request.store(false, Relaxed);
+        match st.earliest() {
+            // Preempted: hand the GIL straight to the earliest deadline, so the preempted
+            // thread cannot take it back before that waiter runs.
+            Some(w) if why == Release::Poll => {
+                st.owner = w;
+                st.held_since = now_ns();
+                self.conds[w as usize].signal();
+            }
+            // Given up (a blocking call, an exit): the GIL is free; wake the earliest waiter,
+            // but a thread with a still earlier deadline (the I/O thread coming straight back)
+            // may take it first.
+            Some(w) => {
+                st.owner = NOBODY;
+                self.conds[w as usize].signal();
+            }
+            None => st.owner = NOBODY,
+        }
+    }
+
+    #[inline(always)]
+    fn tick(&self, cx: &mut ThreadCx) -> bool {
+        cx.countdown -= 1;
+        if cx.countdown != 0 {
+            return false;
+        }
+        cx.countdown = self.cfg.check_every;
+        if self.drop_request.load(Relaxed) {
+            cx.stats.forced_drops += 1;
+            cx.event(Ev::ForcedDrop, 0);
+            self.release(cx, Release::Poll);
+            self.take(cx);
+        }
+        true
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "policy": "bfs",
+            "slice_us": self.cfg.slice_us,
+            "deadline_factor": self.cfg.deadline_factor,
+            "check_every": self.cfg.check_every,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{assert_exclusive, contend};
+    use super::*;
+
+    #[test]
+    fn exclusive_and_slices_respected() {
+        let gil = BfsGil::new(
+            BfsConfig {
+                slice_us: 300,
+                ..Default::default()
+            },
+            3,
+        );
+        let res = contend(&gil, 3, 300_000);
+        assert_exclusive(&res);
+        let forced: u64 = res.iter().map(|(s, _, _)| s.forced_drops).sum();
+        assert!(forced > 0, "CPU threads were never preempted");
+    }
+}

@@ -1,0 +1,60 @@
+//! No GIL at all: the upper bound of throughput and the lower bound of latency, as a
+//! free-threaded interpreter (PEP 703) would give if its other costs were nil.
+//!
+//! `take` and `release` only log, so every thread's log still alternates request → acquire →
+//! release around its blocking calls, but holding periods of different threads overlap: the
+//! global "one holder" invariant does not apply to this policy, and hand-off metrics are
+//! meaningless for it.
+
+use super::{Gil, Release, ThreadCx};
+use serde::{Deserialize, Serialize};
+
+/// Knobs of the no-GIL policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoGilConfig {
+    /// Ticks between check points (only the stop flag is looked at there).
+    pub check_every: u32,
+}
+
+impl Default for NoGilConfig {
+    fn default() -> Self {
+        NoGilConfig { check_every: 100 }
+    }
+}
+
+/// No lock.
+pub struct NoGil {
+    cfg: NoGilConfig,
+}
+
+impl NoGil {
+    pub fn new(cfg: NoGilConfig) -> Self {
+        NoGil { cfg }
+    }
+}
+
+impl Gil for NoGil {
+    fn take(&self, cx: &mut ThreadCx) {
+        cx.requested();
+        cx.acquired();
+    }
+
+    fn release(&self, cx: &mut ThreadCx, _why: Release) {
+        cx.releasing();
+    }
+
+    #[inline(always)]
+    fn tick(&self, cx: &mut ThreadCx) -> bool {
+        cx.countdown -= 1;
+        if cx.countdown != 0 {
+            return false;
+        }
+        cx.countdown = self.cfg.check_every;
+        true
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "policy": "nogil", "check_every": self.cfg.check_every })
+    }
+}
