@@ -7,6 +7,7 @@
 //! - [`engine`]: threads, pinning, programs of ops, socket peers, stop rules;
 //! - [`log`]: the per-thread event buffers and their merge;
 //! - [`scenario`]: what to run, and its validation;
+//! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
 //! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
 
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod log;
 pub mod prim;
 pub mod rusage;
 pub mod scenario;
+pub mod signals;
 pub mod tables;
 
 #[cfg(feature = "python")]

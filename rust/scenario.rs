@@ -123,6 +123,21 @@ pub struct Scenario {
     /// Event budget for the whole run, split evenly between threads.
     #[serde(default = "default_max_events")]
     pub max_events: u64,
+    /// Signals sent to the main thread (thread 0) during the run.
+    #[serde(default)]
+    pub signals: Vec<SignalSpec>,
+}
+
+/// A real signal sent with `pthread_kill` to the main thread `at_us` after the start; its
+/// Python-level `handler` (CPU work only) runs in the main thread at its next check point
+/// with the GIL held.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalSpec {
+    pub at_us: u64,
+    pub signum: i32,
+    #[serde(default)]
+    pub handler: Vec<Op>,
 }
 
 pub const DEFAULT_TICK_NS: f64 = 50.0;
@@ -225,6 +240,29 @@ impl Scenario {
             }
         }
         self.validate_joins(&index)?;
+        for (i, sg) in self.signals.iter().enumerate() {
+            if !crate::signals::ALLOWED.iter().any(|&(s, _)| s == sg.signum) {
+                let names: Vec<String> = crate::signals::ALLOWED
+                    .iter()
+                    .map(|(s, n)| format!("{n} ({s})"))
+                    .collect();
+                return err(
+                    format!("signals[{i}].signum"),
+                    format!("{}: allowed are {}", sg.signum, names.join(", ")),
+                );
+            }
+            if sg.at_us > 86_400_000_000 {
+                return err(format!("signals[{i}].at_us"), format!("{}: at most one day", sg.at_us));
+            }
+            for (j, op) in sg.handler.iter().enumerate() {
+                if !matches!(op, Op::Cpu { ticks } if *ticks >= 1) {
+                    return err(
+                        format!("signals[{i}].handler[{j}]"),
+                        "a handler is CPU work only: cpu(ticks) with ticks >= 1",
+                    );
+                }
+            }
+        }
         if !self.tick_ns.is_finite() || !(1.0..=1e6).contains(&self.tick_ns) {
             return err(
                 "tick_ns",
@@ -622,6 +660,7 @@ mod tests {
             tick_ns: 50.0,
             log: true,
             max_events: DEFAULT_MAX_EVENTS,
+            signals: vec![],
         }
     }
 

@@ -14,8 +14,8 @@ from ._core import __version__
 from .policies import CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
 from .run import EVENT_NAMES, Run, load_run, run
 from .scenario import (
-    Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Sleep, Thread,
-    cpu, drain, driver, join, loop, recv, send, sleep,
+    Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Signal, Sleep, Thread,
+    cpu, drain, driver, join, loop, recv, send, signal, sleep,
 )
 from .analysis import summary
 
@@ -24,6 +24,6 @@ __all__ = [
     "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
     "CPYTHON_VERSIONS",
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
-    "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver",
+    "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES",
 ]

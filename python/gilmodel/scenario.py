@@ -21,7 +21,7 @@ __all__ = [
     "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop",
     "Drain", "Driver", "drain", "driver",
-    "Thread", "Scenario",
+    "Thread", "Scenario", "Signal", "signal", "SIGNALS",
     "DEFAULT_TICK_NS", "DEFAULT_MAX_EVENTS",
 ]
 
@@ -207,6 +207,56 @@ def driver(pings: int, gap_us: int, nbytes: int = 8, reply_bytes: int = 8, core:
     return Driver(pings, gap_us, nbytes, reply_bytes, core)
 
 
+#: Signals a scenario may send, by name.
+SIGNALS = {"SIGINT": 2, "SIGTERM": 15, "SIGHUP": 1, "SIGUSR1": 10, "SIGUSR2": 12, "SIGALRM": 14}
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A real signal sent (``pthread_kill``) to the scenario's main thread — its first thread —
+    ``at_us`` after the start. A C-level handler only marks it pending, as CPython's does; the
+    main thread runs ``handler`` (CPU work, the "Python-level handler") at its next check point
+    with the GIL held. Under the tick GIL a ``join`` is not interruptible, so the handler waits
+    for it, while the other threads check (and switch) at every tick; from 3.2 on the main
+    thread leaves the ``join``, takes the GIL and runs the handler, then waits again.
+
+    The host process's own handling of the signal is untouched: a signal that does not come
+    from the run (a real Ctrl-C) is passed on to the handler installed before the run, and
+    the previous disposition is restored when the run ends.
+    """
+
+    at_us: int
+    signum: int = 2
+    handler: Tuple[Cpu, ...] = ()
+
+    def __init__(self, at_us: int, signum: Union[int, str] = "SIGINT", handler: Sequence[Cpu] = (Cpu(100),)):
+        check_int("Signal.at_us", at_us, 0, 86_400_000_000)
+        if isinstance(signum, str):
+            if signum not in SIGNALS:
+                raise ValueError("Signal.signum: %r; allowed: %s" % (signum, ", ".join(SIGNALS)))
+            signum = SIGNALS[signum]
+        check_int("Signal.signum", signum, 1, 64)
+        if signum not in SIGNALS.values():
+            raise ValueError("Signal.signum: %d; allowed: %s" % (signum, ", ".join("%s (%d)" % kv for kv in SIGNALS.items())))
+        if isinstance(handler, Cpu):
+            handler = (handler,)
+        handler = tuple(handler)
+        for i, op in enumerate(handler):
+            if not isinstance(op, Cpu):
+                raise TypeError("Signal.handler[%d]: a handler is CPU work only (cpu(ticks)), got %r" % (i, op))
+        object.__setattr__(self, "at_us", at_us)
+        object.__setattr__(self, "signum", signum)
+        object.__setattr__(self, "handler", handler)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"at_us": self.at_us, "signum": self.signum, "handler": [o.to_spec() for o in self.handler]}
+
+
+def signal(at_us: int, signum: Union[int, str] = "SIGINT", handler: Sequence[Cpu] = (Cpu(100),)) -> Signal:
+    """A signal to the main thread ``at_us`` after the start (see :class:`Signal`)."""
+    return Signal(at_us, signum, handler)
+
+
 @dataclass(frozen=True)
 class Thread:
     """A scenario thread: a unique name, a program, an optional core and an optional peer."""
@@ -265,6 +315,7 @@ class Scenario:
         max_events: the run's event budget; past it, events are counted but not stored, and
             ``meta["events_truncated"]`` says so.
         name: a label kept in ``meta``.
+        signals: :func:`signal` s sent to the main thread (``threads[0]``) during the run.
 
     Without ``stop_thread`` or ``duration_s`` the run ends when every thread has finished.
     """
@@ -278,6 +329,7 @@ class Scenario:
     log: bool = True
     max_events: int = DEFAULT_MAX_EVENTS
     name: str = ""
+    signals: Tuple[Signal, ...] = ()
 
     def __init__(
         self,
@@ -290,6 +342,7 @@ class Scenario:
         log: bool = True,
         max_events: int = DEFAULT_MAX_EVENTS,
         name: str = "",
+        signals: Sequence[Signal] = (),
     ):
         if not isinstance(gil, tuple(POLICIES.values())):
             raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
@@ -316,8 +369,12 @@ class Scenario:
         check_bool("Scenario.log", log)
         check_int("Scenario.max_events", max_events, 1000)
         check_str("Scenario.name", name)
+        signals = (signals,) if isinstance(signals, Signal) else tuple(signals)
+        for i, sg in enumerate(signals):
+            if not isinstance(sg, Signal):
+                raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))
         for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
-                         tick_ns=tick_ns, log=log, max_events=max_events, name=name).items():
+                         tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals).items():
             object.__setattr__(self, k, v)
 
     def to_spec(self) -> Dict[str, Any]:
@@ -331,6 +388,7 @@ class Scenario:
             "tick_ns": self.tick_ns,
             "log": self.log,
             "max_events": self.max_events,
+            "signals": [sg.to_spec() for sg in self.signals],
         }
 
     def to_json(self) -> str:
@@ -345,6 +403,7 @@ class Scenario:
     def replace(self, **changes: Any) -> "Scenario":
         """A copy with some fields changed."""
         kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
-                  duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name)
+                  duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name,
+                  signals=self.signals)
         kw.update(changes)
         return Scenario(**kw)

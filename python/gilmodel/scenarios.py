@@ -8,9 +8,9 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from ._check import check_float, check_int
 from .policies import Policy
 from .run import run
-from .scenario import DEFAULT_TICK_NS, Scenario, Thread, cpu, drain, driver, loop, recv, send
+from .scenario import DEFAULT_TICK_NS, Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal
 
-__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor"]
+__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor", "ctrl_c"]
 
 Cores = Optional[Sequence[int]]
 
@@ -99,3 +99,68 @@ def convoy_factor(gil: Policy, cores: Cores = None, cpu_threads: int = 1, **kw: 
     alone = run(convoy(gil, cores, 0, **kw)).summary()
     loaded = run(convoy(gil, cores, cpu_threads, **kw)).summary()
     return {"alone_s": alone["elapsed_s"], "with_cpu_s": loaded["elapsed_s"], "factor": loaded["elapsed_s"] / alone["elapsed_s"], "loaded": loaded}
+
+
+def ctrl_c(gil: Policy, cores: Cores = None, workers: int = 2, work_ticks: int = 4_000_000, signal_at_us: int = 20_000,
+           signum: Any = "SIGINT", handler_ticks: int = 100, tick_ns: float = DEFAULT_TICK_NS) -> Dict[str, Any]:
+    """Ctrl-C with threads (P3): the main thread starts ``workers`` CPU-bound threads and joins
+    them; a real signal reaches it ``signal_at_us`` after the start. Returns
+    ``handler_latency_ms`` (delivery → the Python-level handler runs; None if it never ran),
+    ``handler_after_join`` (it ran only once every worker had finished), the worker
+    throughput before and after the signal in ticks/s (``ticks_per_s_before``/``_after``,
+    from the holding periods), ``switches_per_s_before``/``_after``, and the run.
+
+    Under the tick GIL the join cannot be interrupted: the handler waits for the workers, who
+    meanwhile check at every tick (2.7's tick storm). From 3.2 on the handler runs within
+    about one switch interval.
+    """
+    check_int("ctrl_c.workers", workers, 1, 1000)
+    check_int("ctrl_c.work_ticks", work_ticks, 1)
+    check_int("ctrl_c.handler_ticks", handler_ticks, 1)
+    cs = _cores(cores)
+    ws = [Thread("w%d" % i, [cpu(work_ticks)], core=cs[(1 + i) % len(cs)]) for i in range(workers)]
+    main = Thread("main", [cpu(10)] + [join(w.name) for w in ws], core=cs[0])
+    sc = Scenario(gil, [main] + ws, cores=cs, tick_ns=tick_ns, name="ctrl_c",
+                  signals=[signal(signal_at_us, signum, [cpu(handler_ticks)])])
+    r = run(sc)
+    from . import analysis
+
+    ev = r.events
+    kinds = ev.column("event").to_numpy(zero_copy_only=False)
+    t = ev.column("t_ns").to_numpy()
+    handler_t = t[kinds == "handler"]
+    sent = r.meta["signals"][0]["sent_ns"]
+    delivered = ev.column("arg").to_numpy()[kinds == "signal"]
+    at = sent if sent is not None else signal_at_us * 1000
+    exits = r.threads.column("exit_ns").to_numpy()
+    workers_exit = int(exits[1:].max())
+    h = analysis.holds(ev).to_pandas()
+    h = h[h.thread > 0]
+
+    def rate(lo: int, hi: int) -> Tuple[float, float]:
+        part = h[(h.start_ns >= lo) & (h.end_ns <= hi)]
+        dur = max(hi - lo, 1) / 1e9
+        return float(part.ticks.sum()) / dur, float(len(part)) / dur
+
+    before, after = rate(0, at), rate(at, workers_exit)
+    ran = bool(handler_t.size) and sent is not None
+    return {
+        "policy": r.meta["gil"]["policy"],
+        "signal_sent_ms": None if sent is None else sent / 1e6,
+        "signal_delivered_ms": float(delivered[0]) / 1e6 if delivered.size else None,
+        "handler_ms": float(handler_t[0]) / 1e6 if handler_t.size else None,
+        "handler_latency_ms": (int(handler_t[0]) - sent) / 1e6 if ran else None,
+        # The main thread's first join is on w0: did the handler wait for it?
+        "handler_waited_for_join": bool(handler_t.size) and int(handler_t[0]) >= int(exits[1]),
+        "first_worker_done_ms": int(exits[1]) / 1e6,
+        "workers_done_ms": workers_exit / 1e6,
+        "ticks_per_s_before": before[0], "ticks_per_s_after": after[0],
+        "holds_per_s_before": before[1], "holds_per_s_after": after[1],
+        "run": r,
+    }
+
+
+def pa_mask(mask):
+    import pyarrow as pa
+
+    return pa.array(mask)

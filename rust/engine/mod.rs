@@ -29,11 +29,12 @@ use crate::host;
 use crate::log::{Ev, EventBuf, Events};
 use crate::prim::{counts, PrimCounts, Semaphore};
 use crate::rusage;
-use crate::scenario::{PeerSpec, Placement, PolicySpec, Scenario, SpecError};
+use crate::scenario::{PeerSpec, Placement, PolicySpec, Scenario, SignalSpec, SpecError};
+use crate::signals::{self, Pending};
 use gate::Gate;
 use peer::{Link, Ping};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Condvar as StdCondvar, Mutex as StdMutex};
 use std::time::Duration;
 use worker::{Flow, Worker};
@@ -136,9 +137,19 @@ pub struct Shared<'a, G> {
     pub done: Vec<Semaphore>,
     pub index: HashMap<&'a str, usize>,
     pub instr: Instr,
-    t0: AtomicI64,
+    pub t0: AtomicI64,
+    /// The scenario's signals and the flag their handler sets (None: it sends none).
+    pub signals: Option<SignalRun>,
+    /// `pthread_t` of the main thread (thread 0), the target of `pthread_kill`.
+    main_pthread: AtomicU64,
     finished: StdMutex<usize>,
     finished_cv: StdCondvar,
+}
+
+/// A run's signals: what to send, and the pending state the handler sets.
+pub struct SignalRun {
+    pub specs: Vec<SignalSpec>,
+    pub pending: Pending,
 }
 
 impl<G> Shared<'_, G> {
@@ -204,23 +215,40 @@ fn run_with<G: Gil>(
             .collect(),
         instr: Instr::default(),
         t0: AtomicI64::new(0),
+        signals: (!sc.signals.is_empty()).then(|| SignalRun {
+            specs: sc.signals.clone(),
+            pending: Pending::default(),
+        }),
+        main_pthread: AtomicU64::new(0),
         finished: StdMutex::new(0),
         finished_cv: StdCondvar::new(),
     };
     let stop_thread = sc.stop.thread.as_ref().map(|name| sh.index[name.as_str()]);
+    let signums: Vec<i32> = sc.signals.iter().map(|s| s.signum).collect();
+    // Installed for the whole run, restored when `_handler` drops (after every thread joined).
+    let _handler = match &sh.signals {
+        Some(sr) => Some(signals::Installed::new(&signums, &sr.pending).map_err(RunError::Failed)?),
+        None => None,
+    };
     // Everyone arrives → the controller reads t0 → the gate opens and everyone goes.
     let gate = Gate::new();
 
-    let (results, peer_results, aborted) = std::thread::scope(|s| {
+    let (results, peer_results, aborted, signals_sent) = std::thread::scope(|s| {
         let mut spawn_error: Option<String> = None;
         let mut workers = Vec::with_capacity(n);
         for (i, spec) in sc.threads.iter().enumerate() {
-            let (sh, gate, core) = (&sh, &gate, pl.thread_cores[i]);
+            let (sh, gate, core, signums) = (&sh, &gate, pl.thread_cores[i], &signums);
             let sock = links[i].as_ref().map(|l| &l.thread_end);
             let h = std::thread::Builder::new()
                 .name(format!("gm:{}", spec.name))
                 .spawn_scoped(s, move || {
                     affinity::block_signals();
+                    if i == 0 && !signums.is_empty() {
+                        // The main thread alone receives the scenario's signals.
+                        signals::unblock(signums);
+                        // SAFETY: pthread_self has no preconditions.
+                        sh.main_pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+                    }
                     affinity::set_name(&format!("gm:{}", spec.name));
                     let pin_err = affinity::pin_current(&[core]).err();
                     let cpu_seen = crate::log::current_cpu();
@@ -228,6 +256,7 @@ fn run_with<G: Gil>(
                     let ru0 = rusage::thread();
                     let mut cx =
                         ThreadCx::new(i as u16, EventBuf::new(per_thread_cap, sc.log), &sh.instr);
+                    cx.signal_pending = sh.signals.as_ref().map(|s| &s.pending.flag);
                     let mut w = Worker {
                         iters_per_tick,
                         chain: spin::SEED,
@@ -235,6 +264,7 @@ fn run_with<G: Gil>(
                         buf: Vec::new(),
                         bytes_sent: 0,
                         bytes_received: 0,
+                        handled: 0,
                     };
                     if !gate.arrive_and_wait() {
                         return None;
@@ -373,7 +403,28 @@ fn run_with<G: Gil>(
         let deadline = sc.stop.duration_s.map(|d| t0 + (d * 1e9) as i64);
         let mut aborted = false;
         let mut woke_sockets = false;
+        // Signals to send, in time order: (due time, signum, index in the spec).
+        let mut due: Vec<(i64, i32, usize)> = sc
+            .signals
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (t0 + s.at_us as i64 * 1000, s.signum, k))
+            .collect();
+        due.sort();
+        let mut sent_ns = vec![None::<i64>; due.len()];
+        let mut next_sig = 0;
         loop {
+            while next_sig < due.len() && now_ns() >= due[next_sig].0 && !sh.stop.load(Relaxed) {
+                let (_, signum, k) = due[next_sig];
+                let target = sh.main_pthread.load(Relaxed) as libc::pthread_t;
+                // SAFETY: the main thread is a scoped thread not yet joined, so its pthread_t
+                // is valid (ESRCH at worst, if it has already returned).
+                let rc = unsafe { libc::pthread_kill(target, signum) };
+                if rc == 0 {
+                    sent_ns[k] = Some(now_ns() - t0);
+                }
+                next_sig += 1;
+            }
             let fin = *sh.finished.lock().unwrap();
             if fin == n {
                 break;
@@ -391,7 +442,10 @@ fn run_with<G: Gil>(
                 links.iter().flatten().for_each(Link::shutdown);
                 woke_sockets = true;
             }
-            let slice = deadline.map_or(10_000_000, |d| (d - now_ns()).clamp(100_000, 10_000_000));
+            let mut slice = deadline.map_or(10_000_000, |d| (d - now_ns()).clamp(100_000, 10_000_000));
+            if let Some(&(at, _, _)) = due.get(next_sig) {
+                slice = slice.min((at - now_ns()).max(1_000));
+            }
             let g = sh.finished.lock().unwrap();
             if *g < n {
                 let _ = sh
@@ -410,7 +464,7 @@ fn run_with<G: Gil>(
             })
             .collect();
         let peer_results: Vec<_> = peers.into_iter().filter_map(|h| h.join().ok()).collect();
-        Ok((results, peer_results, aborted))
+        Ok((results, peer_results, aborted, sent_ns))
     })
     .map_err(RunError::Failed)?;
 
@@ -476,6 +530,9 @@ fn run_with<G: Gil>(
         "host": host::info(),
         "version": env!("CARGO_PKG_VERSION"),
         "scenario_spec": sc,
+        "signals": sc.signals.iter().zip(&signals_sent).map(|(s, sent)| serde_json::json!({
+            "at_us": s.at_us, "signum": s.signum, "sent_ns": sent,
+        })).collect::<Vec<_>>(),
     });
     Ok(RunOutput {
         events,

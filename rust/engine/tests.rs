@@ -36,6 +36,7 @@ fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
         tick_ns: 50.0,
         log: true,
         max_events: 4_000_000,
+        signals: vec![],
     }
 }
 

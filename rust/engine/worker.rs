@@ -5,7 +5,8 @@ use super::Shared;
 use crate::clock::now_ns;
 use crate::engine::spin::spin;
 use crate::gil::{Gil, ThreadCx};
-use crate::log::IoOp;
+use crate::log::{Ev, IoOp};
+use crate::prim::SemWait;
 use crate::scenario::Op;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,6 +30,8 @@ pub struct Worker<'s> {
     pub buf: Vec<u8>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Signals whose handler this (main) thread has run.
+    pub handled: usize,
 }
 
 impl Worker<'_> {
@@ -37,6 +40,9 @@ impl Worker<'_> {
         for op in ops {
             if sh.stop.load(Relaxed) {
                 return Flow::Stopped;
+            }
+            if cx.main && cx.signal_is_pending() {
+                self.run_handlers(sh, cx);
             }
             let flow = match op {
                 Op::Cpu { ticks } => self.cpu(sh, cx, *ticks),
@@ -88,12 +94,27 @@ impl Worker<'_> {
                 }
                 Op::Join { thread } => {
                     let j = sh.index[thread.as_str()];
-                    sh.gil.blocking(cx, IoOp::Join, || {
-                        // Wait for the thread's exit, then pass the token on to other joiners.
-                        sh.done[j].wait();
-                        sh.done[j].post();
-                        0
-                    });
+                    let interruptible = sh.gil.interruptible();
+                    loop {
+                        let r = sh.gil.blocking(cx, IoOp::Join, || loop {
+                            // Wait for the thread's exit, then pass the token on to other
+                            // joiners. EINTR: 3.2+ returns to run the handler; 2.x retries.
+                            match sh.done[j].wait_once() {
+                                SemWait::Acquired => {
+                                    sh.done[j].post();
+                                    return 0;
+                                }
+                                SemWait::Interrupted if interruptible => return -1,
+                                SemWait::Interrupted => {}
+                            }
+                        });
+                        if r == 0 {
+                            break;
+                        }
+                        // Interrupted: with the GIL held again, run the handler, then go
+                        // back to waiting (a handler that does not raise).
+                        self.run_handlers(sh, cx);
+                    }
                     Flow::Continue
                 }
                 Op::Loop { times, body } => self.repeat(sh, cx, *times, body),
@@ -123,6 +144,25 @@ impl Worker<'_> {
         Flow::Continue
     }
 
+    /// The main thread, holding the GIL at a check point, runs the Python-level handler of
+    /// each signal delivered since it last did (`Py_MakePendingCalls`).
+    #[cold]
+    fn run_handlers<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx) {
+        let Some(p) = sh.signals.as_ref() else { return };
+        if !p.pending.flag.swap(false, Relaxed) {
+            return;
+        }
+        let delivered = p.pending.count.load(Relaxed) as usize;
+        let t0 = sh.t0.load(Relaxed);
+        while self.handled < delivered {
+            let k = self.handled.min(p.specs.len() - 1);
+            self.handled += 1;
+            cx.event(Ev::Signal, p.pending.delivered_ns.load(Relaxed) - t0);
+            cx.event(Ev::Handler, k as i64);
+            let _ = self.exec(sh, cx, &p.specs[k].handler);
+        }
+    }
+
     /// The hot loop: spin a tick, count it, let the policy check; at check points, look at
     /// the stop flag.
     #[inline(never)]
@@ -132,9 +172,16 @@ impl Worker<'_> {
         for _ in 0..ticks {
             x = spin(iters, x);
             cx.ticks += 1;
-            if sh.gil.tick(cx) && sh.stop.load(Relaxed) {
-                self.chain = x;
-                return Flow::Stopped;
+            if sh.gil.tick(cx) {
+                if sh.stop.load(Relaxed) {
+                    self.chain = x;
+                    return Flow::Stopped;
+                }
+                if cx.main && cx.signal_is_pending() {
+                    self.chain = x;
+                    self.run_handlers(sh, cx);
+                    x = self.chain;
+                }
             }
         }
         self.chain = x;

@@ -24,7 +24,7 @@ pub mod tick;
 
 use crate::clock::now_ns;
 use crate::log::{Ev, EventBuf, IoOp};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub use bfs::{BfsConfig, BfsGil};
 pub use fifo::{FifoConfig, FifoGil};
@@ -66,6 +66,11 @@ pub trait Gil: Send + Sync {
         cx.event(Ev::IoEnd, r);
         self.take(cx);
         r
+    }
+    /// Whether a blocking lock acquire (a `join`) returns to run a signal handler when a
+    /// signal arrives (3.2+: `PY_LOCK_INTR`), or retries on `EINTR` and stays blocked (2.x).
+    fn interruptible(&self) -> bool {
+        true
     }
     /// The policy's name and knobs, for `meta`.
     fn describe(&self) -> serde_json::Value;
@@ -120,6 +125,10 @@ pub struct ThreadCx<'a> {
     pub countdown: u32,
     /// Whether this thread holds the GIL (so a panic can release it).
     pub holding: bool,
+    /// The scenario's main thread (thread 0): the one that runs signal handlers.
+    pub main: bool,
+    /// The run's "a signal is pending" flag, when it sends signals.
+    pub signal_pending: Option<&'a AtomicBool>,
     instr: &'a Instr,
     request_ns: i64,
     /// A `request` event not yet pushed (see [`ThreadCx::requested_at`]).
@@ -137,6 +146,8 @@ impl<'a> ThreadCx<'a> {
             ticks: 0,
             countdown: 1,
             holding: false,
+            main: idx == 0,
+            signal_pending: None,
             instr,
             request_ns: 0,
             request_unlogged: false,
@@ -218,6 +229,12 @@ impl<'a> ThreadCx<'a> {
         self.log
             .push(t, Ev::Release, (self.ticks - self.ticks_at_acquire) as i64);
         t
+    }
+
+    /// A signal is waiting for the main thread to run its handler.
+    #[inline(always)]
+    pub fn signal_is_pending(&self) -> bool {
+        self.signal_pending.is_some_and(|p| p.load(Relaxed))
     }
 
     /// When the current holding period began (valid while holding).

@@ -162,7 +162,13 @@ impl Gil for TickGil {
             self.ticker.store(t, Relaxed);
             return false;
         }
-        self.ticker.store(self.cfg.check_interval as i64, Relaxed);
+        // Py_AddPendingCall set `things_to_do`; only the main thread can run the handler
+        // (Py_MakePendingCalls returns at once elsewhere and leaves it set), so 2.7 sets
+        // `_Py_Ticker = 0`: every tick is a check, and a GIL release, until the main thread
+        // gets to it (the tick storm).
+        let storm = cx.signal_is_pending() && !cx.main;
+        let next = if storm { 0 } else { self.cfg.check_interval as i64 };
+        self.ticker.store(next, Relaxed);
         // "Give another thread a chance": release, then retake at once.
         let t = cx.releasing();
         self.release_lock();
@@ -170,6 +176,12 @@ impl Gil for TickGil {
         self.acquire_lock(cx);
         cx.acquired();
         true
+    }
+
+    /// 2.x's `PyThread_acquire_lock` retries `sem_wait` on `EINTR`: a `join` cannot be
+    /// interrupted, so the handler waits until it returns.
+    fn interruptible(&self) -> bool {
+        false
     }
 
     fn describe(&self) -> serde_json::Value {
