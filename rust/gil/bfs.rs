@@ -229,12 +229,12 @@ mod tests {
     fn exclusive_and_slices_respected() {
         let gil = BfsGil::new(
             BfsConfig {
-                slice_us: 300,
+                slice_us: 50,
                 ..Default::default()
             },
             3,
         );
-        let res = contend(&gil, 3, 300_000);
+        let res = contend(&gil, 3, 1_000_000);
         assert_exclusive(&res);
         let forced: u64 = res.iter().map(|(s, _, _)| s.forced_drops).sum();
         assert!(forced > 0, "CPU threads were never preempted");

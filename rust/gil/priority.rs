@@ -219,12 +219,12 @@ mod tests {
     fn exclusive_and_cpu_threads_get_demoted() {
         let gil = PriorityGil::new(
             PriorityConfig {
-                interval_us: 200,
+                interval_us: 50,
                 ..Default::default()
             },
             3,
         );
-        let res = contend(&gil, 3, 300_000);
+        let res = contend(&gil, 3, 1_000_000);
         assert_exclusive(&res);
         let demotes: usize = res
             .iter()
