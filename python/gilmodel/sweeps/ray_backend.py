@@ -12,6 +12,7 @@ shared file system.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -56,11 +57,17 @@ def _allocator(ray, node_id: str):
                        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote()
 
 
-def _task(spec: RunSpec, k: int, want_events: bool):
+def _task(spec: RunSpec, k: int, want_events: bool, allocators: Dict[str, Any]):
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    alloc = _allocator(ray, node)
+    alloc = allocators.get(node)
+    if alloc is None:
+        try:
+            alloc = ray.get_actor("gilmodel-cores-%s" % node, namespace=_NS)
+        except ValueError:
+            raise RuntimeError("node %s has no core allocator (it joined after the sweep started); "
+                               "resume the sweep to retry this run" % node) from None
     while True:
         cores = ray.get(alloc.acquire.remote(k))
         if cores is not None:
@@ -94,20 +101,24 @@ def run_ray(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_
     limit = max_parallel or len(queue) or 1
     remote = ray.remote(_task).options(num_cpus=cores_per_run, max_retries=0)
     try:
-        for n in ray.nodes():  # one allocator per live node that can take a run
-            if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cores_per_run:
-                _allocator(ray, n["NodeID"])
+        # One allocator per live node that can take a run. The driver holds the handles (an
+        # actor nobody references dies) and hands them to the tasks.
+        allocators = {n["NodeID"]: _allocator(ray, n["NodeID"]) for n in ray.nodes()
+                      if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cores_per_run}
+        if not allocators:
+            raise ValueError("sweep: no live Ray node has %d CPUs for cores_per_run" % cores_per_run)
         while queue or pending:
             while queue and len(pending) < limit:
                 s = queue.pop()
-                pending[remote.remote(s, cores_per_run, events)] = s
+                pending[remote.remote(s, cores_per_run, events, allocators)] = s
             done, _ = ray.wait(list(pending), num_returns=1)
             ref = done[0]
             s = pending.pop(ref)
             try:
                 row, ev = ray.get(ref)
             except Exception as e:  # the task itself failed (worker died, Ray error)
-                row, ev = failed_row(s, [], "ray", "Ray task failed: %s" % (str(e).splitlines() or [type(e).__name__])[0]), None
+                text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)) or type(e).__name__
+                row, ev = failed_row(s, [], "ray", "Ray task failed: %s" % text), None
             if ev is not None:
                 store.write_events(s.id, ev)
             store.write_row(row, params)
