@@ -90,7 +90,7 @@ def test_runs_side_by_side_never_share_a_core(tmp_path):
     for r in rows:
         ev = pq.read_table(tmp_path / "events" / ("run_id=%s" % r["run_id"]) / "part-0.parquet")
         cpus = set(ev.column("cpu").to_pylist())
-        assert ev.num_rows > 100
+        assert ev.num_rows >= 10 and set(ev.column("thread").to_pylist()) == {0, 1}
         assert cpus <= set(r["worker_cores"]), "run %s ran on %s outside its cores %s" % (r["run_id"], cpus, r["worker_cores"])
     overlapping = 0
     for i, a in enumerate(rows):

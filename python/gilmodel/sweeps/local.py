@@ -103,21 +103,24 @@ def _start(ctx, slot: _Slot, out: str, params: pa.Schema, events: bool) -> None:
     slot.proc, slot.conn, slot.spec = p, parent, None
 
 
-def _stop(slot: _Slot, graceful: bool) -> None:
-    p = slot.proc
-    if p is None:
-        return
-    if graceful and slot.spec is None:
-        try:
-            slot.conn.send(None)
-        except (BrokenPipeError, OSError):
-            pass
-        p.join(5)
-    if p.is_alive():
-        p.kill()
-    p.join()
-    slot.conn.close()
-    slot.proc = None
+def _stop_all(sl: List[_Slot], graceful: bool) -> None:
+    """Ask idle workers to exit (all at once, then join them); kill the rest."""
+    live = [s for s in sl if s.proc is not None]
+    for s in live:
+        if graceful and s.spec is None:
+            try:
+                s.conn.send(None)
+            except (BrokenPipeError, OSError):
+                s.proc.kill()
+        else:
+            s.proc.kill()
+    for s in live:
+        s.proc.join(5)
+        if s.proc.is_alive():
+            s.proc.kill()
+            s.proc.join()
+        s.conn.close()
+        s.proc = None
 
 
 def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_run: int,
@@ -143,7 +146,7 @@ def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_pe
                 if s.spec is None and queue and s.proc is not None:
                     s.spec = queue.popleft()
                     s.conn.send(s.spec)
-            busy = [s for s in sl if s.spec is not None]
+            busy = [s for s in sl if s.spec is not None and s.proc is not None]
             if not busy:
                 break
             ready = wait([s.conn for s in busy] + [s.proc.sentinel for s in busy])
@@ -163,6 +166,8 @@ def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_pe
                         progress.failed(failures)
                     s.spec = None
                     progress.update(1)
+                    if not queue:  # nothing left for it: let it exit while the others finish
+                        _stop_all([s], True)
                 elif s.conn in ready or s.proc.sentinel in ready:
                     s.proc.join()
                     code = s.proc.exitcode
@@ -179,5 +184,4 @@ def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_pe
         graceful = True
         return failures
     finally:
-        for s in sl:
-            _stop(s, graceful)
+        _stop_all(sl, graceful)

@@ -113,15 +113,15 @@ class Store:
     def write_row(self, row: Dict[str, Any], params: pa.Schema) -> None:
         """Write one run's row (keys: the schema's columns; unknown keys become extra metric
         columns with inferred types)."""
-        extra = [k for k in row if k not in {f.name for f in row_schema(params)}]
         schema = row_schema(params)
-        cols = {}
-        for f in schema:
-            cols[f.name] = pa.array([row.get(f.name)], type=f.type)
-        for k in extra:  # a custom experiment's metrics
-            cols[k] = pa.array([row[k]])
-        names = [f.name for f in schema][:-1] + extra + [schema[-1].name]
-        _write(pa.table({n: cols[n] for n in names}), self.run_path(row["run_id"]))
+        known = set(schema.names)
+        extra = [k for k in row if k not in known]
+        cols = [pa.array([row.get(f.name)], type=f.type) for f in schema]
+        names = list(schema.names)
+        if extra:  # a custom experiment's metrics, before per_thread
+            cols = cols[:-1] + [pa.array([row[k]]) for k in extra] + cols[-1:]
+            names = names[:-1] + extra + names[-1:]
+        _write(pa.Table.from_arrays(cols, names=names), self.run_path(row["run_id"]))
 
 
 def load(out: Union[str, os.PathLike], status: Optional[str] = None) -> pa.Table:
