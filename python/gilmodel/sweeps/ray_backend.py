@@ -25,6 +25,9 @@ from .store import Store
 __all__ = ["run_ray"]
 
 _NS = "gilmodel"
+#: Allocator handles of this driver, per Ray job and cluster: later sweeps of the same session reuse them
+#: (an actor takes a worker process start-up, a second or so, to create).
+_HELD: Dict[Any, Dict[str, Any]] = {}
 
 
 class CoreAllocator:
@@ -103,8 +106,12 @@ def run_ray(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_
     try:
         # One allocator per live node that can take a run. The driver holds the handles (an
         # actor nobody references dies) and hands them to the tasks.
-        allocators = {n["NodeID"]: _allocator(ray, n["NodeID"]) for n in ray.nodes()
-                      if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cores_per_run}
+        ctx = ray.get_runtime_context()
+        held = _HELD.setdefault((ctx.get_job_id(), ctx.get_node_id()), {})  # a new cluster gets new node ids
+        for n in ray.nodes():
+            if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cores_per_run and n["NodeID"] not in held:
+                held[n["NodeID"]] = _allocator(ray, n["NodeID"])
+        allocators = dict(held)
         if not allocators:
             raise ValueError("sweep: no live Ray node has %d CPUs for cores_per_run" % cores_per_run)
         while queue or pending:
@@ -131,4 +138,5 @@ def run_ray(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_
         for ref in pending:
             ray.cancel(ref, force=True)
         if started:
+            _HELD.clear()
             ray.shutdown()
