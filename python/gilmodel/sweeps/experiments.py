@@ -27,7 +27,6 @@ import pyarrow as pa
 
 from .. import scenarios
 from ..analysis import summary
-from ..policies import IntervalGIL, TickGIL
 from ..run import Run, run
 
 __all__ = ["EXPERIMENTS", "experiment_kwargs", "execute", "make_gil"]
@@ -56,8 +55,11 @@ def experiment_kwargs(name: str) -> Optional[Set[str]]:
 
 def make_gil(g: Dict[str, Any]):
     """The policy object of a resolved ``gil`` dict."""
-    cls = TickGIL if g["policy"] == "tick" else IntervalGIL
     import dataclasses
+
+    from .grid import POLICY_CLASSES
+
+    cls = POLICY_CLASSES[g["policy"]]
 
     return cls(**{f.name: g[f.name] for f in dataclasses.fields(cls)})
 

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
+from .. import policies as _policies
 from ..policies import IntervalGIL, TickGIL, cpython
 
 __all__ = ["RunSpec", "DEFAULT_BASE", "expand", "resolve", "run_id", "PARAM_COLUMNS_FIXED"]
@@ -37,7 +38,9 @@ DEFAULT_BASE: Dict[str, Any] = {
     "log": True,
 }
 _TOP = ("experiment", "gil", "scenario", "cores", "tick_ns", "log")
-_POLICIES = {"tick": TickGIL, "interval": IntervalGIL}
+#: Policy name -> class (every policy the package has, when it lists them in POLICIES).
+POLICY_CLASSES: Dict[str, Any] = dict(getattr(_policies, "POLICIES", {"tick": TickGIL, "interval": IntervalGIL}))
+_POLICIES = POLICY_CLASSES
 _KNOBS = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in _POLICIES.items()}
 _ALL_KNOBS = sorted({k for ks in _KNOBS.values() for k in ks})
 #: Parameter columns every runs table has, in order (scenario keyword arguments follow).
@@ -107,7 +110,7 @@ def resolve_gil(gil: Mapping[str, Any]) -> Dict[str, Any]:
         raise ValueError("sweep: unknown GIL knob(s) %s; known: version, policy, %s" % (", ".join(map(repr, unknown)), ", ".join(_ALL_KNOBS)))
     if version is not None:
         preset = cpython(str(version))
-        kind = "tick" if isinstance(preset, TickGIL) else "interval"
+        kind = preset.to_spec()["policy"]
         if policy is not None and policy != kind:
             raise ValueError("sweep: gil.version %r is a %s GIL but gil.policy says %r" % (version, kind, policy))
         knobs = dataclasses.asdict(preset)
