@@ -18,6 +18,7 @@ from .scenario import (
     cpu, drain, driver, join, loop, recv, send, signal, sleep,
 )
 from .analysis import summary
+from .sweeps import load, sweep
 
 __all__ = [
     "__version__", "scenarios", "analysis", "plot",
@@ -26,4 +27,5 @@ __all__ = [
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES",
+    "sweep", "load",
 ]

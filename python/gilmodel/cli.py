@@ -127,6 +127,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     g.set_defaults(fn=_cmd_reproduce)
     i = sub.add_parser("info", help="host facts and the spin calibration")
     i.set_defaults(fn=_cmd_info)
+    from .sweeps.cli import add_commands as _add_sweep_commands
+
+    _add_sweep_commands(sub)
     a = p.parse_args(argv)
     try:
         return a.fn(a)

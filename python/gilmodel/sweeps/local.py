@@ -1,0 +1,187 @@
+"""The local backend: one worker process per disjoint core slot, each pinned to its slot.
+
+The allowed cores (this process's affinity mask) are cut into ``len(allowed) // cores_per_run``
+slots of consecutive cores (at most ``max_parallel``). Each slot has one long-lived worker
+process (``spawn`` context), pinned with ``sched_setaffinity`` before it runs anything; the
+parent hands it one run at a time, so runs on different slots never share a core and a worker
+costs its start-up once, not per run. The worker writes its run's files itself (atomically),
+then reports; a worker that dies mid-run is replaced and its run recorded as failed.
+
+Workers ignore SIGINT and die with the parent (``PR_SET_PDEATHSIG``): Ctrl-C in the parent
+stops every worker and returns after joining them; a SIGKILL of the parent kills them too, so
+no worker outlives the sweep and writes behind a resumed one's back.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+from multiprocessing.connection import wait
+from typing import Any, Deque, Dict, List, Optional, Sequence
+
+import pyarrow as pa
+
+from .grid import RunSpec
+from .runner import failed_row, run_one
+from .store import Store
+
+__all__ = ["run_local", "slots"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+def slots(allowed: Sequence[int], cores_per_run: int, max_parallel: Optional[int] = None) -> List[List[int]]:
+    """Disjoint core sets of ``cores_per_run`` consecutive allowed cores."""
+    allowed = sorted(allowed)
+    n = len(allowed) // cores_per_run
+    if max_parallel is not None:
+        n = min(n, max_parallel)
+    if n < 1:
+        raise ValueError("sweep: cores_per_run=%d but this process may use only %d core(s) (%s)" % (
+            cores_per_run, len(allowed), ",".join(map(str, allowed))))
+    return [allowed[i * cores_per_run:(i + 1) * cores_per_run] for i in range(n)]
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux: best effort
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _worker(conn, cores: List[int], out: str, params: pa.Schema, parent_pid: int, events: bool) -> None:
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.sched_setaffinity(0, cores)
+    store = Store(out)
+    while True:
+        try:
+            spec = conn.recv()
+        except EOFError:
+            return
+        if spec is None:
+            return
+        try:
+            row, ev = run_one(spec, cores, "local")
+            if events and ev is not None:
+                store.write_events(spec.id, ev)
+            store.write_row(row, params)
+            conn.send(("done", spec.id, row["status"]))
+        except Exception as e:  # writing failed: the parent records it
+            conn.send(("failed", spec.id, "%s: %s" % (type(e).__name__, e)))
+
+
+class _Slot:
+    def __init__(self, cores: List[int]):
+        self.cores = cores
+        self.proc: Any = None
+        self.conn: Any = None
+        self.spec: Optional[RunSpec] = None
+
+
+def _start(ctx, slot: _Slot, out: str, params: pa.Schema, events: bool) -> None:
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_worker, args=(child, slot.cores, out, params, os.getpid(), events),
+                    name="gilmodel-sweep-%s" % "-".join(map(str, slot.cores)), daemon=True)
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:  # workers need nothing from __main__: don't make them re-import the user's script
+        for k in saved:
+            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
+        p.start()
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+    child.close()
+    slot.proc, slot.conn, slot.spec = p, parent, None
+
+
+def _stop_all(sl: List[_Slot], graceful: bool) -> None:
+    """Ask idle workers to exit (all at once, then join them); kill the rest."""
+    live = [s for s in sl if s.proc is not None]
+    for s in live:
+        if graceful and s.spec is None:
+            try:
+                s.conn.send(None)
+            except (BrokenPipeError, OSError):
+                s.proc.kill()
+        else:
+            s.proc.kill()
+    for s in live:
+        s.proc.join(5)
+        if s.proc.is_alive():
+            s.proc.kill()
+            s.proc.join()
+        s.conn.close()
+        s.proc = None
+
+
+def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_run: int,
+              max_parallel: Optional[int], events: bool, progress: Any) -> int:
+    """Run ``todo`` on local core slots; returns how many runs failed. ``progress`` has
+    ``update(n)`` and ``failed(n)``."""
+    from .. import _core
+
+    sl = [_Slot(c) for c in slots(_core.allowed_cores(), cores_per_run, max_parallel)]
+    sl = sl[:max(1, min(len(sl), len(todo)))]
+    queue: Deque[RunSpec] = collections.deque(todo)
+    ctx = mp.get_context("spawn")
+    failures = 0
+    graceful = False
+    try:
+        if not queue:
+            graceful = True
+            return 0
+        for s in sl:
+            _start(ctx, s, store.out, params, events)
+        while True:
+            for s in sl:
+                if s.spec is None and queue and s.proc is not None:
+                    s.spec = queue.popleft()
+                    s.conn.send(s.spec)
+            busy = [s for s in sl if s.spec is not None and s.proc is not None]
+            if not busy:
+                break
+            ready = wait([s.conn for s in busy] + [s.proc.sentinel for s in busy])
+            for s in busy:
+                msg = None
+                if s.conn in ready:
+                    try:
+                        msg = s.conn.recv()
+                    except (EOFError, OSError):
+                        msg = None
+                if msg is not None:
+                    kind, rid, what = msg
+                    if kind == "failed":
+                        store.write_row(failed_row(s.spec, s.cores, "local", what), params)
+                    if kind == "failed" or what != "ok":
+                        failures += 1
+                        progress.failed(failures)
+                    s.spec = None
+                    progress.update(1)
+                    if not queue:  # nothing left for it: let it exit while the others finish
+                        _stop_all([s], True)
+                elif s.conn in ready or s.proc.sentinel in ready:
+                    s.proc.join()
+                    code = s.proc.exitcode
+                    why = "worker process died (%s) during the run" % (
+                        "signal %s" % signal.Signals(-code).name if code is not None and code < 0 else "exit code %s" % code)
+                    store.write_row(failed_row(s.spec, s.cores, "local", why), params)
+                    failures += 1
+                    progress.failed(failures)
+                    progress.update(1)
+                    s.conn.close()
+                    s.proc, s.spec = None, None
+                    if queue:
+                        _start(ctx, s, store.out, params, events)
+        graceful = True
+        return failures
+    finally:
+        _stop_all(sl, graceful)

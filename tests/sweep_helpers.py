@@ -1,0 +1,58 @@
+"""Custom experiments and process helpers for the sweep tests (workers import this by name)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def custom(config, cores):
+    """A custom experiment: dies like a segfaulting run when scenario.crash is set."""
+    if config["scenario"].get("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if config["scenario"].get("raise"):
+        raise RuntimeError("asked to fail")
+    return {"value": float(config["scenario"].get("v", 0)) * 2, "n_cores": len(cores)}
+
+
+def marked(mark):
+    """Pids of live processes whose environment carries GILMODEL_TEST_MARK=mark."""
+    needle = ("GILMODEL_TEST_MARK=%s" % mark).encode()
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%s/stat" % pid) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in env and state != "Z":
+            out.append(int(pid))
+    return out
+
+
+def wait_no_marked(mark, timeout=3.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        left = marked(mark)
+        if not left:
+            return []
+        time.sleep(0.02)
+    return marked(mark)
+
+
+def start_python(code, mark, cwd):
+    env = dict(os.environ, GILMODEL_TEST_MARK=mark, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def count_runs(out):
+    d = os.path.join(out, "runs")
+    try:
+        return sum(1 for f in os.listdir(d) if f.endswith(".parquet"))
+    except FileNotFoundError:
+        return 0
