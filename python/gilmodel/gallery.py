@@ -237,6 +237,67 @@ def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     return _save(fig, out, "p7"), rows
 
 
+def p3(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P3: Ctrl-C with threads: a signal reaches the main thread while it joins CPU-bound
+    workers, under the 2.7 and 3.11 GILs, on 1 and 2 cores."""
+    from .scenarios import ctrl_c
+
+    work = max(50_000, int(2_000_000 * scale))
+    rows, shown = [], None
+    for v in ("2.7", "3.11"):
+        for label, cs in _layouts(cores):
+            r = ctrl_c(cpython(v), cs, workers=2, work_ticks=work, signal_at_us=20_000)
+            rows.append({"version": v, "cores": label, "handler_latency_ms": r["handler_latency_ms"],
+                         "handler_waited_for_join": r["handler_waited_for_join"],
+                         "holds_per_s_before": r["holds_per_s_before"], "holds_per_s_after": r["holds_per_s_after"],
+                         "ticks_per_s_before": r["ticks_per_s_before"], "ticks_per_s_after": r["ticks_per_s_after"]})
+            if v == "2.7" and shown is None:
+                shown = r["run"]
+            say("  p3 %s %s: handler after %.1f ms" % (v, label, rows[-1]["handler_latency_ms"] or float("nan")))
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    labels = ["%s\n%s" % (r["version"], r["cores"]) for r in rows]
+    ax.bar(labels, [r["handler_latency_ms"] or 0 for r in rows],
+           color=["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("signal → handler (ms)")
+    ax.set_title("Ctrl-C while the main thread joins", fontsize=10, loc="left")
+    _lanes(ax2, shown, 19.0, 21.0, "2.7 at the signal (20 ms): the tick storm begins")
+    return _save(fig, out, "p3"), rows
+
+
+def p8(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """P8/P9: the proposed fixes beside CPython's GILs: I/O round-trip latency next to one
+    CPU thread, the convoy factor, and the CPU threads' throughput, on 2 cores."""
+    from .policies import BfsGIL, FifoGIL, NoGIL, PriorityGIL
+    from .scenarios import convoy_factor, handoffs, io_latency
+
+    two = _layouts(cores)[0][1]
+    pings = max(10, int(100 * scale))
+    total = max(16 << 10, int((1 << 20) * scale)) // 1024 * 1024
+    pols = [("2.7", cpython("2.7")), ("3.11", cpython("3.11")), ("priority", PriorityGIL()), ("bfs", BfsGIL()),
+            ("fifo", FifoGIL()), ("nogil", NoGIL())]
+    rows, shown = [], None
+    for name, gil in pols:
+        lat = run(io_latency(gil, two, pings=pings, gap_us=3000))
+        s = lat.summary()
+        c = convoy_factor(gil, two, total_bytes=total, peer_core=two[-1])
+        ticks = sum(run(handoffs(gil, two, 0.2 * max(scale, 0.25))).threads.column("ticks").to_pylist())
+        rows.append({"policy": name, "io_latency_p50_ms": s["io_latency_p50_ms"], "io_latency_p99_ms": s["io_latency_p99_ms"],
+                     "convoy_factor": c["factor"], "cpu_ticks_per_s": ticks / (0.2 * max(scale, 0.25))})
+        if name == "priority":
+            shown = lat
+        say("  p8 %s: I/O p50 %.3f ms, convoy %.1f" % (name, s["io_latency_p50_ms"], c["factor"]))
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    ax.bar([r["policy"] for r in rows], [r["io_latency_p50_ms"] for r in rows], color="#1f77b4")
+    ax.set_yscale("log")
+    ax.set_ylabel("I/O round trip p50 (ms)")
+    ax.set_title("An I/O thread next to a CPU thread", fontsize=10, loc="left")
+    _lanes(ax2, shown, 0.0, 30.0, "priority: the I/O thread preempts at once")
+    return _save(fig, out, "p8"), rows
+
+
 def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:
     """A compact GIL timeline on ``ax``: green holds, red waits, blue blocking calls."""
     names = r.threads.column("name").to_pylist()
@@ -270,10 +331,12 @@ def _save(fig, out: str, name: str) -> str:
 EXPERIMENTS: Dict[str, Tuple[str, Callable]] = {
     "p1": ("GIL battle: two CPU threads, old GIL vs new, 1 vs 2 cores", p1),
     "p2": ("Context-switch and system-call storm", p2),
+    "p3": ("Ctrl-C with threads: the uninterruptible join and the tick storm", p3),
     "p4": ("Interval GIL: hand-offs follow the switch interval", p4),
     "p5": ("Drop-request de-duplication (switch_number) ablation", p5),
     "p6": ("Who wins the GIL is up to the OS", p6),
     "p7": ("Convoy effect", p7),
+    "p8": ("Better GILs: priority, BFS, FIFO and no GIL beside CPython's", p8),
 }
 
 
