@@ -14,7 +14,7 @@ call only for the ones that find a waiter or a taken lock, so sequentially almos
 threaded most wakes do. Compare the strace / perf futex column with the model's blocking waits
 and voluntary context switches, not with its call totals.
 
-Run: .venv/bin/python benches/syscalls.py [ticks]     (about a minute on the 2-core VM)
+Run: .venv/bin/python benches/syscalls.py [ticks]     (about 30 s on the 2-core VM)
 """
 
 from __future__ import annotations
