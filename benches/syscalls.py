@@ -6,7 +6,7 @@ thread; each one stops the thread for the tracer, so the run is slowed and its t
 disturbed) and under ``perf stat -e syscalls:sys_enter_futex,context-switches`` (kernel
 tracepoint counters: nothing stops, where perf is installed and allowed). A third child, "startup
 only", imports gilmodel and builds the scenarios without running them: the futex calls every
-child pays before the experiment (the Python runtime, pyarrow's thread pools, calibration).
+child pays before the experiment (the Python runtime and its imports).
 
 The model's "futex-level" count (``scenarios.syscalls``: sem_wait + cond waits + sem_post +
 cond signals + mutex lock/unlock) is of calls that *can* reach the kernel; glibc makes a futex
@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 PY27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
 
 # A real CPython 2.7 cpu_pair: Beazley's countdown, twice in a row or in two threads at once.
