@@ -37,6 +37,9 @@ def _cmd_run(a) -> int:
         r = scenarios.cpu_pair_ratio(gil, cores, a.ticks)
         print(json.dumps({k: v for k, v in r.items() if k != "threaded"}, indent=2))
         return 0
+    if a.scenario == "syscalls":
+        print(json.dumps(scenarios.syscalls(gil, cores, a.ticks), indent=2))
+        return 0
     if a.scenario == "handoffs":
         sc = scenarios.handoffs(gil, cores, a.duration)
     elif a.scenario == "io_latency":
@@ -99,10 +102,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     d.add_argument("--bytes", type=int, default=1 << 20, help="bytes to stream (default: %(default)s)")
     d.set_defaults(fn=_cmd_demo)
     r = sub.add_parser("run", help="run one canned scenario and print its summary")
-    r.add_argument("scenario", choices=["cpu_pair", "handoffs", "io_latency", "convoy"])
+    r.add_argument("scenario", choices=["cpu_pair", "handoffs", "io_latency", "convoy", "syscalls"])
     r.add_argument("--version", dest="version", default="3.11", choices=CPYTHON_VERSIONS, help="CPython version whose GIL to use")
     r.add_argument("--cores", help="comma-separated cores")
-    r.add_argument("--ticks", type=int, default=2_000_000, help="cpu_pair: ticks per task")
+    r.add_argument("--ticks", type=int, default=2_000_000, help="cpu_pair, syscalls: ticks per task")
     r.add_argument("--duration", type=float, default=1.0, help="handoffs: seconds")
     r.add_argument("--cpu-threads", type=int, default=1, help="io_latency, convoy: CPU-bound threads beside the I/O thread")
     r.add_argument("--bytes", type=int, default=4 << 20, help="convoy: bytes to stream")

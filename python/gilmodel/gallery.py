@@ -23,7 +23,7 @@ from . import _core, analysis
 from .policies import IntervalGIL, cpython
 from .run import Run, run
 from .scenario import Scenario, Thread, cpu, loop
-from .scenarios import convoy, cpu_pair, handoffs
+from .scenarios import convoy, cpu_pair, handoffs, syscalls
 
 __all__ = ["EXPERIMENTS", "reproduce"]
 
@@ -82,23 +82,21 @@ def p1(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
 def p2(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P2: the same two CPU tasks sequential and threaded: context switches and glibc
     primitive calls (all of them, and the waits that blocked), tick GIL on both lock
-    implementations, 1 and 2 cores. The calls barely change; what explodes is how many of them
-    block, each a futex system call and a context switch."""
+    implementations, 1 and 2 cores (:func:`gilmodel.scenarios.syscalls`). The calls barely
+    change; what explodes is how many of them block, each a futex system call and a context
+    switch."""
     ticks = max(10_000, int(2_000_000 * scale))
     rows = []
     for v in ("2.7", "2.6-osx"):
         for label, cs in _layouts(cores):
-            for mode, sc in zip(("sequential", "threaded"), cpu_pair(cpython(v), cs, ticks)):
-                r = run(sc)
-                t = r.threads.to_pydict()
-                calls = sum(sum(t[c]) for c in _core.CALL_NAMES if c not in ("cond_timeouts", "sem_eintr"))
+            res = syscalls(cpython(v), cs, ticks)
+            for mode in ("sequential", "threaded"):
+                m = res[mode]
                 # Blocking waits: sem_wait is only called after sem_trywait failed; cond waits block.
-                blocking = sum(t["sem_wait"]) + sum(t["cond_wait"]) + sum(t["cond_timedwait"])
-                rows.append({"lock": r.meta["gil"]["lock"], "cores": label, "mode": mode,
-                             "voluntary_ctx": int(sum(t["voluntary_ctx_switches"])),
-                             "involuntary_ctx": int(sum(t["involuntary_ctx_switches"])),
-                             "primitive_calls": int(calls), "blocking_waits": int(blocking),
-                             "elapsed_s": r.summary()["elapsed_s"]})
+                rows.append({"lock": res["gil"]["lock"], "cores": label, "mode": mode,
+                             "voluntary_ctx": m["voluntary_ctx_switches"], "involuntary_ctx": m["involuntary_ctx_switches"],
+                             "primitive_calls": m["primitive_calls"], "blocking_waits": m["futex_level"]["blocking_waits"],
+                             "elapsed_s": m["elapsed_s"]})
                 say("  p2 %s %s %s: %d ctx switches" % (v, label, mode, rows[-1]["voluntary_ctx"] + rows[-1]["involuntary_ctx"]))
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))

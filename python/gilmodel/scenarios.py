@@ -10,7 +10,8 @@ from .policies import Policy
 from .run import run
 from .scenario import DEFAULT_TICK_NS, Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal
 
-__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor", "ctrl_c"]
+__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor", "ctrl_c", "syscalls",
+           "FUTEX_LEVEL"]
 
 Cores = Optional[Sequence[int]]
 
@@ -160,7 +161,99 @@ def ctrl_c(gil: Policy, cores: Cores = None, workers: int = 2, work_ticks: int =
     }
 
 
-def pa_mask(mask):
-    import pyarrow as pa
+#: Counted calls that can enter the kernel (a futex system call), and when they do (glibc 2.36
+#: NPTL). ``sem_trywait`` never does; ``cond_timeouts`` and ``sem_eintr`` are outcomes, not calls.
+FUTEX_LEVEL = {
+    "mutex_lock": "FUTEX_WAIT when the mutex is held by another thread",
+    "mutex_unlock": "FUTEX_WAKE when another thread waits for the mutex",
+    "cond_wait": "FUTEX_WAIT unless a signal is already pending (plus the mutex's own futex calls)",
+    "cond_timedwait": "FUTEX_WAIT with a deadline unless a signal is already pending",
+    "cond_signal": "FUTEX_WAKE when a thread waits on the condvar",
+    "cond_broadcast": "FUTEX_WAKE when threads wait on the condvar",
+    "sem_wait": "FUTEX_WAIT when the count is 0 (the replica calls it only after sem_trywait failed); "
+                "glibc retries inside, hiding repeated waits",
+    "sem_post": "FUTEX_WAKE when a waiter is registered on the semaphore",
+}
+_BLOCKING = ("sem_wait", "cond_wait", "cond_timedwait")
+_WAKING = ("sem_post", "cond_signal", "cond_broadcast")
+_MUTEX = ("mutex_lock", "mutex_unlock")
+_OUTCOMES = ("cond_timeouts", "sem_eintr")
 
-    return pa.array(mask)
+
+def _syscall_side(r) -> Dict[str, Any]:
+    from . import _core
+
+    t = r.threads.to_pydict()
+    names = _core.CALL_NAMES
+    per_thread = {}
+    for k, name in enumerate(t["name"]):
+        per_thread[name] = {"voluntary_ctx_switches": int(t["voluntary_ctx_switches"][k]),
+                            "involuntary_ctx_switches": int(t["involuntary_ctx_switches"][k]),
+                            "utime_ns": int(t["utime_ns"][k]), "stime_ns": int(t["stime_ns"][k]),
+                            "calls": {c: int(t[c][k]) for c in names}}
+    calls = {c: int(sum(t[c])) for c in names}
+    vol, invol = int(sum(t["voluntary_ctx_switches"])), int(sum(t["involuntary_ctx_switches"]))
+    futex = {"blocking_waits": sum(calls[c] for c in _BLOCKING), "wakes": sum(calls[c] for c in _WAKING),
+             "mutex": sum(calls[c] for c in _MUTEX)}
+    futex["total"] = futex["blocking_waits"] + futex["wakes"] + futex["mutex"]
+    return {"elapsed_s": r.meta["elapsed_ns"] / 1e9, "threads": per_thread,
+            "voluntary_ctx_switches": vol, "involuntary_ctx_switches": invol, "ctx_switches": vol + invol,
+            "utime_s": sum(t["utime_ns"]) / 1e9, "stime_s": sum(t["stime_ns"]) / 1e9,
+            "calls": calls, "primitive_calls": sum(v for c, v in calls.items() if c not in _OUTCOMES),
+            "futex_level": futex}
+
+
+def syscalls(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: float = DEFAULT_TICK_NS) -> Dict[str, Any]:
+    """The system-call and context-switch storm (P2): the two CPU tasks of :func:`cpu_pair`,
+    run sequentially and threaded, and what each costs the OS.
+
+    Returns ``{"gil", "cores", "ticks", "sequential", "threaded", "ratios", "counts_are"}``.
+    ``sequential`` and ``threaded`` each hold:
+
+    - ``elapsed_s``; ``utime_s``, ``stime_s`` (CPU time of the scenario threads, user and system);
+    - ``voluntary_ctx_switches``, ``involuntary_ctx_switches``, ``ctx_switches`` (totals) and
+      ``threads[name]`` with each thread's own, its ``utime_ns``/``stime_ns`` and ``calls``;
+    - ``calls``: total counted calls by kind (the ``threads`` table's columns ``mutex_lock`` …
+      ``sem_eintr``), and ``primitive_calls``, their sum without the two outcome counters
+      ``cond_timeouts`` and ``sem_eintr``;
+    - ``futex_level``: the counted calls that *can* enter the kernel, by class.
+      ``blocking_waits`` = ``sem_wait`` + ``cond_wait`` + ``cond_timedwait``: a FUTEX_WAIT unless
+      the resource came free in between (the tick replica calls ``sem_wait`` only after
+      ``sem_trywait`` failed, and waits on the condvar only while the lock is taken);
+      ``wakes`` = ``sem_post`` + ``cond_signal`` + ``cond_broadcast``: a FUTEX_WAKE when a waiter is
+      registered; ``mutex`` = ``mutex_lock`` + ``mutex_unlock``: FUTEX_WAIT / FUTEX_WAKE when
+      contended; ``total``, their sum. ``sem_trywait`` never enters the kernel. See
+      :data:`FUTEX_LEVEL`.
+
+    ``ratios`` are threaded / sequential for ``ctx_switches``, ``voluntary_ctx_switches``,
+    ``involuntary_ctx_switches``, ``primitive_calls``, ``futex_level`` (its total),
+    ``blocking_waits`` and ``elapsed_s``; a sequential count of 0 is taken as 1, so such a ratio
+    is a lower bound.
+
+    Where the counts come from: context switches and CPU times from
+    ``getrusage(RUSAGE_THREAD)`` read by each scenario thread before the start gate and after its
+    last op (so each includes the gate's own wait, about one voluntary switch); primitive calls
+    from per-thread counters in the core's glibc wrappers (``rust/prim``), bumped once per call.
+    They are calls to the primitive, **not system calls**: glibc's fast paths (an uncontended
+    mutex, a semaphore with a count, a signal with no waiter) stay in user space, and a blocking
+    ``sem_wait`` or ``cond_wait`` may make several futex calls (glibc retries a wake-up that
+    found the lock taken again). ``futex_level`` is therefore neither a lower nor an upper bound
+    on futex system calls; ``benches/syscalls.py`` counts those with ``strace -f -c`` and
+    ``perf stat -e syscalls:sys_enter_futex`` beside these counts. The engine's own bookkeeping
+    adds one ``sem_post`` per thread (its "done" signal).
+    """
+    seq, thr = cpu_pair(gil, cores, ticks, tick_ns)
+    out: Dict[str, Any] = {"gil": gil.to_spec(), "cores": list(seq.cores), "ticks": ticks}
+    for mode, sc in (("sequential", seq), ("threaded", thr)):
+        out[mode] = _syscall_side(run(sc))
+    a, b = out["sequential"], out["threaded"]
+
+    def ratio(x: float, y: float) -> float:
+        return y / (x if x else 1)
+
+    out["ratios"] = {k: ratio(a[k], b[k]) for k in ("ctx_switches", "voluntary_ctx_switches", "involuntary_ctx_switches",
+                                                    "primitive_calls", "elapsed_s")}
+    out["ratios"]["futex_level"] = ratio(a["futex_level"]["total"], b["futex_level"]["total"])
+    out["ratios"]["blocking_waits"] = ratio(a["futex_level"]["blocking_waits"], b["futex_level"]["blocking_waits"])
+    out["counts_are"] = "calls to glibc primitives counted by the model, not system calls; context switches from getrusage(RUSAGE_THREAD)"
+    return out
