@@ -18,6 +18,7 @@ from .scenario import (
     cpu, drain, driver, join, loop, recv, send, sleep,
 )
 from .analysis import summary
+from .fidelity import validate
 
 __all__ = [
     "__version__", "scenarios", "analysis", "plot",
@@ -25,4 +26,5 @@ __all__ = [
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver",
     "run", "Run", "load_run", "summary", "EVENT_NAMES",
+    "validate",
 ]

@@ -96,7 +96,7 @@ def start_peer(role, args):
     """Start a peer process (``_peer.py role port ...``) under this interpreter and accept
     its connection; returns ``(process, connected socket)``."""
     ls, port = listener()
-    p = subprocess.Popen([sys.executable, PEER, role, str(port)] + [str(a) for a in args], stdout=subprocess.PIPE)
+    p = subprocess.Popen([sys.executable, "-E", "-s", "-B", PEER, role, str(port)] + [str(a) for a in args], stdout=subprocess.PIPE)
     ls.settimeout(30.0)
     conn, _ = ls.accept()
     ls.close()
