@@ -144,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     v.add_argument("--cores", action="append", metavar="LIST", help="a core set, e.g. --cores 0 --cores 0,1 (default: 1 and 2 cores)")
     v.add_argument("--repeats", type=int, default=5, help="repeats per side, interleaved (default: %(default)s)")
     v.add_argument("--probes", help="comma-separated probes (default: all)")
-    v.add_argument("--scale", type=float, default=1.0, help="workload size factor (default: %(default)s)")
+    v.add_argument("--scale", type=float, default=0.5, help="workload size factor (default: %(default)s; --all takes ~13 min on 2 cores)")
     v.add_argument("--out", default="validation", help="folder for the Parquet files and report.md (default: %(default)s)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--command", help=argparse.SUPPRESS)

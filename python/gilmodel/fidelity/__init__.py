@@ -82,7 +82,7 @@ def _label(cs: Sequence[int]) -> str:
 
 
 def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Sequence[Sequence[int]]] = None,
-             repeats: int = 5, probes: Optional[Sequence[str]] = None, scale: float = 1.0, out: Optional[str] = "validation",
+             repeats: int = 5, probes: Optional[Sequence[str]] = None, scale: float = 0.5, out: Optional[str] = "validation",
              progress: bool = True, command: str = "", say: Optional[Callable[[str], None]] = None) -> Validation:
     """Compare the model with real interpreters on this machine.
 
@@ -94,7 +94,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
             threads are placed on it.
         repeats: repeats of each side, interleaved (real, model, real, model, ...).
         probes: which probes (default all; ``calibrate`` always runs).
-        scale: workload size factor (1.0: the reference run; tests use ~0.05).
+        scale: workload size factor (0.5, the default, is the committed reference run; tests use ~0.03).
         out: folder for ``samples.parquet``, ``verdicts.parquet``, ``runs.parquet`` and
             ``report.md`` (None: write nothing).
         progress: show a progress bar (tqdm, on stderr).

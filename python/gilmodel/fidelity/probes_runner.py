@@ -30,7 +30,7 @@ def applies(probe: str, interp: Interpreter) -> bool:
 
 
 def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any]:
-    """The workload sizes of ``probe`` at ``scale`` (1.0: the sizes of the reference run),
+    """The workload sizes of ``probe`` at ``scale`` (the reference run uses 0.5),
     as the probe's command-line options. ``cpu_pair`` is sized from the calibration so each
     task takes about 0.2 s on every interpreter."""
     s = float(scale)
