@@ -30,15 +30,43 @@ class Calibration:
     ticks_per_iter: float
     ns_per_iter: float
     call_ns: float
+    check_interval: int = 100
+
+    #: The model's spin keeps its tick length within a few % from 10 ns up; below that its
+    #: per-tick poll costs more than the tick (2.7's tick measures 4-8 ns here).
+    MIN_TICK_NS = 10.0
+
+    @property
+    def group(self) -> int:
+        """Real ticks per model tick: 1, or the real ticks of one countdown iteration when a
+        real tick is shorter than the spin can make. The tick GIL's check period is kept: it
+        checks every ``(check_interval + 1) / group`` model ticks (CPython 2's ticker runs
+        ``check_interval + 1`` ticks a period)."""
+        if self.tick_ns >= self.MIN_TICK_NS:
+            return 1
+        return max(1, int(round(self.ticks_per_iter)))
+
+    @property
+    def model_tick_ns(self) -> float:
+        return self.tick_ns * self.group
+
+    def policy(self, version: str) -> Policy:
+        """``cpython(version)``; for a tick GIL with grouped ticks, the check interval in
+        model ticks that keeps the real time between checks."""
+        gil = cpython(version)
+        if self.group > 1 and not isinstance(gil, IntervalGIL):
+            gil = dataclasses.replace(gil, check_interval=max(1, int(round((self.check_interval + 1) / self.group))))
+        return gil
 
     @classmethod
     def from_probe(cls, r: Dict[str, Any]) -> "Calibration":
-        return cls(float(r["tick_ns"]), float(r["ticks_per_iter"]), float(r["ns_per_iter"]), float(r["call_ns"]))
+        return cls(float(r["tick_ns"]), float(r["ticks_per_iter"]), float(r["ns_per_iter"]), float(r["call_ns"]),
+                   int(r.get("check_interval", 100)))
 
     def work_ticks(self, calls: int) -> int:
         """Ticks for one loop iteration that makes ``calls`` C calls (a ``recv`` and a
         ``sendall``, say) besides the system calls themselves."""
-        return max(1, int(round((self.ns_per_iter + calls * self.call_ns) / self.tick_ns)))
+        return max(1, int(round((self.ns_per_iter + calls * self.call_ns) / self.model_tick_ns)))
 
 
 def _spinners(k: int, cs: Sequence[int]):
@@ -49,7 +77,7 @@ def _echo(gil: Policy, cs, cal: Calibration, cpu_threads: int, pings: int, gap_u
     io = Thread("io", [loop(recv(nbytes), cpu(cal.work_ticks(2)), send(nbytes))], core=cs[0],
                 peer=driver(pings, gap_us, nbytes, nbytes))
     return Scenario(gil, [io] + _spinners(cpu_threads, cs), cores=cs, stop_thread=None if duration_s else "io",
-                    duration_s=duration_s, tick_ns=cal.tick_ns, name="echo")
+                    duration_s=duration_s, tick_ns=cal.model_tick_ns, name="echo")
 
 
 def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
@@ -61,7 +89,7 @@ def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
 
 
 def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
-    s = run(scenarios.handoffs(gil, cs, duration_s, cal.tick_ns).replace(log=False)).summary()
+    s = run(scenarios.handoffs(gil, cs, duration_s, cal.model_tick_ns).replace(log=False)).summary()
     # The first take is not a change of the running thread (the probe counts the same way).
     sw = max(s["switches"] - 1, 0)
     return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
@@ -69,7 +97,7 @@ def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
 
 def _stream(gil, cs, cal, total_bytes, chunk, cpu_threads) -> float:
     sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.work_ticks(1), tick_ns=cal.tick_ns).replace(log=False)
+                          work_ticks=cal.work_ticks(1), tick_ns=cal.model_tick_ns).replace(log=False)
     return run(sc).summary()["elapsed_s"]
 
 
@@ -80,18 +108,19 @@ def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
 
 def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Calibration) -> Dict[str, Any]:
     """Run ``probe``'s workload in the model configured as CPython ``version`` (``cpython``
-    policy, ``cal.tick_ns``) on ``cores`` with the probe's ``args``; returns the same fields
+    policy, ``cal.model_tick_ns``) on ``cores`` with the probe's ``args``; returns the same fields
     the real probe prints."""
-    gil = cpython(version)
+    gil = cal.policy(version)
     cs = tuple(cores)
     if probe == "calibrate":
-        ticks = max(1000, int(0.05e9 / cal.tick_ns))
-        sc = Scenario(gil, [Thread("t0", [cpu(ticks)], core=cs[0])], cores=cs, tick_ns=cal.tick_ns, log=False, name="calibrate")
+        ticks = max(1000, int(0.05e9 / cal.model_tick_ns))
+        sc = Scenario(gil, [Thread("t0", [cpu(ticks)], core=cs[0])], cores=cs, tick_ns=cal.model_tick_ns, log=False, name="calibrate")
         el = run(sc).summary()["elapsed_s"]
-        return {"tick_ns": el * 1e9 / ticks, "ticks": ticks}
+        # per real tick, to compare with the probe's tick_ns
+        return {"tick_ns": el * 1e9 / ticks / cal.group, "ticks": ticks, "group": cal.group}
     if probe == "cpu_pair":
-        ticks = max(1, int(round(args["n"] * cal.ticks_per_iter)))
-        seq, thr = scenarios.cpu_pair(gil, cs, ticks, cal.tick_ns)
+        ticks = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
+        seq, thr = scenarios.cpu_pair(gil, cs, ticks, cal.model_tick_ns)
         a = run(seq.replace(log=False)).summary()["elapsed_s"]
         b = run(thr.replace(log=False)).summary()["elapsed_s"]
         return {"n": args["n"], "ticks": ticks, "sequential_s": a, "threaded_s": b, "ratio": b / a}
