@@ -19,6 +19,7 @@ from .scenario import (
 )
 from .analysis import summary
 from .sweeps import load, sweep
+from .fidelity import validate
 
 __all__ = [
     "__version__", "scenarios", "analysis", "plot",
@@ -28,4 +29,5 @@ __all__ = [
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES",
     "sweep", "load",
+    "validate",
 ]

@@ -85,6 +85,18 @@ def _cmd_reproduce(a) -> int:
     return 0
 
 
+def _cmd_validate(a) -> int:
+    from .fidelity import validate
+
+    cores = [_cores(c) for c in a.cores] if a.cores else None
+    probes = [p.strip() for p in a.probes.split(",") if p.strip()] if a.probes else None
+    command = "gilmodel " + " ".join(sys.argv[1:]) if a.command is None else a.command
+    res = validate(a.python or (), a.all, cores, a.repeats, probes, a.scale, a.out, not a.no_progress, command)
+    if a.out:
+        print("wrote %s" % ", ".join(res.files.values()), file=sys.stderr)
+    return 0 if res.ok else (2 if res.errors else 1)
+
+
 def _cmd_info(a) -> int:
     oh, per = _core.calibration()
     print(json.dumps({"version": _core.__version__, "host": json.loads(_core.host_info()),
@@ -128,6 +140,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     g.add_argument("--scale", type=float, default=1.0, help="workload size factor (default: %(default)s)")
     g.add_argument("--cores", help="comma-separated cores (default: the first two this process may use)")
     g.set_defaults(fn=_cmd_reproduce)
+    v = sub.add_parser("validate", help="compare the model with the real interpreters on this machine (probes vs model, side by side)",
+                       description="Exit status: 0 all metrics within tolerance, 1 some outside, 2 a probe failed.")
+    v.add_argument("--python", action="append", metavar="PATH", help="an interpreter to compare besides this one (repeatable)")
+    v.add_argument("--all", action="store_true", help="also each CPython under ~/.pyenv/versions or on PATH (one per version)")
+    v.add_argument("--cores", action="append", metavar="LIST", help="a core set, e.g. --cores 0 --cores 0,1 (default: 1 and 2 cores)")
+    v.add_argument("--repeats", type=int, default=5, help="repeats per side, interleaved (default: %(default)s)")
+    v.add_argument("--probes", help="comma-separated probes (default: all)")
+    v.add_argument("--scale", type=float, default=0.5, help="workload size factor (default: %(default)s; --all takes ~13 min on 2 cores)")
+    v.add_argument("--out", default="validation", help="folder for the Parquet files and report.md (default: %(default)s)")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.add_argument("--command", help=argparse.SUPPRESS)
+    v.set_defaults(fn=_cmd_validate)
     i = sub.add_parser("info", help="host facts and the spin calibration")
     i.set_defaults(fn=_cmd_info)
     from .sweeps.cli import add_commands as _add_sweep_commands

@@ -1,0 +1,43 @@
+"""How close is the model to the real interpreters on this machine? The issue's targets:
+every probe metric's median within ±15 % of the real one, convoy quartiles within ±25 %, for
+3.11 (this interpreter) and 2.7 where present, on 1 and 2 cores. Prints, per version and core
+set, each metric's ratio model/real and whether it meets the target (not the looser per-metric
+tolerances `gilmodel validate` uses for its exit code).
+
+Run: PYTHONPATH=python .venv/bin/python benches/fidelity.py [repeats] [scale]
+"""
+
+import os
+import sys
+
+import gilmodel as gm
+from gilmodel.fidelity import tolerance as tl
+
+
+def main() -> None:
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    scale = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
+    py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
+    pythons = [py27] if os.path.exists(py27) else []
+    res = gm.validate(pythons, repeats=repeats, scale=scale, out=None, progress=False, say=lambda s: None)
+    target = {k: tl.Tolerance(0.25 if k[0] == "convoy" else 0.15, 0.0, k[0] == "convoy") for k in tl.TOLERANCES}
+    met = total = 0
+    for (version, cores), g in res.verdicts.groupby(["version", "cores"], sort=False):
+        print("CPython %s, cores %s (%d repeats, scale %g)" % (version, cores, repeats, scale))
+        for r in g.itertuples():
+            s = res.samples
+            sel = (s.version == version) & (s.cores == cores) & (s.probe == r.probe) & (s.metric == r.metric)
+            t = target.get((r.probe, r.metric)) or target.get((r.probe, "*")) or tl.Tolerance(0.15)
+            v = tl.compare(s[sel & (s.side == "real")].value.tolist(), s[sel & (s.side == "model")].value.tolist(), t)
+            met += v.ok
+            total += 1
+            print("  %-12s %-22s real %10.4g  model %10.4g  model/real %6.3f  %s" % (
+                r.probe, r.metric, v.real_median, v.model_median, v.ratio, "meets target" if v.ok else "misses (%s)" % v.why))
+    print("%d of %d metrics meet the issue's target; %d of %d within validate's tolerances" % (
+        met, total, int(res.verdicts.ok.sum()), len(res.verdicts)))
+    for e in res.errors:
+        print("error:", e)
+
+
+if __name__ == "__main__":
+    main()

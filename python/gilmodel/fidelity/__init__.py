@@ -1,0 +1,189 @@
+"""Fidelity (``gilmodel.fidelity``; :func:`gilmodel.validate` is its entry point): the model against the real interpreters on the same machine (DESIGN §7).
+
+:func:`validate` finds the interpreters, calibrates the model per interpreter (``tick_ns``
+from the ``calibrate`` probe), runs every probe under each interpreter on each core set and
+the same workload in the model configured as that version, repeats both sides interleaved,
+compares them metric by metric (:mod:`.tolerance`) and writes Parquet and a Markdown report
+(:mod:`.report`). ``gilmodel validate`` is its command line.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import pandas as pd
+
+from .. import _core
+from ..probes import PROBES
+from .interpreters import Interpreter, detect, discover
+from .model_side import Calibration, model_probe
+from .probes_runner import ProbeError, applies, probe_args, run_probe
+from . import probes_runner
+from .tolerance import TOLERANCES, Tolerance, Verdict, compare, tolerance_for
+
+__all__ = ["validate", "Validation", "metrics", "discover", "detect", "Interpreter", "Calibration",
+           "TOLERANCES", "Tolerance", "compare", "tolerance_for", "PROBES"]
+
+#: Result fields compared, per probe (switch_sweep's are expanded per interval).
+METRICS = {
+    "calibrate": ("tick_ns",),
+    "cpu_pair": ("sequential_s", "threaded_s", "ratio"),
+    "handoffs": ("switches_per_s",),
+    "io_latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms"),
+    "convoy": ("alone_s", "with_cpu_s", "factor"),
+    "bandwidth": ("packets_per_s_alone", "packets_per_s"),
+}
+
+
+def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
+    """The compared numbers of one probe result (real or model: both have the same fields)."""
+    if probe == "switch_sweep":
+        out = {}
+        for row in result["rows"]:
+            out["switches_per_s@%gms" % row["interval_ms"]] = row["switches_per_s"]
+            out["io_p50_ms@%gms" % row["interval_ms"]] = row["io_p50_ms"]
+        return out
+    return {k: (float("nan") if result.get(k) is None else float(result[k])) for k in METRICS[probe]}
+
+
+@dataclass
+class Validation:
+    """What :func:`validate` measured. ``samples``: one row per (interpreter, cores, probe,
+    metric, side, repeat); ``verdicts``: one row per (interpreter, cores, probe, metric) with
+    both sides' medians, quartiles, range, ratio and pass/fail; ``runs``: every probe result
+    as JSON; ``errors``: probes that failed; ``files``: what was written."""
+
+    samples: pd.DataFrame
+    verdicts: pd.DataFrame
+    runs: pd.DataFrame
+    interpreters: List[Interpreter]
+    calibrations: Dict[str, Dict[str, Any]]
+    errors: List[str] = field(default_factory=list)
+    files: Dict[str, str] = field(default_factory=dict)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(len(self.verdicts)) and bool(self.verdicts["ok"].all())
+
+
+def _default_cores() -> List[List[int]]:
+    allowed = _core.allowed_cores()
+    return [allowed[:1]] + ([allowed[:2]] if len(allowed) > 1 else [])
+
+
+def _label(cs: Sequence[int]) -> str:
+    return ",".join(str(c) for c in cs)
+
+
+def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Sequence[Sequence[int]]] = None,
+             repeats: int = 5, probes: Optional[Sequence[str]] = None, scale: float = 0.5, out: Optional[str] = "validation",
+             progress: bool = True, command: str = "", say: Optional[Callable[[str], None]] = None) -> Validation:
+    """Compare the model with real interpreters on this machine.
+
+    Args:
+        pythons: interpreter paths besides ``sys.executable``.
+        all_: also each CPython under ``~/.pyenv/versions`` or on ``PATH`` (one per version).
+        cores: core sets to run on (default ``[[c0], [c0, c1]]``: 1 and 2 cores). The real
+            interpreter (and its peer processes) get the set as their affinity; the model's
+            threads are placed on it.
+        repeats: repeats of each side, interleaved (real, model, real, model, ...).
+        probes: which probes (default all; ``calibrate`` always runs).
+        scale: workload size factor (0.5, the default, is the committed reference run; tests use ~0.03).
+        out: folder for ``samples.parquet``, ``verdicts.parquet``, ``runs.parquet`` and
+            ``report.md`` (None: write nothing).
+        progress: show a progress bar (tqdm, on stderr).
+    """
+    from .report import side_by_side, write_all
+
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError("validate: repeats %r must be a positive integer" % (repeats,))
+    if not (isinstance(scale, (int, float)) and 0 < scale <= 100):
+        raise ValueError("validate: scale %r must be more than 0 and at most 100" % (scale,))
+    wanted = list(PROBES) if probes is None else list(probes)
+    for p in wanted:
+        if p not in PROBES:
+            raise ValueError("validate: unknown probe %r; known: %s" % (p, ", ".join(PROBES)))
+    wanted = [p for p in PROBES if p in wanted and p != "calibrate"]
+    core_sets = [list(c) for c in (cores or _default_cores())]
+    allowed = set(_core.allowed_cores())
+    for cs in core_sets:
+        if not cs or not set(cs) <= allowed:
+            raise ValueError("validate: cores %s not all in this process's affinity mask %s" % (cs, sorted(allowed)))
+    interps = discover(list(pythons), all_)
+    say = say or (lambda s: print(s, file=sys.stderr, flush=True))
+
+    steps = len(interps) * (3 + len(core_sets) * repeats * (1 + len(wanted)))
+    from tqdm import tqdm
+
+    bar = tqdm(total=steps, disable=not progress, unit="run", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    samples: List[Dict[str, Any]] = []
+    runs: List[Dict[str, Any]] = []
+    errors: List[str] = []
+    calibs: Dict[str, Dict[str, Any]] = {}
+    t_start = time.time()
+    import json
+
+    for it in interps:
+        key = it.path
+        bar.set_description("%s calibrate" % it.version)
+        ca_args = probe_args("calibrate", scale, {})
+        try:
+            cr = [run_probe(it, "calibrate", ca_args, core_sets[0][:1]) for _ in range(3)]
+            bar.update(3)
+        except ProbeError as e:
+            errors.append(str(e))
+            bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))
+            continue
+        med = {k: statistics.median(r[k] for r in cr) for k in ("tick_ns", "ns_per_iter", "call_ns", "ticks_per_iter")}
+        cal = Calibration(med["tick_ns"], med["ticks_per_iter"], med["ns_per_iter"], med["call_ns"], int(cr[0].get("check_interval", 100)))
+        pol = cal.policy(it.minor)
+        calibs[key] = dict(med, version=it.version, source=cr[0].get("ticks_per_iter_source"), cores=core_sets[0][:1],
+                           work_ticks_send=cal.work_ticks(1), work_ticks_echo=cal.work_ticks(2), group=cal.group,
+                           model_tick_ns=cal.model_tick_ns, model_policy=repr(pol))
+        for cs in core_sets:
+            for rep in range(repeats):
+                for probe in ["calibrate"] + wanted:
+                    bar.set_description("%s cores %s #%d %s" % (it.version, _label(cs), rep + 1, probe))
+                    if not applies(probe, it):
+                        bar.update()
+                        continue
+                    args = probe_args(probe, scale, med)
+                    for side in ("real", "model"):
+                        try:
+                            if side == "real":
+                                res = run_probe(it, probe, args, cs)
+                            else:
+                                res = model_probe(probe, it.minor, cs, args, cal)
+                        except (ProbeError, RuntimeError, ValueError) as e:
+                            errors.append("%s %s cores %s %s: %s" % (side, it.version, _label(cs), probe, e))
+                            continue
+                        base = {"interpreter": it.path, "version": it.version, "cores": _label(cs), "n_cores": len(cs),
+                                "probe": probe, "side": side, "repeat": rep}
+                        runs.append(dict(base, args=json.dumps(args), result=json.dumps(res)))
+                        for m, v in metrics(probe, res).items():
+                            samples.append(dict(base, metric=m, value=v))
+                    bar.update()
+    bar.close()
+    sdf = pd.DataFrame(samples, columns=["interpreter", "version", "cores", "n_cores", "probe", "side", "repeat", "metric", "value"])
+    vrows = []
+    if len(sdf):
+        for (interp, version, cs, probe, metric), g in sdf.groupby(["interpreter", "version", "cores", "probe", "metric"], sort=False):
+            tol = tolerance_for(probe, metric)
+            v: Verdict = compare(g.loc[g.side == "real", "value"].tolist(), g.loc[g.side == "model", "value"].tolist(), tol)
+            vrows.append(dict(interpreter=interp, version=version, cores=cs, probe=probe, metric=metric,
+                              tolerance=tol.rel, quartiles=tol.quartiles, **v.__dict__))
+    vdf = pd.DataFrame(vrows)
+    meta = {"command": command, "repeats": repeats, "scale": scale, "core_sets": core_sets, "probes": ["calibrate"] + wanted,
+            "seconds": round(time.time() - t_start, 1), "host": json.loads(_core.host_info()), "gilmodel": _core.__version__,
+            "python": sys.version.split()[0]}
+    res = Validation(sdf, vdf, pd.DataFrame(runs), interps, calibs, errors, {}, meta)
+    say(side_by_side(res))
+    if out is not None:
+        res.files = write_all(res, out)
+    return res

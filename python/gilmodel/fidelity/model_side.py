@@ -1,0 +1,153 @@
+"""The model side: each probe's workload as a scenario, run under the replica of the
+interpreter's version with ``tick_ns`` from its ``calibrate`` probe, on the same cores and
+with the same sizes; returns the probe's own result fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Sequence
+
+import numpy as np
+
+from .. import scenarios
+from ..policies import IntervalGIL, Policy, cpython
+from ..run import run
+from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send
+
+__all__ = ["Calibration", "model_probe"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """One calibration per interpreter (from its ``calibrate`` probe).
+
+    ``tick_ns``: time of one tick (2.x: one ``_Py_Ticker`` decrement; 3.x: one loop back-edge);
+    ``ticks_per_iter``: ticks in one countdown iteration (3 on 2.7, counted; 1 on 3.x);
+    ``call_ns``: a Python-level C call in a loop, beyond the loop itself.
+    The interpreter work around a socket call, in ticks, follows from these."""
+
+    tick_ns: float
+    ticks_per_iter: float
+    ns_per_iter: float
+    call_ns: float
+    check_interval: int = 100
+
+    #: The model's spin keeps its tick length within a few % from 10 ns up; below that its
+    #: per-tick poll costs more than the tick (2.7's tick measures 4-8 ns here).
+    MIN_TICK_NS = 10.0
+
+    @property
+    def group(self) -> int:
+        """Real ticks per model tick: 1, or the real ticks of one countdown iteration when a
+        real tick is shorter than the spin can make. The tick GIL's check period is kept: it
+        checks every ``(check_interval + 1) / group`` model ticks (CPython 2's ticker runs
+        ``check_interval + 1`` ticks a period)."""
+        if self.tick_ns >= self.MIN_TICK_NS:
+            return 1
+        return max(1, int(round(self.ticks_per_iter)))
+
+    @property
+    def model_tick_ns(self) -> float:
+        return self.tick_ns * self.group
+
+    def policy(self, version: str) -> Policy:
+        """``cpython(version)``; for a tick GIL with grouped ticks, the check interval in
+        model ticks that keeps the real time between checks."""
+        gil = cpython(version)
+        if self.group > 1 and not isinstance(gil, IntervalGIL):
+            gil = dataclasses.replace(gil, check_interval=max(1, int(round((self.check_interval + 1) / self.group))))
+        return gil
+
+    @classmethod
+    def from_probe(cls, r: Dict[str, Any]) -> "Calibration":
+        return cls(float(r["tick_ns"]), float(r["ticks_per_iter"]), float(r["ns_per_iter"]), float(r["call_ns"]),
+                   int(r.get("check_interval", 100)))
+
+    def work_ticks(self, calls: int) -> int:
+        """Ticks for one loop iteration that makes ``calls`` C calls (a ``recv`` and a
+        ``sendall``, say) besides the system calls themselves."""
+        return max(1, int(round((self.ns_per_iter + calls * self.call_ns) / self.model_tick_ns)))
+
+
+def _spinners(k: int, cs: Sequence[int]):
+    return [Thread("cpu%d" % i, [loop(cpu(10_000))], core=cs[(1 + i) % len(cs)]) for i in range(k)]
+
+
+def _echo(gil: Policy, cs, cal: Calibration, cpu_threads: int, pings: int, gap_us: int, nbytes: int, duration_s=None) -> Scenario:
+    io = Thread("io", [loop(recv(nbytes), cpu(cal.work_ticks(2)), send(nbytes))], core=cs[0],
+                peer=driver(pings, gap_us, nbytes, nbytes))
+    return Scenario(gil, [io] + _spinners(cpu_threads, cs), cores=cs, stop_thread=None if duration_s else "io",
+                    duration_s=duration_s, tick_ns=cal.model_tick_ns, name="echo")
+
+
+def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
+    r = run(_echo(gil, cs, cal, cpu_threads, pings, gap_us, 8))
+    rtt = r.io.column("rtt_ns").to_numpy() / 1e6
+    p50, p90, p99 = np.percentile(rtt, [50, 90, 99]) if rtt.size else (np.nan,) * 3
+    return {"cpu_threads": cpu_threads, "pings": int(rtt.size), "gap_us": gap_us, "rtt_ms": rtt.tolist(),
+            "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(rtt.max()) if rtt.size else float("nan")}
+
+
+def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
+    s = run(scenarios.handoffs(gil, cs, duration_s, cal.model_tick_ns).replace(log=False)).summary()
+    # The first take is not a change of the running thread (the probe counts the same way).
+    sw = max(s["switches"] - 1, 0)
+    return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
+
+
+def _stream(gil, cs, cal, total_bytes, chunk, cpu_threads) -> float:
+    sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
+                          work_ticks=cal.work_ticks(1), tick_ns=cal.model_tick_ns).replace(log=False)
+    return run(sc).summary()["elapsed_s"]
+
+
+def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
+    s = run(_echo(gil, cs, cal, cpu_threads, 10**8, 1, nbytes, duration_s).replace(log=False)).summary()
+    return s.get("io_pings", 0) / s["elapsed_s"]
+
+
+def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Calibration) -> Dict[str, Any]:
+    """Run ``probe``'s workload in the model configured as CPython ``version`` (``cpython``
+    policy, ``cal.model_tick_ns``) on ``cores`` with the probe's ``args``; returns the same fields
+    the real probe prints."""
+    gil = cal.policy(version)
+    cs = tuple(cores)
+    if probe == "calibrate":
+        ticks = max(1000, int(0.05e9 / cal.model_tick_ns))
+        sc = Scenario(gil, [Thread("t0", [cpu(ticks)], core=cs[0])], cores=cs, tick_ns=cal.model_tick_ns, log=False, name="calibrate")
+        el = run(sc).summary()["elapsed_s"]
+        # per real tick, to compare with the probe's tick_ns
+        return {"tick_ns": el * 1e9 / ticks / cal.group, "ticks": ticks, "group": cal.group}
+    if probe == "cpu_pair":
+        ticks = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
+        seq, thr = scenarios.cpu_pair(gil, cs, ticks, cal.model_tick_ns)
+        a = run(seq.replace(log=False)).summary()["elapsed_s"]
+        b = run(thr.replace(log=False)).summary()["elapsed_s"]
+        return {"n": args["n"], "ticks": ticks, "sequential_s": a, "threaded_s": b, "ratio": b / a}
+    if probe == "handoffs":
+        return _handoffs(gil, cs, cal, args["duration"])
+    if probe == "io_latency":
+        return _latency(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"])
+    if probe == "convoy":
+        alone = _stream(gil, cs, cal, args["bytes"], args["chunk"], 0)
+        loaded = _stream(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"])
+        return {"bytes": args["bytes"], "chunk": args["chunk"], "cpu_threads": args["cpu_threads"],
+                "alone_s": alone, "with_cpu_s": loaded, "factor": loaded / alone}
+    if probe == "bandwidth":
+        alone = _bandwidth(gil, cs, cal, 0, args["duration"], args["nbytes"])
+        loaded = _bandwidth(gil, cs, cal, args["cpu_threads"], args["duration"], args["nbytes"])
+        return {"cpu_threads": args["cpu_threads"], "nbytes": args["nbytes"], "packets_per_s_alone": alone,
+                "packets_per_s": loaded, "slowdown": alone / loaded if loaded else None}
+    if probe == "switch_sweep":
+        if not isinstance(gil, IntervalGIL):
+            raise ValueError("switch_sweep: CPython %s has no switch interval" % version)
+        rows = []
+        for ms in (float(x) for x in str(args["intervals_ms"]).split(",")):
+            g = dataclasses.replace(gil, interval_us=max(1, int(round(ms * 1000))))
+            h = _handoffs(g, cs, cal, args["duration"])
+            gap = int(max(5000, 2000 + 1500 * ms))
+            io = _latency(g, cs, cal, 1, args["pings"], gap)
+            rows.append({"interval_ms": ms, "switches_per_s": h["switches_per_s"], "gap_us": gap,
+                         "io_p50_ms": io["p50_ms"], "io_p90_ms": io["p90_ms"], "io_max_ms": io["max_ms"]})
+        return {"rows": rows}
+    raise ValueError("unknown probe %r" % probe)

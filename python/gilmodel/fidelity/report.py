@@ -1,0 +1,130 @@
+"""The side-by-side table, the Parquet files and the Markdown report of a validation."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Dict, List
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .tolerance import TOLERANCES
+
+if TYPE_CHECKING:
+    from . import Validation
+
+__all__ = ["side_by_side", "markdown", "write_all"]
+
+
+def _f(x: float) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    a = abs(x)
+    if a >= 1000:
+        return "%.0f" % x
+    if a >= 10:
+        return "%.1f" % x
+    if a >= 0.1:
+        return "%.3f" % x
+    return "%.3g" % x
+
+
+def _rng(lo: float, hi: float) -> str:
+    return "%s-%s" % (_f(lo), _f(hi))
+
+
+def _groups(res: "Validation"):
+    v = res.verdicts
+    if not len(v):
+        return
+    for (version, cores), g in v.groupby(["version", "cores"], sort=False):
+        yield version, cores, g
+
+
+def side_by_side(res: "Validation") -> str:
+    """A plain-text table: per interpreter and core set, each metric's real median and range,
+    model median and range, ratio, tolerance and verdict."""
+    lines: List[str] = []
+    hdr = "%-14s %-24s %10s %19s %10s %19s %7s %6s  %s" % ("probe", "metric", "real", "real range", "model", "model range",
+                                                           "ratio", "tol", "ok")
+    for version, cores, g in _groups(res):
+        lines += ["", "CPython %s, cores %s" % (version, cores), hdr, "-" * len(hdr)]
+        for r in g.itertuples():
+            lines.append("%-14s %-24s %10s %19s %10s %19s %7s %5d%%  %s" % (
+                r.probe, r.metric, _f(r.real_median), _rng(r.real_min, r.real_max), _f(r.model_median),
+                _rng(r.model_min, r.model_max), _f(r.ratio), round(r.tolerance * 100), "ok" if r.ok else "NO"))
+    v = res.verdicts
+    if len(v):
+        lines += ["", "%d of %d metrics within tolerance" % (int(v["ok"].sum()), len(v))]
+    for e in res.errors:
+        lines.append("error: " + e)
+    return "\n".join(lines)
+
+
+def markdown(res: "Validation") -> str:
+    m = res.meta
+    h = m.get("host", {})
+    v = res.verdicts
+    out = ["# Validation: the model against the real interpreters", "",
+           "Command: `%s`  " % (m.get("command") or "gilmodel.validate(...)"),
+           "Machine: %s, %s cores online (%s allowed), %s, glibc %s; gilmodel %s, driven by Python %s  " % (
+               h.get("cpu_model"), h.get("cores_online"), h.get("cores_allowed"), h.get("kernel"), h.get("glibc"),
+               m.get("gilmodel"), m.get("python")),
+           "Repeats: %d per side, interleaved; scale %g; core sets %s; took %.0f s" % (
+               m.get("repeats"), m.get("scale"), m.get("core_sets"), m.get("seconds", 0)), ""]
+    if len(v):
+        out += ["**%d of %d metrics within tolerance.**" % (int(v["ok"].sum()), len(v)), "",
+                "| version | cores | metrics | within tolerance | outside |", "|---|---|---|---|---|"]
+        for version, cores, g in _groups(res):
+            bad = ", ".join("%s.%s" % (r.probe, r.metric) for r in g.itertuples() if not r.ok)
+            out.append("| %s | %s | %d | %d | %s |" % (version, cores, len(g), int(g["ok"].sum()), bad or "—"))
+    out += ["", "## Calibration (one per interpreter)", "",
+            "| version | tick_ns | ticks per countdown iteration | ns per iteration | call_ns | model tick (real ticks, ns) | model policy | model work ticks per send / per echo |",
+            "|---|---|---|---|---|---|---|---|"]
+    for c in res.calibrations.values():
+        out.append("| %s | %.2f | %g (%s) | %.2f | %.2f | %d, %.2f | `%s` | %d / %d |" % (
+            c["version"], c["tick_ns"], c["ticks_per_iter"], c.get("source"), c["ns_per_iter"], c["call_ns"], c.get("group", 1),
+            c.get("model_tick_ns", c["tick_ns"]), c.get("model_policy", ""), c["work_ticks_send"], c["work_ticks_echo"]))
+    out += ["", "## Side by side", "",
+            "Medians of the repeats; ranges are min–max; spread is the real side's (q3 − q1) / median; "
+            "ratio is model / real.", ""]
+    for version, cores, g in _groups(res):
+        out += ["### CPython %s, cores %s" % (version, cores), "",
+                "| probe | metric | real | real range | real spread | model | model range | ratio | tolerance | ok |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in g.itertuples():
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | ±%d%%%s | %s |" % (
+                r.probe, r.metric, _f(r.real_median), _rng(r.real_min, r.real_max),
+                "-" if not math.isfinite(r.real_spread) else "%d%%" % round(r.real_spread * 100),
+                _f(r.model_median), _rng(r.model_min, r.model_max), _f(r.ratio), round(r.tolerance * 100),
+                " (quartiles)" if r.quartiles else "", "ok" if r.ok else "**no**: " + r.why))
+        out.append("")
+    out += ["## Tolerances", "", "| probe | metric | tolerance | absolute floor | why |", "|---|---|---|---|---|"]
+    for (p, mname), t in TOLERANCES.items():
+        out.append("| %s | %s | ±%d%%%s | %g | %s |" % (p, mname, round(t.rel * 100), " (quartiles too)" if t.quartiles else "", t.abs_floor, t.why))
+    if res.errors:
+        out += ["", "## Errors", ""] + ["- %s" % e for e in res.errors]
+    out += ["", "## Interpreters", ""] + ["- %s" % i.label for i in res.interpreters]
+    return "\n".join(out) + "\n"
+
+
+def write_all(res: "Validation", out_dir: str) -> Dict[str, str]:
+    """Write ``samples.parquet``, ``verdicts.parquet``, ``runs.parquet`` and ``report.md``."""
+    import json
+
+    os.makedirs(out_dir, exist_ok=True)
+    files = {}
+    md = {b"gilmodel.validate": json.dumps({"meta": res.meta, "calibrations": res.calibrations, "errors": res.errors}).encode()}
+    for name, df in (("samples", res.samples), ("verdicts", res.verdicts), ("runs", res.runs)):
+        p = os.path.join(out_dir, name + ".parquet")
+        t = pa.Table.from_pandas(df, preserve_index=False)
+        meta = dict(t.schema.metadata or {})
+        meta.update(md)
+        pq.write_table(t.replace_schema_metadata(meta), p, compression="zstd")
+        files[name] = p
+    p = os.path.join(out_dir, "report.md")
+    with open(p, "w") as f:
+        f.write(markdown(res))
+    files["report"] = p
+    return files

@@ -1,0 +1,18 @@
+"""Probes: plain scripts run by the real interpreters (CPython 2.7-3.13) that ``gilmodel
+validate`` compares with the model. They are not imported by gilmodel; each is run as
+``python path/to/PROBE.py --args`` and prints one JSON line. :func:`path` finds them."""
+
+import os
+
+#: Probe names, in the order validate runs them.
+PROBES = ("calibrate", "cpu_pair", "handoffs", "io_latency", "convoy", "bandwidth", "switch_sweep")
+
+
+def path(name: str) -> str:
+    """The file of probe ``name`` (from the installed package's files)."""
+    if name not in PROBES and name != "_peer":
+        raise ValueError("unknown probe %r; known: %s" % (name, ", ".join(PROBES)))
+    from importlib.resources import files
+
+    p = files(__name__).joinpath(name + ".py")
+    return os.fspath(p)

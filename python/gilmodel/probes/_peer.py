@@ -1,0 +1,99 @@
+"""The probes' peer processes (any CPython 2.7-3.13; single-threaded, so no GIL contention).
+
+    _peer.py pinger PORT PINGS GAP_US NBYTES   send NBYTES at t0 + k*GAP (at once when late),
+                                              read the reply, time the round trip
+    _peer.py drain PORT                        read and discard until end of stream
+    _peer.py bw_client PORT SECONDS NBYTES     send NBYTES, read them back, repeat for SECONDS
+
+Each prints one JSON line on stdout when done.
+"""
+
+import json
+import socket
+import sys
+import time
+
+try:
+    now = time.perf_counter
+except AttributeError:
+    now = time.time
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_exact(s, n):
+    got = 0
+    while got < n:
+        d = s.recv(n - got)
+        if not d:
+            return False
+        got += len(d)
+    return True
+
+
+def pinger(s, pings, gap_us, nbytes):
+    msg = b"p" * nbytes
+    rtt = []
+    t0 = now()
+    for k in range(1, pings + 1):
+        wait = t0 + k * gap_us * 1e-6 - now()
+        if wait > 0:
+            time.sleep(wait)
+        t = now()
+        s.sendall(msg)
+        if not read_exact(s, nbytes):
+            break
+        rtt.append(now() - t)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    return {"rtt_s": rtt}
+
+
+def drain(s):
+    total = 0
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return {"bytes": total}
+        total += len(d)
+
+
+def bw_client(s, seconds, nbytes):
+    msg = b"b" * nbytes
+    n = 0
+    t0 = now()
+    end = t0 + seconds
+    while now() < end:
+        s.sendall(msg)
+        if not read_exact(s, nbytes):
+            break
+        n += 1
+    el = now() - t0
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    return {"packets": n, "elapsed_s": el}
+
+
+def main():
+    role, port = sys.argv[1], int(sys.argv[2])
+    s = connect(port)
+    if role == "pinger":
+        r = pinger(s, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif role == "drain":
+        r = drain(s)
+    elif role == "bw_client":
+        r = bw_client(s, float(sys.argv[3]), int(sys.argv[4]))
+    else:
+        raise SystemExit("unknown role %r" % role)
+    s.close()
+    sys.stdout.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""calibrate: the interpreter's time per tick on the countdown loop, which sets the model's
+tick_ns. On 3.x a tick is one loop back-edge (one countdown iteration: the eval breaker is
+checked there). On 2.x a tick is one decrement of _Py_Ticker; the probe counts them with the
+thread state's tick_counter (via ctypes; +1 per check interval) and reports ticks per
+iteration, and the time per check interval. Also the cost of one Python-level C call in a loop
+(call_ns), the interpreter work around each socket call of the I/O probes."""
+import sys
+
+import _probe
+
+now = _probe.now
+
+
+def best_per_iter(f, n, rounds):
+    best = None
+    for _ in range(rounds):
+        t = now()
+        f(n)
+        dt = (now() - t) / n
+        best = dt if best is None or dt < best else best
+    return best
+
+
+def calls(n):
+    d, k, g = {}, 1, None
+    g = d.get
+    while n > 0:
+        n -= 1
+        g(k)
+
+
+def ticks_per_iter_2x(n):
+    """Ticks per countdown iteration on 2.x, counted by PyThreadState.tick_counter."""
+    try:
+        import ctypes
+        import thread
+
+        get = ctypes.pythonapi.PyThreadState_Get
+        get.restype = ctypes.c_void_p
+        ts = get()
+        # PyThreadState of 2.7 on LP64: ... dict @120, tick_counter @128, gilstate_counter @132,
+        # async_exc @136, thread_id @144. Check the layout by the thread id before trusting it.
+        if ctypes.sizeof(ctypes.c_void_p) != 8 or ctypes.c_long.from_address(ts + 144).value != thread.get_ident():
+            return None
+        tc = ctypes.c_int.from_address(ts + 128)
+        ci = sys.getcheckinterval()
+        a = tc.value
+        _probe.countdown(n)
+        b = tc.value
+        # The ticker runs from check_interval down past 0: check_interval + 1 ticks a period.
+        return (b - a) * (ci + 1) / float(n)
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    p = _probe.arg_parser(__doc__)
+    p.add_argument("--n", type=int, default=1000000)
+    p.add_argument("--rounds", type=int, default=5)
+    a = p.parse_args()
+    per_iter = best_per_iter(_probe.countdown, a.n, a.rounds)
+    per_call_iter = best_per_iter(calls, a.n, a.rounds)
+    out = {"n": a.n, "ns_per_iter": per_iter * 1e9, "call_ns": max(per_call_iter - per_iter, 0.0) * 1e9}
+    if sys.version_info[0] == 2 or sys.version_info[:2] in ((3, 0), (3, 1)):
+        tpi = ticks_per_iter_2x(a.n)
+        out["ticks_per_iter_source"] = "tick_counter" if tpi is not None else "assumed (2.7 ceval: INPLACE_SUBTRACT, JUMP_ABSOLUTE, COMPARE_OP)"
+        tpi = round(tpi, 2) if tpi is not None else 3.0
+        out["check_interval"] = sys.getcheckinterval()
+        out["ticks_per_iter"] = tpi
+        out["tick_ns"] = out["ns_per_iter"] / tpi
+        out["ns_per_check"] = out["tick_ns"] * (out["check_interval"] + 1)
+    else:
+        out["ticks_per_iter"] = 1.0
+        out["ticks_per_iter_source"] = "one eval-breaker check per loop back-edge"
+        out["tick_ns"] = out["ns_per_iter"]
+        out["switch_interval_s"] = sys.getswitchinterval() if hasattr(sys, "getswitchinterval") else None
+    _probe.emit("calibrate", out)

@@ -1,0 +1,158 @@
+"""Probes under the current interpreter (and 2.7 when present), `validate` end to end at small
+sizes, and the tolerance logic on synthetic numbers. Closeness itself is measured by
+benches/fidelity.py, not asserted here."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+import gilmodel as gm
+from gilmodel import fidelity
+from gilmodel.fidelity import tolerance as tl
+from gilmodel.fidelity.probes_runner import probe_args, run_probe
+from gilmodel.probes import PROBES, path
+
+from conftest import CORES
+
+PY27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
+FIELDS = {
+    "calibrate": ("tick_ns", "ns_per_iter", "ticks_per_iter", "call_ns"),
+    "cpu_pair": ("sequential_s", "threaded_s", "ratio"),
+    "handoffs": ("switches", "switches_per_s", "duration_s"),
+    "io_latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rtt_ms", "pings"),
+    "convoy": ("alone_s", "with_cpu_s", "factor"),
+    "bandwidth": ("packets_per_s_alone", "packets_per_s"),
+    "switch_sweep": ("rows",),
+}
+SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "handoffs": {"duration": 0.05},
+         "io_latency": {"cpu_threads": 1, "pings": 4, "gap_us": 6000}, "convoy": {"bytes": 32768, "chunk": 1024, "cpu_threads": 1},
+         "bandwidth": {"cpu_threads": 1, "duration": 0.05, "nbytes": 1024},
+         "switch_sweep": {"intervals_ms": "0.5,5", "duration": 0.03, "pings": 3}}
+
+
+def test_probe_files_ship_in_the_package():
+    for p in PROBES + ("_peer",):
+        assert os.path.isfile(path(p)), p
+    assert os.path.isfile(os.path.join(os.path.dirname(path("calibrate")), "_probe.py"))
+    with pytest.raises(ValueError, match="unknown probe"):
+        path("nope")
+
+
+@pytest.mark.parametrize("probe", PROBES)
+def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
+    it = fidelity.detect(sys.executable)
+    r = run_probe(it, probe, SMALL[probe], CORES[:2])
+    assert r["probe"] == probe and r["python"] == it.version
+    for f in FIELDS[probe]:
+        assert f in r and r[f] is not None, f
+    if probe == "switch_sweep":
+        assert [row["interval_ms"] for row in r["rows"]] == [0.5, 5.0]
+        assert all(row["switches_per_s"] >= 0 and row["io_p50_ms"] > 0 for row in r["rows"])
+    if probe == "io_latency":
+        assert r["pings"] == 4 and r["p50_ms"] <= r["max_ms"]
+    assert not os.path.exists(os.path.join(os.path.dirname(path(probe)), "_probe.pyc"))
+
+
+@pytest.mark.skipif(not os.path.exists(PY27), reason="no CPython 2.7 under ~/.pyenv")
+def test_probes_run_under_python27():
+    it = fidelity.detect(PY27)
+    assert it.minor == "2.7"
+    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy"):
+        r = run_probe(it, probe, SMALL[probe], CORES[:1])
+        for f in FIELDS[probe]:
+            assert f in r, (probe, f)
+    r = run_probe(it, "calibrate", SMALL["calibrate"], CORES[:1])
+    assert r["ticks_per_iter_source"] == "tick_counter" and 2.5 < r["ticks_per_iter"] < 3.5
+    # switch_sweep refuses on 2.x, and validate skips it there
+    assert not fidelity.probes_runner.applies("switch_sweep", it)
+
+
+def test_probe_is_plain_python_without_gilmodel():
+    # Run from an empty directory with an isolated interpreter: the probe must not need gilmodel.
+    out = subprocess.run([sys.executable, "-E", "-s", "-B", path("cpu_pair"), "--n", "1000"], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["ratio"] > 0
+
+
+def test_validate_end_to_end_small(tmp_path):
+    probes = [p for p in PROBES if p != "calibrate"]
+    res = gm.validate(repeats=2, scale=0.03, out=str(tmp_path), progress=False, cores=[CORES[:1]], say=lambda s: None)
+    assert not res.errors, res.errors
+    v = res.verdicts
+    seen = set(zip(v.probe, v.metric))
+    for p in ["calibrate"] + probes:
+        for m in fidelity.METRICS.get(p, ()):
+            assert (p, m) in seen, (p, m)
+    sweep = [m for p, m in seen if p == "switch_sweep"]
+    assert len(sweep) == 2 * len(fidelity.probes_runner.SWEEP_MS)
+    s = res.samples
+    for (p, m), g in s.groupby(["probe", "metric"]):
+        assert sorted(g.side.unique()) == ["model", "real"], (p, m)
+        assert (g.groupby("side").size() == 2).all(), (p, m)
+    assert v["real_median"].notna().all() and v["model_median"].notna().all()
+    for k in ("samples", "verdicts", "runs", "report"):
+        assert os.path.isfile(res.files[k])
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(res.files["samples"]).num_rows == len(s)
+    md = open(res.files["report"]).read()
+    assert "| probe | metric | real |" in md and "Machine:" in md
+
+
+def test_validate_cli_exit_code_and_errors(tmp_path, capsys):
+    from gilmodel.cli import main
+
+    rc = main(["validate", "--probes", "cpu_pair", "--repeats", "1", "--scale", "0.02", "--cores", str(CORES[0]),
+               "--out", str(tmp_path), "--no-progress"])
+    assert rc in (0, 1)
+    err = capsys.readouterr().err
+    assert "cpu_pair" in err and "ratio" in err
+    assert main(["validate", "--python", "/nonexistent/python", "--no-progress"]) == 2
+    assert main(["validate", "--probes", "nope", "--no-progress"]) == 2
+
+
+# ---- tolerance logic on synthetic numbers ----
+
+def test_compare_median_within_and_outside():
+    t = tl.Tolerance(0.15)
+    assert tl.compare([1.0, 1.0, 1.0], [1.14, 1.15, 1.16], t).ok
+    v = tl.compare([1.0, 1.0, 1.0], [1.16, 1.2, 1.3], t)
+    assert not v.ok and "median" in v.why and math.isclose(v.ratio, 1.2)
+    assert tl.compare([10.0], [8.6], t).ok and not tl.compare([10.0], [8.4], t).ok
+
+
+def test_compare_uses_medians_not_means():
+    t = tl.Tolerance(0.15)
+    assert tl.compare([1, 1, 1, 1, 100], [1, 1, 1, 1.05, 1], t).ok
+
+
+def test_compare_quartiles_catch_a_different_distribution():
+    # Same median, but the model is bimodal where reality is not.
+    t = tl.Tolerance(0.25, quartiles=True)
+    real = [4.0, 4.5, 5.0, 5.5, 6.0]
+    assert tl.compare(real, [4.1, 4.4, 5.0, 5.6, 5.9], t).ok
+    v = tl.compare(real, [0.03, 0.03, 5.0, 9.0, 9.0], t)
+    assert not v.ok and "q1" in v.why and "q3" in v.why
+    assert tl.compare(real, [0.03, 0.03, 5.0, 9.0, 9.0], tl.Tolerance(0.25)).ok  # median alone passes
+
+
+def test_compare_absolute_floor_and_missing_values():
+    t = tl.Tolerance(0.15, abs_floor=0.05)
+    assert tl.compare([0.02], [0.06], t).ok  # 3x, but 0.04 ms apart
+    assert not tl.compare([0.02], [0.08], t).ok
+    assert not tl.compare([], [1.0], t).ok and "real" in tl.compare([], [1.0], t).why
+    assert not tl.compare([1.0, float("nan")], [float("nan")], t).ok
+    assert tl.compare([1.0, float("nan")], [1.1], t).ok
+
+
+def test_tolerance_lookup():
+    assert tl.tolerance_for("convoy", "factor").quartiles
+    assert tl.tolerance_for("switch_sweep", "io_p50_ms@5ms") is tl.TOLERANCES[("switch_sweep", "*")]
+    assert tl.tolerance_for("io_latency", "p99_ms").rel >= tl.tolerance_for("io_latency", "p50_ms").rel
+    assert tl.tolerance_for("unknown", "x").rel == 0.15
+    for t in tl.TOLERANCES.values():
+        assert 0 < t.rel <= 0.5 and t.why
