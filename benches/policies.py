@@ -1,15 +1,17 @@
 """Every policy side by side on 1 and 2 cores: the table of docs/policies.md.
 
 For each policy: the convoy factor (P7: 4 MiB in 1 KiB sends next to one CPU thread, over
-the same stream alone), CPU-thread throughput (ticks/s of two CPU threads, over one thread
+the same stream alone; the drain on the sender's core), CPU-thread throughput (ticks/s of two CPU threads, over one thread
 alone: 2.0 is perfect parallelism, 1.0 a perfect GIL), I/O round-trip latency p50/p99 next to
-one CPU thread (ccbench's latency test), fairness (Jain's index over the two CPU threads'
+one CPU thread (ccbench's latency test, 100 pings 7 ms apart), fairness (Jain's index over the two CPU threads'
 ticks) and context switches per second (voluntary + involuntary, all threads). Medians of
-``repeats`` runs, interleaved across policies so machine noise hits all of them.
+``repeats`` runs, interleaved across policies so machine noise hits all of them; the convoy
+column also gives min–max, because the convoy is bimodal.
 
 Run: .venv/bin/python benches/policies.py [repeats] > docs/policies.md
 """
 
+import os
 import platform
 import statistics
 import sys
@@ -29,17 +31,25 @@ POLICIES = {
 
 def measure(gil, cores):
     out = {}
-    c = S.convoy_factor(gil, cores=cores, total_bytes=4 << 20)
+    # The drain shares the sender's core, alone and loaded: where the OS would put it moves the
+    # baseline (a drain on the CPU thread's core competes with it for CPU, not for the GIL).
+    c = S.convoy_factor(gil, cores=cores, total_bytes=4 << 20, peer_core=cores[0])
     out["convoy ×"] = c["factor"]
+    # Rates over each run's own elapsed time; the one-thread baseline is run right before, on the
+    # same cores, so both see the same machine state.
     one = gm.run(gm.Scenario(gil, [gm.Thread("t", [gm.loop(gm.cpu(10_000))], core=cores[0])], cores=cores,
-                             duration_s=0.5)).threads.column("ticks").to_pylist()[0]
+                             duration_s=0.5))
+    one_rate = one.threads.column("ticks").to_pylist()[0] / one.summary()["elapsed_s"]
     two = gm.run(S.handoffs(gil, cores=cores, duration_s=0.5))
     ticks = two.threads.column("ticks").to_pylist()
-    out["CPU throughput ×"] = sum(ticks) / one
+    two_s = two.summary()["elapsed_s"]
+    out["CPU throughput ×"] = sum(ticks) / two_s / one_rate
     out["fairness"] = sum(ticks) ** 2 / (len(ticks) * sum(t * t for t in ticks)) if sum(ticks) else 0.0
     th = two.threads.to_pydict()
-    out["ctx switches/s"] = (sum(th["voluntary_ctx_switches"]) + sum(th["involuntary_ctx_switches"])) / 0.5
-    s = gm.run(S.io_latency(gil, cores=cores, pings=100, gap_us=3000)).summary()
+    out["ctx switches/s"] = (sum(th["voluntary_ctx_switches"]) + sum(th["involuntary_ctx_switches"])) / two_s
+    # Pings 7 ms apart, longer than the 5 ms interval: closer pings queue behind the wait and
+    # make the 1-core p50 bimodal (the next ping is already there when the answer is sent).
+    s = gm.run(S.io_latency(gil, cores=cores, pings=100, gap_us=7000)).summary()
     out["I/O p50 ms"] = s["io_latency_p50_ms"]
     out["I/O p99 ms"] = s["io_latency_p99_ms"]
     return out
@@ -50,6 +60,7 @@ def main() -> None:
     cores = gm._core.allowed_cores()
     variants = [("2 cores", cores[:2]), ("1 core", cores[:1])] if len(cores) > 1 else [("1 core", cores[:1])]
     res = {}
+    load0 = os.getloadavg()[0]
     for _ in range(n):
         for label, cs in variants:
             for name, gil in POLICIES.items():
@@ -61,6 +72,7 @@ def main() -> None:
           "allowed, gilmodel %s. Medians of %d interleaved repeats.\n"
           % (n, platform.node() and "the development VM", platform.processor() or platform.machine(), len(cores),
              gm.__version__, n))
+    print("Load average (1 min) %.2f before, %.2f after the measurements.\n" % (load0, os.getloadavg()[0]))
     print(__doc__.split("\n\n")[1].replace("\n", " ") + "\n")
     for label, _ in variants:
         print("## %s\n" % label)
@@ -69,8 +81,12 @@ def main() -> None:
         for name in POLICIES:
             cells = []
             for c in cols:
-                v = statistics.median(res[(label, name, c)])
-                cells.append("%.0f" % v if c == "ctx switches/s" else "%.3g" % v)
+                vs = res[(label, name, c)]
+                v = statistics.median(vs)
+                cell = "%.0f" % v if c == "ctx switches/s" else "%.3g" % v
+                if c == "convoy ×" and n > 1:  # bimodal: show the spread too
+                    cell += " (%.3g–%.3g)" % (min(vs), max(vs))
+                cells.append(cell)
             print("| %s | %s |" % (name, " | ".join(cells)))
         print()
 
