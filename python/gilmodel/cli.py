@@ -8,6 +8,7 @@ import sys
 from typing import List, Optional
 
 from . import _core, scenarios
+from .demo import DEMO_GILS
 from .policies import CPYTHON_VERSIONS, cpython
 from .run import run
 
@@ -26,7 +27,11 @@ def _cores(s: Optional[str]):
 def _cmd_demo(a) -> int:
     from .demo import demo
 
-    demo(a.out, _cores(a.cores), a.bytes)
+    gils = [g.strip() for g in a.gils.split(",") if g.strip()]
+    try:
+        demo(a.out, _cores(a.cores), a.bytes, gils)
+    except ValueError as e:
+        raise SystemExit("gilmodel demo: %s" % e)
     return 0
 
 
@@ -108,10 +113,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="gilmodel", description="A laboratory for the Python GIL.")
     p.add_argument("--version", action="version", version="gilmodel " + _core.__version__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="the convoy effect under the 2.7 and 3.11 GILs: a table and a picture")
+    d = sub.add_parser("demo", help="the convoy effect under the 2.7 and 3.11 GILs and the proposed fixes: a table and a picture")
     d.add_argument("--out", default="gilmodel-demo", help="folder for convoy.png and summary.json (default: %(default)s)")
     d.add_argument("--cores", help="comma-separated cores (default: the first two this process may use)")
     d.add_argument("--bytes", type=int, default=1 << 20, help="bytes to stream (default: %(default)s)")
+    d.add_argument("--gils", default=",".join(DEMO_GILS),
+                   help="comma-separated CPython versions and policy names; the first three are drawn (default: %(default)s)")
     d.set_defaults(fn=_cmd_demo)
     r = sub.add_parser("run", help="run one canned scenario and print its summary")
     r.add_argument("scenario", choices=["cpu_pair", "handoffs", "io_latency", "convoy", "syscalls"])
