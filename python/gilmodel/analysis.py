@@ -259,7 +259,8 @@ def summary(run: "Run") -> Dict[str, Any]:
     stop rule was met), ``stopped_by``, ``switches`` and ``switches_per_s`` (acquisitions that
     changed the holder), ``acquisitions``, ``futile_wakeups`` and ``futile_wakeups_per_s``,
     ``drop_requests`` and ``drop_requests_per_s``, ``forced_drops``, ``timeouts``,
-    ``gil_utilisation`` (time held / elapsed), per thread name: ``ticks``, ``ticks_per_s``,
+    ``gil_utilisation`` (time held / elapsed; a thread that holds the GIL when the stop rule is
+    met holds it until its next check point, which can take it slightly past 1 for short runs), per thread name: ``ticks``, ``ticks_per_s``,
     ``share`` (its part of the time the GIL was held), ``ctx_switches`` (voluntary,
     involuntary); ``fairness`` (Jain's index of the holding times of the threads that asked
     for the GIL: 1 = equal), ``voluntary_ctx_switches``, ``involuntary_ctx_switches``,
