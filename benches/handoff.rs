@@ -11,6 +11,7 @@
 use gilmodel::clock::now_ns;
 use gilmodel::engine::affinity::{allowed_cores, pin_current};
 use gilmodel::engine::spin::{calibration, spin};
+use gilmodel::engine::watch::Beacon;
 use gilmodel::gil::{
     Gil, Instr, IntervalConfig, IntervalGil, LockKind, Release, ThreadCx, TickConfig, TickGil,
 };
@@ -93,7 +94,9 @@ fn replica<G: Gil>(gil: &G, cores: [usize; 2], n: usize) -> Vec<i64> {
                 let (instr, handed_at, holder) = (&instr, &handed_at, &holder);
                 sc.spawn(move || {
                     pin_current(&[cores[me as usize]]).unwrap();
-                    let mut cx = ThreadCx::new(me as u16, EventBuf::new(16 * n + 64, true), instr);
+                    let beacon = Beacon::default();
+                    let log = EventBuf::new(16 * n + 64, true);
+                    let mut cx = ThreadCx::new(me as u16, log, instr, &beacon);
                     let mut lat = Vec::with_capacity(n);
                     // Thread 1 starts second, so thread 0 holds first.
                     if me == 1 {

@@ -6,6 +6,9 @@
 //! were released. No lock, no allocation, no system call. When a buffer is full, further events
 //! of that thread are counted in `dropped` and not stored.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
 /// Event kinds; the discriminant is the value in the `event` column's dictionary indices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i8)]
@@ -81,6 +84,13 @@ pub enum IoOp {
     Join = 3,
 }
 
+/// Bytes one stored event takes in a thread's buffer: `t_ns`, `cpu`, `event`, `arg` (the
+/// merged log adds the 2-byte `thread` column; during the merge both forms exist).
+pub const EVENT_BYTES: u64 = (std::mem::size_of::<i64>()
+    + std::mem::size_of::<i16>()
+    + std::mem::size_of::<i8>()
+    + std::mem::size_of::<i64>()) as u64;
+
 /// The CPU the calling thread runs on (`sched_getcpu`).
 #[inline(always)]
 pub fn current_cpu() -> i16 {
@@ -98,6 +108,10 @@ pub struct EventBuf {
     enabled: bool,
     /// Events not stored because the buffer was full.
     pub dropped: u64,
+    /// Time of the first event not stored (valid when `dropped > 0`).
+    pub first_drop_ns: i64,
+    /// Raised when the first event is not stored (the engine's controller watches it).
+    full: Option<Arc<AtomicBool>>,
 }
 
 impl EventBuf {
@@ -112,7 +126,15 @@ impl EventBuf {
             cap,
             enabled,
             dropped: 0,
+            first_drop_ns: 0,
+            full: None,
         }
+    }
+
+    /// Raise `flag` when this buffer first has to drop an event.
+    pub fn with_full_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.full = Some(flag);
+        self
     }
 
     /// Record event `ev` at monotonic time `t_ns` with argument `arg`.
@@ -127,8 +149,20 @@ impl EventBuf {
             self.event.push(ev as i8);
             self.arg.push(arg);
         } else {
-            self.dropped += 1;
+            self.drop_one(t_ns);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_one(&mut self, t_ns: i64) {
+        if self.dropped == 0 {
+            self.first_drop_ns = t_ns;
+            if let Some(f) = &self.full {
+                f.store(true, Relaxed);
+            }
+        }
+        self.dropped += 1;
     }
 
     pub fn len(&self) -> usize {
@@ -250,12 +284,16 @@ mod tests {
 
     #[test]
     fn full_buffer_counts_dropped() {
-        let mut b = EventBuf::new(2, true);
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut b = EventBuf::new(2, true).with_full_flag(flag.clone());
         for t in 0..5 {
             b.push(t, Ev::Release, 0);
+            assert_eq!(flag.load(Relaxed), t >= 2);
         }
         assert_eq!(b.len(), 2);
         assert_eq!(b.dropped, 3);
+        assert_eq!(b.first_drop_ns, 2);
+        assert_eq!(EVENT_BYTES, 19);
         let mut off = EventBuf::new(100, false);
         off.push(1, Ev::Release, 0);
         assert_eq!((off.len(), off.dropped), (0, 0));

@@ -4,10 +4,12 @@
 //! numpy arrays that own the Rust vectors (no copy), which the front wraps as pyarrow arrays
 //! (again no copy).
 
-use crate::engine::{self, affinity, spin, RunError};
+use crate::engine::{self, affinity, spin, RunError, RunOutput};
 use crate::log::EVENT_NAMES;
 use crate::prim::counts::CALL_NAMES;
-use crate::scenario::Scenario;
+use crate::scenario::{
+    Scenario, DEFAULT_LOG_BYTES, DEFAULT_MAX_EVENTS, EVENT_BYTES, WATCHDOG_FACTOR, WATCHDOG_MIN_S,
+};
 use crate::tables::{io_columns, thread_columns, Column};
 use numpy::IntoPyArray;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -35,6 +37,10 @@ fn spec(json: &str) -> PyResult<Scenario> {
 /// Run a scenario given as JSON. Python's GIL is released while the experiment runs; every
 /// 10 ms the calling thread re-attaches to check for signals, and a KeyboardInterrupt (or any
 /// exception a signal handler raises) stops the run, joins every thread and is re-raised.
+///
+/// A run halted by the watchdog or the event budget is returned like any other, with an
+/// `error` entry `{"kind": "watchdog" | "event_budget", "message": ...}` (None otherwise): the
+/// Python front raises it with the partial run attached.
 #[pyfunction]
 fn run<'py>(py: Python<'py>, scenario_json: &str) -> PyResult<Bound<'py, PyDict>> {
     let sc = spec(scenario_json)?;
@@ -51,10 +57,27 @@ fn run<'py>(py: Python<'py>, scenario_json: &str) -> PyResult<Bound<'py, PyDict>
     if let Some(e) = pending {
         return Err(e);
     }
-    let out = result.map_err(|e| match e {
-        RunError::Spec(e) => PyValueError::new_err(e.to_string()),
-        RunError::Failed(m) => PyRuntimeError::new_err(m),
-    })?;
+    let (out, error) = match result {
+        Ok(out) => (out, None),
+        Err(RunError::Spec(e)) => return Err(PyValueError::new_err(e.to_string())),
+        Err(RunError::Failed(m)) => return Err(PyRuntimeError::new_err(m)),
+        Err(RunError::Halted {
+            reason,
+            message,
+            output,
+        }) => {
+            let e = PyDict::new(py);
+            e.set_item("kind", reason.name())?;
+            e.set_item("message", message)?;
+            (*output, Some(e))
+        }
+    };
+    let d = output_dict(py, out)?;
+    d.set_item("error", error)?;
+    Ok(d)
+}
+
+fn output_dict(py: Python<'_>, out: RunOutput) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     let ev = PyDict::new(py);
     ev.set_item("t_ns", out.events.t_ns.into_pyarray(py))?;
@@ -106,6 +129,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add("EVENT_NAMES", EVENT_NAMES.to_vec())?;
     m.add("CALL_NAMES", CALL_NAMES.to_vec())?;
+    m.add("EVENT_BYTES", EVENT_BYTES)?;
+    m.add("DEFAULT_LOG_BYTES", DEFAULT_LOG_BYTES)?;
+    m.add("DEFAULT_MAX_EVENTS", DEFAULT_MAX_EVENTS)?;
+    m.add("WATCHDOG_MIN_S", WATCHDOG_MIN_S)?;
+    m.add("WATCHDOG_FACTOR", WATCHDOG_FACTOR)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -42,6 +42,11 @@ pub enum Op {
         times: Option<u64>,
         body: Vec<Op>,
     },
+    /// TEST-ONLY, not part of the scenario language: do nothing, holding whatever the thread
+    /// holds (the GIL), until the run is stopped. A real hang, to test the watchdog with.
+    #[doc(hidden)]
+    #[serde(rename = "_hang")]
+    Hang,
 }
 
 /// The helper at the other end of a thread's socket (outside the GIL).
@@ -123,9 +128,36 @@ pub struct Scenario {
     /// Event budget for the whole run, split evenly between threads.
     #[serde(default = "default_max_events")]
     pub max_events: u64,
+    /// What happens when a thread fills its share of `max_events`.
+    #[serde(default)]
+    pub on_overflow: Overflow,
+    /// Seconds without progress after which the run is stopped and reported as hung; `None`:
+    /// [`Scenario::watchdog_s`]'s default rule.
+    #[serde(default)]
+    pub watchdog_s: Option<f64>,
     /// Signals sent to the main thread (thread 0) during the run.
     #[serde(default)]
     pub signals: Vec<SignalSpec>,
+}
+
+/// What a run does when a thread's share of the event budget is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Keep the first events of each thread, count the rest, say so in `meta`.
+    #[default]
+    Truncate,
+    /// Stop the run (within one 10 ms controller slice) and report it as an error.
+    Error,
+}
+
+impl Overflow {
+    pub fn name(self) -> &'static str {
+        match self {
+            Overflow::Truncate => "truncate",
+            Overflow::Error => "error",
+        }
+    }
 }
 
 /// A real signal sent with `pthread_kill` to the main thread `at_us` after the start; its
@@ -141,10 +173,17 @@ pub struct SignalSpec {
 }
 
 pub const DEFAULT_TICK_NS: f64 = 50.0;
-pub const DEFAULT_MAX_EVENTS: u64 = 16_000_000;
-/// Bytes one event takes in memory (t_ns 8 + arg 8 + cpu 2 + event 1; thread added on merge).
-pub const EVENT_BYTES: u64 = 19;
+pub use crate::log::EVENT_BYTES;
+/// Memory the default event budget may take in the per-thread buffers (256 MiB).
+pub const DEFAULT_LOG_BYTES: u64 = 256 << 20;
+/// The default event budget: [`DEFAULT_LOG_BYTES`] / [`EVENT_BYTES`] (14 128 181 events).
+pub const DEFAULT_MAX_EVENTS: u64 = DEFAULT_LOG_BYTES / EVENT_BYTES;
 pub const MIN_MAX_EVENTS: u64 = 1_000;
+/// The default watchdog: `max(WATCHDOG_MIN_S, WATCHDOG_FACTOR × the longest expected wait)`.
+pub const WATCHDOG_MIN_S: f64 = 5.0;
+pub const WATCHDOG_FACTOR: f64 = 4.0;
+/// Bounds of an explicit `watchdog_s`.
+pub const WATCHDOG_RANGE_S: (f64, f64) = (0.01, 86_400.0);
 pub const MAX_THREADS: usize = 1024;
 pub const MAX_IO_BYTES: u64 = 64 << 20;
 const MAX_LOOP_DEPTH: usize = 16;
@@ -252,7 +291,10 @@ impl Scenario {
                 );
             }
             if sg.at_us > 86_400_000_000 {
-                return err(format!("signals[{i}].at_us"), format!("{}: at most one day", sg.at_us));
+                return err(
+                    format!("signals[{i}].at_us"),
+                    format!("{}: at most one day", sg.at_us),
+                );
             }
             for (j, op) in sg.handler.iter().enumerate() {
                 if !matches!(op, Op::Cpu { ticks } if *ticks >= 1) {
@@ -269,7 +311,7 @@ impl Scenario {
                 format!("{}: must be between 1 and 1e6 ns", self.tick_ns),
             );
         }
-        let max_budget = (mem_bytes / 2 / EVENT_BYTES).max(MIN_MAX_EVENTS);
+        let max_budget = max_events_allowed(mem_bytes);
         if self.max_events < MIN_MAX_EVENTS.max(n as u64 * 16) || self.max_events > max_budget {
             return err(
                 "max_events",
@@ -282,8 +324,62 @@ impl Scenario {
                 ),
             );
         }
+        if let Some(w) = self.watchdog_s {
+            let (lo, hi) = WATCHDOG_RANGE_S;
+            if !w.is_finite() || !(lo..=hi).contains(&w) {
+                return err(
+                    "watchdog_s",
+                    format!(
+                        "{w}: must be between {lo} and {hi} s, or None for the default \
+                         (max({WATCHDOG_MIN_S} s, {WATCHDOG_FACTOR} × the longest expected wait); \
+                         it cannot be switched off: {hi} is the most)"
+                    ),
+                );
+            }
+        }
         self.validate_stop(&index)?;
         self.place(allowed)
+    }
+
+    /// The longest a thread of this scenario may legitimately go without progress (a tick, an
+    /// op begun, a GIL acquisition), in seconds: its longest `sleep`, the longest `gap_us` of a
+    /// driver (a `recv` waits that long for the next ping), and the policy's interval
+    /// (`interval_us`, `slice_us`, `min_hold_us`), in case a waiter only notices a free GIL
+    /// when its timed wait runs out.
+    pub fn longest_expected_wait_s(&self) -> f64 {
+        fn sleeps(ops: &[Op]) -> u64 {
+            ops.iter()
+                .map(|o| match o {
+                    Op::Sleep { us } => *us,
+                    Op::Loop { body, .. } => sleeps(body),
+                    _ => 0,
+                })
+                .max()
+                .unwrap_or(0)
+        }
+        let mut us = 0u64;
+        for t in &self.threads {
+            us = us.max(sleeps(&t.program));
+            if let Some(PeerSpec::Driver { gap_us, .. }) = &t.peer {
+                us = us.max(*gap_us);
+            }
+        }
+        let interval_us = match &self.gil {
+            PolicySpec::Tick(_) | PolicySpec::NoGil(_) => 0,
+            PolicySpec::Interval(c) => c.interval_us,
+            PolicySpec::Priority(c) => c.interval_us,
+            PolicySpec::Bfs(c) => c.slice_us,
+            PolicySpec::Fifo(c) => c.min_hold_us,
+        };
+        us.max(interval_us) as f64 * 1e-6
+    }
+
+    /// Seconds without progress before the watchdog stops the run: `watchdog_s` if given, else
+    /// `max(WATCHDOG_MIN_S, WATCHDOG_FACTOR × longest_expected_wait_s())`.
+    pub fn watchdog_s(&self) -> f64 {
+        self.watchdog_s.unwrap_or_else(|| {
+            (WATCHDOG_FACTOR * self.longest_expected_wait_s()).max(WATCHDOG_MIN_S)
+        })
     }
 
     fn validate_policy(&self) -> Result<(), SpecError> {
@@ -623,6 +719,12 @@ impl Scenario {
     }
 }
 
+/// The largest event budget a machine with `mem_bytes` of memory allows: half of it, at
+/// [`EVENT_BYTES`] an event.
+pub fn max_events_allowed(mem_bytes: u64) -> u64 {
+    (mem_bytes / 2 / EVENT_BYTES).max(MIN_MAX_EVENTS)
+}
+
 fn collect_joins(ops: &[Op], index: &HashMap<&str, usize>, out: &mut Vec<usize>) {
     for o in ops {
         match o {
@@ -660,6 +762,8 @@ mod tests {
             tick_ns: 50.0,
             log: true,
             max_events: DEFAULT_MAX_EVENTS,
+            on_overflow: Overflow::Truncate,
+            watchdog_s: None,
             signals: vec![],
         }
     }
@@ -715,6 +819,12 @@ mod tests {
             (Box::new(|s| s.max_events = 10), "max_events"),
             (Box::new(|s| s.max_events = u64::MAX), "max_events"),
             (Box::new(|s| s.tick_ns = f64::NAN), "tick_ns"),
+            (Box::new(|s| s.watchdog_s = Some(0.0)), "watchdog_s"),
+            (
+                Box::new(|s| s.watchdog_s = Some(f64::INFINITY)),
+                "watchdog_s",
+            ),
+            (Box::new(|s| s.watchdog_s = Some(1e9)), "watchdog_s"),
             (
                 Box::new(|s| s.threads[0].program = vec![Op::Send { bytes: 1 }]),
                 "threads[0].program[0]",
@@ -748,6 +858,45 @@ mod tests {
             let e = s.validate(&[0, 1], MEM).unwrap_err();
             assert_eq!(e.field, field, "{e}");
         }
+    }
+
+    #[test]
+    fn watchdog_default_rule() {
+        let mut s = sc(vec![cpu_thread("a")]);
+        assert_eq!(s.watchdog_s(), WATCHDOG_MIN_S);
+        s.threads[0].program = vec![Op::Loop {
+            times: Some(2),
+            body: vec![Op::Sleep { us: 3_000_000 }],
+        }];
+        assert_eq!(s.watchdog_s(), 12.0);
+        s.gil = PolicySpec::Interval(IntervalConfig {
+            interval_us: 5_000_000,
+            ..Default::default()
+        });
+        assert_eq!(s.watchdog_s(), 20.0);
+        s.watchdog_s = Some(0.5);
+        assert_eq!(s.watchdog_s(), 0.5);
+    }
+
+    #[test]
+    fn new_fields_default_and_parse() {
+        let j = r#"{"gil":{"policy":"nogil","check_every":1},"threads":[{"name":"a","program":[{"op":"_hang"}]}]}"#;
+        let s = Scenario::from_json(j).unwrap();
+        assert_eq!(s.on_overflow, Overflow::Truncate);
+        assert_eq!(s.watchdog_s, None);
+        assert_eq!(s.max_events, DEFAULT_MAX_EVENTS);
+        assert_eq!(s.threads[0].program, vec![Op::Hang]);
+        let j = j.replace(
+            "\"threads\"",
+            "\"on_overflow\":\"error\",\"watchdog_s\":2.5,\"threads\"",
+        );
+        let s = Scenario::from_json(&j).unwrap();
+        assert_eq!((s.on_overflow, s.watchdog_s), (Overflow::Error, Some(2.5)));
+        let bad = j.replace("\"error\"", "\"panic\"");
+        assert!(Scenario::from_json(&bad)
+            .unwrap_err()
+            .message
+            .contains("truncate"));
     }
 
     #[test]

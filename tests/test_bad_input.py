@@ -105,3 +105,40 @@ def test_validate_returns_the_placement():
     cores = sc.validate()
     assert cores[0] == CORES[0] and cores[2] == CORES[0]
     assert cores[1] == CORES[1 % len(CORES)]
+
+
+@pytest.mark.parametrize("kw, exc", [
+    (dict(watchdog_s=0), ValueError),
+    (dict(watchdog_s=-1.0), ValueError),
+    (dict(watchdog_s=float("inf")), ValueError),
+    (dict(watchdog_s=float("nan")), ValueError),
+    (dict(watchdog_s=10**6), ValueError),
+    (dict(watchdog_s="5"), TypeError),
+    (dict(watchdog_s=True), TypeError),
+    (dict(on_overflow="panic"), ValueError),
+    (dict(on_overflow=None), ValueError),
+])
+def test_watchdog_and_overflow_refused(kw, exc):
+    field = "Scenario." + next(iter(kw))
+    with pytest.raises(exc, match=field) as ei:
+        gm.Scenario(gm.cpython("3.11"), ok_threads(), **kw)
+    if kw.get("watchdog_s") == float("inf"):
+        assert "cannot be switched off" in str(ei.value)
+    if "on_overflow" in kw:
+        assert "'truncate', 'error'" in str(ei.value)
+
+
+def test_core_refuses_watchdog_and_overflow():
+    import json
+
+    spec = gm.Scenario(gm.cpython("3.11"), ok_threads()).to_spec()
+    with pytest.raises(ValueError, match="watchdog_s: 1000000000: must be between 0.01 and 86400"):
+        gm._core.validate(json.dumps(dict(spec, watchdog_s=1e9)))
+    with pytest.raises(ValueError, match="truncate"):
+        gm._core.validate(json.dumps(dict(spec, on_overflow="panic")))
+
+
+def test_new_fields_survive_replace():
+    sc = gm.Scenario(gm.cpython("3.11"), ok_threads(), watchdog_s=3, on_overflow="error").replace(name="x")
+    assert (sc.watchdog_s, sc.on_overflow) == (3.0, "error")
+    assert sc.to_spec()["watchdog_s"] == 3.0 and sc.to_spec()["on_overflow"] == "error"

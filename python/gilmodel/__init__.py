@@ -12,7 +12,7 @@ returned as Arrow tables.
 from . import analysis, plot, scenarios
 from ._core import __version__
 from .policies import CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
-from .run import EVENT_NAMES, Run, load_run, run
+from .run import EVENT_NAMES, EventBudgetError, Run, RunHalted, WatchdogError, load_run, run
 from .scenario import (
     Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Signal, Sleep, Thread,
     cpu, drain, driver, join, loop, recv, send, signal, sleep,
@@ -27,7 +27,7 @@ __all__ = [
     "CPYTHON_VERSIONS",
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
-    "run", "Run", "load_run", "summary", "EVENT_NAMES",
+    "run", "Run", "load_run", "summary", "EVENT_NAMES", "RunHalted", "WatchdogError", "EventBudgetError",
     "sweep", "load",
     "validate",
 ]

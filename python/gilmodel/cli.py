@@ -10,7 +10,7 @@ from typing import List, Optional
 from . import _core, scenarios
 from .demo import DEMO_GILS
 from .policies import CPYTHON_VERSIONS, cpython
-from .run import run
+from .run import RunHalted, run
 
 __all__ = ["main"]
 
@@ -170,6 +170,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as e:
         print("gilmodel: error: %s" % e, file=sys.stderr)
         return 2
+    except RunHalted as e:  # the watchdog or the event budget stopped a run
+        print("gilmodel: error: %s" % e, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("gilmodel: interrupted", file=sys.stderr)
         return 130

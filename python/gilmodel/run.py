@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from . import _core
 from .scenario import Scenario
 
-__all__ = ["run", "Run", "EVENT_NAMES", "load_run"]
+__all__ = ["run", "Run", "EVENT_NAMES", "load_run", "RunHalted", "WatchdogError", "EventBudgetError"]
 
 #: The event kinds, in the order of the ``event`` column's dictionary.
 EVENT_NAMES = tuple(_core.EVENT_NAMES)
@@ -107,6 +107,30 @@ class Run:
             self.events.num_rows, self.meta.get("elapsed_ns", 0) / 1e9, self.meta.get("stopped_by"))
 
 
+class RunHalted(RuntimeError):
+    """A run the core stopped because it went wrong; every thread has been joined. ``run`` is
+    the partial :class:`Run` (its ``meta["stopped_by"]`` says why)."""
+
+    def __init__(self, message: str, run: Run):
+        super().__init__(message)
+        self.run = run
+
+
+class WatchdogError(RunHalted):
+    """No thread made progress for ``Scenario.watchdog_s``: the message names the GIL holder,
+    what each thread was waiting on and its last events; ``run`` is the partial run
+    (``meta["stopped_by"] == "watchdog"``)."""
+
+
+class EventBudgetError(RunHalted):
+    """A thread filled its share of ``Scenario.max_events`` with ``on_overflow="error"``: the
+    message names the budget, the count reached and how to raise it; ``run`` is the partial run
+    (``meta["stopped_by"] == "event_budget"``)."""
+
+
+_HALTED = {"watchdog": WatchdogError, "event_budget": EventBudgetError}
+
+
 def load_run(path: Union[str, os.PathLike]) -> Run:
     """Read a run written by :meth:`Run.to_parquet`."""
     if not os.path.isfile(path):
@@ -130,8 +154,17 @@ def run(scenario: Scenario) -> Run:
     Raises:
         TypeError: ``scenario`` is not a :class:`Scenario`.
         ValueError: the scenario cannot run (the message names the field); nothing started.
+        WatchdogError: no thread made progress for ``scenario.watchdog_s``; the run was stopped
+            (``err.run`` is what it produced).
+        EventBudgetError: ``on_overflow="error"`` and a thread filled its share of
+            ``max_events``; the run was stopped (``err.run``).
         RuntimeError: setting up failed or a thread failed.
     """
     if not isinstance(scenario, Scenario):
         raise TypeError("run(scenario): expected a gilmodel.Scenario, got %r" % (scenario,))
-    return Run._from_core(_core.run(scenario.to_json()))
+    raw = _core.run(scenario.to_json())
+    r = Run._from_core(raw)
+    err = raw.get("error")
+    if err is not None:
+        raise _HALTED.get(err["kind"], RunHalted)(err["message"], r)
+    return r

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from ._check import check_bool, check_float, check_int, check_str
+from ._check import check_bool, check_choice, check_float, check_int, check_str
 from .policies import POLICIES, Policy
 
 __all__ = [
@@ -22,14 +22,26 @@ __all__ = [
     "cpu", "sleep", "send", "recv", "join", "loop",
     "Drain", "Driver", "drain", "driver",
     "Thread", "Scenario", "Signal", "signal", "SIGNALS",
-    "DEFAULT_TICK_NS", "DEFAULT_MAX_EVENTS",
+    "DEFAULT_TICK_NS", "DEFAULT_MAX_EVENTS", "DEFAULT_LOG_BYTES", "EVENT_BYTES",
+    "WATCHDOG_MIN_S", "WATCHDOG_FACTOR", "OVERFLOW_POLICIES",
 ]
 
 #: Nanoseconds of work per tick unless a scenario says otherwise (about one loop iteration of
 #: a countdown on a recent CPython; ``gilmodel validate`` measures the real value).
 DEFAULT_TICK_NS = 50.0
-#: Default event budget of a run (about 300 MB at 19 bytes an event, touched only as used).
-DEFAULT_MAX_EVENTS = 16_000_000
+#: Bytes one event takes in a thread's buffer (t_ns 8, arg 8, cpu 2, event 1; the merged log
+#: adds the 2-byte thread column).
+EVENT_BYTES = _core.EVENT_BYTES
+#: Memory the default event budget may take: 256 MiB (touched only as used).
+DEFAULT_LOG_BYTES = _core.DEFAULT_LOG_BYTES
+#: Default event budget of a run: ``DEFAULT_LOG_BYTES // EVENT_BYTES`` (14 128 181 events).
+DEFAULT_MAX_EVENTS = _core.DEFAULT_MAX_EVENTS
+#: The default watchdog is ``max(WATCHDOG_MIN_S, WATCHDOG_FACTOR * longest expected wait)``.
+WATCHDOG_MIN_S = _core.WATCHDOG_MIN_S
+WATCHDOG_FACTOR = _core.WATCHDOG_FACTOR
+_WATCHDOG_MAX_S = 86400.0
+#: What a run does when a thread's share of ``max_events`` is full.
+OVERFLOW_POLICIES = ("truncate", "error")
 _MAX_IO = 64 << 20
 
 
@@ -119,8 +131,17 @@ class Loop:
         return {"op": "loop", "times": self.times, "body": [o.to_spec() for o in self.body]}
 
 
+@dataclass(frozen=True)
+class _Hang:
+    """TEST-ONLY, not part of the scenario language: do nothing, holding whatever the thread
+    holds (the GIL), until the run is stopped. A real hang, to test the watchdog with."""
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "_hang"}
+
+
 Op = Union[Cpu, Sleep, Send, Recv, Join, Loop]
-_OPS = (Cpu, Sleep, Send, Recv, Join, Loop)
+_OPS = (Cpu, Sleep, Send, Recv, Join, Loop, _Hang)
 
 
 def cpu(ticks: int) -> Cpu:
@@ -312,8 +333,21 @@ class Scenario:
         duration_s: end the run after this many seconds at the latest.
         tick_ns: nanoseconds of work per tick.
         log: record events (the per-thread counters are kept either way).
-        max_events: the run's event budget; past it, events are counted but not stored, and
-            ``meta["events_truncated"]`` says so.
+        max_events: the run's event budget (default :data:`DEFAULT_MAX_EVENTS`, 256 MiB at
+            :data:`EVENT_BYTES` bytes an event), split evenly between the threads.
+        on_overflow: what happens when a thread fills its share of ``max_events``:
+            ``"truncate"`` (default) keeps each thread's first events, counts the rest and goes
+            on (``meta["events_truncated"]``, ``meta["events_dropped"]``); ``"error"`` stops the
+            run within 10 ms and :func:`gilmodel.run` raises
+            :class:`gilmodel.EventBudgetError` with the partial run as ``.run``.
+        watchdog_s: seconds without progress (no tick of work done, no op begun, no GIL
+            acquired, by any thread) after which the run is stopped and
+            :class:`gilmodel.WatchdogError` is raised, naming the GIL holder and what each
+            thread waited on, with the partial run as ``.run``. None (default): ``max(5 s, 4 ×
+            the longest expected wait)``, the longest wait being the scenario's longest
+            ``sleep``, a driver's ``gap_us`` or the policy's interval (``interval_us``,
+            ``slice_us``, ``min_hold_us``). It cannot be switched off; 86400 (a day) is the
+            most. ``meta["watchdog_s"]`` has the value used.
         name: a label kept in ``meta``.
         signals: :func:`signal` s sent to the main thread (``threads[0]``) during the run.
 
@@ -330,6 +364,8 @@ class Scenario:
     max_events: int = DEFAULT_MAX_EVENTS
     name: str = ""
     signals: Tuple[Signal, ...] = ()
+    on_overflow: str = "truncate"
+    watchdog_s: Optional[float] = None
 
     def __init__(
         self,
@@ -343,6 +379,8 @@ class Scenario:
         max_events: int = DEFAULT_MAX_EVENTS,
         name: str = "",
         signals: Sequence[Signal] = (),
+        on_overflow: str = "truncate",
+        watchdog_s: Optional[float] = None,
     ):
         if not isinstance(gil, tuple(POLICIES.values())):
             raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
@@ -368,13 +406,23 @@ class Scenario:
         tick_ns = check_float("Scenario.tick_ns", tick_ns, 1.0, 1e6)
         check_bool("Scenario.log", log)
         check_int("Scenario.max_events", max_events, 1000)
+        check_choice("Scenario.on_overflow", on_overflow, OVERFLOW_POLICIES)
+        if watchdog_s is not None:
+            if isinstance(watchdog_s, bool) or not isinstance(watchdog_s, (int, float)):
+                raise TypeError("Scenario.watchdog_s: expected a number of seconds or None, got %r" % (watchdog_s,))
+            if not 0.01 <= watchdog_s <= _WATCHDOG_MAX_S:  # NaN and inf fail here too
+                raise ValueError("Scenario.watchdog_s: %r is out of range; must be between 0.01 and %g s, or None for the "
+                                 "default (max(%g s, %g x the longest expected wait)); the watchdog cannot be switched off"
+                                 % (watchdog_s, _WATCHDOG_MAX_S, WATCHDOG_MIN_S, WATCHDOG_FACTOR))
+            watchdog_s = float(watchdog_s)
         check_str("Scenario.name", name)
         signals = (signals,) if isinstance(signals, Signal) else tuple(signals)
         for i, sg in enumerate(signals):
             if not isinstance(sg, Signal):
                 raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))
         for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
-                         tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals).items():
+                         tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals,
+                         on_overflow=on_overflow, watchdog_s=watchdog_s).items():
             object.__setattr__(self, k, v)
 
     def to_spec(self) -> Dict[str, Any]:
@@ -388,6 +436,8 @@ class Scenario:
             "tick_ns": self.tick_ns,
             "log": self.log,
             "max_events": self.max_events,
+            "on_overflow": self.on_overflow,
+            "watchdog_s": self.watchdog_s,
             "signals": [sg.to_spec() for sg in self.signals],
         }
 
@@ -404,6 +454,6 @@ class Scenario:
         """A copy with some fields changed."""
         kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
                   duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name,
-                  signals=self.signals)
+                  signals=self.signals, on_overflow=self.on_overflow, watchdog_s=self.watchdog_s)
         kw.update(changes)
         return Scenario(**kw)

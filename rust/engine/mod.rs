@@ -13,11 +13,20 @@
 //! A worker stops at its next check point or op boundary after the stop flag is raised;
 //! sleeps wake within 10 ms, socket calls at once (shutdown). Nothing waits unboundedly on a
 //! thread that has been told to stop, so a stop always ends the run.
+//!
+//! # Watchdog and event budget
+//! Each worker publishes its progress and current op in a [`watch::Beacon`]. The controller
+//! reads them in its 10 ms slices; when no thread made progress for the scenario's
+//! [`Scenario::watchdog_s`], it stops the run as an abort does ([`StoppedBy::Watchdog`]) and
+//! returns [`RunError::Halted`] with the partial output and a report of who held the GIL and
+//! what each thread was doing. With `on_overflow = error`, the first event a full buffer has
+//! to drop raises a flag the controller acts on the same way ([`StoppedBy::EventBudget`]).
 
 pub mod affinity;
 pub mod gate;
 pub mod peer;
 pub mod spin;
+pub mod watch;
 pub mod worker;
 
 use crate::clock::now_ns;
@@ -29,14 +38,18 @@ use crate::host;
 use crate::log::{Ev, EventBuf, Events};
 use crate::prim::{counts, PrimCounts, Semaphore};
 use crate::rusage;
-use crate::scenario::{PeerSpec, Placement, PolicySpec, Scenario, SignalSpec, SpecError};
+use crate::scenario::{
+    max_events_allowed, Overflow, PeerSpec, Placement, PolicySpec, Scenario, SignalSpec, SpecError,
+    EVENT_BYTES,
+};
 use crate::signals::{self, Pending};
 use gate::Gate;
 use peer::{Link, Ping};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Condvar as StdCondvar, Mutex as StdMutex};
+use std::sync::{Arc, Condvar as StdCondvar, Mutex as StdMutex};
 use std::time::Duration;
+use watch::{Beacon, Doing, Seen, GIL_HOLDING};
 use worker::{Flow, Worker};
 
 /// Why a run ended.
@@ -47,15 +60,32 @@ pub enum StoppedBy {
     Duration = 1,
     Thread = 2,
     Abort = 3,
+    /// No thread made progress for `watchdog_s`.
+    Watchdog = 4,
+    /// A thread filled its share of `max_events` with `on_overflow = error`.
+    EventBudget = 5,
 }
 
 impl StoppedBy {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             StoppedBy::AllDone => "all_done",
             StoppedBy::Duration => "duration",
             StoppedBy::Thread => "thread",
             StoppedBy::Abort => "abort",
+            StoppedBy::Watchdog => "watchdog",
+            StoppedBy::EventBudget => "event_budget",
+        }
+    }
+
+    fn from_u8(v: u8) -> StoppedBy {
+        match v {
+            1 => StoppedBy::Duration,
+            2 => StoppedBy::Thread,
+            3 => StoppedBy::Abort,
+            4 => StoppedBy::Watchdog,
+            5 => StoppedBy::EventBudget,
+            _ => StoppedBy::AllDone,
         }
     }
 }
@@ -67,6 +97,14 @@ pub enum RunError {
     Spec(SpecError),
     /// Setting up failed (sockets, pinning) or a thread panicked.
     Failed(String),
+    /// The run was stopped because it went wrong ([`StoppedBy::Watchdog`] or
+    /// [`StoppedBy::EventBudget`]); every thread has been joined, and what it produced up to
+    /// then is in `output`.
+    Halted {
+        reason: StoppedBy,
+        message: String,
+        output: Box<RunOutput>,
+    },
 }
 
 impl std::fmt::Display for RunError {
@@ -74,6 +112,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Spec(e) => write!(f, "{e}"),
             RunError::Failed(m) => write!(f, "{m}"),
+            RunError::Halted { message, .. } => write!(f, "{message}"),
         }
     }
 }
@@ -120,6 +159,7 @@ pub struct IoLog {
 }
 
 /// Everything a run produced.
+#[derive(Debug)]
 pub struct RunOutput {
     pub events: Events,
     pub threads: Vec<ThreadStats>,
@@ -142,6 +182,8 @@ pub struct Shared<'a, G> {
     pub signals: Option<SignalRun>,
     /// `pthread_t` of the main thread (thread 0), the target of `pthread_kill`.
     main_pthread: AtomicU64,
+    /// One per scenario thread: its progress and current op, for the watchdog.
+    pub beacons: Vec<Beacon>,
     finished: StdMutex<usize>,
     finished_cv: StdCondvar,
 }
@@ -192,6 +234,8 @@ fn run_with<G: Gil>(
     let cal = spin::calibration();
     let iters_per_tick = cal.iters_for(sc.tick_ns);
     let per_thread_cap = (sc.max_events / n as u64) as usize;
+    // Raised by the first event a thread's full buffer has to drop.
+    let budget_full = Arc::new(AtomicBool::new(false));
 
     let links: Vec<Option<Link>> = sc
         .threads
@@ -220,6 +264,7 @@ fn run_with<G: Gil>(
             pending: Pending::default(),
         }),
         main_pthread: AtomicU64::new(0),
+        beacons: (0..n).map(|_| Beacon::default()).collect(),
         finished: StdMutex::new(0),
         finished_cv: StdCondvar::new(),
     };
@@ -233,12 +278,13 @@ fn run_with<G: Gil>(
     // Everyone arrives → the controller reads t0 → the gate opens and everyone goes.
     let gate = Gate::new();
 
-    let (results, peer_results, aborted, signals_sent) = std::thread::scope(|s| {
+    let (results, peer_results, aborted, signals_sent, hung) = std::thread::scope(|s| {
         let mut spawn_error: Option<String> = None;
         let mut workers = Vec::with_capacity(n);
         for (i, spec) in sc.threads.iter().enumerate() {
             let (sh, gate, core, signums) = (&sh, &gate, pl.thread_cores[i], &signums);
             let sock = links[i].as_ref().map(|l| &l.thread_end);
+            let budget_full = budget_full.clone();
             let h = std::thread::Builder::new()
                 .name(format!("gm:{}", spec.name))
                 .spawn_scoped(s, move || {
@@ -247,15 +293,16 @@ fn run_with<G: Gil>(
                         // The main thread alone receives the scenario's signals.
                         signals::unblock(signums);
                         // SAFETY: pthread_self has no preconditions.
-                        sh.main_pthread.store(unsafe { libc::pthread_self() } as u64, Relaxed);
+                        sh.main_pthread
+                            .store(unsafe { libc::pthread_self() } as u64, Relaxed);
                     }
                     affinity::set_name(&format!("gm:{}", spec.name));
                     let pin_err = affinity::pin_current(&[core]).err();
                     let cpu_seen = crate::log::current_cpu();
                     counts::reset();
                     let ru0 = rusage::thread();
-                    let mut cx =
-                        ThreadCx::new(i as u16, EventBuf::new(per_thread_cap, sc.log), &sh.instr);
+                    let log = EventBuf::new(per_thread_cap, sc.log).with_full_flag(budget_full);
+                    let mut cx = ThreadCx::new(i as u16, log, &sh.instr, &sh.beacons[i]);
                     cx.signal_pending = sh.signals.as_ref().map(|s| &s.pending.flag);
                     let mut w = Worker {
                         iters_per_tick,
@@ -265,6 +312,7 @@ fn run_with<G: Gil>(
                         bytes_sent: 0,
                         bytes_received: 0,
                         handled: 0,
+                        beacon: &sh.beacons[i],
                     };
                     if !gate.arrive_and_wait() {
                         return None;
@@ -281,6 +329,7 @@ fn run_with<G: Gil>(
                     if cx.holding {
                         sh.gil.release(&mut cx, Release::Exit);
                     }
+                    sh.beacons[i].doing(Doing::Exited, 0);
                     let exit = now_ns();
                     let stopped = !matches!(outcome, Ok(Flow::Continue) | Ok(Flow::End));
                     cx.log.push(exit, Ev::Exit, stopped as i64);
@@ -300,7 +349,7 @@ fn run_with<G: Gil>(
                         name: spec.name.clone(),
                         core,
                         cpu_seen,
-                        ticks: cx.ticks,
+                        ticks: cx.ticks(),
                         gil: cx.stats.clone(),
                         nvcsw: ru1.nvcsw - ru0.nvcsw,
                         nivcsw: ru1.nivcsw - ru0.nivcsw,
@@ -413,6 +462,15 @@ fn run_with<G: Gil>(
         due.sort();
         let mut sent_ns = vec![None::<i64>; due.len()];
         let mut next_sig = 0;
+        // The watchdog: the sum of all beacons' progress, and when it last moved.
+        let watchdog_ns = (sc.watchdog_s() * 1e9) as i64;
+        let progress = || {
+            sh.beacons
+                .iter()
+                .fold(0u64, |a, b| a.wrapping_add(b.progress()))
+        };
+        let (mut last_progress, mut progress_at) = (progress(), t0);
+        let mut hung: Option<(i64, Vec<Seen>)> = None;
         loop {
             while next_sig < due.len() && now_ns() >= due[next_sig].0 && !sh.stop.load(Relaxed) {
                 let (_, signum, k) = due[next_sig];
@@ -438,11 +496,24 @@ fn run_with<G: Gil>(
                 aborted = true;
                 sh.request_stop(StoppedBy::Abort);
             }
+            if !sh.stop.load(Relaxed) {
+                let (p, now) = (progress(), now_ns());
+                if p != last_progress {
+                    (last_progress, progress_at) = (p, now);
+                } else if now - progress_at >= watchdog_ns {
+                    hung = Some((now, sh.beacons.iter().map(Beacon::seen).collect()));
+                    sh.request_stop(StoppedBy::Watchdog);
+                }
+                if sc.on_overflow == Overflow::Error && budget_full.load(Relaxed) {
+                    sh.request_stop(StoppedBy::EventBudget);
+                }
+            }
             if sh.stop.load(Relaxed) && !woke_sockets {
                 links.iter().flatten().for_each(Link::shutdown);
                 woke_sockets = true;
             }
-            let mut slice = deadline.map_or(10_000_000, |d| (d - now_ns()).clamp(100_000, 10_000_000));
+            let mut slice =
+                deadline.map_or(10_000_000, |d| (d - now_ns()).clamp(100_000, 10_000_000));
             if let Some(&(at, _, _)) = due.get(next_sig) {
                 slice = slice.min((at - now_ns()).max(1_000));
             }
@@ -464,7 +535,7 @@ fn run_with<G: Gil>(
             })
             .collect();
         let peer_results: Vec<_> = peers.into_iter().filter_map(|h| h.join().ok()).collect();
-        Ok((results, peer_results, aborted, sent_ns))
+        Ok((results, peer_results, aborted, sent_ns, hung))
     })
     .map_err(RunError::Failed)?;
 
@@ -486,6 +557,19 @@ fn run_with<G: Gil>(
         }
     }
     let truncated = stats.iter().any(|s| s.events_dropped > 0);
+    let stopped_by = StoppedBy::from_u8(sh.stopped_by.load(Relaxed));
+    // The reports need the per-thread buffers, before the merge consumes them.
+    let halted = if stopped_by == StoppedBy::Watchdog && !aborted {
+        let (at, seen) = hung.expect("the watchdog recorded what it saw");
+        Some((
+            StoppedBy::Watchdog,
+            watchdog_report(sc, &stats, &bufs, t0, at, &seen),
+        ))
+    } else if sc.on_overflow == Overflow::Error && truncated && !aborted {
+        Some((StoppedBy::EventBudget, budget_report(sc, &stats, &bufs, t0)))
+    } else {
+        None
+    };
     let merge_start = now_ns();
     let events = Events::merge(bufs, t0);
     let merge_ns = now_ns() - merge_start;
@@ -497,12 +581,6 @@ fn run_with<G: Gil>(
             io.rtt_ns.push(rtt_ns);
         }
     }
-    let stopped_by = match sh.stopped_by.load(Relaxed) {
-        1 => StoppedBy::Duration,
-        2 => StoppedBy::Thread,
-        3 => StoppedBy::Abort,
-        _ => StoppedBy::AllDone,
-    };
     let end_ns = stats.iter().map(|s| s.exit_ns).max().unwrap_or(0);
     let elapsed_ns = match stopped_by {
         StoppedBy::AllDone => end_ns,
@@ -524,7 +602,11 @@ fn run_with<G: Gil>(
                   "overhead_ns": cal.overhead_ns, "ns_per_iter": cal.ns_per_iter },
         "log": sc.log,
         "max_events": sc.max_events,
+        "on_overflow": sc.on_overflow.name(),
         "events_truncated": truncated,
+        "events_dropped": stats.iter().map(|s| s.events_dropped).sum::<u64>(),
+        "watchdog_s": sc.watchdog_s(),
+        "watchdog_default": sc.watchdog_s.is_none(),
         "merge_ns": merge_ns,
         "aborted": aborted,
         "host": host::info(),
@@ -534,13 +616,137 @@ fn run_with<G: Gil>(
             "at_us": s.at_us, "signum": s.signum, "sent_ns": sent,
         })).collect::<Vec<_>>(),
     });
-    Ok(RunOutput {
+    let output = RunOutput {
         events,
         threads: stats,
         io,
         meta,
         aborted,
-    })
+    };
+    match halted {
+        Some((reason, message)) => Err(RunError::Halted {
+            reason,
+            message,
+            output: Box::new(output),
+        }),
+        None => Ok(output),
+    }
+}
+
+/// The last `k` events of a buffer stored before time `until` (absolute ns), in words.
+fn last_events(buf: &EventBuf, t0: i64, until: i64, k: usize) -> String {
+    if buf.is_empty() && buf.dropped == 0 {
+        return "none".into();
+    }
+    let end = buf.t_ns.partition_point(|&t| t <= until);
+    let mut v: Vec<String> = (end.saturating_sub(k)..end)
+        .map(|i| {
+            let name = crate::log::EVENT_NAMES
+                .get(buf.event[i] as usize)
+                .copied()
+                .unwrap_or("?");
+            format!(
+                "{:.6} s {name}({})",
+                (buf.t_ns[i] - t0) as f64 * 1e-9,
+                buf.arg[i]
+            )
+        })
+        .collect();
+    if buf.dropped > 0 && buf.first_drop_ns <= until {
+        v.push(format!(
+            "then {} events not stored (max_events)",
+            buf.dropped
+        ));
+    }
+    v.join(", ")
+}
+
+/// What the watchdog saw at time `at`: who held the GIL, what each thread was doing, and its
+/// last events.
+fn watchdog_report(
+    sc: &Scenario,
+    stats: &[ThreadStats],
+    bufs: &[EventBuf],
+    t0: i64,
+    at: i64,
+    seen: &[Seen],
+) -> String {
+    let names: Vec<String> = sc.threads.iter().map(|t| t.name.clone()).collect();
+    let holders: Vec<String> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.gil == GIL_HOLDING)
+        .map(|(i, _)| format!("{:?} (thread {i})", names[i]))
+        .collect();
+    let holder = match (holders.len(), &sc.gil) {
+        (0, _) => "no thread held the GIL".to_string(),
+        (_, PolicySpec::NoGil(_)) => {
+            format!("no GIL (policy nogil); running: {}", holders.join(", "))
+        }
+        (1, _) => format!("the GIL was held by {}", holders[0]),
+        _ => format!("the GIL was held by {} (?)", holders.join(" and ")),
+    };
+    let mut m = format!(
+        "watchdog: no thread made progress for {:.3} s (watchdog_s={}{}), so the run was \
+         stopped at {:.3} s; {holder}.",
+        sc.watchdog_s(),
+        sc.watchdog_s(),
+        if sc.watchdog_s.is_none() {
+            ", the default"
+        } else {
+            ""
+        },
+        (at - t0) as f64 * 1e-9,
+    );
+    for (i, s) in seen.iter().enumerate() {
+        let last = if sc.log {
+            last_events(&bufs[i], t0, at, 5)
+        } else {
+            "not logged (log=False)".into()
+        };
+        m.push_str(&format!(
+            "\n  {:?} (thread {i}): {}; last events: {last}",
+            stats[i].name,
+            watch::describe(*s, &names)
+        ));
+    }
+    m.push_str(
+        "\nA thread that legitimately goes longer without progress (a long sleep, a slow \
+         peer) needs a larger watchdog_s.",
+    );
+    m
+}
+
+/// Which thread filled its share of the event budget first, the counts, and what to do.
+fn budget_report(sc: &Scenario, stats: &[ThreadStats], bufs: &[EventBuf], t0: i64) -> String {
+    let n = stats.len() as u64;
+    let first = bufs
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.dropped > 0)
+        .min_by_key(|(_, b)| b.first_drop_ns)
+        .map(|(i, b)| (i, b.first_drop_ns));
+    let stored: u64 = stats.iter().map(|s| s.events).sum();
+    let dropped: u64 = stats.iter().map(|s| s.events_dropped).sum();
+    let (who, at) = match first {
+        Some((i, t)) => (
+            format!("thread {:?}", stats[i].name),
+            (t - t0) as f64 * 1e-9,
+        ),
+        None => ("a thread".into(), 0.0),
+    };
+    format!(
+        "event budget exceeded: {who} filled its share of max_events={} ({} events for each of \
+         {n} threads) at {at:.3} s, so the run was stopped (on_overflow=\"error\"); {} events \
+         were reached: {stored} stored, {dropped} counted but not stored. Raise max_events (at \
+         most {} on this machine: half its memory at {EVENT_BYTES} bytes an event), log fewer \
+         events (a shorter run, log=False), or give on_overflow=\"truncate\" to keep each \
+         thread's first events and let the run go on.",
+        sc.max_events,
+        sc.max_events / n,
+        stored + dropped,
+        max_events_allowed(host::memory_bytes()),
+    )
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::gil::{IntervalConfig, LockKind, TickConfig};
 use crate::log::Ev;
-use crate::scenario::{Op, StopSpec, ThreadSpec};
+use crate::scenario::{Op, Overflow, StopSpec, ThreadSpec};
 
 fn cpu(name: &str, ticks: u64) -> ThreadSpec {
     ThreadSpec {
@@ -36,6 +36,8 @@ fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
         tick_ns: 50.0,
         log: true,
         max_events: 4_000_000,
+        on_overflow: Overflow::Truncate,
+        watchdog_s: None,
         signals: vec![],
     }
 }
@@ -275,4 +277,136 @@ fn small_budget_truncates_and_says_so() {
     let out = run(&sc, &mut || false).unwrap();
     assert_eq!(out.events.len(), 1000);
     assert_eq!(out.meta["events_truncated"], true);
+    assert_eq!(out.meta["on_overflow"], "truncate");
+    assert!(out.meta["events_dropped"].as_u64().unwrap() > 0);
+}
+
+/// Run a scenario that must be halted; returns the reason, message, output and wall time.
+fn halted(sc: &Scenario) -> (StoppedBy, String, RunOutput, f64) {
+    let t = now_ns();
+    match run(sc, &mut || false) {
+        Err(RunError::Halted {
+            reason,
+            message,
+            output,
+        }) => (reason, message, *output, (now_ns() - t) as f64 * 1e-9),
+        Err(e) => panic!("expected a halted run, got the error {e}"),
+        Ok(out) => panic!(
+            "expected a halted run, it ended: {}",
+            out.meta["stopped_by"]
+        ),
+    }
+}
+
+#[test]
+fn watchdog_stops_a_holder_that_hangs() {
+    // "holder" takes the GIL and hangs (the test-only op); "w" waits for the GIL, and under
+    // the interval GIL keeps timing out and setting drop requests: events, but no progress.
+    for p in [
+        PolicySpec::Interval(IntervalConfig {
+            interval_us: 500,
+            ..Default::default()
+        }),
+        PolicySpec::Tick(TickConfig::default()),
+    ] {
+        let mut holder = cpu("holder", 10);
+        holder.program.push(Op::Hang);
+        let mut sc = scenario(p.clone(), vec![holder, cpu("w", 1000)]);
+        sc.threads[1].program.insert(0, Op::Sleep { us: 2000 });
+        sc.watchdog_s = Some(0.3);
+        let (why, msg, out, wall) = halted(&sc);
+        assert_eq!(why, StoppedBy::Watchdog);
+        assert!(wall < 0.3 + 0.5, "{wall} s");
+        assert_eq!(out.meta["stopped_by"], "watchdog");
+        assert!(msg.contains(r#"held by "holder" (thread 0)"#), "{msg}");
+        assert!(msg.contains("holds the GIL, in _hang"), "{msg}");
+        assert!(
+            msg.contains(r#""w" (thread 1): waiting for the GIL"#),
+            "{msg}"
+        );
+        assert!(msg.contains(" s acquire("), "last events listed: {msg}");
+        check_invariants(&out);
+        assert!(out.threads.iter().all(|t| t.stopped), "{p:?}");
+        if matches!(p, PolicySpec::Interval(_)) {
+            assert!(out.threads[1].gil.timeouts > 10, "the waiter kept logging");
+        }
+    }
+}
+
+#[test]
+fn watchdog_stops_a_real_deadlock() {
+    // The driver waits for a reply the thread never sends; the thread waits for the next
+    // ping. Nothing in the scenario language forbids it.
+    let io = ThreadSpec {
+        name: "io".into(),
+        program: vec![Op::Loop {
+            times: None,
+            body: vec![Op::Recv { bytes: 8 }, Op::Cpu { ticks: 10 }],
+        }],
+        core: None,
+        peer: Some(PeerSpec::Driver {
+            pings: 5,
+            gap_us: 1000,
+            bytes: 8,
+            reply_bytes: 8,
+            core: None,
+        }),
+    };
+    let mut joiner = cpu("joiner", 10);
+    joiner.program.push(Op::Join {
+        thread: "io".into(),
+    });
+    let mut sc = scenario(
+        PolicySpec::Interval(IntervalConfig::default()),
+        vec![io, joiner],
+    );
+    sc.watchdog_s = Some(0.2);
+    let (why, msg, out, wall) = halted(&sc);
+    assert_eq!(why, StoppedBy::Watchdog);
+    assert!(wall < 0.2 + 0.5, "{wall} s");
+    assert!(msg.contains("no thread held the GIL"), "{msg}");
+    assert!(msg.contains("blocked in recv(8 bytes)"), "{msg}");
+    assert!(msg.contains(r#"waiting in join("io")"#), "{msg}");
+    check_invariants(&out);
+}
+
+#[test]
+fn watchdog_counts_check_points_of_a_lone_cpu_op() {
+    // One thread, one long cpu op, no contention: no event for the whole op, yet progress.
+    let mut sc = scenario(
+        PolicySpec::Interval(IntervalConfig::default()),
+        vec![cpu("a", 6_000_000)],
+    );
+    sc.watchdog_s = Some(0.05);
+    let out = run(&sc, &mut || false).unwrap();
+    assert!(out.meta["elapsed_ns"].as_i64().unwrap() > 150_000_000);
+    assert_eq!(out.meta["watchdog_s"], 0.05);
+    assert_eq!(out.events.len(), 5, "start request acquire release exit");
+}
+
+#[test]
+fn event_budget_error_stops_the_run() {
+    let mut sc = scenario(
+        PolicySpec::Tick(TickConfig::default()),
+        vec![endless("a"), endless("b")],
+    );
+    sc.stop.duration_s = Some(30.0);
+    sc.max_events = 1000;
+    sc.on_overflow = Overflow::Error;
+    let (why, msg, out, wall) = halted(&sc);
+    assert_eq!(why, StoppedBy::EventBudget);
+    assert!(wall < 1.0, "{wall} s");
+    assert_eq!(out.meta["stopped_by"], "event_budget");
+    assert_eq!(out.meta["on_overflow"], "error");
+    // The thread that filled its share (500) stored all of it; the other was stopped early.
+    assert!(out.events.len() <= 1000);
+    assert!(out
+        .threads
+        .iter()
+        .any(|t| t.events == 500 && t.events_dropped > 0));
+    assert!(
+        msg.contains("max_events=1000") && msg.contains("Raise max_events"),
+        "{msg}"
+    );
+    assert!(out.meta["events_dropped"].as_u64().unwrap() > 0);
 }

@@ -23,6 +23,7 @@ pub mod priority;
 pub mod tick;
 
 use crate::clock::now_ns;
+use crate::engine::watch::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::log::{Ev, EventBuf, IoOp};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -119,8 +120,6 @@ pub struct ThreadCx<'a> {
     pub idx: u16,
     pub log: EventBuf,
     pub stats: GilStats,
-    /// Ticks of work done so far.
-    pub ticks: u64,
     /// Ticks left until this thread's next check point (policies that poll every n ticks).
     pub countdown: u32,
     /// Whether this thread holds the GIL (so a panic can release it).
@@ -129,6 +128,9 @@ pub struct ThreadCx<'a> {
     pub main: bool,
     /// The run's "a signal is pending" flag, when it sends signals.
     pub signal_pending: Option<&'a AtomicBool>,
+    /// This thread's tick counter, GIL state and current op, where the engine's watchdog
+    /// reads them.
+    pub beacon: &'a Beacon,
     instr: &'a Instr,
     request_ns: i64,
     /// A `request` event not yet pushed (see [`ThreadCx::requested_at`]).
@@ -138,22 +140,34 @@ pub struct ThreadCx<'a> {
 }
 
 impl<'a> ThreadCx<'a> {
-    pub fn new(idx: u16, log: EventBuf, instr: &'a Instr) -> Self {
+    pub fn new(idx: u16, log: EventBuf, instr: &'a Instr, beacon: &'a Beacon) -> Self {
         ThreadCx {
             idx,
             log,
             stats: GilStats::default(),
-            ticks: 0,
             countdown: 1,
             holding: false,
             main: idx == 0,
             signal_pending: None,
+            beacon,
             instr,
             request_ns: 0,
             request_unlogged: false,
             hold_start_ns: 0,
             ticks_at_acquire: 0,
         }
+    }
+
+    /// Ticks of work done so far.
+    #[inline(always)]
+    pub fn ticks(&self) -> u64 {
+        self.beacon.ticks()
+    }
+
+    /// One more tick of work done.
+    #[inline(always)]
+    pub fn add_tick(&mut self) {
+        self.beacon.add_tick();
     }
 
     /// Record an event now.
@@ -189,6 +203,7 @@ impl<'a> ThreadCx<'a> {
     pub fn requested_at(&mut self, t: i64) {
         self.request_ns = t;
         self.request_unlogged = true;
+        self.beacon.gil(GIL_WAITING);
     }
 
     /// The thread now holds the GIL.
@@ -214,8 +229,10 @@ impl<'a> ThreadCx<'a> {
         self.stats.acquisitions += 1;
         self.stats.wait_ns += t - self.request_ns;
         self.hold_start_ns = t;
-        self.ticks_at_acquire = self.ticks;
+        self.ticks_at_acquire = self.ticks();
         self.holding = true;
+        self.beacon.gil(GIL_HOLDING);
+        self.beacon.step();
         self.flush_request();
         self.log.push(t, Ev::Acquire, n as i64);
     }
@@ -226,8 +243,9 @@ impl<'a> ThreadCx<'a> {
         let t = now_ns();
         self.stats.hold_ns += t - self.hold_start_ns;
         self.holding = false;
-        self.log
-            .push(t, Ev::Release, (self.ticks - self.ticks_at_acquire) as i64);
+        self.beacon.gil(GIL_NONE);
+        let ticks = self.ticks() - self.ticks_at_acquire;
+        self.log.push(t, Ev::Release, ticks as i64);
         t
     }
 
@@ -269,7 +287,9 @@ pub(crate) mod testkit {
                 .map(|i| {
                     let (instr, go) = (&instr, &go);
                     s.spawn(move || {
-                        let mut cx = ThreadCx::new(i as u16, EventBuf::new(1 << 20, true), instr);
+                        let beacon = Beacon::default();
+                        let log = EventBuf::new(1 << 20, true);
+                        let mut cx = ThreadCx::new(i as u16, log, instr, &beacon);
                         while !go.load(Relaxed) {
                             std::hint::spin_loop();
                         }
@@ -278,11 +298,12 @@ pub(crate) mod testkit {
                             for _ in 0..50 {
                                 std::hint::black_box(0u64);
                             }
-                            cx.ticks += 1;
+                            cx.add_tick();
                             gil.tick(&mut cx);
                         }
                         gil.release(&mut cx, Release::Exit);
-                        (cx.stats, cx.log, cx.ticks)
+                        let ticks = cx.ticks();
+                        (cx.stats, cx.log, ticks)
                     })
                 })
                 .collect();
