@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from ._check import check_bool, check_float, check_int, check_str
+from ._check import check_bool, check_float, check_int, check_seq, check_str
 from .policies import POLICIES, Policy
 
 __all__ = [
@@ -31,6 +31,8 @@ DEFAULT_TICK_NS = 50.0
 #: Default event budget of a run (about 300 MB at 19 bytes an event, touched only as used).
 DEFAULT_MAX_EVENTS = 16_000_000
 _MAX_IO = 64 << 20
+#: Loops may nest this deep (the core's limit).
+_MAX_LOOP_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,14 @@ class Loop:
     def __post_init__(self) -> None:
         if self.times is not None:
             check_int("loop.times", self.times, 1)
+        object.__setattr__(self, "body", check_seq("loop.body", self.body))
         if not self.body:
             raise ValueError("loop.body: a loop needs at least one op")
         for i, op in enumerate(self.body):
             if not isinstance(op, _OPS):
                 raise TypeError("loop.body[%d]: expected an op (cpu, sleep, send, recv, join, loop), got %r" % (i, op))
+        if _nesting(self) > _MAX_LOOP_DEPTH:
+            raise ValueError("loop.body: loops nest deeper than %d" % _MAX_LOOP_DEPTH)
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "loop", "times": self.times, "body": [o.to_spec() for o in self.body]}
@@ -121,6 +126,11 @@ class Loop:
 
 Op = Union[Cpu, Sleep, Send, Recv, Join, Loop]
 _OPS = (Cpu, Sleep, Send, Recv, Join, Loop)
+
+
+def _nesting(op: Op) -> int:
+    """How many loops nest in ``op``, itself included (its body was checked: at most the limit)."""
+    return 1 + max((_nesting(o) for o in op.body if isinstance(o, Loop)), default=0) if isinstance(op, Loop) else 0
 
 
 def cpu(ticks: int) -> Cpu:
@@ -240,7 +250,7 @@ class Signal:
             raise ValueError("Signal.signum: %d; allowed: %s" % (signum, ", ".join("%s (%d)" % kv for kv in SIGNALS.items())))
         if isinstance(handler, Cpu):
             handler = (handler,)
-        handler = tuple(handler)
+        handler = check_seq("Signal.handler", handler)
         for i, op in enumerate(handler):
             if not isinstance(op, Cpu):
                 raise TypeError("Signal.handler[%d]: a handler is CPU work only (cpu(ticks)), got %r" % (i, op))
@@ -272,7 +282,7 @@ class Thread:
             raise ValueError("Thread.name: %r; a name of 1 to 64 characters is required" % (name,))
         if isinstance(program, _OPS):
             program = (program,)
-        program = tuple(program)
+        program = check_seq("Thread(%r).program" % name, program)
         if not program:
             raise ValueError("Thread(%r).program: a thread needs at least one op" % name)
         for i, op in enumerate(program):
@@ -347,7 +357,7 @@ class Scenario:
         if not isinstance(gil, tuple(POLICIES.values())):
             raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
                             % (", ".join(c.__name__ + "(...)" for c in POLICIES.values()), gil))
-        threads = tuple(threads) if not isinstance(threads, Thread) else (threads,)
+        threads = check_seq("Scenario.threads", threads) if not isinstance(threads, Thread) else (threads,)
         if not threads:
             raise ValueError("Scenario.threads: a scenario needs at least one thread")
         for i, t in enumerate(threads):
@@ -356,7 +366,7 @@ class Scenario:
         if cores is not None:
             if isinstance(cores, int):
                 cores = (cores,)
-            cores = tuple(cores)
+            cores = check_seq("Scenario.cores", cores)
             if not cores:
                 raise ValueError("Scenario.cores: an empty list; give None for all allowed cores")
             for c in cores:
@@ -369,7 +379,7 @@ class Scenario:
         check_bool("Scenario.log", log)
         check_int("Scenario.max_events", max_events, 1000)
         check_str("Scenario.name", name)
-        signals = (signals,) if isinstance(signals, Signal) else tuple(signals)
+        signals = (signals,) if isinstance(signals, Signal) else check_seq("Scenario.signals", signals)
         for i, sg in enumerate(signals):
             if not isinstance(sg, Signal):
                 raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))
