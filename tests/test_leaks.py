@@ -79,7 +79,8 @@ def test_back_to_back_runs_leak_no_thread_fd_or_memory():
         assert task_count() == tasks, "run %d: threads %d -> %d" % (i, tasks, task_count())
         assert fd_count() == fds, "run %d: fds %d -> %d" % (i, fds, fd_count())
     gc.collect()
-    assert pa.total_allocated_bytes() == arrow
+    # Does not grow (in the whole suite, objects of earlier tests may be freed meanwhile).
+    assert pa.total_allocated_bytes() <= arrow
     MiB = 1 << 20
     grown_rss = rss_trimmed() - rss
     print("%d runs, %d events a run: RSS %+.1f MiB, malloc in use %s" % (
