@@ -19,7 +19,8 @@
 #
 # Result on the 2-core VM (valgrind 3.19, rustc 1.95, glibc 2.36, Linux 6.18), `benches/helgrind.sh`:
 # 19 tests pass; "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 1336163 from 347)";
-# 2 min 26 s. Without suppressions (--raw): 46815 errors from 167 contexts, every one of them
+# 2 min 26 s. Without suppressions (--raw, a run that also had the two skipped tests): 46815
+# errors from 167 contexts, every one of them
 # explained in benches/helgrind.supp; most of the suppressed count is valgrind's own
 # default.supp (helgrind-glibc2X-005: accesses inside libc, e.g. the semaphore's counter, which
 # sem_trywait updates without helgrind seeing it). A bare Rust program that spawns and joins two
