@@ -253,10 +253,14 @@ impl Scenario {
         let mut index = HashMap::new();
         for (i, t) in self.threads.iter().enumerate() {
             let f = format!("threads[{i}].name");
-            if t.name.is_empty() || t.name.len() > 64 {
+            // Characters, as Python counts them; a NUL would make the OS thread name panic.
+            if t.name.is_empty() || t.name.chars().count() > 64 || t.name.contains('\0') {
                 return err(
                     f,
-                    format!("{:?}: a name of 1 to 64 characters is required", t.name),
+                    format!(
+                        "{:?}: a name of 1 to 64 characters, without NUL, is required",
+                        t.name
+                    ),
                 );
             }
             if index.insert(t.name.as_str(), i).is_some() {
@@ -851,6 +855,14 @@ mod tests {
                 Box::new(|s| s.threads[1].name = "a".into()),
                 "threads[1].name",
             ),
+            (
+                Box::new(|s| s.threads[1].name = "b\0".into()),
+                "threads[1].name",
+            ),
+            (
+                Box::new(|s| s.threads[1].name = "é".repeat(65)),
+                "threads[1].name",
+            ),
         ];
         for (mutate, field) in cases {
             let mut s = sc(vec![cpu_thread("a"), cpu_thread("b")]);
@@ -897,6 +909,13 @@ mod tests {
             .unwrap_err()
             .message
             .contains("truncate"));
+    }
+
+    #[test]
+    fn non_ascii_name_counted_in_characters() {
+        let mut s = sc(vec![cpu_thread("a"), cpu_thread("b")]);
+        s.threads[1].name = "é".repeat(64);
+        assert!(s.validate(&[0], MEM).is_ok());
     }
 
     #[test]

@@ -116,7 +116,7 @@ def test_validate_returns_the_placement():
     (dict(watchdog_s="5"), TypeError),
     (dict(watchdog_s=True), TypeError),
     (dict(on_overflow="panic"), ValueError),
-    (dict(on_overflow=None), ValueError),
+    (dict(on_overflow=None), TypeError),
 ])
 def test_watchdog_and_overflow_refused(kw, exc):
     field = "Scenario." + next(iter(kw))

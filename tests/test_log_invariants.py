@@ -5,6 +5,8 @@ import pytest
 
 import gilmodel as gm
 from conftest import CORES, POLICIES
+from log_checks import (check_counts, check_cpu_pinned, check_one_holder, check_per_thread_cycle, check_start_exit_io,
+                        check_time_order, columns)
 
 
 def mixed(gil):
@@ -19,13 +21,6 @@ def mixed(gil):
     ], cores=CORES, stop_thread="joiner")
 
 
-def columns(run):
-    ev = run.events
-    kinds = ev.column("event").combine_chunks()
-    names = kinds.dictionary.to_pylist()
-    return (ev.column("t_ns").to_numpy(), ev.column("thread").to_numpy(), kinds.indices.to_numpy(), ev.column("arg").to_numpy(), names)
-
-
 @pytest.fixture(scope="module", params=sorted(POLICIES))
 def policy_run(request):
     return request.param, gm.run(mixed(POLICIES[request.param]))
@@ -33,49 +28,19 @@ def policy_run(request):
 
 def test_at_most_one_holder_and_alternation(policy_run):
     name, run = policy_run
-    t, th, ev, arg, names = columns(run)
-    acq, rel, req = names.index("acquire"), names.index("release"), names.index("request")
-    gil = (ev == acq) | (ev == rel)
-    # Globally, acquire and release strictly alternate: never two holders at once.
-    seq = ev[gil]
-    assert seq.size > 100, name
-    assert (seq[0::2] == acq).all() and (seq[1::2] == rel).all(), name
-    # ...and each release is by the thread that acquired just before.
-    assert (th[gil][0::2][: seq.size // 2] == th[gil][1::2]).all(), name
-    # Per thread: request, acquire, release, request, ...
-    for k in range(run.threads.num_rows):
-        mine = ev[(th == k) & (gil | (ev == req))]
-        n = mine.size // 3 * 3
-        assert (mine[0:n:3] == req).all() and (mine[1:n:3] == acq).all() and (mine[2:n:3] == rel).all(), (name, k)
+    assert check_one_holder(run, name) > 100, name
+    check_per_thread_cycle(run, name)
 
 
 def test_timestamps_monotonic_per_thread_and_sorted(policy_run):
-    _, run = policy_run
-    t, th, *_ = columns(run)
-    assert (np.diff(t) >= 0).all()
-    for k in range(run.threads.num_rows):
-        assert (np.diff(t[th == k]) >= 0).all()
-    assert t.min() >= 0
+    name, run = policy_run
+    check_time_order(run, name)
 
 
 def test_counts_in_threads_agree_with_events(policy_run):
     name, run = policy_run
-    t, th, ev, arg, names = columns(run)
-    thr = run.threads.to_pydict()
     assert not run.meta["events_truncated"]
-    for k in range(run.threads.num_rows):
-        mine = th == k
-        for col, kinds in [("acquisitions", ["acquire"]), ("drop_requests", ["drop_request", "preempt"]),
-                           ("forced_drops", ["forced_drop"]), ("timeouts", ["timeout"]), ("switch_waits", ["switch_wait"])]:
-            # A preempt is a drop request made at once, without waiting an interval.
-            assert thr[col][k] == int((mine & np.isin(ev, [names.index(x) for x in kinds])).sum()), (name, k, col)
-        assert thr["futile_wakeups"][k] == int(arg[mine & (ev == names.index("futile_wakeup"))].sum()), (name, k)
-        assert thr["events"][k] == int(mine.sum())
-        # Ticks recorded at releases add up to the thread's ticks.
-        assert thr["ticks"][k] == int(arg[mine & (ev == names.index("release"))].sum()), (name, k)
-    # The switch count is the number of acquisitions that changed the holder.
-    holders = th[ev == names.index("acquire")]
-    assert run.meta["switches"] == 1 + int((holders[1:] != holders[:-1]).sum())
+    check_counts(run, name)
 
 
 @pytest.mark.parametrize("name", [k for k, p in sorted(POLICIES.items()) if getattr(p, "dedupe_drop_request", False)])
@@ -93,12 +58,7 @@ def test_dedupe_means_no_drop_request_from_a_waiter_that_saw_a_switch(name):
 
 def test_every_thread_starts_exits_and_io_is_bracketed(policy_run):
     name, run = policy_run
-    t, th, ev, arg, names = columns(run)
-    for k in range(run.threads.num_rows):
-        mine = ev[th == k]
-        assert mine[0] == names.index("start") and mine[-1] == names.index("exit"), (name, k)
-        b = (mine == names.index("io_begin")).sum()
-        assert b == (mine == names.index("io_end")).sum()
+    check_start_exit_io(run, name)
     thr = run.threads.to_pydict()
     assert thr["bytes_sent"][2] == 300 * 512
     assert run.io.num_rows == 30
@@ -107,8 +67,5 @@ def test_every_thread_starts_exits_and_io_is_bracketed(policy_run):
 
 
 def test_cpu_column_is_the_pinned_core(policy_run):
-    _, run = policy_run
-    _, th, ev, _, names = columns(run)
-    cpu = run.events.column("cpu").to_numpy()
-    cores = run.threads.column("core").to_numpy()
-    assert (cpu == cores[th]).all()
+    name, run = policy_run
+    check_cpu_pinned(run, name)

@@ -125,7 +125,8 @@ class WatchdogError(RunHalted):
 class EventBudgetError(RunHalted):
     """A thread filled its share of ``Scenario.max_events`` with ``on_overflow="error"``: the
     message names the budget, the count reached and how to raise it; ``run`` is the partial run
-    (``meta["stopped_by"] == "event_budget"``)."""
+    (``meta["events_truncated"]`` is set; ``meta["stopped_by"]`` is ``"event_budget"``, or what
+    ended the run when it ended in the up to 10 ms before the controller saw the full buffer)."""
 
 
 _HALTED = {"watchdog": WatchdogError, "event_budget": EventBudgetError}

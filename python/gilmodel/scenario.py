@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _core
-from ._check import check_bool, check_choice, check_float, check_int, check_str
+from ._check import check_bool, check_choice, check_float, check_int, check_seq, check_str, show
 from .policies import POLICIES, Policy
 
 __all__ = [
@@ -43,6 +43,8 @@ _WATCHDOG_MAX_S = 86400.0
 #: What a run does when a thread's share of ``max_events`` is full.
 OVERFLOW_POLICIES = ("truncate", "error")
 _MAX_IO = 64 << 20
+#: Loops may nest this deep (the core's limit).
+_MAX_LOOP_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,14 @@ class Loop:
     def __post_init__(self) -> None:
         if self.times is not None:
             check_int("loop.times", self.times, 1)
+        object.__setattr__(self, "body", check_seq("loop.body", self.body))
         if not self.body:
             raise ValueError("loop.body: a loop needs at least one op")
         for i, op in enumerate(self.body):
             if not isinstance(op, _OPS):
                 raise TypeError("loop.body[%d]: expected an op (cpu, sleep, send, recv, join, loop), got %r" % (i, op))
+        if _nesting(self) > _MAX_LOOP_DEPTH:
+            raise ValueError("loop.body: loops nest deeper than %d" % _MAX_LOOP_DEPTH)
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "loop", "times": self.times, "body": [o.to_spec() for o in self.body]}
@@ -142,6 +147,11 @@ class _Hang:
 
 Op = Union[Cpu, Sleep, Send, Recv, Join, Loop]
 _OPS = (Cpu, Sleep, Send, Recv, Join, Loop, _Hang)
+
+
+def _nesting(op: Op) -> int:
+    """How many loops nest in ``op``, itself included (its body was checked: at most the limit)."""
+    return 1 + max((_nesting(o) for o in op.body if isinstance(o, Loop)), default=0) if isinstance(op, Loop) else 0
 
 
 def cpu(ticks: int) -> Cpu:
@@ -261,7 +271,7 @@ class Signal:
             raise ValueError("Signal.signum: %d; allowed: %s" % (signum, ", ".join("%s (%d)" % kv for kv in SIGNALS.items())))
         if isinstance(handler, Cpu):
             handler = (handler,)
-        handler = tuple(handler)
+        handler = check_seq("Signal.handler", handler)
         for i, op in enumerate(handler):
             if not isinstance(op, Cpu):
                 raise TypeError("Signal.handler[%d]: a handler is CPU work only (cpu(ticks)), got %r" % (i, op))
@@ -293,7 +303,7 @@ class Thread:
             raise ValueError("Thread.name: %r; a name of 1 to 64 characters is required" % (name,))
         if isinstance(program, _OPS):
             program = (program,)
-        program = tuple(program)
+        program = check_seq("Thread(%r).program" % name, program)
         if not program:
             raise ValueError("Thread(%r).program: a thread needs at least one op" % name)
         for i, op in enumerate(program):
@@ -338,7 +348,7 @@ class Scenario:
         on_overflow: what happens when a thread fills its share of ``max_events``:
             ``"truncate"`` (default) keeps each thread's first events, counts the rest and goes
             on (``meta["events_truncated"]``, ``meta["events_dropped"]``); ``"error"`` stops the
-            run within 10 ms and :func:`gilmodel.run` raises
+            run within 10 ms (unless it ends first) and :func:`gilmodel.run` raises
             :class:`gilmodel.EventBudgetError` with the partial run as ``.run``.
         watchdog_s: seconds without progress (no tick of work done, no op begun, no GIL
             acquired, by any thread) after which the run is stopped and
@@ -385,7 +395,7 @@ class Scenario:
         if not isinstance(gil, tuple(POLICIES.values())):
             raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
                             % (", ".join(c.__name__ + "(...)" for c in POLICIES.values()), gil))
-        threads = tuple(threads) if not isinstance(threads, Thread) else (threads,)
+        threads = check_seq("Scenario.threads", threads) if not isinstance(threads, Thread) else (threads,)
         if not threads:
             raise ValueError("Scenario.threads: a scenario needs at least one thread")
         for i, t in enumerate(threads):
@@ -394,7 +404,7 @@ class Scenario:
         if cores is not None:
             if isinstance(cores, int):
                 cores = (cores,)
-            cores = tuple(cores)
+            cores = check_seq("Scenario.cores", cores)
             if not cores:
                 raise ValueError("Scenario.cores: an empty list; give None for all allowed cores")
             for c in cores:
@@ -409,14 +419,14 @@ class Scenario:
         check_choice("Scenario.on_overflow", on_overflow, OVERFLOW_POLICIES)
         if watchdog_s is not None:
             if isinstance(watchdog_s, bool) or not isinstance(watchdog_s, (int, float)):
-                raise TypeError("Scenario.watchdog_s: expected a number of seconds or None, got %r" % (watchdog_s,))
+                raise TypeError("Scenario.watchdog_s: expected a number of seconds or None, got %s" % show(watchdog_s))
             if not 0.01 <= watchdog_s <= _WATCHDOG_MAX_S:  # NaN and inf fail here too
-                raise ValueError("Scenario.watchdog_s: %r is out of range; must be between 0.01 and %g s, or None for the "
+                raise ValueError("Scenario.watchdog_s: %s is out of range; must be between 0.01 and %g s, or None for the "
                                  "default (max(%g s, %g x the longest expected wait)); the watchdog cannot be switched off"
-                                 % (watchdog_s, _WATCHDOG_MAX_S, WATCHDOG_MIN_S, WATCHDOG_FACTOR))
+                                 % (show(watchdog_s), _WATCHDOG_MAX_S, WATCHDOG_MIN_S, WATCHDOG_FACTOR))
             watchdog_s = float(watchdog_s)
         check_str("Scenario.name", name)
-        signals = (signals,) if isinstance(signals, Signal) else tuple(signals)
+        signals = (signals,) if isinstance(signals, Signal) else check_seq("Scenario.signals", signals)
         for i, sg in enumerate(signals):
             if not isinstance(sg, Signal):
                 raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))

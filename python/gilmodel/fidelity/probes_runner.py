@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
+import time
 from typing import Any, Dict, List, Sequence
 
 from .. import probes
@@ -52,22 +55,85 @@ def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any
     raise ValueError("unknown probe %r" % probe)
 
 
-def _pin(cores: Sequence[int]):
+def _child_setup(cores: Sequence[int]):
     cs = set(cores)
-    return lambda: os.sched_setaffinity(0, cs)
+
+    def setup() -> None:
+        # Its own process group, which its peer processes join: the whole probe can be killed
+        # at once, and a terminal's Ctrl-C reaches validate alone, which then does so.
+        os.setpgid(0, 0)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        os.sched_setaffinity(0, cs)
+
+    return setup
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process of process group ``pgid`` is left (from /proc)."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _kill_group(p: subprocess.Popen, wait_s: float = 1.0) -> None:
+    """SIGKILL the probe's process group (the interpreter and its peers), reap the probe, and
+    wait (at most ``wait_s``) until no live process of the group is left. The peers, orphaned,
+    are reaped by init (a zombie is not counted: some container inits never reap them)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)  # the probe is unreaped here, so its pgid is still its own
+    except (ProcessLookupError, PermissionError):
+        pass
+    p.wait()
+    end = time.monotonic() + wait_s
+    while _group_alive(p.pid) and time.monotonic() < end:
+        time.sleep(0.005)
 
 
 def run_probe(interp: Interpreter, probe: str, args: Dict[str, Any], cores: Sequence[int], timeout: float = 600.0) -> Dict[str, Any]:
     """Run ``probe`` under ``interp`` with its affinity set to ``cores`` (inherited by the
-    probe's peer processes) and return the JSON line it printed."""
+    probe's peer processes) and return the JSON line it printed.
+
+    The probe runs in its own process group; on a timeout, a KeyboardInterrupt or any other
+    exception the group is killed (probe and peers) before this returns or raises, so an
+    interrupted ``validate`` leaves no process behind."""
     cmd: List[str] = [interp.path, "-E", "-s", "-B", probes.path(probe)]
     for k, v in args.items():
         cmd += ["--" + k.replace("_", "-"), str(v)]
+    # A Ctrl-C between fork and the Popen object's return would leave a probe no one kills:
+    # hold SIGINT until ``p`` exists (the child unblocks it before it execs); a Ctrl-C held
+    # meanwhile is raised by the unblocking, inside the try.
+    main = threading.current_thread() is threading.main_thread()
+    p = None
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, preexec_fn=_pin(cores))
-    except subprocess.TimeoutExpired:
-        raise ProbeError("%s under %s timed out after %.0f s" % (probe, interp.label, timeout))
-    lines = out.stdout.strip().splitlines()
-    if out.returncode != 0 or not lines:
-        raise ProbeError("%s under %s failed (exit %d): %s" % (probe, interp.label, out.returncode, out.stderr.strip()[-500:]))
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
+        try:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=_child_setup(cores))
+        finally:
+            if main:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        # The probe is in its own group and did not get the Ctrl-C: no grace period for it
+        # (CPython's communicate() waits 0.25 s for a child it assumes was interrupted too).
+        p._sigint_wait_secs = 0
+        out, err = p.communicate(timeout=timeout)
+    except BaseException as e:
+        if p is not None:
+            _kill_group(p)
+            p.stdout.close()
+            p.stderr.close()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise ProbeError("%s under %s timed out after %.0f s" % (probe, interp.label, timeout)) from None
+        raise
+    lines = out.strip().splitlines()
+    if p.returncode != 0 or not lines:
+        raise ProbeError("%s under %s failed (exit %d): %s" % (probe, interp.label, p.returncode, err.strip()[-500:]))
     return json.loads(lines[-1])
