@@ -4,22 +4,35 @@ every probe metric's median within ±15 % of the real one, convoy quartiles with
 set, each metric's ratio model/real and whether it meets the target (not the looser per-metric
 tolerances `gilmodel validate` uses for its exit code).
 
-Run: PYTHONPATH=python .venv/bin/python benches/fidelity.py [repeats] [scale]
+Run: .venv/bin/python benches/fidelity.py [repeats] [scale]      (runs validate for 3.11 and 2.7)
+     .venv/bin/python benches/fidelity.py --from docs/validation   (a saved run's samples)
 """
 
 import os
 import sys
+from types import SimpleNamespace
+
+import pandas as pd
 
 import gilmodel as gm
 from gilmodel.fidelity import tolerance as tl
 
 
 def main() -> None:
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    scale = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
-    py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
-    pythons = [py27] if os.path.exists(py27) else []
-    res = gm.validate(pythons, repeats=repeats, scale=scale, out=None, progress=False, say=lambda s: None)
+    if sys.argv[1:2] == ["--from"]:
+        d = sys.argv[2]
+        res = SimpleNamespace(samples=pd.read_parquet(os.path.join(d, "samples.parquet")),
+                              verdicts=pd.read_parquet(os.path.join(d, "verdicts.parquet")), errors=[])
+        # The issue's targets are for 3.11 and 2.7.
+        res.verdicts = res.verdicts[res.verdicts.version.str.match(r"(2\.7|3\.11)\.")]
+        repeats = int(res.samples[res.samples.side == "real"].groupby(["version", "cores", "probe", "metric"]).size().max())
+        scale = float("nan")
+    else:
+        repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+        scale = float(sys.argv[2]) if len(sys.argv) > 2 else 0.5
+        py27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
+        pythons = [py27] if os.path.exists(py27) else []
+        res = gm.validate(pythons, repeats=repeats, scale=scale, out=None, progress=False, say=lambda s: None)
     target = {k: tl.Tolerance(0.25 if k[0] == "convoy" else 0.15, 0.0, k[0] == "convoy") for k in tl.TOLERANCES}
     met = total = 0
     for (version, cores), g in res.verdicts.groupby(["version", "cores"], sort=False):

@@ -12,7 +12,7 @@ import numpy as np
 from .. import scenarios
 from ..policies import IntervalGIL, Policy, cpython
 from ..run import run
-from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send
+from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send, sleep
 
 __all__ = ["Calibration", "model_probe"]
 
@@ -96,9 +96,22 @@ def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
 
 
 def _stream(gil, cs, cal, total_bytes, chunk, cpu_threads) -> float:
+    """The probe's sender (its main thread) starts the spinners, sleeps 5 ms and starts its
+    clock once it has the GIL back, so its first wait for a spinner's GIL is not timed; the
+    model's sender does the same: it sleeps 5 ms first, and the time runs from its first GIL
+    acquisition after the sleep to its exit."""
     sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.work_ticks(1), tick_ns=cal.model_tick_ns).replace(log=False)
-    return run(sc).summary()["elapsed_s"]
+                          work_ticks=cal.work_ticks(1), tick_ns=cal.model_tick_ns)
+    io = sc.threads[0]
+    io = Thread(io.name, (sleep(5000),) + tuple(io.program), core=io.core, peer=io.peer)
+    r = run(sc.replace(threads=(io,) + tuple(sc.threads[1:])))
+    ev = r.events
+    mine = ev.column("thread").to_numpy() == 0
+    kind = np.asarray(ev.column("event").to_numpy(zero_copy_only=False))[mine]
+    t = ev.column("t_ns").to_numpy()[mine]
+    slept = t[kind == "io_end"][0]
+    start = t[(kind == "acquire") & (t >= slept)][0]
+    return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
