@@ -138,6 +138,11 @@ pub struct Scenario {
     /// Signals sent to the main thread (thread 0) during the run.
     #[serde(default)]
     pub signals: Vec<SignalSpec>,
+    /// Pin each thread to its one core (default); false: every thread may run on any of the
+    /// scenario's cores and the OS scheduler places and moves it, as it does a real
+    /// interpreter's threads (no thread may then name a core).
+    #[serde(default = "yes")]
+    pub pin_threads: bool,
 }
 
 /// What a run does when a thread's share of the event budget is full.
@@ -693,6 +698,12 @@ impl Scenario {
         let mut rr = 0;
         for (i, t) in self.threads.iter().enumerate() {
             match t.core {
+                Some(c) if !self.pin_threads => {
+                    return err(
+                        format!("threads[{i}].core"),
+                        format!("core {c} given, but pin_threads is false: unpinned threads run on any of the scenario's cores"),
+                    );
+                }
                 Some(c) => {
                     if !cores.contains(&c) {
                         return err(
@@ -769,6 +780,7 @@ mod tests {
             on_overflow: Overflow::Truncate,
             watchdog_s: None,
             signals: vec![],
+            pin_threads: true,
         }
     }
 
@@ -909,6 +921,19 @@ mod tests {
             .unwrap_err()
             .message
             .contains("truncate"));
+    }
+
+    #[test]
+    fn unpinned_threads_may_not_name_a_core() {
+        let mut s = sc(vec![cpu_thread("a"), cpu_thread("b")]);
+        s.pin_threads = false;
+        assert!(s.validate(&[0, 1], MEM).is_ok());
+        s.threads[1].core = Some(1);
+        let e = s.validate(&[0, 1], MEM).unwrap_err();
+        assert_eq!(e.field, "threads[1].core");
+        assert!(e.message.contains("pin_threads"), "{}", e.message);
+        let j = r#"{"gil":{"policy":"nogil","check_every":1},"threads":[{"name":"a","program":[{"op":"cpu","ticks":1}]}]}"#;
+        assert!(Scenario::from_json(j).unwrap().pin_threads, "pinned by default");
     }
 
     #[test]

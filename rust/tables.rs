@@ -22,7 +22,25 @@ pub fn thread_columns(ts: &[ThreadStats]) -> Vec<(String, Column)> {
             "name".into(),
             Column::Str(ts.iter().map(|t| t.name.clone()).collect()),
         ),
-        ("core".into(), i(&|t| t.core as i64)),
+        // The one core the thread could run on; -1 when its mask held several (pin_threads off).
+        (
+            "core".into(),
+            i(&|t| match t.affinity[..] {
+                [c] => c as i64,
+                _ => -1,
+            }),
+        ),
+        (
+            "affinity".into(),
+            Column::Str(
+                ts.iter()
+                    .map(|t| {
+                        let v: Vec<String> = t.affinity.iter().map(|c| c.to_string()).collect();
+                        v.join(",")
+                    })
+                    .collect(),
+            ),
+        ),
         ("cpu_seen".into(), i(&|t| t.cpu_seen as i64)),
         ("ticks".into(), u(&|t| t.ticks)),
         ("hold_ns".into(), i(&|t| t.gil.hold_ns)),

@@ -93,11 +93,17 @@ def check_start_exit_io(run, label=""):
 
 
 def check_cpu_pinned(run, label=""):
-    """The ``cpu`` column is the core each thread was pinned to."""
+    """The ``cpu`` column is the core each thread was pinned to; an unpinned thread's (core
+    -1) is one of the cores of its affinity mask."""
     _, th, *_ = columns(run)
     cpu = run.events.column("cpu").to_numpy()
     cores = run.threads.column("core").to_numpy()
-    assert (cpu == cores[th]).all(), label
+    pinned = cores[th] >= 0
+    assert (cpu[pinned] == cores[th][pinned]).all(), label
+    for i, aff in enumerate(run.threads.column("affinity").to_pylist()):
+        allowed = [int(c) for c in aff.split(",")]
+        assert cores[i] == (allowed[0] if len(allowed) == 1 else -1), label
+        assert np.isin(cpu[th == i], allowed).all(), label
 
 
 def check_run(run, label="", exclusive=True):

@@ -142,3 +142,11 @@ def test_new_fields_survive_replace():
     sc = gm.Scenario(gm.cpython("3.11"), ok_threads(), watchdog_s=3, on_overflow="error").replace(name="x")
     assert (sc.watchdog_s, sc.on_overflow) == (3.0, "error")
     assert sc.to_spec()["watchdog_s"] == 3.0 and sc.to_spec()["on_overflow"] == "error"
+
+
+def test_unpinned_threads_may_not_name_a_core():
+    t = [gm.Thread("a", [gm.cpu(1)], core=CORES[0])]
+    with pytest.raises(ValueError, match=r"Thread\('a'\).core: .*pin_threads is False"):
+        gm.Scenario(gm.cpython("3.11"), t, pin_threads=False)
+    with pytest.raises(TypeError, match="Scenario.pin_threads"):
+        gm.Scenario(gm.cpython("3.11"), ok_threads(), pin_threads="no")

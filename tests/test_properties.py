@@ -127,11 +127,13 @@ def scenarios(draw, finite=False):
     names = draw(st.lists(NAME, min_size=n, max_size=n, unique=True))
     cores = draw(st.one_of(st.none(), st.lists(st.sampled_from(CORES), min_size=1, max_size=len(CORES), unique=True)))
     usable = list(cores or CORES)
+    pin = draw(st.sampled_from([True, True, False]))  # unpinned threads name no core
     threads = []
     for i in range(n):
         peer = draw(peers(usable))
         prog = draw(st.lists(ops(names, i, peer, finite), min_size=1, max_size=4))
-        threads.append(gm.Thread(names[i], prog, core=draw(st.one_of(st.none(), st.sampled_from(usable))), peer=peer))
+        core = draw(st.one_of(st.none(), st.sampled_from(usable))) if pin else None
+        threads.append(gm.Thread(names[i], prog, core=core, peer=peer))
     kw = dict(
         cores=cores,
         stop_thread=draw(st.one_of(st.none(), st.sampled_from(names))),
@@ -139,6 +141,7 @@ def scenarios(draw, finite=False):
         log=draw(st.sampled_from([True, True, True, False])),
         signals=draw(st.lists(SIGNAL, max_size=2)),
         name=draw(TEXT),
+        pin_threads=pin,
     )
     if draw(st.booleans()):  # a small event budget: the log is truncated, or the run halted, and says so
         kw["max_events"] = draw(st.integers(max(1000, 16 * n), 20_000))
@@ -179,7 +182,11 @@ def check_valid(sc, bound):
     assert fd_count() == fds, "file descriptors left behind"
     assert run.meta["on_overflow"] == sc.on_overflow
     assert run.threads.num_rows == len(sc.threads)
-    assert run.threads.column("core").to_pylist() == placed
+    if sc.pin_threads:
+        assert run.threads.column("core").to_pylist() == placed
+    else:
+        used = list(sc.cores or CORES)  # unpinned: the one core, or -1 for several
+        assert run.threads.column("core").to_pylist() == [used[0] if len(used) == 1 else -1] * len(placed)
     assert set(placed) <= set(sc.cores or CORES)
     assert not any(run.threads.column("error").to_pylist()), run.threads.column("error").to_pylist()
     assert not run.meta["aborted"]

@@ -360,6 +360,11 @@ class Scenario:
             most. ``meta["watchdog_s"]`` has the value used.
         name: a label kept in ``meta``.
         signals: :func:`signal` s sent to the main thread (``threads[0]``) during the run.
+        pin_threads: True (default): each thread is pinned to its one core, so every run
+            places threads alike. False: every thread may run on any of ``cores`` and the OS
+            scheduler places and moves it, as it does a real interpreter's unpinned threads
+            (no thread may then name a core; ``run.threads``' ``core`` is -1 and its
+            ``affinity`` column lists the cores, read back from the kernel).
 
     Without ``stop_thread`` or ``duration_s`` the run ends when every thread has finished.
     """
@@ -376,6 +381,7 @@ class Scenario:
     signals: Tuple[Signal, ...] = ()
     on_overflow: str = "truncate"
     watchdog_s: Optional[float] = None
+    pin_threads: bool = True
 
     def __init__(
         self,
@@ -391,6 +397,7 @@ class Scenario:
         signals: Sequence[Signal] = (),
         on_overflow: str = "truncate",
         watchdog_s: Optional[float] = None,
+        pin_threads: bool = True,
     ):
         if not isinstance(gil, tuple(POLICIES.values())):
             raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
@@ -415,6 +422,12 @@ class Scenario:
             duration_s = check_float("Scenario.duration_s", duration_s, 0.0, 86400.0, lo_open=True)
         tick_ns = check_float("Scenario.tick_ns", tick_ns, 1.0, 1e6)
         check_bool("Scenario.log", log)
+        check_bool("Scenario.pin_threads", pin_threads)
+        if not pin_threads:
+            for t in threads:
+                if t.core is not None:
+                    raise ValueError("Thread(%r).core: core %d given, but Scenario.pin_threads is False: unpinned threads "
+                                     "run on any of the scenario's cores" % (t.name, t.core))
         check_int("Scenario.max_events", max_events, 1000)
         check_choice("Scenario.on_overflow", on_overflow, OVERFLOW_POLICIES)
         if watchdog_s is not None:
@@ -432,7 +445,7 @@ class Scenario:
                 raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))
         for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
                          tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals,
-                         on_overflow=on_overflow, watchdog_s=watchdog_s).items():
+                         on_overflow=on_overflow, watchdog_s=watchdog_s, pin_threads=pin_threads).items():
             object.__setattr__(self, k, v)
 
     def to_spec(self) -> Dict[str, Any]:
@@ -449,6 +462,7 @@ class Scenario:
             "on_overflow": self.on_overflow,
             "watchdog_s": self.watchdog_s,
             "signals": [sg.to_spec() for sg in self.signals],
+            "pin_threads": self.pin_threads,
         }
 
     def to_json(self) -> str:
@@ -464,6 +478,7 @@ class Scenario:
         """A copy with some fields changed."""
         kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
                   duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name,
-                  signals=self.signals, on_overflow=self.on_overflow, watchdog_s=self.watchdog_s)
+                  signals=self.signals, on_overflow=self.on_overflow, watchdog_s=self.watchdog_s,
+                  pin_threads=self.pin_threads)
         kw.update(changes)
         return Scenario(**kw)

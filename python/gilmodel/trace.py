@@ -80,7 +80,7 @@ def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
     yield '{"name":"thread_name","ph":"M","pid":%d,"tid":%d,"args":{"name":"GIL"}}' % (_PID, _GIL_TID)
     yield '{"name":"thread_sort_index","ph":"M","pid":%d,"tid":%d,"args":{"sort_index":0}}' % (_PID, _GIL_TID)
     for i, (n, c) in enumerate(zip(thread_names, thread_cores)):
-        label = n if c is None else "%s (core %d)" % (n, c)
+        label = n if c is None or c < 0 else "%s (core %d)" % (n, c)
         yield '{"name":"thread_name","ph":"M","pid":%d,"tid":%d,"args":{"name":%s}}' % (_PID, i + 1, json.dumps(label))
         yield '{"name":"thread_sort_index","ph":"M","pid":%d,"tid":%d,"args":{"sort_index":%d}}' % (_PID, i + 1, i + 1)
 

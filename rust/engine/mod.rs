@@ -129,8 +129,10 @@ impl From<SpecError> for RunError {
 #[derive(Clone, Debug, Default)]
 pub struct ThreadStats {
     pub name: String,
-    /// Core it was pinned to, and the CPU it was seen on after pinning.
+    /// Core it was placed on (pinned to it with `pin_threads`), the cores its affinity mask
+    /// held after pinning (read back from the kernel), and the CPU it was seen on then.
     pub core: usize,
+    pub affinity: Vec<usize>,
     pub cpu_seen: i16,
     pub ticks: u64,
     pub gil: GilStats,
@@ -283,6 +285,7 @@ fn run_with<G: Gil>(
         let mut workers = Vec::with_capacity(n);
         for (i, spec) in sc.threads.iter().enumerate() {
             let (sh, gate, core, signums) = (&sh, &gate, pl.thread_cores[i], &signums);
+            let all_cores = &pl.cores;
             let sock = links[i].as_ref().map(|l| &l.thread_end);
             let budget_full = budget_full.clone();
             let h = std::thread::Builder::new()
@@ -297,7 +300,13 @@ fn run_with<G: Gil>(
                             .store(unsafe { libc::pthread_self() } as u64, Relaxed);
                     }
                     affinity::set_name(&format!("gm:{}", spec.name));
-                    let pin_err = affinity::pin_current(&[core]).err();
+                    let pin_err = if sc.pin_threads {
+                        affinity::pin_current(&[core])
+                    } else {
+                        affinity::pin_current(all_cores)
+                    }
+                    .err();
+                    let allowed = affinity::allowed_cores();
                     let cpu_seen = crate::log::current_cpu();
                     counts::reset();
                     let ru0 = rusage::thread();
@@ -318,7 +327,9 @@ fn run_with<G: Gil>(
                         return None;
                     }
                     let start = now_ns();
-                    cx.log.push(start, Ev::Start, core as i64);
+                    // The start event's arg: the core pinned to; -1 unpinned.
+                    let home = if sc.pin_threads { core as i64 } else { -1 };
+                    cx.log.push(start, Ev::Start, home);
                     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         if pin_err.is_some() {
                             return Flow::Stopped;
@@ -348,6 +359,7 @@ fn run_with<G: Gil>(
                     let stats = ThreadStats {
                         name: spec.name.clone(),
                         core,
+                        affinity: allowed,
                         cpu_seen,
                         ticks: cx.ticks(),
                         gil: cx.stats.clone(),
@@ -592,6 +604,7 @@ fn run_with<G: Gil>(
         "threads": n,
         "cores": pl.cores,
         "thread_cores": pl.thread_cores,
+        "pin_threads": sc.pin_threads,
         "stop": { "thread": sc.stop.thread, "duration_s": sc.stop.duration_s },
         "stopped_by": stopped_by.name(),
         "elapsed_ns": elapsed_ns,

@@ -39,6 +39,7 @@ fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
         on_overflow: Overflow::Truncate,
         watchdog_s: None,
         signals: vec![],
+        pin_threads: true,
     }
 }
 
@@ -312,7 +313,9 @@ fn watchdog_stops_a_holder_that_hangs() {
         let mut holder = cpu("holder", 10);
         holder.program.push(Op::Hang);
         let mut sc = scenario(p.clone(), vec![holder, cpu("w", 1000)]);
-        sc.threads[1].program.insert(0, Op::Sleep { us: 2000 });
+        // w sleeps first so that the holder surely takes the GIL first (2 ms was once too
+        // little when the other tests' threads loaded both cores).
+        sc.threads[1].program.insert(0, Op::Sleep { us: 50_000 });
         sc.watchdog_s = Some(0.3);
         let (why, msg, out, wall) = halted(&sc);
         assert_eq!(why, StoppedBy::Watchdog);
@@ -409,4 +412,23 @@ fn event_budget_error_stops_the_run() {
         "{msg}"
     );
     assert!(out.meta["events_dropped"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn pinning_is_what_the_kernel_reports() {
+    let allowed = affinity::allowed_cores();
+    let mut sc = scenario(
+        PolicySpec::Interval(IntervalConfig::default()),
+        vec![cpu("a", 1000), cpu("b", 1000)],
+    );
+    let out = run(&sc, &mut || false).unwrap();
+    for t in &out.threads {
+        assert_eq!(t.affinity, vec![t.core], "pinned to its one core");
+    }
+    sc.pin_threads = false;
+    let out = run(&sc, &mut || false).unwrap();
+    for t in &out.threads {
+        assert_eq!(t.affinity, allowed, "unpinned: every core of the scenario");
+    }
+    assert_eq!(out.meta["pin_threads"], false);
 }

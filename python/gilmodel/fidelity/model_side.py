@@ -11,10 +11,25 @@ import numpy as np
 
 from .. import scenarios
 from ..policies import IntervalGIL, Policy, cpython
-from ..run import run
+from ..run import Run
+from ..run import run as _pinned_run
 from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send, sleep
 
-__all__ = ["Calibration", "model_probe"]
+__all__ = ["Calibration", "model_probe", "PIN_THREADS"]
+
+#: Pin the model's threads one per core (True), or leave them to the OS scheduler within the
+#: probe's cores (False, default), as the probe's own threads are: a real interpreter's threads
+#: are not pinned, and where the scheduler puts them (an I/O thread on the core of a CPU-bound
+#: thread, say) decides some races for the GIL.
+PIN_THREADS = False
+
+
+def run(sc: Scenario) -> Run:
+    """Run ``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
+    if PIN_THREADS:
+        return _pinned_run(sc)
+    threads = tuple(Thread(t.name, t.program, peer=t.peer) for t in sc.threads)
+    return _pinned_run(sc.replace(threads=threads, pin_threads=False))
 
 
 @dataclasses.dataclass(frozen=True)
