@@ -18,8 +18,8 @@
 # hand-over a spinning replica thread can starve the others for minutes.
 #
 # Result on the 2-core VM (valgrind 3.19, rustc 1.95, glibc 2.36, Linux 6.18), `benches/helgrind.sh`:
-# 19 tests pass; "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 1336163 from 347)";
-# 2 min 26 s. Without suppressions (--raw, a run that also had the two skipped tests): 46815
+# 25 tests pass (2026-11-25, with the watchdog and pinning tests); "ERROR SUMMARY: 0 errors
+# from 0 contexts (suppressed: 1434702 from 378)"; 2 min 17 s. Without suppressions (--raw, a run that also had the two skipped tests): 46815
 # errors from 167 contexts, every one of them
 # explained in benches/helgrind.supp; most of the suppressed count is valgrind's own
 # default.supp (helgrind-glibc2X-005: accesses inside libc, e.g. the semaphore's counter, which

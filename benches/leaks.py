@@ -12,13 +12,13 @@ runs/s and the change after the warm-up.
 
 Run: nice -n 19 .venv/bin/python benches/leaks.py [--runs 1000] [--warmup 20] [--every 100]
 
-On the 2-core VM (x86-64, "AMD EPYC", Linux 6.18, glibc 2.36, Python 3.11.7),
-`nice -n 19 .venv/bin/python benches/leaks.py --every 50`: 1000 runs, 18 081 events a run on
-average, 30.4 s, 32.9 runs/s. Threads 3 and fds 6 at the start, after the warm-up and at every
-sample. RSS 118.0 MB at the start, 123.2 MB after 20 warm-up runs, 130.0 MB at the end
-(126.5 MB after malloc_trim, flat within 0.5 MB from run 350 on: +3.8 MiB after the warm-up).
-malloc's bytes in use 20 513 KiB after the warm-up, 20 894 KiB at the end (+381 KiB, +140 in
-the first 200 runs, +63 in the last 400). pyarrow's pool back to 320 bytes every time.
+On the 2-core VM (x86-64, "AMD EPYC", Linux 6.18, glibc 2.36, Python 3.11.7), quiet,
+`.venv/bin/python benches/leaks.py --every 100` (2026-11-25): 1000 runs, 17 715 events a run on
+average, 29.9 s, 33.4 runs/s. Threads 3 and fds 6 at the start, after the warm-up and at every
+sample. RSS after malloc_trim 117.1 MB at the start, 124.1 MB after 20 warm-up runs, 126.3 MB at
+run 100 and 126.6 MB at run 1000 (+0.3 MB over the last 900 runs). malloc's bytes in use
+20 544 KiB after the warm-up, 20 922 KiB at the end (+378 KiB; +236 over the last 900 runs).
+pyarrow's pool back to 320 bytes every time.
 """
 
 import argparse

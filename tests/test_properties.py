@@ -218,7 +218,7 @@ def test_valid_scenarios_run_and_keep_the_invariants(case):
 def test_finite_scenarios_end_by_themselves(case):
     sc, bound = case
     run = check_valid(sc, bound)
-    assert run.meta["stopped_by"] in ("all_done", "thread")
+    assert run.meta["stopped_by"] in ("all_done", "thread", "event_budget")
     if sc.stop_thread is None:
         assert not any(run.threads.column("stopped").to_pylist())
 
