@@ -4,7 +4,8 @@ every probe metric's median within ±15 % of the real one, convoy quartiles with
 set, each metric's ratio model/real and whether it meets the target (not the looser per-metric
 tolerances `gilmodel validate` uses for its exit code).
 
-Run: .venv/bin/python benches/fidelity.py [repeats] [scale]      (runs validate for 3.11 and 2.7)
+Run: .venv/bin/python benches/fidelity.py [--pin] [repeats] [scale]   (runs validate for 3.11 and 2.7;
+     --pin: with the model's threads pinned one per core, as before validate ran them unpinned)
      .venv/bin/python benches/fidelity.py --from docs/validation   (a saved run's samples)
 """
 
@@ -19,6 +20,11 @@ from gilmodel.fidelity import tolerance as tl
 
 
 def main() -> None:
+    if "--pin" in sys.argv:
+        from gilmodel.fidelity import model_side
+
+        sys.argv.remove("--pin")
+        model_side.PIN_THREADS = True
     if sys.argv[1:2] == ["--from"]:
         d = sys.argv[2]
         res = SimpleNamespace(samples=pd.read_parquet(os.path.join(d, "samples.parquet")),
