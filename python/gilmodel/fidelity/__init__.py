@@ -140,11 +140,12 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
             errors.append(str(e))
             bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))
             continue
-        med = {k: statistics.median(r[k] for r in cr) for k in ("tick_ns", "ns_per_iter", "call_ns", "ticks_per_iter")}
-        cal = Calibration(med["tick_ns"], med["ticks_per_iter"], med["ns_per_iter"], med["call_ns"], int(cr[0].get("check_interval", 100)))
+        med = {k: statistics.median(r[k] for r in cr) for k in ("tick_ns", "ns_per_iter", "call_ns", "sock_call_ns", "ticks_per_iter")}
+        cal = Calibration(med["tick_ns"], med["ticks_per_iter"], med["ns_per_iter"], med["call_ns"], int(cr[0].get("check_interval", 100)),
+                          med["sock_call_ns"])
         pol = cal.policy(it.minor)
         calibs[key] = dict(med, version=it.version, source=cr[0].get("ticks_per_iter_source"), cores=core_sets[0][:1],
-                           work_ticks_send=cal.work_ticks(1), work_ticks_echo=cal.work_ticks(2), group=cal.group,
+                           work_ticks_send=cal.send_work_ticks, work_ticks_echo=cal.echo_work_ticks, group=cal.group,
                            model_tick_ns=cal.model_tick_ns, model_policy=repr(pol))
         for cs in core_sets:
             for rep in range(repeats):

@@ -5,7 +5,7 @@ with the same sizes; returns the probe's own result fields."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -38,7 +38,10 @@ class Calibration:
 
     ``tick_ns``: time of one tick (2.x: one ``_Py_Ticker`` decrement; 3.x: one loop back-edge);
     ``ticks_per_iter``: ticks in one countdown iteration (3 on 2.7, counted; 1 on 3.x);
-    ``call_ns``: a Python-level C call in a loop, beyond the loop itself.
+    ``call_ns``: a Python-level C call in a loop, beyond the loop itself (what ``recv`` costs
+    the interpreter besides the system call); ``sock_call_ns``: the same for a socket-object
+    method of ``sendall``'s kind (on 2.x a Python-level wrapper in socket.py forwarding to the
+    C socket, ~125 ns; on 3.x a C method, ~10 ns; None: ``call_ns``).
     The interpreter work around a socket call, in ticks, follows from these."""
 
     tick_ns: float
@@ -46,6 +49,7 @@ class Calibration:
     ns_per_iter: float
     call_ns: float
     check_interval: int = 100
+    sock_call_ns: Optional[float] = None
 
     #: The model's spin keeps its tick length within a few % from 10 ns up; below that its
     #: per-tick poll costs more than the tick (2.7's tick measures 4-8 ns here).
@@ -75,13 +79,24 @@ class Calibration:
 
     @classmethod
     def from_probe(cls, r: Dict[str, Any]) -> "Calibration":
+        sock = r.get("sock_call_ns")
         return cls(float(r["tick_ns"]), float(r["ticks_per_iter"]), float(r["ns_per_iter"]), float(r["call_ns"]),
-                   int(r.get("check_interval", 100)))
+                   int(r.get("check_interval", 100)), None if sock is None else float(sock))
 
-    def work_ticks(self, calls: int) -> int:
-        """Ticks for one loop iteration that makes ``calls`` C calls (a ``recv`` and a
-        ``sendall``, say) besides the system calls themselves."""
-        return max(1, int(round((self.ns_per_iter + calls * self.call_ns) / self.model_tick_ns)))
+    def _ticks(self, ns: float) -> int:
+        return max(1, int(round(ns / self.model_tick_ns)))
+
+    @property
+    def send_work_ticks(self) -> int:
+        """Ticks of interpreter work in one iteration of the convoy's loop (``sendall``)."""
+        sock = self.call_ns if self.sock_call_ns is None else self.sock_call_ns
+        return self._ticks(self.ns_per_iter + sock)
+
+    @property
+    def echo_work_ticks(self) -> int:
+        """Ticks of interpreter work in one iteration of the echo loop (``recv``, ``sendall``)."""
+        sock = self.call_ns if self.sock_call_ns is None else self.sock_call_ns
+        return self._ticks(self.ns_per_iter + self.call_ns + sock)
 
 
 def _spinners(k: int, cs: Sequence[int]):
@@ -89,7 +104,7 @@ def _spinners(k: int, cs: Sequence[int]):
 
 
 def _echo(gil: Policy, cs, cal: Calibration, cpu_threads: int, pings: int, gap_us: int, nbytes: int, duration_s=None) -> Scenario:
-    io = Thread("io", [loop(recv(nbytes), cpu(cal.work_ticks(2)), send(nbytes))], core=cs[0],
+    io = Thread("io", [loop(recv(nbytes), cpu(cal.echo_work_ticks), send(nbytes))], core=cs[0],
                 peer=driver(pings, gap_us, nbytes, nbytes))
     return Scenario(gil, [io] + _spinners(cpu_threads, cs), cores=cs, stop_thread=None if duration_s else "io",
                     duration_s=duration_s, tick_ns=cal.model_tick_ns, name="echo")
@@ -116,7 +131,7 @@ def _stream(gil, cs, cal, total_bytes, chunk, cpu_threads) -> float:
     model's sender does the same: it sleeps 5 ms first, and the time runs from its first GIL
     acquisition after the sleep to its exit."""
     sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.work_ticks(1), tick_ns=cal.model_tick_ns)
+                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
     io = sc.threads[0]
     io = Thread(io.name, (sleep(5000),) + tuple(io.program), core=io.core, peer=io.peer)
     r = run(sc.replace(threads=(io,) + tuple(sc.threads[1:])))

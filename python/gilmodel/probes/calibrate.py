@@ -2,8 +2,12 @@
 tick_ns. On 3.x a tick is one loop back-edge (one countdown iteration: the eval breaker is
 checked there). On 2.x a tick is one decrement of _Py_Ticker; the probe counts them with the
 thread state's tick_counter (via ctypes; +1 per check interval) and reports ticks per
-iteration, and the time per check interval. Also the cost of one Python-level C call in a loop
-(call_ns), the interpreter work around each socket call of the I/O probes."""
+iteration, and the time per check interval. Also the interpreter work around each socket call
+of the I/O probes: one Python-level C call in a loop (call_ns: `recv`, a plain C method on every
+version) and one call of a socket-object method of sendall's kind (sock_call_ns, timed on
+`fileno`: on 2.x both are Python-level wrappers in socket.py that forward to the C socket,
+`def sendall(self, *args): return self._sock.sendall(*args)`; on 3.x both are C methods)."""
+import socket
 import sys
 
 import _probe
@@ -27,6 +31,17 @@ def calls(n):
     while n > 0:
         n -= 1
         g(k)
+
+
+def sock_calls(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        f = s.fileno
+        while n > 0:
+            n -= 1
+            f()
+    finally:
+        s.close()
 
 
 def ticks_per_iter_2x(n):
@@ -60,7 +75,9 @@ if __name__ == "__main__":
     a = p.parse_args()
     per_iter = best_per_iter(_probe.countdown, a.n, a.rounds)
     per_call_iter = best_per_iter(calls, a.n, a.rounds)
-    out = {"n": a.n, "ns_per_iter": per_iter * 1e9, "call_ns": max(per_call_iter - per_iter, 0.0) * 1e9}
+    per_sock_iter = best_per_iter(sock_calls, a.n, a.rounds)
+    out = {"n": a.n, "ns_per_iter": per_iter * 1e9, "call_ns": max(per_call_iter - per_iter, 0.0) * 1e9,
+           "sock_call_ns": max(per_sock_iter - per_iter, 0.0) * 1e9}
     if sys.version_info[0] == 2 or sys.version_info[:2] in ((3, 0), (3, 1)):
         tpi = ticks_per_iter_2x(a.n)
         out["ticks_per_iter_source"] = "tick_counter" if tpi is not None else "assumed (2.7 ceval: INPLACE_SUBTRACT, JUMP_ABSOLUTE, COMPARE_OP)"
