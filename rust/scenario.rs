@@ -933,7 +933,10 @@ mod tests {
         assert_eq!(e.field, "threads[1].core");
         assert!(e.message.contains("pin_threads"), "{}", e.message);
         let j = r#"{"gil":{"policy":"nogil","check_every":1},"threads":[{"name":"a","program":[{"op":"cpu","ticks":1}]}]}"#;
-        assert!(Scenario::from_json(j).unwrap().pin_threads, "pinned by default");
+        assert!(
+            Scenario::from_json(j).unwrap().pin_threads,
+            "pinned by default"
+        );
     }
 
     #[test]

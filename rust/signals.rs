@@ -57,7 +57,8 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         // SAFETY: a handler the process installed, called as it expects to be.
         unsafe {
             if act.sa_flags & libc::SA_SIGINFO != 0 {
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = std::mem::transmute(h);
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    std::mem::transmute(h);
                 f(sig, info, ctx);
             } else {
                 let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
@@ -77,9 +78,9 @@ impl Installed {
     /// Install the handler for `signums`, pointing it at `pending` (which must outlive the
     /// returned value).
     pub fn new(signums: &[i32], pending: &Pending) -> Result<Installed, String> {
-        let owner = OWNER
-            .try_lock()
-            .map_err(|_| "another run in this process is using signals; run them one at a time".to_string())?;
+        let owner = OWNER.try_lock().map_err(|_| {
+            "another run in this process is using signals; run them one at a time".to_string()
+        })?;
         let mut uniq: Vec<i32> = signums.to_vec();
         uniq.sort_unstable();
         uniq.dedup();
@@ -94,7 +95,10 @@ impl Installed {
             unsafe {
                 let mut old: libc::sigaction = std::mem::zeroed();
                 if libc::sigaction(s, std::ptr::null(), &mut old) != 0 {
-                    return Err(format!("sigaction({s}): {}", std::io::Error::last_os_error()));
+                    return Err(format!(
+                        "sigaction({s}): {}",
+                        std::io::Error::last_os_error()
+                    ));
                 }
                 (*std::ptr::addr_of_mut!(PREVIOUS))[s as usize] = Some(old);
                 let mut act: libc::sigaction = std::mem::zeroed();
@@ -104,7 +108,10 @@ impl Installed {
                 act.sa_flags = libc::SA_SIGINFO;
                 libc::sigemptyset(&mut act.sa_mask);
                 if libc::sigaction(s, &act, std::ptr::null_mut()) != 0 {
-                    return Err(format!("sigaction({s}): {}", std::io::Error::last_os_error()));
+                    return Err(format!(
+                        "sigaction({s}): {}",
+                        std::io::Error::last_os_error()
+                    ));
                 }
             }
             done.signums.push(s);

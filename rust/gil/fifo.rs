@@ -114,7 +114,8 @@ impl Gil for FifoGil {
         }
         cx.countdown = self.cfg.check_every;
         if self.waiting.load(Relaxed) > 0
-            && (self.cfg.min_hold_us == 0 || now_ns() - cx.acquired_ns() >= self.cfg.min_hold_us as i64 * 1000)
+            && (self.cfg.min_hold_us == 0
+                || now_ns() - cx.acquired_ns() >= self.cfg.min_hold_us as i64 * 1000)
         {
             cx.stats.forced_drops += 1;
             cx.event(Ev::ForcedDrop, 0);
@@ -155,8 +156,14 @@ mod tests {
         }
         holds.sort();
         let repeats = holds.windows(2).filter(|w| w[0].1 == w[1].1).count();
-        assert!(repeats <= 3, "{repeats} back-to-back holds by the same thread");
+        assert!(
+            repeats <= 3,
+            "{repeats} back-to-back holds by the same thread"
+        );
         let futile: u64 = res.iter().map(|(s, _, _)| s.futile_wakeups).sum();
-        assert!(futile <= 3, "direct hand-off should not wake threads for nothing ({futile})");
+        assert!(
+            futile <= 3,
+            "direct hand-off should not wake threads for nothing ({futile})"
+        );
     }
 }

@@ -124,7 +124,11 @@ impl Gil for PriorityGil {
                 cx.event(Ev::Preempt, holder);
             }
             let saved = st.switch_number;
-            let cv = if high { &self.cond_high } else { &self.cond_low };
+            let cv = if high {
+                &self.cond_high
+            } else {
+                &self.cond_low
+            };
             match st.wait_us(cv, self.cfg.interval_us.max(1)) {
                 Waited::TimedOut => {
                     cx.stats.timeouts += 1;
@@ -228,7 +232,11 @@ mod tests {
         assert_exclusive(&res);
         let demotes: usize = res
             .iter()
-            .map(|(_, log, _)| (0..log.len()).filter(|&i| log.event[i] == Ev::Demote as i8).count())
+            .map(|(_, log, _)| {
+                (0..log.len())
+                    .filter(|&i| log.event[i] == Ev::Demote as i8)
+                    .count()
+            })
             .sum();
         let forced: u64 = res.iter().map(|(s, _, _)| s.forced_drops).sum();
         assert!(forced > 0, "CPU threads were never forced out");

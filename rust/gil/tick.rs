@@ -167,7 +167,11 @@ impl Gil for TickGil {
         // `_Py_Ticker = 0`: every tick is a check, and a GIL release, until the main thread
         // gets to it (the tick storm).
         let storm = cx.signal_is_pending() && !cx.main;
-        let next = if storm { 0 } else { self.cfg.check_interval as i64 };
+        let next = if storm {
+            0
+        } else {
+            self.cfg.check_interval as i64
+        };
         self.ticker.store(next, Relaxed);
         // "Give another thread a chance": release, then retake at once.
         let t = cx.releasing();
