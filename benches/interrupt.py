@@ -12,11 +12,11 @@ Run: .venv/bin/python benches/interrupt.py [--tries 20] [--cli-tries 5]
 (on a quiet machine: another job on the same cores adds its time slices to the latency).
 
 On the 2-core VM (x86-64, "AMD EPYC", Linux 6.18, glibc 2.36, Python 3.11.7), quiet (load
-0.3), `.venv/bin/python benches/interrupt.py`: run, 2.7 GIL: 20 tries, min 6.4, median 14.6,
-max 21.0 ms; run, 3.11 GIL: min 2.3, median 11.3, max 15.7 ms; threads and fds as before after
-every run. `gilmodel validate`: 5 tries, 86-104 ms (median 95); `gilmodel sweep`: 75-106 ms
-(median 82); exit code 130 and an empty session every time. (The run's controller polls every
-10 ms; most of a command's time is the interpreter's exit.)
+under 1), `.venv/bin/python benches/interrupt.py`, two runs: run, 2.7 GIL: 20 tries, median
+14.6 and 14.2 ms, max 21.0 and 23.9 ms; run, 3.11 GIL: median 11.3 and 11.5 ms, max 15.7 and
+18.0 ms; threads and fds as before after every run. `gilmodel validate`: 5 tries a run, 74-104
+ms; `gilmodel sweep`: 69-106 ms; exit code 130 and an empty session every time. (The run's
+controller polls every 10 ms; most of a command's time is the interpreter's exit.)
 """
 
 import argparse
@@ -32,6 +32,7 @@ import threading
 import time
 
 import gilmodel as gm
+from gilmodel import _procs
 from gilmodel.probes import path as probe_path
 
 CORES = gm._core.allowed_cores()
@@ -73,18 +74,7 @@ def run_latency(version, tries):
 
 
 def session_procs(sid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-            except OSError:
-                continue
-            fields = st[st.rindex(")") + 2:].split()
-            if int(fields[3]) == sid and fields[0] not in "ZX":
-                out.append(int(d))
-    return out
+    return [q.pid for q in _procs.live() if q.session == sid]
 
 
 def cli_latency(prepare, ready, tries):
@@ -136,14 +126,7 @@ def main():
     probe_dir = os.path.dirname(probe_path("calibrate"))
 
     def probe_running(pid, _tmp):
-        cmds = []
-        for q in session_procs(pid):
-            try:
-                with open("/proc/%d/cmdline" % q, "rb") as f:
-                    cmds.append(f.read().decode(errors="replace"))
-            except OSError:
-                pass
-        return any(probe_dir in c and "_peer.py" in c for c in cmds)
+        return any(probe_dir in q.cmdline and "_peer.py" in q.cmdline for q in _procs.live() if q.session == pid)
 
     show("gilmodel validate", cli_latency(lambda tmp: ["validate", "--probes", "io_latency,convoy", "--repeats", "50", "--scale",
                                                       "0.3", "--no-progress", "--out", os.path.join(tmp, "v")],

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import gilmodel as gm
+from gilmodel import _procs
 from conftest import CORES, fd_count, task_count
 
 
@@ -46,23 +47,8 @@ def test_host_signal_handlers_are_untouched():
 
 
 def _session(sid):
-    """Live (not zombie) processes of session ``sid``: ``[(pid, cmdline)]``. Zombies are left
-    out: they run nothing, and this VM's init never reaps orphans."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()  # state, ppid, pgrp, session, ...
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            out.append((int(d), cmd))
-    return out
+    """Live (not zombie) processes of session ``sid``: ``[(pid, cmdline)]``."""
+    return [(q.pid, q.cmdline) for q in _procs.live() if q.session == sid]
 
 
 @pytest.mark.parametrize("to", ["process", "group"])
@@ -102,9 +88,9 @@ def test_sigint_stops_validate_and_leaves_no_process(tmp_path, to):
     err = p.stderr.read().decode()
     p.stdout.close()
     p.stderr.close()
-    # Measured 86-104 ms on the 2-core VM by benches/interrupt.py (the interrupt reaches validate's main thread at once,
-    # killing and reaping the probe's process group takes milliseconds, the rest is the
-    # interpreter's exit). 2 s leaves room for a loaded 2-core machine.
+    # Measured 74-104 ms on the 2-core VM by benches/interrupt.py (two runs of 5 tries): the
+    # interrupt reaches validate's main thread at once, killing and reaping the probe's process
+    # group takes milliseconds, the rest is the interpreter's exit. 2 s leaves room for a loaded 2-core machine.
     assert took < 2.0, "validate exited %.2f s after SIGINT" % took
     assert p.returncode == 130, (p.returncode, err[-500:])
     assert "interrupted" in err
@@ -122,23 +108,7 @@ run_probe(detect(sys.executable), "io_latency", %r, [%d])
 
 
 def _slow_pingers():
-    return [(pid, c) for pid, c in _all_live() if "_peer.py pinger" in c and " %d " % SLOW_PINGS["gap_us"] in c]
-
-
-def _all_live():
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if st[st.rindex(")") + 2] not in "ZX":
-                out.append((int(d), cmd))
-    return out
+    return [(q.pid, q.cmdline) for q in _procs.live() if "_peer.py pinger" in q.cmdline and " %d " % SLOW_PINGS["gap_us"] in q.cmdline]
 
 
 def test_sigint_in_run_probe_kills_the_peer_too():

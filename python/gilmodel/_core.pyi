@@ -16,6 +16,8 @@ DEFAULT_MAX_EVENTS: int
 #: The default watchdog: ``max(WATCHDOG_MIN_S, WATCHDOG_FACTOR * longest expected wait)``.
 WATCHDOG_MIN_S: float
 WATCHDOG_FACTOR: float
+#: Bounds of an explicit ``watchdog_s``, in seconds.
+WATCHDOG_RANGE_S: Tuple[float, float]
 
 def run(scenario_json: str) -> Dict[str, Any]:
     """Run a scenario given as JSON; returns ``events`` and ``threads`` and ``io`` (dicts of

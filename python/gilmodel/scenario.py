@@ -39,7 +39,7 @@ DEFAULT_MAX_EVENTS = _core.DEFAULT_MAX_EVENTS
 #: The default watchdog is ``max(WATCHDOG_MIN_S, WATCHDOG_FACTOR * longest expected wait)``.
 WATCHDOG_MIN_S = _core.WATCHDOG_MIN_S
 WATCHDOG_FACTOR = _core.WATCHDOG_FACTOR
-_WATCHDOG_MAX_S = 86400.0
+_WATCHDOG_MIN_S, _WATCHDOG_MAX_S = _core.WATCHDOG_RANGE_S
 #: What a run does when a thread's share of ``max_events`` is full.
 OVERFLOW_POLICIES = ("truncate", "error")
 _MAX_IO = 64 << 20
@@ -433,10 +433,10 @@ class Scenario:
         if watchdog_s is not None:
             if isinstance(watchdog_s, bool) or not isinstance(watchdog_s, (int, float)):
                 raise TypeError("Scenario.watchdog_s: expected a number of seconds or None, got %s" % show(watchdog_s))
-            if not 0.01 <= watchdog_s <= _WATCHDOG_MAX_S:  # NaN and inf fail here too
-                raise ValueError("Scenario.watchdog_s: %s is out of range; must be between 0.01 and %g s, or None for the "
+            if not _WATCHDOG_MIN_S <= watchdog_s <= _WATCHDOG_MAX_S:  # NaN and inf fail here too
+                raise ValueError("Scenario.watchdog_s: %s is out of range; must be between %g and %g s, or None for the "
                                  "default (max(%g s, %g x the longest expected wait)); the watchdog cannot be switched off"
-                                 % (show(watchdog_s), _WATCHDOG_MAX_S, WATCHDOG_MIN_S, WATCHDOG_FACTOR))
+                                 % (show(watchdog_s), _WATCHDOG_MIN_S, _WATCHDOG_MAX_S, WATCHDOG_MIN_S, WATCHDOG_FACTOR))
             watchdog_s = float(watchdog_s)
         check_str("Scenario.name", name)
         signals = (signals,) if isinstance(signals, Signal) else check_seq("Scenario.signals", signals)

@@ -129,9 +129,8 @@ impl From<SpecError> for RunError {
 #[derive(Clone, Debug, Default)]
 pub struct ThreadStats {
     pub name: String,
-    /// Core it was placed on (pinned to it with `pin_threads`), the cores its affinity mask
-    /// held after pinning (read back from the kernel), and the CPU it was seen on then.
-    pub core: usize,
+    /// The cores its affinity mask held after pinning (read back from the kernel: its one
+    /// core with `pin_threads`), and the CPU it was seen on then.
     pub affinity: Vec<usize>,
     pub cpu_seen: i16,
     pub ticks: u64,
@@ -321,7 +320,6 @@ fn run_with<G: Gil>(
                         bytes_sent: 0,
                         bytes_received: 0,
                         handled: 0,
-                        beacon: &sh.beacons[i],
                     };
                     if !gate.arrive_and_wait() {
                         return None;
@@ -358,7 +356,6 @@ fn run_with<G: Gil>(
                     let ru1 = rusage::thread();
                     let stats = ThreadStats {
                         name: spec.name.clone(),
-                        core,
                         affinity: allowed,
                         cpu_seen,
                         ticks: cx.ticks(),

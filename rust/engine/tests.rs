@@ -26,6 +26,23 @@ fn endless(name: &str) -> ThreadSpec {
     }
 }
 
+/// Thread "io" looping over `body` forever, next to a driver that sends `pings` 8-byte pings
+/// 1 ms apart and waits for an 8-byte reply to each.
+fn driven(body: Vec<Op>, pings: u64) -> ThreadSpec {
+    ThreadSpec {
+        name: "io".into(),
+        program: vec![Op::Loop { times: None, body }],
+        core: None,
+        peer: Some(PeerSpec::Driver {
+            pings,
+            gap_us: 1000,
+            bytes: 8,
+            reply_bytes: 8,
+            core: None,
+        }),
+    }
+}
+
 fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
     Scenario {
         name: "test".into(),
@@ -231,21 +248,7 @@ fn duration_stop_and_abort_end_endless_runs() {
 
 #[test]
 fn driver_round_trips_are_recorded() {
-    let io = ThreadSpec {
-        name: "io".into(),
-        program: vec![Op::Loop {
-            times: None,
-            body: vec![Op::Recv { bytes: 8 }, Op::Send { bytes: 8 }],
-        }],
-        core: None,
-        peer: Some(PeerSpec::Driver {
-            pings: 20,
-            gap_us: 1000,
-            bytes: 8,
-            reply_bytes: 8,
-            core: None,
-        }),
-    };
+    let io = driven(vec![Op::Recv { bytes: 8 }, Op::Send { bytes: 8 }], 20);
     let mut sc = scenario(PolicySpec::Interval(IntervalConfig::default()), vec![io]);
     sc.stop.thread = Some("io".into());
     let out = run(&sc, &mut || false).unwrap();
@@ -340,21 +343,7 @@ fn watchdog_stops_a_holder_that_hangs() {
 fn watchdog_stops_a_real_deadlock() {
     // The driver waits for a reply the thread never sends; the thread waits for the next
     // ping. Nothing in the scenario language forbids it.
-    let io = ThreadSpec {
-        name: "io".into(),
-        program: vec![Op::Loop {
-            times: None,
-            body: vec![Op::Recv { bytes: 8 }, Op::Cpu { ticks: 10 }],
-        }],
-        core: None,
-        peer: Some(PeerSpec::Driver {
-            pings: 5,
-            gap_us: 1000,
-            bytes: 8,
-            reply_bytes: 8,
-            core: None,
-        }),
-    };
+    let io = driven(vec![Op::Recv { bytes: 8 }, Op::Cpu { ticks: 10 }], 5);
     let mut joiner = cpu("joiner", 10);
     joiner.program.push(Op::Join {
         thread: "io".into(),
@@ -422,8 +411,16 @@ fn pinning_is_what_the_kernel_reports() {
         vec![cpu("a", 1000), cpu("b", 1000)],
     );
     let out = run(&sc, &mut || false).unwrap();
-    for t in &out.threads {
-        assert_eq!(t.affinity, vec![t.core], "pinned to its one core");
+    for (t, core) in out
+        .threads
+        .iter()
+        .zip(out.meta["thread_cores"].as_array().unwrap())
+    {
+        assert_eq!(
+            t.affinity,
+            vec![core.as_u64().unwrap() as usize],
+            "pinned to its one core"
+        );
     }
     sc.pin_threads = false;
     let out = run(&sc, &mut || false).unwrap();

@@ -1,7 +1,7 @@
 //! One scenario thread: runs its program of ops under the GIL.
 
 use super::peer::{recv_once, send_all, sleep_until_or_stop};
-use super::watch::{Beacon, Doing};
+use super::watch::Doing;
 use super::Shared;
 use crate::clock::now_ns;
 use crate::engine::spin::spin;
@@ -33,8 +33,6 @@ pub struct Worker<'s> {
     pub bytes_received: u64,
     /// Signals whose handler this (main) thread has run.
     pub handled: usize,
-    /// Where the watchdog sees this thread's progress and current op.
-    pub beacon: &'s Beacon,
 }
 
 impl Worker<'_> {
@@ -49,11 +47,11 @@ impl Worker<'_> {
             }
             let flow = match op {
                 Op::Cpu { ticks } => {
-                    self.beacon.doing(Doing::Cpu, *ticks);
+                    cx.beacon.doing(Doing::Cpu, *ticks);
                     self.cpu(sh, cx, *ticks)
                 }
                 Op::Sleep { us } => {
-                    self.beacon.doing(Doing::Sleep, *us);
+                    cx.beacon.doing(Doing::Sleep, *us);
                     let until = now_ns() + (*us as i64) * 1000;
                     sh.gil.blocking(cx, IoOp::Sleep, || {
                         sleep_until_or_stop(until, &sh.stop);
@@ -62,7 +60,7 @@ impl Worker<'_> {
                     Flow::Continue
                 }
                 Op::Send { bytes } => {
-                    self.beacon.doing(Doing::Send, *bytes);
+                    cx.beacon.doing(Doing::Send, *bytes);
                     let sock = self.sock.expect("validated: send has a peer");
                     let n = *bytes as usize;
                     if self.buf.len() < n {
@@ -84,7 +82,7 @@ impl Worker<'_> {
                     }
                 }
                 Op::Recv { bytes } => {
-                    self.beacon.doing(Doing::Recv, *bytes);
+                    cx.beacon.doing(Doing::Recv, *bytes);
                     let sock = self.sock.expect("validated: recv has a driver");
                     let n = *bytes as usize;
                     if self.buf.len() < n {
@@ -105,7 +103,7 @@ impl Worker<'_> {
                     let j = sh.index[thread.as_str()];
                     let interruptible = sh.gil.interruptible();
                     loop {
-                        self.beacon.doing(Doing::Join, j as u64);
+                        cx.beacon.doing(Doing::Join, j as u64);
                         let r = sh.gil.blocking(cx, IoOp::Join, || loop {
                             // Wait for the thread's exit, then pass the token on to other
                             // joiners. EINTR: 3.2+ returns to run the handler; 2.x retries.
@@ -130,7 +128,7 @@ impl Worker<'_> {
                 Op::Loop { times, body } => self.repeat(sh, cx, *times, body),
                 Op::Hang => {
                     // Test-only: a hang, holding the GIL, that ends only when the run stops.
-                    self.beacon.doing(Doing::Hang, 0);
+                    cx.beacon.doing(Doing::Hang, 0);
                     while !sh.stop.load(Relaxed) {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
@@ -173,7 +171,7 @@ impl Worker<'_> {
         let delivered = p.pending.count.load(Relaxed) as usize;
         let t0 = sh.t0.load(Relaxed);
         while self.handled < delivered {
-            self.beacon.doing(Doing::Handler, 0);
+            cx.beacon.doing(Doing::Handler, 0);
             let k = self.handled.min(p.specs.len() - 1);
             self.handled += 1;
             cx.event(Ev::Signal, p.pending.delivered_ns.load(Relaxed) - t0);
@@ -200,7 +198,7 @@ impl Worker<'_> {
                 if cx.main && cx.signal_is_pending() {
                     self.chain = x;
                     self.run_handlers(sh, cx);
-                    self.beacon.doing(Doing::Cpu, ticks);
+                    cx.beacon.doing(Doing::Cpu, ticks);
                     x = self.chain;
                 }
             }

@@ -141,8 +141,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
             bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))
             continue
         med = {k: statistics.median(r[k] for r in cr) for k in ("tick_ns", "ns_per_iter", "call_ns", "sock_call_ns", "ticks_per_iter")}
-        cal = Calibration(med["tick_ns"], med["ticks_per_iter"], med["ns_per_iter"], med["call_ns"], int(cr[0].get("check_interval", 100)),
-                          med["sock_call_ns"])
+        cal = Calibration.from_probe(dict(med, check_interval=cr[0].get("check_interval", 100)))
         pol = cal.policy(it.minor)
         calibs[key] = dict(med, version=it.version, source=cr[0].get("ticks_per_iter_source"), cores=core_sets[0][:1],
                            work_ticks_send=cal.send_work_ticks, work_ticks_echo=cal.echo_work_ticks, group=cal.group,

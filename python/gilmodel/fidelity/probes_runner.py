@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Dict, List, Sequence
 
-from .. import probes
+from .. import _procs, probes
 from .interpreters import Interpreter
 
 __all__ = ["ProbeError", "run_probe", "probe_args", "applies", "SWEEP_MS"]
@@ -68,22 +68,6 @@ def _child_setup(cores: Sequence[int]):
     return setup
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether a live (not zombie) process of process group ``pgid`` is left (from /proc)."""
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
-
-
 def _kill_group(p: subprocess.Popen, wait_s: float = 1.0) -> None:
     """SIGKILL the probe's process group (the interpreter and its peers), reap the probe, and
     wait (at most ``wait_s``) until no live process of the group is left. The peers, orphaned,
@@ -94,7 +78,7 @@ def _kill_group(p: subprocess.Popen, wait_s: float = 1.0) -> None:
         pass
     p.wait()
     end = time.monotonic() + wait_s
-    while _group_alive(p.pid) and time.monotonic() < end:
+    while any(q.pgrp == p.pid for q in _procs.live()) and time.monotonic() < end:
         time.sleep(0.005)
 
 
