@@ -19,8 +19,9 @@
 #
 # Result on the 2-core VM (valgrind 3.19, rustc 1.95, glibc 2.36, Linux 6.18), `benches/helgrind.sh`:
 # 25 tests pass (2026-11-25, with the watchdog and pinning tests); "ERROR SUMMARY: 0 errors
-# from 0 contexts (suppressed: 1434702 from 378)"; 2 min 17 s. Without suppressions (--raw, a run that also had the two skipped tests): 46815
-# errors from 167 contexts, every one of them
+# from 0 contexts (suppressed: 1434702 from 378)"; 2 min 17 s. Without suppressions
+# (`benches/helgrind.sh --raw`, same 25 tests, 2026-11-25): 120083 errors from 160 contexts, 2 min
+# 13 s; every one of them matched by a suppression (the run above reports 0) and
 # explained in benches/helgrind.supp; most of the suppressed count is valgrind's own
 # default.supp (helgrind-glibc2X-005: accesses inside libc, e.g. the semaphore's counter, which
 # sem_trywait updates without helgrind seeing it). A bare Rust program that spawns and joins two

@@ -17,11 +17,11 @@ from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send, sleep
 
 __all__ = ["Calibration", "model_probe", "PIN_THREADS"]
 
-#: Pin the model's threads one per core (True), or leave them to the OS scheduler within the
-#: probe's cores (False, default), as the probe's own threads are: a real interpreter's threads
-#: are not pinned, and where the scheduler puts them (an I/O thread on the core of a CPU-bound
-#: thread, say) decides some races for the GIL.
-PIN_THREADS = False
+#: Pin the model's threads one per core (True, default), or leave them to the OS scheduler
+#: within the probe's cores (False), as the probe's own threads are. Unpinned looks the more
+#: faithful, but did not measure closer: `benches/fidelity.py 4` scored 58 of 80 pinned and 54
+#: unpinned (`--unpin`), a difference within run-to-run noise (docs/validation/README.md).
+PIN_THREADS = True
 
 
 def run(sc: Scenario) -> Run:
