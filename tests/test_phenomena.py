@@ -8,6 +8,9 @@ import pytest
 import gilmodel as gm
 from conftest import CORES, needs_2_cores
 
+# Real threads: a busy machine changes what they do (tests/contention.py).
+pytestmark = pytest.mark.timing
+
 TWO = CORES[:2]
 
 

@@ -1,5 +1,6 @@
-"""The Ray backend on a real local Ray (ray.init(num_cpus=2)): rows, pinning to disjoint cores
-per node, a failing case recorded. Ray is in the test extra: this test does not skip without it."""
+"""The Ray backend on a real local Ray of the test's own (ray.init(address="local"): never a Ray
+instance something else on the machine started): rows, pinning to disjoint cores per node, a
+failing case recorded. Ray is in the test extra: this test does not skip without it."""
 
 import pyarrow.parquet as pq
 import pytest
@@ -12,9 +13,13 @@ import ray  # noqa: E402  (in the test extra: missing Ray fails here, it does no
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+    # address="local" starts a new instance even where another Ray runs (a bare ray.init()
+    # attaches to the machine's latest cluster and then refuses num_cpus).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 @needs_2_cores

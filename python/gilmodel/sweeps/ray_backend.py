@@ -88,15 +88,17 @@ def _task(spec: RunSpec, k: int, want_events: bool, allocators: Dict[str, Any]):
 
 def run_ray(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_run: int, max_parallel: Optional[int],
             events: bool, progress: Any, address: Optional[str] = None) -> int:
-    """Run ``todo`` as Ray tasks; connects to ``address`` (or starts a local Ray) unless Ray is
-    already initialised. Returns how many runs failed."""
+    """Run ``todo`` as Ray tasks; unless Ray is already initialised, connects to ``address``
+    (else to ``$RAY_ADDRESS`` where it is set, else starts a local Ray of its own, never
+    attaching to one something else started) and shuts down what it started. Returns how
+    many runs failed."""
     try:
         import ray
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError("backend='ray' needs Ray: pip install 'gilmodel[ray]'") from e
     started = False
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", log_to_driver=False)
         started = True
     failures = 0
     pending: Dict[Any, RunSpec] = {}
