@@ -1,8 +1,23 @@
 import os
+import shutil
+import signal
+import tempfile
 
-import pytest
+# A shell that starts the suite in the background without job control (`cmd &` in a script)
+# hands it SIGINT ignored, and then neither this process nor any interpreter it starts turns
+# Ctrl-C into KeyboardInterrupt: the Ctrl-C tests need the default that a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
-import gilmodel as gm
+# Calibration profiles of this test session: measured afresh into a private cache (never the
+# user's), shared with the commands the tests start (they inherit the environment).
+_CACHE = tempfile.mkdtemp(prefix="gilmodel-test-cache-")
+os.environ["GILMODEL_CACHE_DIR"] = _CACHE
+
+import pytest  # noqa: E402
+
+import gilmodel as gm  # noqa: E402
+import contention  # noqa: E402
 
 CORES = gm._core.allowed_cores()
 
@@ -29,3 +44,19 @@ def task_count() -> int:
 
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timing: timing-sensitive; measures contention, retries a failure in a quiet "
+                                       "moment and names the contention in its message (tests/contention.py)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("timing") is not None:
+            orig = item.runtest
+            item.runtest = lambda item=item, orig=orig: contention.run_measured(item, orig)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CACHE, ignore_errors=True)

@@ -3,6 +3,8 @@
 import numpy as np
 import pyarrow as pa
 
+import pytest
+
 import gilmodel as gm
 from gilmodel import _core
 from gilmodel.run import _events_table
@@ -35,8 +37,13 @@ def test_schema():
 
 def test_meta_describes_the_run():
     m = gm.run(small()).meta
-    assert m["gil"] == {"policy": "tick", "check_interval": 100, "lock": "sem"}
-    assert m["scenario"] == "small" and m["tick_ns"] == 50.0
+    # No tick_ns given: 2.7's measured profile; where its ticks are grouped the check period
+    # is in model ticks (the real time between checks is kept).
+    prof = m["profile"]
+    assert prof["source"] in ("measured", "cache", "reference") and prof["version"].startswith("2.7")
+    assert m["gil"] == {"policy": "tick", "check_interval": max(1, round(101 / prof["group"])), "lock": "sem"}
+    assert m["scenario"] == "small" and m["tick_ns"] == pytest.approx(prof["model_tick_ns"])
+    assert m["contention"]["wall_s"] > 0 and m["contention"]["foreign_cores"] >= 0
     for k in ("cpu_model", "cores_online", "kernel", "glibc"):
         assert m["host"][k]
     assert m["version"] == gm.__version__

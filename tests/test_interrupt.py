@@ -102,7 +102,7 @@ SLOW_PINGS = {"cpu_threads": 1, "pings": 3, "gap_us": 4_999_999}
 HARNESS = """
 import sys
 from gilmodel.fidelity import detect
-from gilmodel.fidelity.probes_runner import run_probe
+from gilmodel.probes.runner import run_probe
 run_probe(detect(sys.executable), "io_latency", %r, [%d])
 """ % (SLOW_PINGS, CORES[0])
 
@@ -136,7 +136,7 @@ def test_sigint_in_run_probe_kills_the_peer_too():
 
 def test_timed_out_probe_leaves_no_peer():
     from gilmodel.fidelity import detect
-    from gilmodel.fidelity.probes_runner import ProbeError, run_probe
+    from gilmodel.probes.runner import ProbeError, run_probe
 
     t = time.monotonic()
     with pytest.raises(ProbeError, match="timed out"):

@@ -5,16 +5,19 @@ import gilmodel as gm
 
 @pytest.mark.parametrize("v", ["2.7", "3.0", "3.1", "2.7.18"])
 def test_tick_versions_use_the_semaphore_tick_gil(v):
-    assert gm.cpython(v) == gm.TickGIL(check_interval=100, lock="sem")
+    # The preset names its version, so a scenario without tick_ns takes that version's costs.
+    assert gm.cpython(v) == gm.TickGIL(check_interval=100, lock="sem", python=".".join(v.split(".")[:2]))
+    assert gm.cpython(v).to_spec() == {"policy": "tick", "check_interval": 100, "lock": "sem"}
 
 
 def test_osx_preset_uses_mutex_cond():
-    assert gm.cpython("2.6-osx") == gm.TickGIL(check_interval=100, lock="mutex_cond")
+    assert gm.cpython("2.6-osx") == gm.TickGIL(check_interval=100, lock="mutex_cond", python="2.7")
 
 
 @pytest.mark.parametrize("v", ["3.%d" % m for m in range(2, 14)] + ["3.11.7"])
 def test_interval_versions(v):
-    assert gm.cpython(v) == gm.IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1)
+    assert gm.cpython(v) == gm.IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1,
+                                           python=".".join(v.split(".")[:2]))
 
 
 @pytest.mark.parametrize("v", ["3.14x", "4.0", "2.5", ""])

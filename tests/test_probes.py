@@ -13,7 +13,8 @@ import pytest
 import gilmodel as gm
 from gilmodel import fidelity
 from gilmodel.fidelity import tolerance as tl
-from gilmodel.fidelity.probes_runner import probe_args, run_probe
+from gilmodel.probes import runner
+from gilmodel.probes.runner import probe_args, run_probe
 from gilmodel.probes import PROBES, path
 
 from conftest import CORES
@@ -68,7 +69,7 @@ def test_probes_run_under_python27():
     r = run_probe(it, "calibrate", SMALL["calibrate"], CORES[:1])
     assert r["ticks_per_iter_source"] == "tick_counter" and 2.5 < r["ticks_per_iter"] < 3.5
     # switch_sweep refuses on 2.x, and validate skips it there
-    assert not fidelity.probes_runner.applies("switch_sweep", it)
+    assert not runner.applies("switch_sweep", it)
 
 
 def test_probe_is_plain_python_without_gilmodel():
@@ -88,7 +89,7 @@ def test_validate_end_to_end_small(tmp_path):
         for m in fidelity.METRICS.get(p, ()):
             assert (p, m) in seen, (p, m)
     sweep = [m for p, m in seen if p == "switch_sweep"]
-    assert len(sweep) == 2 * len(fidelity.probes_runner.SWEEP_MS)
+    assert len(sweep) == 2 * len(runner.SWEEP_MS)
     s = res.samples
     for (p, m), g in s.groupby(["probe", "metric"]):
         assert sorted(g.side.unique()) == ["model", "real"], (p, m)

@@ -9,9 +9,12 @@ returned as Arrow tables.
 >>> run.summary()["elapsed_s"]  # doctest: +SKIP
 """
 
-from . import analysis, plot, scenarios
+from . import analysis, plot, profiles, scenarios
 from ._core import __version__
-from .policies import CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
+from .policies import (
+    CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython, resolve_gil,
+)
+from .profiles import CalibrationError, Profile, calibrate
 from .run import EVENT_NAMES, EventBudgetError, Run, RunHalted, WatchdogError, load_run, run
 from .scenario import (
     Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Signal, Sleep, Thread,
@@ -22,9 +25,10 @@ from .sweeps import load, sweep
 from .fidelity import validate
 
 __all__ = [
-    "__version__", "scenarios", "analysis", "plot",
+    "__version__", "scenarios", "analysis", "plot", "profiles",
     "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
-    "CPYTHON_VERSIONS",
+    "CPYTHON_VERSIONS", "resolve_gil",
+    "calibrate", "Profile", "CalibrationError",
     "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
     "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES", "RunHalted", "WatchdogError", "EventBudgetError",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import List, Optional
 
 from . import _core, scenarios
 from .demo import DEMO_GILS
-from .policies import CPYTHON_VERSIONS, cpython
+from .policies import CPYTHON_VERSIONS, POLICIES, resolve_gil
 from .run import RunHalted, run
 
 __all__ = ["main"]
@@ -28,31 +29,40 @@ def _cmd_demo(a) -> int:
     from .demo import demo
 
     gils = [g.strip() for g in a.gils.split(",") if g.strip()]
+    if a.all:
+        from .interpreters import discover
+
+        found = [i.minor for i in discover([], True) if i.minor in CPYTHON_VERSIONS]
+        gils = [g for g in gils if g in CPYTHON_VERSIONS] + [m for m in found if m not in gils] + \
+               [g for g in gils if g not in CPYTHON_VERSIONS]
     try:
-        demo(a.out, _cores(a.cores), a.bytes, gils)
+        demo(a.out, _cores(a.cores), a.bytes, gils, repeats=a.repeats, real=not a.no_real)
     except ValueError as e:
         raise SystemExit("gilmodel demo: %s" % e)
     return 0
 
 
 def _cmd_run(a) -> int:
-    gil = cpython(a.version)
+    gil = resolve_gil(a.gil or a.version)
     cores = _cores(a.cores)
+    tk = a.tick_ns
     if a.scenario == "cpu_pair":
-        r = scenarios.cpu_pair_ratio(gil, cores, a.ticks)
+        r = scenarios.cpu_pair_ratio(gil, cores, a.ticks, tk)
         print(json.dumps({k: v for k, v in r.items() if k != "threaded"}, indent=2))
         return 0
     if a.scenario == "syscalls":
-        print(json.dumps(scenarios.syscalls(gil, cores, a.ticks), indent=2))
+        print(json.dumps(scenarios.syscalls(gil, cores, a.ticks, tk), indent=2))
         return 0
     if a.scenario == "handoffs":
-        sc = scenarios.handoffs(gil, cores, a.duration)
+        sc = scenarios.handoffs(gil, cores, a.duration, tk)
     elif a.scenario == "io_latency":
-        sc = scenarios.io_latency(gil, cores, a.cpu_threads)
+        sc = scenarios.io_latency(gil, cores, a.cpu_threads, tick_ns=tk)
     else:
-        sc = scenarios.convoy(gil, cores, a.cpu_threads, total_bytes=a.bytes)
+        sc = scenarios.convoy(gil, cores, a.cpu_threads, total_bytes=a.bytes, tick_ns=tk)
     r = run(sc)
     s = r.summary()
+    s["profile"] = r.meta["profile"].get("source")
+    s["tick_ns"] = r.meta["tick_ns"]
     print(json.dumps(s, indent=2))
     if a.out:
         r.to_parquet(a.out)
@@ -102,6 +112,73 @@ def _cmd_validate(a) -> int:
     return 0 if res.ok else (2 if res.errors else 1)
 
 
+def _profile_table(profs) -> str:
+    hdr = "%-8s %-44s %9s %6s %8s %11s %8s %9s %-9s %s" % (
+        "version", "python", "tick_ns", "±%", "ticks/it", "model tick", "call_ns", "sock_call", "source", "measured")
+    rows = [hdr, "-" * len(hdr)]
+    for p in profs:
+        mt = "%.1f" % p.model_tick_ns + ("" if p.group == 1 else " (x%d)" % p.group)
+        rows.append("%-8s %-44s %9.2f %6.1f %8.2f %11s %8.1f %9s %-9s %s" % (
+            p.version, p.python[-44:], p.tick_ns, 50 * p.relative_spread(), p.ticks_per_iter, mt, p.call_ns,
+            "-" if p.sock_call_ns is None else "%.1f" % p.sock_call_ns, p.source, p.measured_at))
+    return "\n".join(rows)
+
+
+def _cmd_calibrate(a) -> int:
+    import time
+
+    from . import profiles
+    from .interpreters import discover
+
+    if a.clear:
+        targets = a.python or [None]
+        n = sum(profiles.clear_cache(t) for t in targets)
+        print("removed %d cached profile%s of this host from %s" % (n, "" if n == 1 else "s", profiles.cache_file()))
+        return 0
+    if a.show:
+        profs = profiles.cached_profiles()
+        if a.python:
+            want = set()
+            for t in a.python:
+                want |= {p.python for p in profs if p.minor == profiles._norm_minor(t) or
+                         os.path.realpath(p.python) == os.path.realpath(t)}
+            profs = [p for p in profs if p.python in want]
+        print("cache: %s (%d profile%s for this host)" % (profiles.cache_file(), len(profs), "" if len(profs) == 1 else "s"))
+        if profs:
+            print(_profile_table(profs))
+        return 0
+    targets = list(a.python or [])
+    if a.all:
+        targets += [i.path for i in discover([], True)]
+    if not targets:
+        targets = [sys.executable]
+    seen, profs, failed = set(), [], []
+    for t in targets:
+        t0 = time.monotonic()
+        try:
+            p = profiles.calibrate(t, repeats=a.repeats, refresh=a.refresh)
+        except profiles.CalibrationError as e:
+            print("gilmodel: %s" % e, file=sys.stderr)
+            failed.append(t)
+            continue
+        if os.path.realpath(p.python) in seen:
+            continue
+        seen.add(os.path.realpath(p.python))
+        profs.append(p)
+        if a.verbose:
+            print("%s in %.2f s" % (p.describe(), time.monotonic() - t0), file=sys.stderr)
+    if profs:
+        print(_profile_table(profs))
+        print("cache: %s" % profiles.cache_file())
+    if a.export:
+        docs = [dict(p.to_dict(), source="reference") for p in profs]
+        with open(a.export, "w") as f:
+            json.dump({"format": "gilmodel-reference-profiles", "profiles": docs}, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print("wrote %s (%d profiles)" % (a.export, len(docs)), file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _cmd_info(a) -> int:
     oh, per = _core.calibration()
     print(json.dumps({"version": _core.__version__, "host": json.loads(_core.host_info()),
@@ -113,16 +190,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="gilmodel", description="A laboratory for the Python GIL.")
     p.add_argument("--version", action="version", version="gilmodel " + _core.__version__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="the convoy effect under the 2.7 and 3.11 GILs and the proposed fixes: a table and a picture")
+    d = sub.add_parser("demo", help="the convoy effect: real CPython 2.7 and 3.x beside the model, the proposed fixes, a picture")
     d.add_argument("--out", default="gilmodel-demo", help="folder for convoy.png and summary.json (default: %(default)s)")
     d.add_argument("--cores", help="comma-separated cores (default: the first two this process may use)")
     d.add_argument("--bytes", type=int, default=1 << 20, help="bytes to stream (default: %(default)s)")
     d.add_argument("--gils", default=",".join(DEMO_GILS),
                    help="comma-separated CPython versions and policy names; the first three are drawn (default: %(default)s)")
+    d.add_argument("--all", action="store_true", help="also every other CPython version found on this machine, real beside model")
+    d.add_argument("--repeats", type=int, default=3, help="runs per side and GIL; medians are shown (default: %(default)s)")
+    d.add_argument("--no-real", action="store_true", help="the model alone: skip the real interpreters")
     d.set_defaults(fn=_cmd_demo)
     r = sub.add_parser("run", help="run one canned scenario and print its summary")
     r.add_argument("scenario", choices=["cpu_pair", "handoffs", "io_latency", "convoy", "syscalls"])
-    r.add_argument("--version", dest="version", default="3.11", choices=CPYTHON_VERSIONS, help="CPython version whose GIL to use")
+    r.add_argument("--gil", help="a CPython version (%s) or a policy name (%s); default 3.11" % (
+        ", ".join(CPYTHON_VERSIONS), ", ".join(POLICIES)))
+    r.add_argument("--version", dest="version", default="3.11", choices=CPYTHON_VERSIONS, help="CPython version whose GIL to use "
+                   "(the same as --gil VERSION)")
+    r.add_argument("--tick-ns", type=float, help="ns of work per tick (default: the measured profile of the GIL's interpreter)")
     r.add_argument("--cores", help="comma-separated cores")
     r.add_argument("--ticks", type=int, default=2_000_000, help="cpu_pair, syscalls: ticks per task")
     r.add_argument("--duration", type=float, default=1.0, help="handoffs: seconds")
@@ -159,6 +243,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--command", help=argparse.SUPPRESS)
     v.set_defaults(fn=_cmd_validate)
+    c = sub.add_parser("calibrate", help="measure (or show the cached) costs of real interpreters: the profiles the model runs with",
+                       description="Every scenario without an explicit tick_ns runs with the measured profile of the interpreter "
+                                   "its policy stands for (cpython('2.7') -> 2.7's). Profiles are measured once per machine and "
+                                   "interpreter and cached; this command measures, lists or clears them. Exit status 2 when an "
+                                   "interpreter could not be calibrated.")
+    c.add_argument("--python", action="append", metavar="P", help="an interpreter: a path or a version such as 2.7 (repeatable; "
+                                                                 "default: the running interpreter)")
+    c.add_argument("--all", action="store_true", help="every CPython under ~/.pyenv/versions or on PATH (one per version)")
+    c.add_argument("--show", action="store_true", help="list this host's cached profiles; measure nothing")
+    c.add_argument("--clear", action="store_true", help="remove this host's cached profiles (all, or those of --python)")
+    c.add_argument("--refresh", action="store_true", help="measure again even where the cache has a profile")
+    c.add_argument("--repeats", type=int, default=3, help="probe runs per interpreter (default: %(default)s)")
+    c.add_argument("--export", metavar="FILE", help="also write the profiles as a reference-profile file (JSON)")
+    c.add_argument("-v", "--verbose", action="store_true", help="one line per interpreter with the time it took")
+    c.set_defaults(fn=_cmd_calibrate)
     i = sub.add_parser("info", help="host facts and the spin calibration")
     i.set_defaults(fn=_cmd_info)
     from .sweeps.cli import add_commands as _add_sweep_commands

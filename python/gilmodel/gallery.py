@@ -5,12 +5,16 @@ output folder ``NAME.png`` (its figure), ``NAME.md`` (its table, with the machin
 command) and ``NAME.json`` (the same rows, for scripts). ``scale`` multiplies every workload
 size (1.0: the sizes of the committed gallery; tests use a small fraction).
 
-Experiments: ``p1`` GIL battle, ``p2`` context-switch storm, ``p4`` interval hand-offs,
-``p5`` drop-request ablation, ``p6`` who wins, ``p7`` convoy.
+Experiments: ``p1`` GIL battle, ``p2`` context-switch storm, ``p3`` Ctrl-C, ``p4`` interval
+hand-offs, ``p5`` drop-request ablation, ``p6`` who wins, ``p7`` convoy, ``p8`` better GILs.
+Every scenario runs with the measured profile of its interpreter (no explicit ``tick_ns``);
+``p1``, ``p4`` and ``p7`` also run the real interpreters' probes on the same cores, beside
+the model (``real_*`` columns; None where this machine has no such interpreter).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -19,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core, analysis
+from . import _core, analysis, profiles
 from .policies import IntervalGIL, cpython
 from .run import Run, run
 from .scenario import Scenario, Thread, cpu, loop
@@ -52,25 +56,62 @@ def _layouts(cores):
     return out
 
 
+def _real(version: str, probe: str, args: Dict[str, Any], cores: Sequence[int]) -> Tuple[Optional[Dict[str, Any]], str]:
+    """Run ``probe`` under this machine's CPython ``version`` (as ``gilmodel validate`` does);
+    ``(result, interpreter version)``, or ``(None, why)`` where there is no such interpreter."""
+    from .interpreters import Interpreter
+    from .probes.runner import ProbeError, run_probe
+
+    prof = profiles.for_version(version)
+    if prof.source == "reference":
+        return None, "no CPython %s here" % version
+    try:
+        return run_probe(Interpreter(prof.python, prof.version), probe, args, cores, timeout=300.0), prof.version
+    except ProbeError as e:
+        return None, str(e)[:200]
+
+
+def _bars_real_model(ax, rows: Rows, model_key: str, real_key: str, colors) -> None:
+    """Model bars with the real interpreter's value beside each (hatched), where there is one."""
+    xs = np.arange(len(rows))
+    ax.bar(xs - 0.2, [r[model_key] for r in rows], 0.38, color=colors, label="model")
+    real = [r.get(real_key) for r in rows]
+    ax.bar(xs + 0.2, [np.nan if v is None else v for v in real], 0.38, color="white", edgecolor=colors, hatch="///",
+           label="real interpreter (probe)")
+    for x, v in zip(xs, real):
+        if v is None:
+            ax.text(x + 0.2, 0, "no real\ninterpreter", ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(xs, ["%s\n%s" % (r["version"], r["cores"]) for r in rows])
+    ax.legend(fontsize=7, frameon=False)
+
+
 def p1(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P1: two CPU-bound threads, run one after the other and then at once, under the 2.7 and
-    3.11 GILs, on 1 and 2 cores."""
-    ticks = max(10_000, int(2_000_000 * scale))
+    3.11 GILs, on 1 and 2 cores; beside each, the real interpreter's ``cpu_pair`` probe on the
+    same cores (the model's ticks are the probe's countdown iterations in its profile's ticks)."""
+    from .probes.runner import probe_args
+
     rows, runs = [], {}
     for v in ("2.7", "3.11"):
+        prof = profiles.for_version(v)
+        args = probe_args("cpu_pair", scale, {"ns_per_iter": prof.ns_per_iter})
+        ticks = max(1, int(round(args["n"] * prof.ticks_per_iter / prof.group)))
         for label, cs in _layouts(cores):
             seq, thr = cpu_pair(cpython(v), cs, ticks)
             a, r = run(seq), run(thr)
+            real, who = _real(v, "cpu_pair", args, cs)
             s = r.summary()
             runs[(v, label)] = r
+            ratio = s["elapsed_s"] / a.summary()["elapsed_s"]
             rows.append({"version": v, "cores": label, "sequential_s": a.summary()["elapsed_s"], "threaded_s": s["elapsed_s"],
-                         "threaded/sequential": s["elapsed_s"] / a.summary()["elapsed_s"], "switches_per_s": s["switches_per_s"],
-                         "futile_wakeups_per_s": s["futile_wakeups_per_s"]})
-            say("  p1 %s %s: ratio %.2f" % (v, label, rows[-1]["threaded/sequential"]))
+                         "threaded/sequential": ratio, "real_threaded/sequential": None if real is None else real["ratio"],
+                         "real": who, "switches_per_s": s["switches_per_s"],
+                         "futile_wakeups_per_s": s["futile_wakeups_per_s"], "tick_ns": r.meta["tick_ns"]})
+            say("  p1 %s %s: ratio %.2f (real %s)" % (v, label, ratio, "-" if real is None else "%.2f" % real["ratio"]))
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
-    labels = ["%s\n%s" % (r["version"], r["cores"]) for r in rows]
-    ax.bar(labels, [r["threaded/sequential"] for r in rows], color=["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
+    _bars_real_model(ax, rows, "threaded/sequential", "real_threaded/sequential",
+                     ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.set_ylabel("threaded time / sequential time")
     ax.set_title("Two CPU-bound threads: slower together?", fontsize=10, loc="left")
@@ -112,21 +153,30 @@ def p2(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
 
 
 def p4(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
-    """P4: two CPU threads under the interval GIL at intervals from 0.5 to 20 ms: hand-offs per
-    second against 1/interval, and the hand-off latency."""
+    """P4: two CPU threads under the interval GIL (3.11's, with its measured costs) at
+    intervals from 0.5 to 20 ms: hand-offs per second against 1/interval, and the hand-off
+    latency; beside them, real 3.11's ``switch_sweep`` probe at the same intervals and cores."""
     two, _ = _cores(cores)
     dur = max(0.05, 0.5 * scale)
+    ivs = (500, 1000, 2000, 5000, 10000, 20000)
+    real, who = _real("3.11", "switch_sweep", {"intervals_ms": ",".join("%g" % (iv / 1000) for iv in ivs), "duration": dur,
+                                               "pings": 3}, two)
+    real_rate = {round(r["interval_ms"] * 1000): r["switches_per_s"] for r in (real or {}).get("rows", [])}
     rows = []
-    for iv in (500, 1000, 2000, 5000, 10000, 20000):
-        s = run(handoffs(IntervalGIL(interval_us=iv), two, dur)).summary()
-        rows.append({"interval_ms": iv / 1000, "switches_per_s": s["switches_per_s"], "one_per_interval": 1e6 / iv,
+    for iv in ivs:
+        s = run(handoffs(dataclasses.replace(cpython("3.11"), interval_us=iv), two, dur)).summary()
+        rows.append({"interval_ms": iv / 1000, "switches_per_s": s["switches_per_s"], "real_switches_per_s": real_rate.get(iv),
+                     "real": who, "one_per_interval": 1e6 / iv,
                      "handoff_latency_p50_us": s.get("handoff_latency_p50_us", float("nan")),
                      "wait_p50_ms": s.get("wait_p50_ms", float("nan"))})
-        say("  p4 interval %g ms: %.0f switches/s" % (iv / 1000, s["switches_per_s"]))
+        say("  p4 interval %g ms: %.0f switches/s (real %s)" % (iv / 1000, s["switches_per_s"],
+                                                             "-" if iv not in real_rate else "%.0f" % real_rate[iv]))
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
     x = [r["interval_ms"] for r in rows]
-    ax.loglog(x, [r["switches_per_s"] for r in rows], "o-", label="measured")
+    ax.loglog(x, [r["switches_per_s"] for r in rows], "o-", label="model (3.11's costs)")
+    if real_rate:
+        ax.loglog(x, [r["real_switches_per_s"] for r in rows], "s--", mfc="none", label="real CPython %s" % who)
     ax.loglog(x, [r["one_per_interval"] for r in rows], "k--", lw=0.8, label="1 / interval")
     ax.set_xlabel("switch interval (ms)")
     ax.set_ylabel("hand-offs per second")
@@ -208,7 +258,8 @@ def p6(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
 
 def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P7: the convoy effect: an I/O thread streaming 1 KiB sends, alone and next to one CPU
-    thread, under the 2.7 and 3.11 GILs, on 1 and 2 cores (medians of 3)."""
+    thread, under the 2.7 and 3.11 GILs, on 1 and 2 cores (medians of 3); beside each, the
+    real interpreter's ``convoy`` probe on the same cores (median of 3)."""
     total = max(16 << 10, int((1 << 20) * scale)) // 1024 * 1024
     rows, shown = [], None
     for v in ("2.7", "3.11"):
@@ -216,18 +267,22 @@ def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
             kw = dict(total_bytes=total, peer_core=cs[-1])
             alone = statistics.median(run(convoy(cpython(v), cs, 0, **kw)).summary()["elapsed_s"] for _ in range(3))
             loaded = sorted((run(convoy(cpython(v), cs, 1, **kw)) for _ in range(3)), key=lambda r: r.meta["elapsed_ns"])
+            reals = [_real(v, "convoy", {"bytes": total, "chunk": 1024, "cpu_threads": 1}, cs) for _ in range(3)]
+            real = [r["factor"] for r, _ in reals if r is not None]
             s = loaded[1].summary()
             rows.append({"version": v, "cores": label, "alone_s": alone, "with_cpu_s": s["elapsed_s"],
-                         "convoy_factor": s["elapsed_s"] / alone, "io_response_p50_ms": s.get("io_response_p50_ms", float("nan")),
+                         "convoy_factor": s["elapsed_s"] / alone, "real_convoy_factor": statistics.median(real) if real else None,
+                         "real": reals[0][1], "io_response_p50_ms": s.get("io_response_p50_ms", float("nan")),
                          "with_cpu_min_s": loaded[0].meta["elapsed_ns"] / 1e9, "with_cpu_max_s": loaded[-1].meta["elapsed_ns"] / 1e9})
             if v == "3.11" and label == "2 cores":
                 shown = loaded[1]
-            say("  p7 %s %s: factor %.1f" % (v, label, rows[-1]["convoy_factor"]))
+            say("  p7 %s %s: factor %.1f (real %s)" % (v, label, rows[-1]["convoy_factor"],
+                                                    "-" if not real else "%.1f" % rows[-1]["real_convoy_factor"]))
     shown = shown or loaded[1]
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
-    labels = ["%s\n%s" % (r["version"], r["cores"]) for r in rows]
-    ax.bar(labels, [r["convoy_factor"] for r in rows], color=["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
+    _bars_real_model(ax, rows, "convoy_factor", "real_convoy_factor",
+                     ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows])
     ax.set_yscale("log")
     ax.set_ylabel("time with a CPU thread / alone")
     ax.set_title("Streaming 1 KiB sends next to a CPU thread", fontsize=10, loc="left")

@@ -25,7 +25,7 @@ The helpers the drawing uses are public so their numbers can be checked or reuse
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
@@ -574,10 +574,12 @@ def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
                    handlelength=1.4, columnspacing=1.5)
 
 
-def _figure(runs: Sequence[Tuple[str, "Run", Optional[float], Optional[float]]]) -> "Figure":
+def _figure(runs: Sequence[Tuple[str, "Run", Optional[float], Optional[float]]],
+            header: Optional[Tuple[float, Callable[[Any], None]]] = None) -> "Figure":
     from matplotlib.figure import Figure
 
-    heights = []
+    heights = [] if header is None else [header[0]]
+    top = len(heights)
     for _, run, _, _ in runs:
         heights.append(0.6 + 0.6 * max(run.threads.num_rows, 1))
         ev = run.events
@@ -587,9 +589,11 @@ def _figure(runs: Sequence[Tuple[str, "Run", Optional[float], Optional[float]]])
     gs = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     counts: Dict[str, int] = {}
     plans = []
+    if header is not None:
+        header[1](fig.add_subplot(gs[0], label="gil-header"))
     for i, (title, run, start, end) in enumerate(runs):
-        ax = fig.add_subplot(gs[2 * i], label="gil-lanes-%d" % i)
-        ax_cpu = fig.add_subplot(gs[2 * i + 1], sharex=ax, label="gil-cpu-%d" % i)
+        ax = fig.add_subplot(gs[top + 2 * i], label="gil-lanes-%d" % i)
+        ax_cpu = fig.add_subplot(gs[top + 2 * i + 1], sharex=ax, label="gil-cpu-%d" % i)
         mine: Dict[str, int] = {}
         plans.append(_draw_run(ax, ax_cpu, run, start, end, title, mine))
         for k, v in mine.items():
@@ -646,14 +650,16 @@ def plot_run(run: "Run", path: Union[str, os.PathLike, None] = None, start: Opti
 
 
 def timeline(runs: Sequence[Tuple[str, "Run"]], path: Union[str, os.PathLike], start_ms: float = 0.0,
-             end_ms: Optional[float] = None) -> str:
+             end_ms: Optional[float] = None, header: Optional[Tuple[float, Callable[[Any], None]]] = None) -> str:
     """Draw several runs stacked, each as :func:`plot_run` draws it (its lanes and its CPU
     panel), under one legend, over the same window [``start_ms``, ``end_ms``) in
     milliseconds (``end_ms`` None: each run to its end). ``runs`` holds ``(title, run)``
-    pairs. Writes PNG, SVG or PDF as the suffix of ``path`` says; returns the path."""
+    pairs. ``header``: ``(height in inches, draw(ax))``, a panel drawn above the runs (the
+    demo's real-beside-model bars). Writes PNG, SVG or PDF as the suffix of ``path`` says;
+    returns the path."""
     if not runs:
         raise ValueError("timeline: no runs to draw")
     start = float(start_ms) / 1e3
     end = None if end_ms is None else float(end_ms) / 1e3
-    fig = _figure([(title, run, start, end) for title, run in runs])
+    fig = _figure([(title, run, start, end) for title, run in runs], header)
     return _save(fig, path)

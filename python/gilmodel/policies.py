@@ -7,12 +7,26 @@ name; the replica's module documents which CPython functions it mirrors.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Literal, Union
+from typing import Any, Dict, Literal, Optional, Union
 
-from ._check import check_bool, check_choice, check_int
+from ._check import check_bool, check_choice, check_int, check_str
 
 __all__ = ["TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "Policy", "POLICIES",
-           "cpython", "CPYTHON_VERSIONS"]
+           "cpython", "CPYTHON_VERSIONS", "resolve_gil"]
+
+
+def _check_python(name: str, v: Optional[str]) -> None:
+    if v is not None:
+        check_str(name, v)
+        if not v.strip():
+            raise ValueError("%s: an empty string; give a version such as '2.7', a path, or None" % name)
+
+
+def _spec(policy: str, p: Any) -> Dict[str, Any]:
+    # ``python`` says whose costs the ticks take (resolved in Python); the core never sees it.
+    d = asdict(p)
+    del d["python"]
+    return {"policy": policy, **d}
 
 
 @dataclass(frozen=True)
@@ -24,18 +38,23 @@ class TickGIL:
         check_interval: ticks between checks (``sys.setcheckinterval``; 2.7's default 100).
         lock: ``"sem"`` (a POSIX semaphore, as Linux builds) or ``"mutex_cond"`` (a flag
             under a mutex with a condition variable, as OS X builds).
+        python: whose measured costs the model's ticks take when a scenario gives no
+            ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an
+            interpreter's path; None: CPython 2.7 (set by :func:`cpython` to the version).
     """
 
     check_interval: int = 100
     lock: Literal["sem", "mutex_cond"] = "sem"
+    python: Optional[str] = None
 
     def __post_init__(self) -> None:
+        _check_python("TickGIL.python", self.python)
         check_int("TickGIL.check_interval", self.check_interval, 1, 10**9)
         check_choice("TickGIL.lock", self.lock, ("sem", "mutex_cond"))
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
-        return {"policy": "tick", **asdict(self)}
+        return _spec("tick", self)
 
 
 @dataclass(frozen=True)
@@ -50,14 +69,19 @@ class IntervalGIL:
         dedupe_drop_request: the ``switch_number`` check that keeps a waiter from asking
             again after a switch it missed (DESIGN P5); off for the ablation.
         check_every: ticks between check points (1: every loop back-edge and call).
+        python: whose measured costs the model's ticks take when a scenario gives no
+            ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an
+            interpreter's path; None: the running interpreter (set by :func:`cpython` to the version).
     """
 
     interval_us: int = 5000
     force_switching: bool = True
     dedupe_drop_request: bool = True
     check_every: int = 1
+    python: Optional[str] = None
 
     def __post_init__(self) -> None:
+        _check_python("IntervalGIL.python", self.python)
         check_int("IntervalGIL.interval_us", self.interval_us, 1, 10**8)
         check_bool("IntervalGIL.force_switching", self.force_switching)
         check_bool("IntervalGIL.dedupe_drop_request", self.dedupe_drop_request)
@@ -65,7 +89,7 @@ class IntervalGIL:
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
-        return {"policy": "interval", **asdict(self)}
+        return _spec("interval", self)
 
 
 @dataclass(frozen=True)
@@ -79,18 +103,23 @@ class PriorityGIL:
     Args:
         interval_us: how long a waiter of equal priority waits before asking for a drop.
         check_every: ticks between check points.
+        python: whose measured costs the model's ticks take when a scenario gives no
+            ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an
+            interpreter's path; None: the running interpreter.
     """
 
     interval_us: int = 5000
     check_every: int = 1
+    python: Optional[str] = None
 
     def __post_init__(self) -> None:
+        _check_python("PriorityGIL.python", self.python)
         check_int("PriorityGIL.interval_us", self.interval_us, 1, 10**8)
         check_int("PriorityGIL.check_every", self.check_every, 1, 10**9)
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
-        return {"policy": "priority", **asdict(self)}
+        return _spec("priority", self)
 
 
 @dataclass(frozen=True)
@@ -105,20 +134,25 @@ class BfsGIL:
         slice_us: the time slice (µs of interpreter time; default 10 ms).
         deadline_factor: virtual deadline = now + slice × this (default 8).
         check_every: ticks between check points.
+        python: whose measured costs the model's ticks take when a scenario gives no
+            ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an
+            interpreter's path; None: the running interpreter.
     """
 
     slice_us: int = 10_000
     deadline_factor: int = 8
     check_every: int = 1
+    python: Optional[str] = None
 
     def __post_init__(self) -> None:
+        _check_python("BfsGIL.python", self.python)
         check_int("BfsGIL.slice_us", self.slice_us, 1, 10**8)
         check_int("BfsGIL.deadline_factor", self.deadline_factor, 1, 10**6)
         check_int("BfsGIL.check_every", self.check_every, 1, 10**9)
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
-        return {"policy": "bfs", **asdict(self)}
+        return _spec("bfs", self)
 
 
 @dataclass(frozen=True)
@@ -130,18 +164,23 @@ class FifoGIL:
     Args:
         check_every: ticks between check points (default 100, 2.7's check interval).
         min_hold_us: the least a holder keeps the GIL before giving way (default 0).
+        python: whose measured costs the model's ticks take when a scenario gives no
+            ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an
+            interpreter's path; None: the running interpreter.
     """
 
     check_every: int = 100
     min_hold_us: int = 0
+    python: Optional[str] = None
 
     def __post_init__(self) -> None:
+        _check_python("FifoGIL.python", self.python)
         check_int("FifoGIL.check_every", self.check_every, 1, 10**9)
         check_int("FifoGIL.min_hold_us", self.min_hold_us, 0, 10**8)
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
-        return {"policy": "fifo", **asdict(self)}
+        return _spec("fifo", self)
 
 
 @dataclass(frozen=True)
@@ -152,16 +191,21 @@ class NoGIL:
 
     Args:
         check_every: ticks between check points (where the stop flag is read).
+        python: whose measured costs the model's ticks take when a scenario gives no
+            ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an
+            interpreter's path; None: the running interpreter.
     """
 
     check_every: int = 100
+    python: Optional[str] = None
 
     def __post_init__(self) -> None:
+        _check_python("NoGIL.python", self.python)
         check_int("NoGIL.check_every", self.check_every, 1, 10**9)
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
-        return {"policy": "nogil", **asdict(self)}
+        return _spec("nogil", self)
 
 
 Policy = Union[TickGIL, IntervalGIL, PriorityGIL, BfsGIL, FifoGIL, NoGIL]
@@ -182,6 +226,11 @@ def cpython(version: str) -> Policy:
     ``"2.6-osx"``: :class:`TickGIL` on mutex + condvar (OS X builds); ``"3.2"`` … ``"3.13"``:
     :class:`IntervalGIL` with a 5 ms interval, FORCE_SWITCHING and the drop-request check.
     A patch level (``"3.11.7"``) is accepted and ignored.
+
+    The policy's ``python`` is the version, so a scenario without an explicit ``tick_ns``
+    runs with that version's measured costs on this machine (:mod:`gilmodel.profiles`:
+    measured once and cached; the shipped reference profile where the machine has no such
+    interpreter; ``"2.6-osx"`` takes 2.7's).
     """
     if not isinstance(version, str):
         raise TypeError("cpython(version): expected a string such as '3.11', got %r" % (version,))
@@ -189,9 +238,25 @@ def cpython(version: str) -> Policy:
     if v != "2.6-osx":
         v = ".".join(v.split(".")[:2])
     if v in _TICK_VERSIONS:
-        return TickGIL(check_interval=100, lock="sem")
+        return TickGIL(check_interval=100, lock="sem", python=v)
     if v == "2.6-osx":
-        return TickGIL(check_interval=100, lock="mutex_cond")
+        return TickGIL(check_interval=100, lock="mutex_cond", python="2.7")
     if v in _INTERVAL_VERSIONS:
-        return IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1)
+        return IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1, python=v)
     raise ValueError("cpython(version): unknown version %r; known: %s" % (version, ", ".join(CPYTHON_VERSIONS)))
+
+
+def resolve_gil(name: str) -> Policy:
+    """The one way a GIL is named on a command line or in a list: a CPython version (``"2.7"``,
+    ``"3.11"``, ``"2.6-osx"``: :func:`cpython`) or a policy name (``"priority"``: that policy
+    with its defaults)."""
+    if not isinstance(name, str):
+        raise TypeError("gil: expected a CPython version or a policy name, got %r" % (name,))
+    n = name.strip()
+    if n in POLICIES:
+        return POLICIES[n]()
+    try:
+        return cpython(n)
+    except ValueError:
+        raise ValueError("unknown GIL %r; expected a CPython version (%s) or a policy name (%s)"
+                         % (name, ", ".join(CPYTHON_VERSIONS), ", ".join(POLICIES))) from None

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import _core
+from . import _core, _procs
 from .scenario import Scenario
 
 __all__ = ["run", "Run", "EVENT_NAMES", "load_run", "RunHalted", "WatchdogError", "EventBudgetError"]
@@ -49,7 +49,13 @@ class Run:
         threads: one row per scenario thread: its counters (ticks, GIL hold/wait ns,
             acquisitions, futile wake-ups, drop requests, context switches, primitive calls…).
         io: round trips timed by driver peers (``thread``, ``sent_ns``, ``rtt_ns``).
-        meta: policy and knobs, scenario, host, calibration, how the run ended.
+        meta: policy and knobs, scenario, host, how the run ended; ``profile``: the
+            calibration profile the ticks took their cost from (``source``: ``"measured"``,
+            ``"cache"``, ``"reference"`` or ``"explicit tick_ns"``; the interpreter, its
+            figures, the host it was measured on); ``contention``: what other processes took
+            on the run's cores meanwhile (``foreign_cores``: their average busy cores;
+            ``steal_cores``: the hypervisor's steal), so a saved run says whether the machine
+            was quiet.
     """
 
     def __init__(self, events: pa.Table, threads: pa.Table, io: pa.Table, meta: Dict[str, Any]):
@@ -163,8 +169,15 @@ def run(scenario: Scenario) -> Run:
     """
     if not isinstance(scenario, Scenario):
         raise TypeError("run(scenario): expected a gilmodel.Scenario, got %r" % (scenario,))
-    raw = _core.run(scenario.to_json())
+    scenario = scenario.resolved()
+    spec = scenario.to_json()
+    before = _procs.cpu_sample()
+    raw = _core.run(spec)
+    after = _procs.cpu_sample()
     r = Run._from_core(raw)
+    m = r.meta
+    m["profile"] = scenario.profile.meta() if scenario.profile is not None else {"source": "explicit tick_ns", "tick_ns": scenario.tick_ns}
+    m["contention"] = _procs.contention(before, after, m.get("cores") or None)
     err = raw.get("error")
     if err is not None:
         raise _HALTED.get(err["kind"], RunHalted)(err["message"], r)

@@ -22,13 +22,10 @@ __all__ = [
     "cpu", "sleep", "send", "recv", "join", "loop",
     "Drain", "Driver", "drain", "driver",
     "Thread", "Scenario", "Signal", "signal", "SIGNALS",
-    "DEFAULT_TICK_NS", "DEFAULT_MAX_EVENTS", "DEFAULT_LOG_BYTES", "EVENT_BYTES",
+    "DEFAULT_MAX_EVENTS", "DEFAULT_LOG_BYTES", "EVENT_BYTES",
     "WATCHDOG_MIN_S", "WATCHDOG_FACTOR", "OVERFLOW_POLICIES",
 ]
 
-#: Nanoseconds of work per tick unless a scenario says otherwise (about one loop iteration of
-#: a countdown on a recent CPython; ``gilmodel validate`` measures the real value).
-DEFAULT_TICK_NS = 50.0
 #: Bytes one event takes in a thread's buffer (t_ns 8, arg 8, cpu 2, event 1; the merged log
 #: adds the 2-byte thread column).
 EVENT_BYTES = _core.EVENT_BYTES
@@ -341,7 +338,11 @@ class Scenario:
         stop_thread: end the run when this thread finishes (the others stop at their next
             check point).
         duration_s: end the run after this many seconds at the latest.
-        tick_ns: nanoseconds of work per tick.
+        tick_ns: nanoseconds of work per tick. None (default): the measured cost of a tick of
+            the interpreter the policy stands for, on this machine (:mod:`gilmodel.profiles`;
+            ``cpython("2.7")`` takes 2.7's): the scenario is resolved when it runs (or by
+            :meth:`resolved`), and ``run.meta["profile"]`` says which profile it took.
+            An explicit value always wins (and no profile is used).
         log: record events (the per-thread counters are kept either way).
         max_events: the run's event budget (default :data:`DEFAULT_MAX_EVENTS`, 256 MiB at
             :data:`EVENT_BYTES` bytes an event), split evenly between the threads.
@@ -374,7 +375,7 @@ class Scenario:
     cores: Optional[Tuple[int, ...]] = None
     stop_thread: Optional[str] = None
     duration_s: Optional[float] = None
-    tick_ns: float = DEFAULT_TICK_NS
+    tick_ns: Optional[float] = None
     log: bool = True
     max_events: int = DEFAULT_MAX_EVENTS
     name: str = ""
@@ -382,6 +383,8 @@ class Scenario:
     on_overflow: str = "truncate"
     watchdog_s: Optional[float] = None
     pin_threads: bool = True
+    #: The calibration profile :meth:`resolved` took its ``tick_ns`` from (None: explicit).
+    profile: Optional[Any] = field(default=None, compare=False, repr=False)
 
     def __init__(
         self,
@@ -390,7 +393,7 @@ class Scenario:
         cores: Optional[Sequence[int]] = None,
         stop_thread: Optional[str] = None,
         duration_s: Optional[float] = None,
-        tick_ns: float = DEFAULT_TICK_NS,
+        tick_ns: Optional[float] = None,
         log: bool = True,
         max_events: int = DEFAULT_MAX_EVENTS,
         name: str = "",
@@ -398,6 +401,7 @@ class Scenario:
         on_overflow: str = "truncate",
         watchdog_s: Optional[float] = None,
         pin_threads: bool = True,
+        profile: Optional[Any] = None,
     ):
         if not isinstance(gil, tuple(POLICIES.values())):
             raise TypeError("Scenario.gil: expected a policy (%s) or cpython(version), got %r"
@@ -420,7 +424,8 @@ class Scenario:
             check_str("Scenario.stop_thread", stop_thread)
         if duration_s is not None:
             duration_s = check_float("Scenario.duration_s", duration_s, 0.0, 86400.0, lo_open=True)
-        tick_ns = check_float("Scenario.tick_ns", tick_ns, 1.0, 1e6)
+        if tick_ns is not None:
+            tick_ns = check_float("Scenario.tick_ns", tick_ns, 1.0, 1e6)
         check_bool("Scenario.log", log)
         check_bool("Scenario.pin_threads", pin_threads)
         if not pin_threads:
@@ -445,11 +450,27 @@ class Scenario:
                 raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))
         for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
                          tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals,
-                         on_overflow=on_overflow, watchdog_s=watchdog_s, pin_threads=pin_threads).items():
+                         on_overflow=on_overflow, watchdog_s=watchdog_s, pin_threads=pin_threads,
+                         profile=profile).items():
             object.__setattr__(self, k, v)
 
+    def resolved(self, quiet: bool = False) -> "Scenario":
+        """This scenario with its ``tick_ns`` filled in: itself when ``tick_ns`` was given,
+        else a copy with the profile of :func:`gilmodel.profiles.for_policy` (measured once
+        per machine and interpreter, then cached): its model tick as ``tick_ns``, the policy's
+        check period adjusted where ticks are grouped (:meth:`Profile.adjust`), and the
+        profile kept in :attr:`profile`."""
+        if self.tick_ns is not None:
+            return self
+        from . import profiles
+
+        prof = profiles.for_policy(self.gil, quiet=quiet)
+        return self.replace(gil=prof.adjust(self.gil), tick_ns=prof.model_tick_ns, profile=prof)
+
     def to_spec(self) -> Dict[str, Any]:
-        """The scenario as the core reads it."""
+        """The scenario as the core reads it (resolved first: :meth:`resolved`)."""
+        if self.tick_ns is None:
+            return self.resolved().to_spec()
         return {
             "name": self.name,
             "gil": self.gil.to_spec(),
@@ -479,6 +500,12 @@ class Scenario:
         kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
                   duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name,
                   signals=self.signals, on_overflow=self.on_overflow, watchdog_s=self.watchdog_s,
-                  pin_threads=self.pin_threads)
+                  pin_threads=self.pin_threads, profile=self.profile)
+        if self.profile is not None and "profile" not in changes:
+            # A resolved scenario: a new tick_ns is explicit; a new policy is resolved anew.
+            if "tick_ns" in changes:
+                kw["profile"] = None
+            elif "gil" in changes:
+                kw["tick_ns"] = kw["profile"] = None
         kw.update(changes)
         return Scenario(**kw)

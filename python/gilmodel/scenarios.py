@@ -1,14 +1,19 @@
 """Canned scenarios: the workloads of DESIGN §1, each returning a :class:`Scenario` (or a pair),
-with small helpers that run them and return the number that matters."""
+with small helpers that run them and return the number that matters.
+
+Every builder's ``tick_ns`` defaults to None: the ticks take the measured cost of the
+interpreter the policy stands for on this machine (:mod:`gilmodel.profiles`), and so does the
+interpreter work around each socket call (``work_ticks``) where a builder has one."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from ._check import check_float, check_int
-from .policies import Policy
+from .policies import IntervalGIL, Policy
 from .run import run
-from .scenario import DEFAULT_TICK_NS, Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal
+from .scenario import Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal
 
 __all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor", "ctrl_c", "syscalls",
            "FUTEX_LEVEL"]
@@ -29,7 +34,7 @@ def _spinner(name: str, core: Optional[int]) -> Thread:
     return Thread(name, [loop(cpu(10_000))], core=core)
 
 
-def cpu_pair(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: float = DEFAULT_TICK_NS) -> Tuple[Scenario, Scenario]:
+def cpu_pair(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: Optional[float] = None) -> Tuple[Scenario, Scenario]:
     """Two equal CPU tasks (P1): ``(sequential, threaded)``.
 
     Sequential: one thread runs ``ticks`` twice, on the first core. Threaded: two threads run
@@ -43,7 +48,7 @@ def cpu_pair(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: 
     return seq, thr
 
 
-def cpu_pair_ratio(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: float = DEFAULT_TICK_NS) -> Dict[str, Any]:
+def cpu_pair_ratio(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: Optional[float] = None) -> Dict[str, Any]:
     """Run :func:`cpu_pair` and return ``sequential_s``, ``threaded_s``, ``ratio``
     (threaded / sequential) and the threaded run's summary."""
     seq, thr = cpu_pair(gil, cores, ticks, tick_ns)
@@ -51,7 +56,7 @@ def cpu_pair_ratio(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tic
     return {"sequential_s": a["elapsed_s"], "threaded_s": b["elapsed_s"], "ratio": b["elapsed_s"] / a["elapsed_s"], "threaded": b}
 
 
-def handoffs(gil: Policy, cores: Cores = None, duration_s: float = 1.0, tick_ns: float = DEFAULT_TICK_NS) -> Scenario:
+def handoffs(gil: Policy, cores: Cores = None, duration_s: float = 1.0, tick_ns: Optional[float] = None) -> Scenario:
     """Two CPU-bound threads for ``duration_s`` (P4): the summary's ``switches_per_s`` is the
     hand-off rate."""
     check_float("handoffs.duration_s", duration_s, 0.0, 86400.0, lo_open=True)
@@ -60,16 +65,52 @@ def handoffs(gil: Policy, cores: Cores = None, duration_s: float = 1.0, tick_ns:
                     duration_s=duration_s, tick_ns=tick_ns, name="handoffs")
 
 
-def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: int = 200, gap_us: int = 5000,
-               work_ticks: int = 10, tick_ns: float = DEFAULT_TICK_NS, peer_core: Optional[int] = None) -> Scenario:
+def _work_ticks(gil: Policy, tick_ns: Optional[float], work_ticks: Optional[int], kind: str, fallback: int) -> int:
+    # Measured interpreter work around a socket call (the profile's), unless the caller set
+    # the ticks or the tick length itself.
+    if work_ticks is not None:
+        return check_int("%s.work_ticks" % kind, work_ticks, 1)
+    if tick_ns is not None:
+        return fallback
+    from .profiles import for_policy
+
+    p = for_policy(gil)
+    return p.echo_work_ticks if kind == "io_latency" else p.send_work_ticks
+
+
+def _longest_wait_us(gil: Policy) -> int:
+    """How long an I/O thread back from ``recv`` may wait for a CPU-bound holder: the interval
+    GIL's switch interval (a waiter times out once before it asks); the fixes preempt, the tick
+    GIL and FIFO hand over at a check point (0)."""
+    return gil.interval_us if isinstance(gil, IntervalGIL) else 0
+
+
+def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: int = 200, gap_us: int = 10_000,
+               work_ticks: Optional[int] = None, tick_ns: Optional[float] = None, peer_core: Optional[int] = None) -> Scenario:
     """A thread blocked in ``recv`` answers pings sent every ``gap_us`` by a driver, next to
     ``cpu_threads`` CPU-bound threads (ccbench's latency test). Each answer costs
-    ``work_ticks`` ticks of Python-level work. The summary's ``io_latency_*_ms`` are the
-    round-trip quantiles. The I/O thread is on the first core, CPU threads round-robin on the
-    others (or all on one core); the driver on ``peer_core`` (None: wherever the OS puts it
-    among ``cores``)."""
+    ``work_ticks`` ticks of Python-level work (None: the profile's ``echo_work_ticks``, or 10
+    with an explicit ``tick_ns``). The summary's ``io_latency_*_ms`` are the round-trip
+    quantiles. The I/O thread is on the first core, CPU threads round-robin on the others (or
+    all on one core); the driver on ``peer_core`` (None: wherever the OS puts it among
+    ``cores``).
+
+    The driver sends on a fixed schedule. Keep ``gap_us`` well above the policy's switch
+    interval (the default 10 ms is twice 3.x's 5 ms): when a reply takes longer than the gap,
+    the next ping is already due, goes out at once while the GIL may happen to be free, and
+    comes back in microseconds, so the quantiles mix two populations (with pings every 3 ms
+    under a 5 ms interval about half the round trips took < 1 ms and the p50 fell anywhere
+    between 1.3 and 4.7 ms). A ``gap_us`` not above the policy's interval warns; the summary's
+    ``io_pings_late`` counts the pings that went out late."""
     check_int("io_latency.cpu_threads", cpu_threads, 0, 1000)
-    check_int("io_latency.work_ticks", work_ticks, 1)
+    check_int("io_latency.gap_us", gap_us, 1)
+    work_ticks = _work_ticks(gil, tick_ns, work_ticks, "io_latency", 10)
+    wait = _longest_wait_us(gil)
+    if cpu_threads and wait and gap_us <= wait:
+        warnings.warn("io_latency: pings every %d us are not above the policy's %d us wait: replies that take longer "
+                      "than the gap delay the next ping, which then finds the GIL free and returns at once; the "
+                      "latency quantiles mix the two (see run.summary()['io_pings_late']); ccbench pings every "
+                      "100 ms" % (gap_us, wait), stacklevel=2)
     cs = _cores(cores)
     io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0], peer=driver(pings, gap_us, 8, 8, peer_core))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
@@ -77,16 +118,17 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
 
 
 def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: int = 4 << 20, chunk_bytes: int = 1024,
-           work_ticks: int = 2, tick_ns: float = DEFAULT_TICK_NS, peer_core: Optional[int] = None) -> Scenario:
+           work_ticks: Optional[int] = None, tick_ns: Optional[float] = None, peer_core: Optional[int] = None) -> Scenario:
     """The convoy effect (P7): a thread streams ``total_bytes`` in ``chunk_bytes`` sends to a
-    draining peer (``work_ticks`` of Python-level work per send), next to ``cpu_threads``
+    draining peer (``work_ticks`` of Python-level work per send; None: the profile's
+    ``send_work_ticks``, or 2 with an explicit ``tick_ns``), next to ``cpu_threads``
     CPU-bound threads. The run ends when the stream is sent; ``elapsed_s`` is its time. The
     drain runs on ``peer_core`` (None: wherever the OS puts it among ``cores``; where it lands
     moves the baseline: on the sender's own core sends queue up without a wake-up)."""
     check_int("convoy.cpu_threads", cpu_threads, 0, 1000)
     check_int("convoy.chunk_bytes", chunk_bytes, 1, 64 << 20)
     check_int("convoy.total_bytes", total_bytes, chunk_bytes)
-    check_int("convoy.work_ticks", work_ticks, 1)
+    work_ticks = _work_ticks(gil, tick_ns, work_ticks, "convoy", 2)
     cs = _cores(cores)
     n = total_bytes // chunk_bytes
     io = Thread("io", [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0], peer=drain(peer_core))
@@ -103,7 +145,7 @@ def convoy_factor(gil: Policy, cores: Cores = None, cpu_threads: int = 1, **kw: 
 
 
 def ctrl_c(gil: Policy, cores: Cores = None, workers: int = 2, work_ticks: int = 4_000_000, signal_at_us: int = 20_000,
-           signum: Any = "SIGINT", handler_ticks: int = 100, tick_ns: float = DEFAULT_TICK_NS) -> Dict[str, Any]:
+           signum: Any = "SIGINT", handler_ticks: int = 100, tick_ns: Optional[float] = None) -> Dict[str, Any]:
     """Ctrl-C with threads (P3): the main thread starts ``workers`` CPU-bound threads and joins
     them; a real signal reaches it ``signal_at_us`` after the start. Returns
     ``handler_latency_ms`` (delivery → the Python-level handler runs; None if it never ran),
@@ -203,7 +245,7 @@ def _syscall_side(r) -> Dict[str, Any]:
             "futex_level": futex}
 
 
-def syscalls(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: float = DEFAULT_TICK_NS) -> Dict[str, Any]:
+def syscalls(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: Optional[float] = None) -> Dict[str, Any]:
     """The system-call and context-switch storm (P2): the two CPU tasks of :func:`cpu_pair`,
     run sequentially and threaded, and what each costs the OS.
 

@@ -1,7 +1,8 @@
 """Fidelity (``gilmodel.fidelity``; :func:`gilmodel.validate` is its entry point): the model against the real interpreters on the same machine (DESIGN §7).
 
-:func:`validate` finds the interpreters, calibrates the model per interpreter (``tick_ns``
-from the ``calibrate`` probe), runs every probe under each interpreter on each core set and
+:func:`validate` finds the interpreters, takes each one's calibration profile
+(:func:`gilmodel.calibrate`: the same cached profile every scenario without an explicit
+``tick_ns`` runs with, so validate checks the path a user takes), runs every probe under each interpreter on each core set and
 the same workload in the model configured as that version, repeats both sides interleaved,
 compares them metric by metric (:mod:`.tolerance`) and writes Parquet and a Markdown report
 (:mod:`.report`). ``gilmodel validate`` is its command line.
@@ -10,7 +11,6 @@ compares them metric by metric (:mod:`.tolerance`) and writes Parquet and a Mark
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,15 +18,15 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pandas as pd
 
-from .. import _core
+from .. import _core, profiles
+from ..interpreters import Interpreter, detect, discover
 from ..probes import PROBES
-from .interpreters import Interpreter, detect, discover
-from .model_side import Calibration, model_probe
-from .probes_runner import ProbeError, applies, probe_args, run_probe
-from . import probes_runner
+from ..probes.runner import ProbeError, applies, probe_args, run_probe
+from ..profiles import CalibrationError, Profile
+from .model_side import model_probe
 from .tolerance import TOLERANCES, Tolerance, Verdict, compare, tolerance_for
 
-__all__ = ["validate", "Validation", "metrics", "discover", "detect", "Interpreter", "Calibration",
+__all__ = ["validate", "Validation", "metrics", "discover", "detect", "Interpreter", "Profile",
            "TOLERANCES", "Tolerance", "compare", "tolerance_for", "PROBES"]
 
 #: Result fields compared, per probe (switch_sweep's are expanded per interval).
@@ -83,7 +83,8 @@ def _label(cs: Sequence[int]) -> str:
 
 def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Sequence[Sequence[int]]] = None,
              repeats: int = 5, probes: Optional[Sequence[str]] = None, scale: float = 0.5, out: Optional[str] = "validation",
-             progress: bool = True, command: str = "", say: Optional[Callable[[str], None]] = None) -> Validation:
+             progress: bool = True, command: str = "", say: Optional[Callable[[str], None]] = None,
+             recalibrate: bool = False) -> Validation:
     """Compare the model with real interpreters on this machine.
 
     Args:
@@ -98,6 +99,8 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
         out: folder for ``samples.parquet``, ``verdicts.parquet``, ``runs.parquet`` and
             ``report.md`` (None: write nothing).
         progress: show a progress bar (tqdm, on stderr).
+        recalibrate: measure each interpreter's profile anew (and update the cache) instead
+            of using the cached one.
     """
     from .report import side_by_side, write_all
 
@@ -132,18 +135,17 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
     for it in interps:
         key = it.path
         bar.set_description("%s calibrate" % it.version)
-        ca_args = probe_args("calibrate", scale, {})
         try:
-            cr = [run_probe(it, "calibrate", ca_args, core_sets[0][:1]) for _ in range(3)]
-            bar.update(3)
-        except ProbeError as e:
+            cal = profiles.calibrate(it.path, repeats=3, refresh=recalibrate, quiet=True)
+        except CalibrationError as e:
             errors.append(str(e))
             bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))
             continue
-        med = {k: statistics.median(r[k] for r in cr) for k in ("tick_ns", "ns_per_iter", "call_ns", "sock_call_ns", "ticks_per_iter")}
-        cal = Calibration.from_probe(dict(med, check_interval=cr[0].get("check_interval", 100)))
+        bar.update(3)
+        med = {k: getattr(cal, k) for k in profiles.FIGURES}
         pol = cal.policy(it.minor)
-        calibs[key] = dict(med, version=it.version, source=cr[0].get("ticks_per_iter_source"), cores=core_sets[0][:1],
+        calibs[key] = dict(med, version=it.version, source=cal.ticks_per_iter_source, profile=cal.source,
+                           measured_at=cal.measured_at, cores=_core.allowed_cores()[:1],
                            work_ticks_send=cal.send_work_ticks, work_ticks_echo=cal.echo_work_ticks, group=cal.group,
                            model_tick_ns=cal.model_tick_ns, model_policy=repr(pol))
         for cs in core_sets:

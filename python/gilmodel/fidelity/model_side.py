@@ -1,6 +1,6 @@
 """The model side: each probe's workload as a scenario, run under the replica of the
-interpreter's version with ``tick_ns`` from its ``calibrate`` probe, on the same cores and
-with the same sizes; returns the probe's own result fields."""
+interpreter's version with the costs of its calibration profile (:class:`gilmodel.profiles.Profile`),
+on the same cores and with the same sizes; returns the probe's own result fields."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 
 from .. import scenarios
-from ..policies import IntervalGIL, Policy, cpython
+from ..policies import IntervalGIL, Policy
+from ..profiles import Profile
 from ..run import Run
 from ..run import run as _pinned_run
 from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send, sleep
 
-__all__ = ["Calibration", "model_probe", "PIN_THREADS"]
+__all__ = ["model_probe", "PIN_THREADS"]
 
 #: Pin the model's threads one per core (True, default), or leave them to the OS scheduler
 #: within the probe's cores (False), as the probe's own threads are. Unpinned looks the more
@@ -32,78 +33,11 @@ def run(sc: Scenario) -> Run:
     return _pinned_run(sc.replace(threads=threads, pin_threads=False))
 
 
-@dataclasses.dataclass(frozen=True)
-class Calibration:
-    """One calibration per interpreter (from its ``calibrate`` probe).
-
-    ``tick_ns``: time of one tick (2.x: one ``_Py_Ticker`` decrement; 3.x: one loop back-edge);
-    ``ticks_per_iter``: ticks in one countdown iteration (3 on 2.7, counted; 1 on 3.x);
-    ``call_ns``: a Python-level C call in a loop, beyond the loop itself (what ``recv`` costs
-    the interpreter besides the system call); ``sock_call_ns``: the same for a socket-object
-    method of ``sendall``'s kind (on 2.x a Python-level wrapper in socket.py forwarding to the
-    C socket, ~125 ns; on 3.x a C method, ~10 ns; None: ``call_ns``).
-    The interpreter work around a socket call, in ticks, follows from these."""
-
-    tick_ns: float
-    ticks_per_iter: float
-    ns_per_iter: float
-    call_ns: float
-    check_interval: int = 100
-    sock_call_ns: Optional[float] = None
-
-    #: The model's spin keeps its tick length within a few % from 10 ns up; below that its
-    #: per-tick poll costs more than the tick (2.7's tick measures 4-8 ns here).
-    MIN_TICK_NS = 10.0
-
-    @property
-    def group(self) -> int:
-        """Real ticks per model tick: 1, or the real ticks of one countdown iteration when a
-        real tick is shorter than the spin can make. The tick GIL's check period is kept: it
-        checks every ``(check_interval + 1) / group`` model ticks (CPython 2's ticker runs
-        ``check_interval + 1`` ticks a period)."""
-        if self.tick_ns >= self.MIN_TICK_NS:
-            return 1
-        return max(1, int(round(self.ticks_per_iter)))
-
-    @property
-    def model_tick_ns(self) -> float:
-        return self.tick_ns * self.group
-
-    def policy(self, version: str) -> Policy:
-        """``cpython(version)``; for a tick GIL with grouped ticks, the check interval in
-        model ticks that keeps the real time between checks."""
-        gil = cpython(version)
-        if self.group > 1 and not isinstance(gil, IntervalGIL):
-            gil = dataclasses.replace(gil, check_interval=max(1, int(round((self.check_interval + 1) / self.group))))
-        return gil
-
-    @classmethod
-    def from_probe(cls, r: Dict[str, Any]) -> "Calibration":
-        sock = r.get("sock_call_ns")
-        return cls(float(r["tick_ns"]), float(r["ticks_per_iter"]), float(r["ns_per_iter"]), float(r["call_ns"]),
-                   int(r.get("check_interval", 100)), None if sock is None else float(sock))
-
-    def _ticks(self, ns: float) -> int:
-        return max(1, int(round(ns / self.model_tick_ns)))
-
-    @property
-    def send_work_ticks(self) -> int:
-        """Ticks of interpreter work in one iteration of the convoy's loop (``sendall``)."""
-        sock = self.call_ns if self.sock_call_ns is None else self.sock_call_ns
-        return self._ticks(self.ns_per_iter + sock)
-
-    @property
-    def echo_work_ticks(self) -> int:
-        """Ticks of interpreter work in one iteration of the echo loop (``recv``, ``sendall``)."""
-        sock = self.call_ns if self.sock_call_ns is None else self.sock_call_ns
-        return self._ticks(self.ns_per_iter + self.call_ns + sock)
-
-
 def _spinners(k: int, cs: Sequence[int]):
     return [Thread("cpu%d" % i, [loop(cpu(10_000))], core=cs[(1 + i) % len(cs)]) for i in range(k)]
 
 
-def _echo(gil: Policy, cs, cal: Calibration, cpu_threads: int, pings: int, gap_us: int, nbytes: int, duration_s=None) -> Scenario:
+def _echo(gil: Policy, cs, cal: Profile, cpu_threads: int, pings: int, gap_us: int, nbytes: int, duration_s=None) -> Scenario:
     io = Thread("io", [loop(recv(nbytes), cpu(cal.echo_work_ticks), send(nbytes))], core=cs[0],
                 peer=driver(pings, gap_us, nbytes, nbytes))
     return Scenario(gil, [io] + _spinners(cpu_threads, cs), cores=cs, stop_thread=None if duration_s else "io",
@@ -149,7 +83,7 @@ def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
     return s.get("io_pings", 0) / s["elapsed_s"]
 
 
-def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Calibration) -> Dict[str, Any]:
+def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Profile) -> Dict[str, Any]:
     """Run ``probe``'s workload in the model configured as CPython ``version`` (``cpython``
     policy, ``cal.model_tick_ns``) on ``cores`` with the probe's ``args``; returns the same fields
     the real probe prints."""

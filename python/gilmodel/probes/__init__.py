@@ -1,6 +1,7 @@
 """Probes: plain scripts run by the real interpreters (CPython 2.7-3.13) that ``gilmodel
-validate`` compares with the model. They are not imported by gilmodel; each is run as
-``python path/to/PROBE.py --args`` and prints one JSON line. :func:`path` finds them."""
+validate`` compares with the model and that :func:`gilmodel.calibrate` measures costs with.
+The scripts are not imported by gilmodel; each is run as ``python path/to/PROBE.py --args``
+and prints one JSON line. :func:`path` finds them; :mod:`.runner` runs them."""
 
 import os
 

@@ -68,7 +68,7 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
         base: the starting configuration: ``{"experiment": "convoy" | "convoy_factor" |
             "handoffs" | "io_latency" | "cpu_pair" | "module:function", "gil": {"version":
             "3.11", "policy": ..., <knobs>}, "scenario": {<builder keyword arguments>},
-            "cores": 2, "tick_ns": 50.0, "log": True}`` (missing keys from
+            "cores": 2, "tick_ns": None, "log": True}`` (missing keys from
             :data:`DEFAULT_BASE`); or a module-level function ``f(config, cores)`` returning
             a dict of metrics or a Run (the experiment).
         grid: dotted parameter paths to value lists (``{"gil.interval_us": [1000, 5000],

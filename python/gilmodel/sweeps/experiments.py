@@ -130,6 +130,10 @@ def execute(config: Dict[str, Any], allotted: Sequence[int]) -> Tuple[Dict[str, 
         r = go(build(gil, cores, **kw, tick_ns=tick_ns))
         m, pt = _flatten(summary(r))
         runs = {"run": r}
+    last = list(runs.values())[-1]
+    prof = last.meta.get("profile", {})
+    m.update(model_tick_ns=float(last.meta["tick_ns"]), profile_source=str(prof.get("source")),
+             profile_version=prof.get("version"))
     return m, pt, _events(runs) if config["log"] else None
 
 

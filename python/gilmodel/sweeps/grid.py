@@ -5,12 +5,15 @@ A configuration is a nested dict that dotted paths address::
     {"experiment": "convoy_factor",          # what runs (see gilmodel.sweeps.experiments)
      "gil": {"version": "3.11", "interval_us": 2000},   # a cpython() preset and/or policy + knobs
      "scenario": {"cpu_threads": 1, "total_bytes": 1 << 20},   # the builder's keyword arguments
-     "cores": 2, "tick_ns": 50.0, "log": True}
+     "cores": 2, "tick_ns": None, "log": True}   # tick_ns None: the profile's (measured)
 
 ``gil`` resolves to an *effective* policy: ``version`` (optional) gives a preset, ``policy``
 (``"tick"`` or ``"interval"``) the kind, other keys are knobs. Knobs the resolved policy does not
 have are dropped, so that configurations meaning the same experiment get the same id (a grid
 of ``gil.version`` × ``gil.interval_us`` runs 2.7 once per repeat, not once per interval).
+``tick_ns`` None (the default) takes the measured profile of the policy's interpreter on the
+machine (the node) that runs it; each row records it (``model_tick_ns``, ``profile_source``,
+``profile_version``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ DEFAULT_BASE: Dict[str, Any] = {
     "gil": {"version": "3.11"},
     "scenario": {},
     "cores": 2,
-    "tick_ns": 50.0,
+    "tick_ns": None,
     "log": True,
 }
 _TOP = ("experiment", "gil", "scenario", "cores", "tick_ns", "log")

@@ -11,8 +11,9 @@ import threading
 import time
 from typing import Any, Dict, List, Sequence
 
-from .. import _procs, probes
-from .interpreters import Interpreter
+from .. import _procs
+from . import path as probe_path
+from ..interpreters import Interpreter
 
 __all__ = ["ProbeError", "run_probe", "probe_args", "applies", "SWEEP_MS"]
 
@@ -89,7 +90,7 @@ def run_probe(interp: Interpreter, probe: str, args: Dict[str, Any], cores: Sequ
     The probe runs in its own process group; on a timeout, a KeyboardInterrupt or any other
     exception the group is killed (probe and peers) before this returns or raises, so an
     interrupted ``validate`` leaves no process behind."""
-    cmd: List[str] = [interp.path, "-E", "-s", "-B", probes.path(probe)]
+    cmd: List[str] = [interp.path, "-E", "-s", "-B", probe_path(probe)]
     for k, v in args.items():
         cmd += ["--" + k.replace("_", "-"), str(v)]
     # A Ctrl-C between fork and the Popen object's return would leave a probe no one kills:

@@ -1,0 +1,651 @@
+"""Calibration profiles: what one real interpreter's work costs on this machine.
+
+The model's unit of interpreter work is a *tick* (2.x: one ``_Py_Ticker`` decrement; 3.x: one
+loop back-edge, where the eval breaker is checked). How long a tick lasts decides the whole
+race of the tick GIL (the time between checks) and the cost of the work around each socket
+call. A :class:`Profile` holds those costs for one interpreter on one host, measured by the
+``calibrate`` probe (``python/gilmodel/probes/calibrate.py``) under that interpreter.
+
+:func:`calibrate` measures (or finds in the cache) the profile of an interpreter given by
+path or version; :func:`for_policy` is what every scenario without an explicit ``tick_ns``
+uses: the profile of the interpreter the policy stands for (``cpython("2.7")`` → 2.7's), found
+on this machine, measured once and cached, or, where the machine has no such interpreter, the
+reference profile shipped in the package (``reference_profiles.json``), with a notice.
+
+The cache is one JSON file, ``profiles.json``, in ``$GILMODEL_CACHE_DIR``, else
+``$XDG_CACHE_HOME/gilmodel``, else ``~/.cache/gilmodel``. Entries are keyed by the host's
+fingerprint (CPU model, kernel, cores, machine id) and the interpreter's real path; an entry
+is used only on the host that measured it and while the interpreter's files (the executable
+and its ``libpython``) are unchanged. Writers take an exclusive ``flock`` on ``profiles.lock``
+for the whole read-measure-write, so processes calibrating at once measure one at a time and
+the file is always one consistent document, replaced atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import glob
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from ._check import show
+from .interpreters import Interpreter, detect
+from .policies import IntervalGIL, Policy, TickGIL, cpython
+
+__all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "cache_dir", "cache_file", "clear_cache",
+           "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
+
+#: The measured figures of a profile (the ``calibrate`` probe's fields), each kept as the
+#: median over the repeats with its min and max in ``spread``.
+FIGURES = ("tick_ns", "ticks_per_iter", "ns_per_iter", "call_ns", "sock_call_ns")
+_FORMAT = "gilmodel-profiles"
+_FORMAT_VERSION = 1
+#: The model's spin keeps its tick length within a few % from 10 ns up; below that its
+#: per-tick poll costs more than the tick (2.7's tick measures 4-8 ns here), so ticks are
+#: grouped (see :attr:`Profile.group`).
+MIN_TICK_NS = 10.0
+#: Countdown iterations the probe times per round (5 rounds, best kept): 0.5 M is the size
+#: ``gilmodel validate``'s reference run used.
+PROBE_N = 500_000
+#: Other processes' CPU on the probe's core above which a calibration says the machine was busy.
+BUSY_CORES = 0.25
+
+
+class CalibrationError(RuntimeError):
+    """An interpreter could not be calibrated: not a Python, it failed, or it timed out. No
+    cache entry was written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """The measured costs of one interpreter on one host.
+
+    Attributes:
+        version: the interpreter's full version (``"2.7.18"``).
+        python: its path.
+        tick_ns: time of one tick (2.x: one ``_Py_Ticker`` decrement; 3.x: one loop back-edge).
+        ticks_per_iter: ticks in one iteration of the countdown loop (2.x: counted through the
+            thread state's ``tick_counter``, 3 on 2.7; 3.x: 1).
+        ns_per_iter: one countdown iteration.
+        call_ns: a Python-level C call in a loop, beyond the loop itself (what ``recv`` costs
+            the interpreter besides the system call).
+        sock_call_ns: the same for a socket-object method of ``sendall``'s kind (on 2.x a
+            Python-level wrapper in socket.py, ~125 ns; on 3.x a C method, ~10 ns).
+        check_interval: ``sys.getcheckinterval()`` (2.x), else None.
+        switch_interval_s: ``sys.getswitchinterval()`` (3.2+), else None.
+        host: the fingerprint of the host it was measured on (:func:`host_fingerprint`).
+        measured_at: when (UTC, ISO 8601).
+        repeats: how many probe runs the medians are of.
+        spread: per figure, ``[min, max]`` over the repeats.
+        binary: the interpreter's files as they were (paths, sizes, mtimes, inodes).
+        ticks_per_iter_source: how ``ticks_per_iter`` was found (counted, or assumed).
+        contention: the most CPU other processes took on the probe's core during a probe
+            run, in cores (0: quiet; a busy core makes ticks look slower).
+        source: ``"measured"`` (just now), ``"cache"`` or ``"reference"`` (shipped in the
+            package, measured on the host it names).
+    """
+
+    version: str
+    python: str
+    tick_ns: float
+    ticks_per_iter: float
+    ns_per_iter: float
+    call_ns: float
+    sock_call_ns: Optional[float] = None
+    check_interval: Optional[int] = None
+    switch_interval_s: Optional[float] = None
+    host: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    measured_at: str = ""
+    repeats: int = 1
+    spread: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+    binary: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    ticks_per_iter_source: str = ""
+    contention: float = 0.0
+    source: str = dataclasses.field(default="measured", compare=False)
+
+    @property
+    def minor(self) -> str:
+        """``"2.7"``, ``"3.11"``: the key :func:`gilmodel.cpython` takes."""
+        return ".".join(self.version.split(".")[:2])
+
+    def version_tuple(self) -> Tuple[int, int]:
+        major, minor = self.minor.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def group(self) -> int:
+        """Real ticks per model tick: 1, or the real ticks of one countdown iteration when a
+        real tick is shorter than the spin can make (:data:`MIN_TICK_NS`). The tick GIL's
+        check period is then kept in real time: it checks every ``(check_interval + 1) /
+        group`` model ticks (CPython 2's ticker runs ``check_interval + 1`` ticks a period)."""
+        if self.tick_ns >= MIN_TICK_NS:
+            return 1
+        return max(1, int(round(self.ticks_per_iter)))
+
+    @property
+    def model_tick_ns(self) -> float:
+        """The model's tick: ``tick_ns × group``."""
+        return self.tick_ns * self.group
+
+    def adjust(self, gil: Policy) -> Policy:
+        """``gil`` with its check period in model ticks: a tick GIL with grouped ticks checks
+        every ``(check_interval + 1) / group`` model ticks, so the real time between checks
+        is kept. Other policies are returned as they are."""
+        if self.group > 1 and isinstance(gil, TickGIL):
+            return dataclasses.replace(gil, check_interval=max(1, int(round((gil.check_interval + 1) / self.group))))
+        return gil
+
+    def policy(self, version: Optional[str] = None) -> Policy:
+        """``cpython(version or self.minor)``, adjusted (:meth:`adjust`)."""
+        return self.adjust(cpython(version or self.minor))
+
+    def _ticks(self, ns: float) -> int:
+        return max(1, int(round(ns / self.model_tick_ns)))
+
+    @property
+    def send_work_ticks(self) -> int:
+        """Model ticks of interpreter work in one iteration of a ``sendall`` loop."""
+        sock = self.call_ns if self.sock_call_ns is None else self.sock_call_ns
+        return self._ticks(self.ns_per_iter + sock)
+
+    @property
+    def echo_work_ticks(self) -> int:
+        """Model ticks of interpreter work in one iteration of an echo loop (``recv``, ``sendall``)."""
+        sock = self.call_ns if self.sock_call_ns is None else self.sock_call_ns
+        return self._ticks(self.ns_per_iter + self.call_ns + sock)
+
+    def relative_spread(self, figure: str = "tick_ns") -> float:
+        """``(max - min) / median`` of a figure over the repeats (0 with one repeat)."""
+        lo, hi = self.spread.get(figure, [getattr(self, figure)] * 2)
+        med = getattr(self, figure)
+        return (hi - lo) / med if med else 0.0
+
+    def describe(self) -> str:
+        """One line: interpreter, tick, model tick, where the profile came from."""
+        where = {"measured": "measured now", "cache": "cached, measured %s" % self.measured_at,
+                 "reference": "reference profile measured on %s (%s), %s" % (
+                     self.host.get("hostname", "?"), self.host.get("cpu", "?"), self.measured_at)}.get(self.source, self.source)
+        grp = "" if self.group == 1 else "; model tick = %d real ticks = %.1f ns" % (self.group, self.model_tick_ns)
+        return "CPython %s (%s): tick %.2f ns (±%.0f %% over %d runs)%s; %s" % (
+            self.version, self.python, self.tick_ns, 50 * self.relative_spread(), self.repeats, grp, where)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def meta(self) -> Dict[str, Any]:
+        """What ``run.meta["profile"]`` records: source, interpreter, figures, host, group."""
+        d = self.to_dict()
+        d.pop("binary")
+        d.update(group=self.group, model_tick_ns=self.model_tick_ns, send_work_ticks=self.send_work_ticks,
+                 echo_work_ticks=self.echo_work_ticks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "Profile":
+        """A profile from :meth:`to_dict`'s form; ValueError if a field is missing or of the
+        wrong type (a damaged cache entry)."""
+        if not isinstance(d, dict):
+            raise ValueError("a profile must be a JSON object, got %s" % show(d))
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError("unknown profile field(s) %s" % ", ".join(sorted(unknown)))
+        kw = dict(d)
+        for k in ("version", "python"):
+            if not isinstance(kw.get(k), str):
+                raise ValueError("profile.%s: expected a string, got %s" % (k, show(kw.get(k))))
+        for k in ("tick_ns", "ticks_per_iter", "ns_per_iter", "call_ns"):
+            v = kw.get(k)
+            # call_ns may be 0 (a call no slower than the loop); the others must be positive.
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < 1e9) or (v == 0 and k != "call_ns"):
+                raise ValueError("profile.%s: expected a positive number, got %s" % (k, show(v)))
+            kw[k] = float(v)
+        for k in ("host", "spread", "binary"):
+            if not isinstance(kw.get(k, {}), dict):
+                raise ValueError("profile.%s: expected an object, got %s" % (k, show(kw.get(k))))
+        try:
+            return cls(**kw)
+        except TypeError as e:
+            raise ValueError("profile: %s" % e) from None
+
+    @classmethod
+    def from_probe(cls, results: List[Dict[str, Any]], interp: Interpreter) -> "Profile":
+        """The profile of ``interp`` from the JSON results of its ``calibrate`` probe runs:
+        the median of each figure, its min and max."""
+        if not results:
+            raise ValueError("from_probe: no probe results")
+        med, spread = {}, {}
+        for k in FIGURES:
+            xs = [float(r[k]) for r in results if r.get(k) is not None]
+            if xs:
+                med[k] = statistics.median(xs)
+                spread[k] = [min(xs), max(xs)]
+        first = results[0]
+        ci = first.get("check_interval")
+        return cls(version=interp.version, python=interp.path, tick_ns=med["tick_ns"],
+                   ticks_per_iter=med["ticks_per_iter"], ns_per_iter=med["ns_per_iter"], call_ns=med["call_ns"],
+                   sock_call_ns=med.get("sock_call_ns"), check_interval=None if ci is None else int(ci),
+                   switch_interval_s=first.get("switch_interval_s"), host=host_fingerprint(),
+                   measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), repeats=len(results),
+                   spread=spread, binary=binary_identity(interp.path),
+                   ticks_per_iter_source=str(first.get("ticks_per_iter_source", "")), source="measured")
+
+
+# ---------------------------------------------------------------------------------------------
+# The host and the interpreter's files
+
+
+_HOST: Optional[Dict[str, Any]] = None
+
+
+def host_fingerprint() -> Dict[str, Any]:
+    """What identifies this machine for a profile: CPU model, kernel release, architecture,
+    online CPUs, host name and machine id (``/etc/machine-id``). A profile measured where any
+    of these differ is not used."""
+    global _HOST
+    if _HOST is None:
+        cpu = ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name") or line.startswith("Processor"):
+                        cpu = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        mid = ""
+        for p in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+            try:
+                with open(p) as f:
+                    mid = f.read().strip()
+                break
+            except OSError:
+                continue
+        u = os.uname()
+        _HOST = {"cpu": cpu, "kernel": u.release, "machine": u.machine, "cores": os.cpu_count() or 0,
+                 "hostname": u.nodename, "machine_id": mid}
+    return dict(_HOST)
+
+
+def binary_identity(python: str) -> Dict[str, Any]:
+    """The interpreter's executable and its shared ``libpython`` (where the install has one):
+    real path, size, mtime and inode of each. A change re-measures the profile."""
+    real = os.path.realpath(python)
+    files = [real]
+    prefix = os.path.dirname(os.path.dirname(real))
+    files += sorted(glob.glob(os.path.join(prefix, "lib", "libpython*.so*")))
+    out = {}
+    for f in files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        out[os.path.realpath(f)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding an interpreter by version
+
+
+def _norm_minor(version: str) -> str:
+    v = version.strip()
+    if v == "2.6-osx":
+        return "2.7"  # the OS X build of 2.x: its costs are 2.7's
+    return ".".join(v.split(".")[:2])
+
+
+def _candidates(minor: str) -> Iterator[str]:
+    if ".".join(map(str, sys.version_info[:2])) == minor:
+        yield sys.executable
+    home = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
+    for d in sorted(glob.glob(os.path.join(home, "versions", minor + ".*")), reverse=True):
+        for name in ("bin/python", "bin/python" + minor):
+            c = os.path.join(d, name)
+            if os.path.isfile(c):
+                yield c
+                break
+    import shutil
+
+    for n in ["python" + minor] + (["python2"] if minor.startswith("2.") else ["python3"]):
+        w = shutil.which(n)
+        if w and "/.pyenv/shims/" not in w:
+            yield w
+
+
+def find_python(version: str) -> Optional[Interpreter]:
+    """A CPython of ``version``'s minor (``"2.7"``, ``"3.11"``) on this machine: the running
+    interpreter, one under ``$PYENV_ROOT/versions`` (default ``~/.pyenv``), or ``pythonX.Y`` /
+    ``python2`` / ``python3`` on ``PATH``; None when there is none."""
+    minor = _norm_minor(version)
+    seen = set()
+    for c in _candidates(minor):
+        r = os.path.realpath(c)
+        if r in seen:
+            continue
+        seen.add(r)
+        try:
+            it = detect(c)
+        except ValueError:
+            continue
+        if it.implementation == "CPython" and it.minor == minor:
+            return it
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The cache
+
+
+def cache_dir() -> str:
+    """``$GILMODEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/gilmodel``, else ``~/.cache/gilmodel``."""
+    d = os.environ.get("GILMODEL_CACHE_DIR")
+    if d:
+        return os.path.abspath(os.path.expanduser(d))
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gilmodel")
+
+
+def cache_file() -> str:
+    return os.path.join(cache_dir(), "profiles.json")
+
+
+def _notice(msg: str) -> None:
+    print("gilmodel: " + msg, file=sys.stderr, flush=True)
+
+
+def _read_cache(path: str, notice: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """The raw entries of the cache file ([] when there is none). A file that is not a
+    gilmodel profile cache (corrupt, truncated, foreign) gives [] and a notice."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as e:
+        notice("the profile cache %s is unreadable (%s); re-measuring" % (path, str(e)[:120]))
+        return []
+    if not (isinstance(doc, dict) and doc.get("format") == _FORMAT and doc.get("version") == _FORMAT_VERSION
+            and isinstance(doc.get("profiles"), list)):
+        notice("%s is not a gilmodel profile cache of format %d; re-measuring" % (path, _FORMAT_VERSION))
+        return []
+    return [e for e in doc["profiles"] if isinstance(e, dict)]
+
+
+def _usable(entry: Dict[str, Any], host: Dict[str, Any]) -> Optional[Profile]:
+    """The cached profile if it was measured on this host and its interpreter's files are as
+    they were; else None."""
+    try:
+        p = Profile.from_dict(entry)
+    except ValueError:
+        return None
+    if p.host != host or not p.binary or binary_identity(p.python) != p.binary:
+        return None
+    return dataclasses.replace(p, source="cache")
+
+
+def cached_profiles() -> List[Profile]:
+    """Every profile in the cache that this host can use (measured here, interpreter unchanged)."""
+    host = host_fingerprint()
+    out = []
+    for e in _read_cache(cache_file(), lambda m: None):
+        p = _usable(e, host)
+        if p is not None:
+            out.append(p)
+    return out
+
+
+def _lookup(python: Optional[str], minor: Optional[str], notice: Callable[[str], None]) -> Optional[Profile]:
+    host = host_fingerprint()
+    real = os.path.realpath(python) if python else None
+    for e in _read_cache(cache_file(), notice):
+        if real is not None and os.path.realpath(str(e.get("python", ""))) != real:
+            continue
+        if minor is not None and _norm_minor(str(e.get("version", ""))) != minor:
+            continue
+        p = _usable(e, host)
+        if p is not None:
+            return p
+    return None
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    d = cache_dir()
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "profiles.lock"), "a") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lk, fcntl.LOCK_UN)
+
+
+def _write(entries: List[Dict[str, Any]]) -> None:
+    path = cache_file()
+    fd, tmp = tempfile.mkstemp(prefix=".profiles-", suffix=".json", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"format": _FORMAT, "version": _FORMAT_VERSION, "profiles": entries}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _store(p: Profile, notice: Callable[[str], None]) -> None:
+    """Add ``p`` to the cache, replacing this host's entry for the same interpreter (the
+    caller holds the lock)."""
+    host = host_fingerprint()
+    real = os.path.realpath(p.python)
+    keep = [e for e in _read_cache(cache_file(), lambda m: None)
+            if not (e.get("host") == host and os.path.realpath(str(e.get("python", ""))) == real)]
+    d = p.to_dict()
+    d["source"] = "measured"
+    _write(keep + [d])
+
+
+def clear_cache(python: Optional[str] = None) -> int:
+    """Remove this host's cached profiles (all, or those of interpreter ``python``: a path or
+    a version); returns how many were removed. Other hosts' entries stay."""
+    host = host_fingerprint()
+    if python is None:
+        match = lambda e: True  # noqa: E731
+    elif os.sep in python or os.path.exists(python):
+        real = os.path.realpath(python)
+        match = lambda e: os.path.realpath(str(e.get("python", ""))) == real  # noqa: E731
+    else:
+        minor = _norm_minor(python)
+        match = lambda e: _norm_minor(str(e.get("version", ""))) == minor  # noqa: E731
+    with _locked():
+        entries = _read_cache(cache_file(), lambda m: None)
+        keep = [e for e in entries if not (e.get("host") == host and match(e))]
+        if len(keep) != len(entries) or not os.path.exists(cache_file()):
+            _write(keep)
+        return len(entries) - len(keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _resolve(python: Optional[str]) -> Interpreter:
+    if python is None:
+        return detect(sys.executable)
+    if not isinstance(python, str):
+        raise TypeError("calibrate(python): expected a path or a version such as '2.7', got %s" % show(python))
+    if os.sep in python or os.path.exists(python):
+        try:
+            return detect(python)
+        except ValueError as e:
+            raise CalibrationError("calibrate: %s" % e) from None
+    it = find_python(python)
+    if it is None:
+        raise CalibrationError("calibrate: no CPython %s found on this machine (looked at the running interpreter, "
+                               "$PYENV_ROOT/versions and PATH); give its path" % python)
+    return it
+
+
+def _measure(interp: Interpreter, repeats: int, timeout_s: float) -> Profile:
+    from ._core import allowed_cores
+    from .probes.runner import ProbeError, run_probe
+
+    from ._procs import contention, cpu_sample
+
+    core = allowed_cores()[:1]
+    args = {"n": PROBE_N, "rounds": 5}
+    results = []
+    busy = 0.0
+    for _ in range(repeats):
+        try:
+            before = cpu_sample(tree=True)
+            r = run_probe(interp, "calibrate", args, core, timeout=timeout_s)
+            busy = max(busy, contention(before, cpu_sample(tree=True), core)["foreign_cores"])
+        except ProbeError as e:
+            raise CalibrationError("calibrate: %s" % e) from None
+        except ValueError as e:  # it printed something that is not the probe's JSON
+            raise CalibrationError("calibrate: %s did not print a calibration (%s)" % (interp.label, e)) from None
+        if not isinstance(r, dict) or any(not isinstance(r.get(k), (int, float)) or r.get(k) != r.get(k)
+                                          for k in ("tick_ns", "ticks_per_iter", "ns_per_iter", "call_ns")):
+            raise CalibrationError("calibrate: %s printed no usable calibration: %s" % (interp.label, show(r)))
+        results.append(r)
+    return dataclasses.replace(Profile.from_probe(results, interp), contention=busy)
+
+
+def calibrate(python: Optional[str] = None, *, repeats: int = 3, refresh: bool = False, timeout_s: float = 30.0,
+              quiet: bool = False) -> Profile:
+    """The profile of an interpreter on this machine: from the cache, or measured now (and
+    cached).
+
+    Args:
+        python: a path, a version (``"2.7"``, ``"3.11"``: found with :func:`find_python`), or
+            None for the running interpreter.
+        repeats: runs of the ``calibrate`` probe (medians are kept, with their spread).
+        refresh: measure even if the cache has a usable profile.
+        timeout_s: the most one probe run may take.
+        quiet: no notice on stderr when measuring.
+
+    Raises:
+        CalibrationError: not a Python, the probe failed, or it timed out (nothing cached).
+    """
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 100:
+        raise ValueError("calibrate: repeats %s must be an integer from 1 to 100" % show(repeats))
+    notice = (lambda m: None) if quiet else _notice
+    it = _resolve(python)
+    if not refresh:
+        p = _lookup(it.path, None, notice)
+        if p is not None:
+            return p
+    with _locked():
+        if not refresh:  # another process may have measured it while this one waited
+            p = _lookup(it.path, None, lambda m: None)
+            if p is not None:
+                return p
+        notice("calibrating CPython %s (%s) for this machine; cached in %s" % (it.version, it.path, cache_file()))
+        p = _measure(it, repeats, timeout_s)
+        if p.contention > BUSY_CORES:
+            notice("other processes took %.2f of core %d while calibrating %s: its ticks may measure slow; "
+                   "`gilmodel calibrate --refresh --python %s` on a quiet machine" % (p.contention, _first_core(), it.path, it.path))
+        _store(p, notice)
+    return p
+
+
+def _first_core() -> int:
+    from ._core import allowed_cores
+
+    return allowed_cores()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The profile a policy stands for
+
+
+_REFERENCE: Optional[List[Profile]] = None
+#: Per process: the profile resolved for each (cache file, version), so a version this machine
+#: lacks is looked for, and noticed, once.
+_RESOLVED: Dict[Tuple[str, str], Profile] = {}
+
+
+def reference_profiles() -> List[Profile]:
+    """The profiles shipped in the package (``reference_profiles.json``), measured on the
+    development machine each one names; used where this machine has no such interpreter."""
+    global _REFERENCE
+    if _REFERENCE is None:
+        from importlib.resources import files
+
+        doc = json.loads(files(__package__).joinpath("reference_profiles.json").read_text())
+        _REFERENCE = [dataclasses.replace(Profile.from_dict(d), source="reference") for d in doc["profiles"]]
+    return list(_REFERENCE)
+
+
+def _family(minor: str) -> str:
+    return "tick" if minor.startswith("2.") or minor in ("3.0", "3.1") else "interval"
+
+
+def _reference_for(minor: str) -> Tuple[Profile, bool]:
+    """The reference profile of ``minor``, else of the nearest version with the same GIL;
+    ``(profile, exact)``."""
+    refs = reference_profiles()
+    for p in refs:
+        if p.minor == minor:
+            return p, True
+    major, mi = (int(x) for x in minor.split(".")[:2])
+    same = [p for p in refs if _family(p.minor) == _family(minor)] or refs
+    best = min(same, key=lambda p: abs((p.version_tuple()[0] - major) * 100 + p.version_tuple()[1] - mi))
+    return best, False
+
+
+def default_version(gil: Policy) -> str:
+    """Whose costs a policy runs with: its ``python`` (set by :func:`gilmodel.cpython`), else
+    2.7 for a tick GIL, else the running interpreter's version (the fixes were proposed as
+    patches to 3.x; measured on the Python that runs gilmodel)."""
+    v = getattr(gil, "python", None)
+    if v:
+        return v
+    if isinstance(gil, TickGIL):
+        return "2.7"
+    return "%d.%d" % sys.version_info[:2]
+
+
+def for_version(version: str, quiet: bool = False) -> Profile:
+    """The profile of CPython ``version`` (or of the interpreter at a path) on this machine:
+    cached, else measured once (with a notice), else the shipped reference profile (with a
+    notice saying so)."""
+    notice = (lambda m: None) if quiet else _notice
+    is_path = os.sep in version
+    key = (cache_file(), version)
+    p = _RESOLVED.get(key)
+    if p is not None and (p.source == "reference" or _usable(p.to_dict(), host_fingerprint()) is not None):
+        return p
+    if is_path:
+        p = calibrate(version, quiet=quiet)
+    else:
+        minor = _norm_minor(version)
+        p = _lookup(None, minor, notice)
+        if p is None:
+            it = find_python(minor)
+            if it is not None:
+                p = calibrate(it.path, quiet=quiet)
+            else:
+                p, exact = _reference_for(minor)
+                notice("no CPython %s on this machine: using the reference profile of CPython %s measured on %s (%s, %s)%s"
+                       % (minor, p.version, p.host.get("hostname", "?"), p.host.get("cpu", "?"), p.measured_at[:10],
+                          "" if exact else "; no reference for %s either, so the nearest version's" % minor))
+    _RESOLVED[key] = p
+    return p
+
+
+def for_policy(gil: Policy, quiet: bool = False) -> Profile:
+    """The profile a scenario with policy ``gil`` and no explicit ``tick_ns`` runs with
+    (:func:`default_version`, :func:`for_version`)."""
+    return for_version(default_version(gil), quiet=quiet)
