@@ -15,8 +15,9 @@
 //!   `gil_drop_request` is set, `drop_gil` then `take_gil`.
 //!
 //! Ablations: `force_switching = false` removes the switch wait; `dedupe_drop_request = false`
-//! removes the `switch_number == saved_switchnum` test (DESIGN P5); `check_every` is the
-//! number of ticks between check points (1: every loop back-edge / call, as 3.10+ polls).
+//! removes the `switch_number == saved_switchnum` test (docs/design.md §1, P5); `check_every`
+//! is the number of ticks between check points (1: every loop back-edge / call, as 3.10+
+//! polls).
 
 use super::{Gil, Release, ThreadCx};
 use crate::clock::now_ns;

@@ -1,4 +1,5 @@
-"""Fidelity (``gilmodel.fidelity``; :func:`gilmodel.validate` is its entry point): the model against the real interpreters on the same machine (DESIGN §7).
+"""Fidelity (``gilmodel.fidelity``; :func:`gilmodel.validate` is its entry point): the model
+against the real interpreters on the same machine (docs/design.md §6).
 
 :func:`validate` finds the interpreters, calibrates the model per interpreter (``tick_ns``
 from the ``calibrate`` probe), runs every probe under each interpreter on each core set and
