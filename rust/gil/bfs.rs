@@ -43,8 +43,9 @@
 //! - *release*: bfs.c's yield always names the earliest waiter the next owner and signals it,
 //!   around a blocking call too, but after a blocking call's yield lets an urgent arriving
 //!   thread snatch the GIL before that waiter runs (`bfs_thread_prev`, 400–403, 486–490; the
-//!   woken waiter spins up to 12 µs to allow it, 427–439); here a blocking release leaves the GIL free and wakes the
-//!   earliest waiter, and a returning thread takes it only as the earliest waiter itself;
+//!   woken waiter spins up to 12 µs to allow it, 427–439); here a blocking release leaves the
+//!   GIL free and wakes the earliest waiter, and a returning thread takes it only as the
+//!   earliest waiter itself;
 //! - *force switch*: bfs.c's yielding thread waits until the next owner runs when its own
 //!   slice is used up, the next one's deadline has expired or is no later than its own
 //!   (499–510), around blocking calls too; here there is no such wait (a preempted holder
