@@ -1,5 +1,5 @@
-"""The seed's phenomena in the model, with their spread over repeats: the figures behind the
-README's "How close is the model to real CPython?" table.
+"""The phenomena of docs/design.md §1 in the model, with their spread over repeats: the
+figures behind the README's "How close is the model to real CPython?" table.
 
 Run: .venv/bin/python benches/phenomena.py [repeats]
 """

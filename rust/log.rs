@@ -5,6 +5,9 @@
 //! system call), and four stores into vectors whose capacity was reserved before the threads
 //! were released. No lock, no allocation, no system call. When a buffer is full, further events
 //! of that thread are counted in `dropped` and not stored.
+//!
+//! The event kinds and their args below are the schema of the `events` table (docs/design.md
+//! §4); the recording cost is discussed in docs/design.md §5.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -13,21 +16,25 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(i8)]
 pub enum Ev {
-    /// Thread released from the barrier; arg = the CPU it was pinned to.
+    /// Thread released from the start gate; arg = the core it was pinned to (-1: unpinned).
     Start = 0,
-    /// Thread finished; arg = 1 when it was stopped by the stop rule or an abort.
+    /// Thread finished; arg = 1 when it did not finish its program (stopped by the stop rule,
+    /// an abort, the watchdog or the event budget, or it failed), else 0.
     Exit,
-    /// Wants the GIL.
+    /// Wants the GIL; arg = 0 (stored, with its own time, when the thread's next event is:
+    /// see `ThreadCx::requested_at`).
     Request,
     /// Holds the GIL; arg = switch count after this acquisition (the holder changed that often).
     Acquire,
     /// Gave the GIL up; arg = ticks run while holding it.
     Release,
-    /// A timed wait for the GIL ran out; arg = the switch number it had saved.
+    /// A timed wait for the GIL ran out; arg = the switch number it had saved (BFS: 0).
     Timeout,
-    /// This waiter set the drop request; arg = the switch number it had saved.
+    /// This waiter set the drop request; arg = the switch number it had saved (BFS: the
+    /// holder's thread index).
     DropRequest,
-    /// The holder saw the drop request at a check point and is about to release.
+    /// The holder saw the drop request (FIFO: a waiter) at a check point and is about to
+    /// release.
     ForcedDrop,
     /// The releasing thread waits until another thread took the GIL (FORCE_SWITCHING).
     SwitchWait,
@@ -37,11 +44,17 @@ pub enum Ev {
     FutileWakeup,
     /// A blocking call begins (GIL already released); arg = the [`IoOp`] code.
     IoBegin,
-    /// A blocking call returned (GIL not yet retaken); arg = bytes moved (0 for sleeps, joins).
+    /// A blocking call returned (GIL not yet retaken); arg = bytes moved (0 for sleeps,
+    /// finished joins, a send to a closed peer, a recv at end of stream; -1 for a join
+    /// interrupted by a signal).
     IoEnd,
-    /// A signal arrived (reserved for the signals issue).
+    /// The main thread, holding the GIL, begins to handle a delivered signal (the worker's
+    /// `run_handlers`, at an op boundary, a check point or an interrupted join); arg = when the
+    /// latest signal was delivered, in ns on the `t_ns` scale (since the start gate).
     Signal,
-    /// The Python-level signal handler ran (reserved for the signals issue).
+    /// Logged right after `Signal`, before the handler's ops run; arg = the index in the
+    /// scenario's `signals` of the handler run (the n-th handled delivery runs entry n, the
+    /// last entry once they run out).
     Handler,
     /// A policy raised this thread's priority (it gave the GIL up early); arg = new level.
     Promote,

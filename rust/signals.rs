@@ -1,6 +1,6 @@
-//! Real signals for the Ctrl-C experiments (seed P3): a C-level handler that only marks the
-//! signal pending, as CPython's `signal_handler` → `trip_signal` does, installed for the
-//! length of one run and then replaced by the previous disposition.
+//! Real signals for the Ctrl-C experiments (docs/design.md §1, P3): a C-level handler that
+//! only marks the signal pending, as CPython's `signal_handler` → `trip_signal` does, installed
+//! for the length of one run and then replaced by the previous disposition.
 //!
 //! The engine sends each scheduled signal with `pthread_kill` to the scenario's main thread
 //! (thread 0), the only scenario thread that has it unblocked. The handler tells the model's

@@ -1,5 +1,5 @@
-"""The direction of the seed's phenomena on 2 cores, asserted as ratios measured in the same
-run. Tolerances come from 5 repeats on the 2-core development VM (see each test)."""
+"""The direction of the phenomena of docs/design.md §1 on 2 cores, asserted as ratios measured
+in the same run. Tolerances come from 5 repeats on the 2-core development VM (see each test)."""
 
 import statistics
 

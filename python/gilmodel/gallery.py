@@ -1,15 +1,17 @@
-"""The reproduction gallery: each named experiment of DESIGN §1, run, tabulated and drawn.
+"""The reproduction gallery: each phenomenon of docs/design.md §1, run, tabulated and drawn.
 
 ``gilmodel reproduce NAME`` (or :func:`reproduce`) runs one experiment and writes into the
 output folder ``NAME.png`` (its figure), ``NAME.md`` (its table, with the machine and the
 command) and ``NAME.json`` (the same rows, for scripts). ``scale`` multiplies every workload
 size (1.0: the sizes of the committed gallery; tests use a small fraction).
 
-Experiments: ``p1`` GIL battle, ``p2`` context-switch storm, ``p3`` Ctrl-C, ``p4`` interval
-hand-offs, ``p5`` drop-request ablation, ``p6`` who wins, ``p7`` convoy, ``p8`` better GILs.
-Every scenario runs with the measured profile of its interpreter (no explicit ``tick_ns``);
-``p1``, ``p4`` and ``p7`` also run the real interpreters' probes on the same cores, beside
-the model (``real_*`` columns; None where this machine has no such interpreter).
+Experiments (``pN`` shows phenomenon PN of docs/design.md §1; ``p8`` shows P8 and P9):
+``p1`` GIL battle, ``p2`` context-switch storm, ``p3`` Ctrl-C with threads, ``p4`` interval
+hand-offs, ``p5`` drop-request ablation, ``p6`` who wins, ``p7`` convoy, ``p8`` the proposed
+fixes and baselines beside CPython's GILs. Every scenario runs with the measured profile of
+its interpreter (no explicit ``tick_ns``); ``p1``, ``p4`` and ``p7`` also run the real
+interpreters' probes on the same cores, beside the model (``real_*`` columns; None where
+this machine has no such interpreter).
 """
 
 from __future__ import annotations

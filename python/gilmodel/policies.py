@@ -67,7 +67,7 @@ class IntervalGIL:
         force_switching: FORCE_SWITCHING (on in every CPython build): a thread forced to drop
             waits until another thread has taken the GIL.
         dedupe_drop_request: the ``switch_number`` check that keeps a waiter from asking
-            again after a switch it missed (DESIGN P5); off for the ablation.
+            again after a switch it missed (docs/design.md §1, P5); off for the ablation.
         check_every: ticks between check points (1: every loop back-edge and call).
         python: whose measured costs the model's ticks take when a scenario gives no
             ``tick_ns`` (see :mod:`gilmodel.profiles`): a CPython version (``"2.7"``) or an

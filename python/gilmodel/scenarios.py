@@ -1,5 +1,5 @@
-"""Canned scenarios: the workloads of DESIGN §1, each returning a :class:`Scenario` (or a pair),
-with small helpers that run them and return the number that matters.
+"""Canned scenarios: the workloads of docs/design.md §1, each returning a :class:`Scenario`
+(or a pair), with small helpers that run them and return the number that matters.
 
 Every builder's ``tick_ns`` defaults to None: the ticks take the measured cost of the
 interpreter the policy stands for on this machine (:mod:`gilmodel.profiles`), and so does the

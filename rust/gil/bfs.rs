@@ -1,8 +1,9 @@
 //! Nir Aides' BFS GIL: the GIL scheduled like Con Kolivas' Brain Fuck Scheduler.
 //!
 //! Source: Nir Aides' patch in CPython issue 7946 (2010; "bfs.patch" and its revisions), as its
-//! discussion describes it; the patch itself was not reachable from this project, so this is a
-//! reconstruction of the mechanism, knob by knob:
+//! discussion describes it; the patch itself was not reachable when this was written, so this
+//! is a reconstruction of the mechanism, knob by knob (compared with a port of the patch
+//! afterwards: see "Upstream" below):
 //! - *virtual clock*: advances only while some thread holds the GIL (interpreter time);
 //! - *slices*: a thread may hold for `slice_us` of that time before it can be preempted; a
 //!   thread that has used its slice up gets a fresh one and a new *virtual deadline* of
@@ -19,6 +20,36 @@
 //!   waits of `slice_us` × the number of waiters and, on waking, set the drop request if the
 //!   holder has used its slice up;
 //! - the holder polls the drop request at each check point, as the interval GIL does.
+//!
+//! Upstream (compared, not mirrored): Aides' `Python/bfs.c` as ported to CPython 3.11-dev in
+//! github.com/JuliaPoo/cpython, branch `bfs`, commit d09535b76aec818ec551b53756ba22b04f0ff5de
+//! (2022-03-26, "barebones minimum required from bfs patch"): `bfs_find_task` lines 304–325,
+//! `_bfs_timed_wait` 330–348, `bfs_schedule` 365–461, `_bfs_yield` 465–516, `bfs_checkpoint`
+//! 534–546; `rr_interval` 10 ms and `DEADLINE_FACTOR` 8 match the defaults here. Where this
+//! reconstruction differs from that source:
+//! - *urgency*: bfs.c preempts when the waiter's deadline is `<=` the running thread's and the
+//!   running thread's deadline has not expired (396–398); here `<`, with no expiry test;
+//! - *a waiter that is not urgent*: bfs.c at once flags the holder to check its own slice at
+//!   its next check point (`bfs_check_depleted`, 413–417), and again whenever a timed wait of
+//!   waiters × 10 ms × 0.55 runs out (334–347); here the waiter waits `slice_us` × waiters and
+//!   then itself compares the holder's time with its slice before setting the drop request;
+//! - *choice of the next thread*: bfs.c scans the queue in arrival order and takes the first
+//!   waiter whose deadline has expired, else the earliest (FIFO among expired, 314–322); here
+//!   the earliest deadline overall, ties by arrival;
+//! - *clock*: bfs.c caps each holding period's contribution to the interpreter clock at 10 ms
+//!   (`_bfs_diff_ts`, 353–361; TSC or `gettimeofday`); here uncapped `CLOCK_MONOTONIC` time;
+//! - *slice refill*: bfs.c renews a used-up slice and its deadline when the thread next asks
+//!   to run (`bfs_schedule`, 382–385); here when it releases;
+//! - *release*: bfs.c's yield always names the earliest waiter the next owner and signals it,
+//!   around a blocking call too, but after a blocking call's yield lets an urgent arriving
+//!   thread snatch the GIL before that waiter runs (`bfs_thread_prev`, 400–403, 486–490; the
+//!   woken waiter spins up to 12 µs to allow it, 427–439); here a blocking release leaves the
+//!   GIL free and wakes the earliest waiter, and a returning thread takes it only as the
+//!   earliest waiter itself;
+//! - *force switch*: bfs.c's yielding thread waits until the next owner runs when its own
+//!   slice is used up, the next one's deadline has expired or is no later than its own
+//!   (499–510), around blocking calls too; here there is no such wait (a preempted holder
+//!   hands the GIL over directly instead).
 
 use super::locked::Locked;
 use super::{Gil, Release, ThreadCx};

@@ -6,6 +6,8 @@
 //! the holder gives way at each check point where someone waits (after holding at least
 //! `min_hold_us`), then queues at the tail. A thread that returns from a blocking call queues
 //! like everyone else.
+//!
+//! Upstream: none (no CPython code is mirrored).
 
 use super::locked::Locked;
 use super::{Gil, Release, ThreadCx};

@@ -14,9 +14,19 @@
 //! - the eval loop (`eval_breaker` / `_Py_HandlePending`): at a check point, if
 //!   `gil_drop_request` is set, `drop_gil` then `take_gil`.
 //!
+//! Upstream, as checked: CPython main at e5e1c1fabd8b5626f9193e6c61b9d7ceb7fb2f95 (2023-02-24,
+//! 3.12.0a5+), `Python/ceval_gil.c` lines 275–315 (`drop_gil`), 342–462 (`take_gil`) and
+//! 963–978 (the drop-request branch of `_Py_HandlePending`). The interpreters the model is
+//! validated against keep `take_gil`/`drop_gil` in v3.11.7 `Python/ceval_gil.h` (3.11 has the
+//! drop-request branch in `Python/ceval.c`, `eval_frame_handle_pending`) and in v3.13.0
+//! `Python/ceval_gil.c`; neither tag could be fetched when these lines were checked, so no line
+//! range is given for them. Not replicated: the finalization paths (`tstate_must_exit`,
+//! bpo-39877, bpo-36475, gh-96387), `async_exc`, and `COMPUTE_EVAL_BREAKER`'s other flags.
+//!
 //! Ablations: `force_switching = false` removes the switch wait; `dedupe_drop_request = false`
-//! removes the `switch_number == saved_switchnum` test (DESIGN P5); `check_every` is the
-//! number of ticks between check points (1: every loop back-edge / call, as 3.10+ polls).
+//! removes the `switch_number == saved_switchnum` test (docs/design.md §1, P5); `check_every`
+//! is the number of ticks between check points (1: every loop back-edge / call, as 3.10+
+//! polls).
 
 use super::{Gil, Release, ThreadCx};
 use crate::clock::now_ns;
@@ -59,7 +69,9 @@ pub struct IntervalGil {
     cond: Condvar,
     switch_mutex: Mutex,
     switch_cond: Condvar,
-    /// Read without the mutex by `tick`-free paths only for the fast check, as CPython does.
+    /// Only read and written with `mutex` held (an atomic only to share it safely). CPython's
+    /// `gil->locked` is atomic because `drop_gil`'s sanity check reads it without the mutex;
+    /// the replica has no such read.
     locked: AtomicBool,
     last_holder: AtomicU32,
     /// Protected by `mutex` (an atomic only to share it safely).

@@ -1,8 +1,9 @@
 //! GIL policies behind one trait, and the per-thread context they record into.
 //!
-//! Vocabulary (DESIGN §2): *take* (a thread wants the GIL), *release* (it gives it up), *tick*
-//! (the holder's periodic check between "bytecodes"), and the blocking call, which the engine
-//! builds from release + system call + take, as `Py_BEGIN/END_ALLOW_THREADS` does.
+//! Vocabulary (docs/design.md §2): *take* (a thread wants the GIL), *release* (it gives it up),
+//! *tick* (one unit of the holder's work between "bytecodes", after which the policy may check;
+//! a tick where it does is a *check point*), and the blocking call, which the engine builds from
+//! release + system call + take, as `Py_BEGIN/END_ALLOW_THREADS` does.
 //!
 //! The engine is generic over `G: Gil`, so a policy's `tick` is inlined into the spin loop: the
 //! per-tick cost is what the policy itself does (a decrement and, at a check point, one relaxed

@@ -5,6 +5,9 @@
 //! release around its blocking calls, but holding periods of different threads overlap: the
 //! global "one holder" invariant does not apply to this policy, and hand-off metrics are
 //! meaningless for it.
+//!
+//! Upstream: none (no CPython code is mirrored; PEP 703's free-threaded build is the idea, not
+//! the source).
 
 use super::{Gil, Release, ThreadCx};
 use serde::{Deserialize, Serialize};

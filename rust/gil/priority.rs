@@ -15,6 +15,9 @@
 //! a forced drop). Beazley's post leaves open
 //! what a new thread starts as; here every thread starts high, so it must be forced out once
 //! to count as CPU-bound.
+//!
+//! Upstream: none in CPython (the proposal was never merged); the interval-GIL part follows
+//! the revision and line ranges named in `interval.rs`.
 
 use super::locked::Locked;
 use super::{Gil, Release, ThreadCx};

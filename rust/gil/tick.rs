@@ -11,6 +11,16 @@
 //!   mutex + condvar lock (OS X): a `locked` flag under a mutex, waiters loop on
 //!   `pthread_cond_wait` while it is set, release clears it, unlocks, then signals.
 //!
+//! Upstream: CPython v2.7.18 (8d21aa21f2cbc6d50aab3f420bb23be1d081dac4), `Python/ceval.c`
+//! lines 1098–1148 (the `--_Py_Ticker < 0` block of `PyEval_EvalFrameEx`), 408–449
+//! (`Py_AddPendingCall`, which sets `_Py_Ticker = 0`) and 451–498 (`Py_MakePendingCalls`,
+//! main thread only); `Python/thread_pthread.h` lines 344–371 and 373–384
+//! (`PyThread_acquire_lock` / `PyThread_release_lock` with `USE_SEMAPHORES`) and 445–487 and
+//! 489–509 (the mutex + condvar lock). One difference: this `mutex_cond` release unlocks and
+//! then signals, as `thread_pthread.h` did up to v2.7.16 (lines 486–506; also 2.6, 3.0 and 3.1,
+//! the OS X builds of the `2.6-osx` preset); from v2.7.17 (bpo-38106) 2.7 signals before it
+//! unlocks. The `sem` lock, which Linux builds and the 2.7 presets use, is unaffected.
+//!
 //! The ticker is one shared counter, as `_Py_Ticker` is a global: a new holder continues the
 //! countdown where the previous one left it. Only the holder touches it, so relaxed atomics
 //! are enough (the lock orders the accesses).

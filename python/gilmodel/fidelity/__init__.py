@@ -1,4 +1,5 @@
-"""Fidelity (``gilmodel.fidelity``; :func:`gilmodel.validate` is its entry point): the model against the real interpreters on the same machine (DESIGN §7).
+"""Fidelity (``gilmodel.fidelity``; :func:`gilmodel.validate` is its entry point): the model
+against the real interpreters on the same machine (docs/design.md §6).
 
 :func:`validate` finds the interpreters, takes each one's calibration profile
 (:func:`gilmodel.calibrate`: the same cached profile every scenario without an explicit
