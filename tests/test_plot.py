@@ -335,8 +335,8 @@ def test_a_short_window_and_a_whole_long_run(handoffs27, tmp_path):
 def test_the_demo_still_draws_its_picture(tmp_path):
     from gilmodel.demo import DEMO_GILS, demo
 
-    out = demo(str(tmp_path), CORES[:2], total_bytes=64 << 10, quiet=True, repeats=1)
-    assert [r["gil"] for r in out["model"]] == list(DEMO_GILS)
+    rows = demo(str(tmp_path), CORES[:2], total_bytes=64 << 10, quiet=True, repeats=1)
+    assert [r["gil"] for r in rows] == list(DEMO_GILS)
     png = tmp_path / "convoy.png"
     assert png_size(png)[0] > 1000 and png.stat().st_size > MIN_PNG_BYTES
-    assert json.loads((tmp_path / "summary.json").read_text())["model"][0]["gil"] == "2.7"
+    assert json.loads((tmp_path / "summary.json").read_text())["rows"][0]["gil"] == "2.7"

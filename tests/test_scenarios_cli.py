@@ -44,21 +44,22 @@ def test_demo_writes_a_table_and_a_picture(tmp_path):
     assert "factor" in p.stdout and "2.7" in p.stdout and host in p.stdout and "priority" in p.stdout
     png = tmp_path / "convoy.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-    doc = json.loads((tmp_path / "summary.json").read_text())
-    rows = doc["model"]
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
     assert [(r["gil"], r["policy"]) for r in rows] == [("2.7", "tick"), (host, "interval"), ("priority", "priority")]
-    # Real beside model: a row per CPython version asked for; a real side wherever this
-    # machine has that interpreter (the running one always), else the reason.
-    rvm = {r["version"]: r for r in doc["real_vs_model"]}
-    assert sorted(rvm) == sorted(["2.7", host])
-    assert "real" in rvm[host] and rvm[host]["real_version"].startswith(host) and rvm[host]["profile"] in ("measured", "cache")
-    for v, r in rvm.items():
+    # Real beside model: a real side for each CPython version this machine has (the running
+    # one always), else the reason; the proposed GIL is the model alone.
+    by = {r["gil"]: r for r in rows}
+    assert "real" in by[host] and by[host]["real_version"].startswith(host)
+    assert by[host]["profile"]["source"] in ("measured", "cache")
+    for v in ("2.7", host):
+        r = by[v]
         assert r["model"]["factor"] > 0
         if gm.profiles.find_python(v) is not None:
             assert r["real"]["factor"] > 0 and r["model_over_real"] > 0, r
             assert "real %s" % r["real_version"] in p.stdout
         else:
-            assert r["profile"] == "reference" and "no CPython %s" % v in r["why_no_real"]
+            assert r["profile"]["source"] == "reference" and "no CPython %s" % v in r["why_no_real"]
+    assert "real" not in by["priority"] and "proposed" in by["priority"]["why_no_real"]
 
 
 def test_demo_refuses_an_unknown_gil(tmp_path):

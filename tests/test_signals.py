@@ -28,8 +28,9 @@ def test_tick_gil_handler_waits_for_the_join_while_workers_storm():
 
 
 def test_tick_gil_latency_grows_with_the_work():
-    short = scenarios.ctrl_c(gm.cpython("2.7"), cores=CORES, work_ticks=400_000)["handler_latency_ms"]
-    long = scenarios.ctrl_c(gm.cpython("2.7"), cores=CORES, work_ticks=2_000_000)["handler_latency_ms"]
+    # At a fixed 50 ns tick, so that even the short work outlasts the signal at 20 ms.
+    short = scenarios.ctrl_c(gm.cpython("2.7"), cores=CORES, work_ticks=400_000, tick_ns=50)["handler_latency_ms"]
+    long = scenarios.ctrl_c(gm.cpython("2.7"), cores=CORES, work_ticks=2_000_000, tick_ns=50)["handler_latency_ms"]
     assert long > 2 * short, (short, long)
 
 

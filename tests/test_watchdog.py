@@ -116,7 +116,7 @@ def test_events_without_progress_do_not_feed_the_watchdog():
 def test_a_long_lone_cpu_op_is_progress(gil):
     # One thread, one cpu op far longer than the watchdog, nothing logged in between (and, with
     # check_interval=1e9, not even a check point): its ticks are the progress.
-    run = gm.run(gm.Scenario(gil, [gm.Thread("a", [gm.cpu(5_000_000)])], cores=CORES[:1], watchdog_s=0.05))
+    run = gm.run(gm.Scenario(gil, [gm.Thread("a", [gm.cpu(5_000_000)])], cores=CORES[:1], watchdog_s=0.05, tick_ns=50))
     assert run.meta["stopped_by"] == "all_done"
     assert run.meta["elapsed_ns"] > 100_000_000 and run.events.num_rows == 5
 

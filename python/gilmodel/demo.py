@@ -1,11 +1,11 @@
 """``gilmodel demo``: the convoy effect in the real interpreters this machine has, beside the
 model configured as each of them, and under the proposed fixes.
 
-Part 1 (real beside model) runs the ``convoy`` probe (``python/gilmodel/probes/convoy.py``)
-under each real CPython of the demo's versions, pinned to the demo's cores, and the same
-workload in the model configured as that version with its measured profile: the same code
-path as ``gilmodel validate``'s convoy probe. Part 2 runs the canned :func:`~gilmodel.scenarios.convoy`
-under every GIL of the list, as a user's own script would (``cpython(v)``, no ``tick_ns``).
+For each CPython version it runs the ``convoy`` probe (``python/gilmodel/probes/convoy.py``)
+under the real interpreter, with the demo's cores as its affinity, and the same workload in
+the model configured as that version with its measured profile: the code path of
+``gilmodel validate``'s convoy probe (:func:`gilmodel.fidelity.model_side.stream`). The
+proposed GILs run the same workload in the model alone.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _core, profiles
+from .fidelity.model_side import stream
 from .interpreters import Interpreter
 from .plot import timeline
 from .policies import CPYTHON_VERSIONS, Policy, resolve_gil
-from .run import run
-from .scenarios import convoy
+from .probes.runner import ProbeError, run_probe
 
 __all__ = ["demo", "DEMO_GILS", "default_gils"]
 
@@ -36,61 +36,75 @@ def default_gils() -> Tuple[str, ...]:
 DEMO_GILS = default_gils()
 
 
-def _real_beside_model(versions: Sequence[str], cores: List[int], total_bytes: int, repeats: int) -> List[Dict[str, Any]]:
-    """For each version: the real convoy probe and the model's, interleaved, medians."""
-    from .fidelity.model_side import model_probe
-    from .probes.runner import ProbeError, run_probe
-
-    rows = []
+def _measure(name: str, gil: Policy, cores: List[int], total_bytes: int, repeats: int, real_side: bool) -> Dict[str, Any]:
+    """One GIL: the real interpreter's convoy probe (CPython versions this machine has) and the
+    model's same workload, ``repeats`` each, interleaved; medians and ranges."""
+    version = name if name in CPYTHON_VERSIONS else None
+    prof = profiles.for_policy(gil)
+    interp = Interpreter(prof.python, prof.version) if real_side and version and prof.source != "reference" else None
+    mgil = prof.adjust(gil)
     args = {"bytes": total_bytes, "chunk": 1024, "cpu_threads": 1}
-    for v in versions:
-        prof = profiles.for_version(v)
-        interp = None if prof.source == "reference" else Interpreter(prof.python, prof.version)
-        real: List[Dict[str, Any]] = []
-        model: List[Dict[str, Any]] = []
-        why = None
-        for _ in range(repeats):
-            if interp is not None and why is None:
-                try:
-                    real.append(run_probe(interp, "convoy", args, cores, timeout=120.0))
-                except ProbeError as e:
-                    why = "the real probe failed: %s" % e
-            model.append(model_probe("convoy", v, cores, args, prof))
-        row: Dict[str, Any] = {"version": v, "profile": prof.source, "tick_ns": prof.tick_ns,
-                               "model_tick_ns": prof.model_tick_ns, "cores": cores, "bytes": total_bytes}
-        for side, rs in (("real", real), ("model", model)):
-            if rs:
-                row[side] = {k: statistics.median(r[k] for r in rs) for k in ("alone_s", "with_cpu_s", "factor")}
-                row[side]["factor_range"] = [min(r["factor"] for r in rs), max(r["factor"] for r in rs)]
-        if real:
-            row["python"] = interp.path
-            row["real_version"] = interp.version
-            row["model_over_real"] = row["model"]["factor"] / row["real"]["factor"]
-        else:
-            row["why_no_real"] = why or "no CPython %s on this machine (model with the reference profile of %s)" % (v, prof.version)
-        rows.append(row)
-    return rows
+    real: List[Dict[str, Any]] = []
+    model: List[Tuple[float, float, Any]] = []
+    why = None
+    for _ in range(repeats):
+        if interp is not None and why is None:
+            try:
+                real.append(run_probe(interp, "convoy", args, cores, timeout=120.0))
+            except ProbeError as e:
+                why = "the real probe failed: %s" % e
+        a, _ = stream(mgil, cores, prof, total_bytes, 1024, 0)
+        b, r = stream(mgil, cores, prof, total_bytes, 1024, 1)
+        model.append((a, b, r))
+    row: Dict[str, Any] = {"gil": name, "policy": gil.to_spec()["policy"], "cores": cores, "bytes": total_bytes,
+                           "profile": {"version": prof.version, "source": prof.source, "tick_ns": prof.tick_ns,
+                                       "model_tick_ns": prof.model_tick_ns}}
+    model.sort(key=lambda m: m[1] / m[0])
+    mid = model[len(model) // 2]
+    s = mid[2].summary()
+    row["model"] = {"alone_s": statistics.median(m[0] for m in model), "with_cpu_s": statistics.median(m[1] for m in model),
+                    "factor": mid[1] / mid[0], "factor_range": [model[0][1] / model[0][0], model[-1][1] / model[-1][0]],
+                    "switches_per_s": s["switches_per_s"], "futile_wakeups": s["futile_wakeups"]}
+    row["_run"] = mid[2]
+    if real:
+        fs = sorted(r["factor"] for r in real)
+        row["real"] = {"alone_s": statistics.median(r["alone_s"] for r in real),
+                       "with_cpu_s": statistics.median(r["with_cpu_s"] for r in real),
+                       "factor": statistics.median(fs), "factor_range": [fs[0], fs[-1]]}
+        row["python"], row["real_version"] = interp.path, interp.version
+        row["model_over_real"] = row["model"]["factor"] / row["real"]["factor"]
+    elif version and not real_side:
+        row["why_no_real"] = "the real interpreters were not asked for (real=False)"
+    elif version:
+        row["why_no_real"] = why or "no CPython %s on this machine: the model alone, with the reference profile of %s" % (
+            version, prof.version)
+    else:
+        row["why_no_real"] = "a proposed GIL: no real interpreter has it (costs of CPython %s)" % prof.version
+    return row
 
 
-def _print_real(rows: List[Dict[str, Any]], say) -> None:
-    hdr = "%-7s %-9s %10s %10s %9s   %10s %10s %9s   %11s" % (
-        "CPython", "side", "alone (s)", "+1 CPU (s)", "factor", "", "", "", "model/real")
+def _print(rows: List[Dict[str, Any]], say) -> None:
+    hdr = "%-8s %-13s %10s %11s %9s %15s %11s %8s %11s" % (
+        "gil", "side", "alone (s)", "+1 CPU (s)", "factor", "factor range", "switches/s", "futile", "model/real")
     say(hdr)
     say("-" * len(hdr))
     for r in rows:
-        for side in ("real", "model"):
-            d = r.get(side)
-            if d is None:
-                say("%-7s %-9s %s" % (r["version"], side, r["why_no_real"]))
-                continue
-            label = ("real %s" % r["real_version"]) if side == "real" else "model"
-            tail = ("%10.2fx" % r["model_over_real"]) if side == "model" and "model_over_real" in r else ""
-            say("%-7s %-12s %7.4f %10.4f %8.1fx   (%.1f-%.1fx) %s" % (
-                r["version"], label, d["alone_s"], d["with_cpu_s"], d["factor"], d["factor_range"][0], d["factor_range"][1],
-                tail))
+        if "real" in r:
+            d = r["real"]
+            say("%-8s %-13s %10.4f %11.4f %8.1fx %7.1f-%-7.1f %11s %8s" % (
+                r["gil"], "real " + r["real_version"], d["alone_s"], d["with_cpu_s"], d["factor"], d["factor_range"][0],
+                d["factor_range"][1], "", ""))
+        d = r["model"]
+        say("%-8s %-13s %10.4f %11.4f %8.1fx %7.1f-%-7.1f %11.0f %8d %11s" % (
+            r["gil"], "model", d["alone_s"], d["with_cpu_s"], d["factor"], d["factor_range"][0], d["factor_range"][1],
+            d["switches_per_s"], d["futile_wakeups"], ("%.2fx" % r["model_over_real"]) if "real" in r else ""))
+        if "real" not in r and r["gil"] in CPYTHON_VERSIONS:
+            say("%-8s %-13s %s" % (r["gil"], "real", r["why_no_real"]))
 
 
-def _bars(rows: List[Dict[str, Any]]):
+def _bars(all_rows: List[Dict[str, Any]]):
+    rows = [r for r in all_rows if r["gil"] in CPYTHON_VERSIONS]
+
     def draw(ax) -> None:
         import numpy as np
 
@@ -105,7 +119,7 @@ def _bars(rows: List[Dict[str, Any]]):
             else:
                 ax.text(x - 0.2, mv, "no real\ninterpreter", ha="center", va="bottom", fontsize=6.5)
             ax.text(x + 0.2, mv, "%.0fx" % mv, ha="center", va="bottom", fontsize=7)
-        ax.set_xticks(xs, ["CPython %s" % r.get("real_version", r["version"]) for r in rows], fontsize=8)
+        ax.set_xticks(xs, ["CPython %s" % r.get("real_version", r["gil"]) for r in rows], fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("convoy factor\n(+1 CPU / alone)", fontsize=8)
         ax.set_title("Real CPython beside the model, same workload, same cores (medians)", fontsize=9)
@@ -117,21 +131,22 @@ def _bars(rows: List[Dict[str, Any]]):
 
 def demo(out_dir: str = "gilmodel-demo", cores: Optional[Sequence[int]] = None, total_bytes: int = 1 << 20,
          gils: Sequence[str] = DEMO_GILS, pictured: int = 3, window_ms: float = 40.0,
-         quiet: bool = False, repeats: int = 3, real: bool = True) -> Dict[str, List[Dict[str, Any]]]:
-    """Stream ``total_bytes`` in 1 KiB sends, alone and next to one CPU-bound thread.
+         quiet: bool = False, repeats: int = 3, real: bool = True) -> List[Dict[str, Any]]:
+    """Stream ``total_bytes`` in 1 KiB sends, alone and next to one CPU-bound thread, under
+    each GIL of ``gils`` (CPython versions such as ``"3.11"`` or policy names such as
+    ``"priority"``).
 
-    1. For each CPython version in ``gils`` (``"2.7"``, ``"3.11"``...): the real interpreter
-       (found on this machine: :func:`gilmodel.profiles.find_python`) runs the ``convoy``
-       probe and the model configured as that version (its measured profile) runs the same
-       workload, ``repeats`` times each, interleaved; a version with no interpreter here is
-       shown as the model alone, with the reason. (``real=False`` skips this part.)
-    2. The model under every GIL of ``gils`` (CPython versions or policy names such as
-       ``"priority"``), ``repeats`` runs alone and loaded, as the canned
-       :func:`~gilmodel.scenarios.convoy` runs it with its default (profiled) costs.
+    For a CPython version this machine has (:func:`gilmodel.profiles.find_python`), the real
+    interpreter runs the ``convoy`` probe on ``cores`` and the model configured as that
+    version, with its measured profile, runs the same workload (the sender sleeps 5 ms, then
+    times its stream from its next GIL acquisition, as the probe's does); ``repeats`` times
+    each, interleaved. A version with no interpreter here, and every proposed GIL, is shown as
+    the model alone, with the reason (the fixes run with the running interpreter's costs).
+    ``real=False`` skips the real interpreters.
 
-    Prints both tables, writes ``convoy.png`` (the real-beside-model bars over the timelines
-    of the first ``window_ms`` of the median loaded model run of the first ``pictured`` GILs)
-    and ``summary.json`` into ``out_dir``. Returns ``{"real_vs_model": rows, "model": rows}``.
+    Prints one table, writes ``convoy.png`` (the real-beside-model bars over the timelines of
+    the first ``window_ms`` of the median loaded model run of the first ``pictured`` GILs) and
+    ``summary.json`` into ``out_dir``. Returns the rows.
     """
     gil_list: List[Tuple[str, Policy]] = [(g, resolve_gil(g)) for g in gils]  # refuse unknown names first
     if not gil_list:
@@ -143,53 +158,23 @@ def demo(out_dir: str = "gilmodel-demo", cores: Optional[Sequence[int]] = None, 
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     say("gilmodel %s demo: the convoy effect, %d KiB in 1 KiB sends, alone and next to one CPU thread, cores %s"
         % (_core.__version__, total_bytes >> 10, ",".join(map(str, cores))))
-    versions = [g for g, _ in gil_list if g in CPYTHON_VERSIONS and g != "2.6-osx"]
-    rvm: List[Dict[str, Any]] = []
-    if real and versions:
-        say("")
-        say("1. Real interpreters beside the model (medians of %d, interleaved; the model takes each version's measured costs)"
-            % repeats)
-        rvm = _real_beside_model(versions, cores, total_bytes, repeats)
-        _print_real(rvm, say)
+    say("real: the interpreter itself (python/gilmodel/probes/convoy.py); model: the replica of its GIL with its measured "
+        "costs; medians of %d, interleaved" % repeats)
     say("")
-    say("2. The model under each GIL (medians of %d runs; 'futile' = wake-ups that found the GIL taken again)" % repeats)
-    rows, pics = [], []
-    for v, gil in gil_list:
-        # The drain shares the sender's core, alone and loaded, so the baseline does not depend
-        # on where the OS starts it, and the CPU thread competes for the GIL, not for a core.
-        kw = dict(total_bytes=total_bytes, peer_core=cores[0])
-        mid = repeats // 2
-        alone = sorted((run(convoy(gil, cores, cpu_threads=0, **kw)).summary() for _ in range(repeats)),
-                       key=lambda s: s["elapsed_s"])[mid]
-        loaded_runs = sorted((run(convoy(gil, cores, cpu_threads=1, **kw)) for _ in range(repeats)),
-                             key=lambda r: r.meta["elapsed_ns"])
-        loaded_run = loaded_runs[mid]
-        loaded = loaded_run.summary()
-        prof = loaded_run.meta["profile"]
-        rows.append({
-            "gil": v, "policy": loaded["policy"], "cores": cores,
-            "profile": "%s %s" % (prof.get("version", "?"), prof.get("source")), "tick_ns": loaded_run.meta["tick_ns"],
-            "alone_s": alone["elapsed_s"], "with_cpu_s": loaded["elapsed_s"],
-            "with_cpu_range_s": [loaded_runs[0].meta["elapsed_ns"] / 1e9, loaded_runs[-1].meta["elapsed_ns"] / 1e9],
-            "convoy_factor": loaded["elapsed_s"] / alone["elapsed_s"],
-            "switches_per_s": loaded["switches_per_s"], "futile_wakeups": loaded["futile_wakeups"],
-            "drop_requests": loaded["drop_requests"],
-        })
-        if len(pics) < pictured:
-            what = ("CPython %s GIL (%s)" % (v, loaded["policy"])) if v in CPYTHON_VERSIONS else ("%s GIL" % v)
-            pics.append(("model, %s: I/O thread streaming next to a CPU thread" % what, loaded_run))
-    hdr = "%-8s %-9s %-16s %10s %12s %15s %8s %11s %8s" % ("gil", "policy", "costs of", "alone (s)", "+1 CPU (s)",
-                                                         "+1 CPU range", "factor", "switches/s", "futile")
-    say(hdr)
-    say("-" * len(hdr))
-    for r in rows:
-        say("%-8s %-9s %-16s %10.4f %12.4f %7.3f-%-7.3f %7.1fx %11.0f %8d" % (
-            r["gil"], r["policy"], r["profile"], r["alone_s"], r["with_cpu_s"], r["with_cpu_range_s"][0],
-            r["with_cpu_range_s"][1], r["convoy_factor"], r["switches_per_s"], r["futile_wakeups"]))
-    header = (1.9, _bars(rvm)) if rvm else None
+    rows = []
+    for name, gil in gil_list:
+        rows.append(_measure(name, gil, cores, total_bytes, repeats, real))
+    _print(rows, say)
+    say("'factor' = +1 CPU / alone; 'futile' = wake-ups of a waiter that found the GIL taken again")
+    pics = []
+    for r in rows[:pictured]:
+        what = ("CPython %s GIL (%s)" % (r["gil"], r["policy"])) if r["gil"] in CPYTHON_VERSIONS else ("%s GIL" % r["gil"])
+        pics.append(("model, %s: I/O thread streaming next to a CPU thread" % what, r["_run"]))
+    header = (1.9, _bars(rows)) if any("real" in r for r in rows) else None
     png = timeline(pics, os.path.join(out_dir, "convoy.png"), 0.0, window_ms, header=header)
+    for r in rows:
+        del r["_run"]
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump({"host": json.loads(_core.host_info()), "real_vs_model": rvm, "model": rows}, f, indent=2)
-    say("")
+        json.dump({"host": json.loads(_core.host_info()), "rows": rows}, f, indent=2)
     say("wrote %s and %s" % (png, os.path.join(out_dir, "summary.json")))
-    return {"real_vs_model": rvm, "model": rows}
+    return rows

@@ -5,7 +5,7 @@ on the same cores and with the same sizes; returns the probe's own result fields
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from ..run import Run
 from ..run import run as _pinned_run
 from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send, sleep
 
-__all__ = ["model_probe", "PIN_THREADS"]
+__all__ = ["model_probe", "stream", "PIN_THREADS"]
 
 #: Pin the model's threads one per core (True, default), or leave them to the OS scheduler
 #: within the probe's cores (False), as the probe's own threads are. Unpinned looks the more
@@ -59,23 +59,29 @@ def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
     return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
 
 
-def _stream(gil, cs, cal, total_bytes, chunk, cpu_threads) -> float:
+def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk: int, cpu_threads: int) -> Tuple[float, Run]:
     """The probe's sender (its main thread) starts the spinners, sleeps 5 ms and starts its
     clock once it has the GIL back, so its first wait for a spinner's GIL is not timed; the
     model's sender does the same: it sleeps 5 ms first, and the time runs from its first GIL
-    acquisition after the sleep to its exit."""
+    acquisition after the sleep to its exit.
+
+    The drain runs on the last core: the real probe's drain process was on the core the sender
+    was not on in 45 of 45 runs (docs/validation/README.md), while a drain the OS places in
+    the model landed there in 27 of 45, and the two placements differ ~5x in the time a send
+    takes (6 us vs 1.2 us), which made the model's baseline bimodal."""
     sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
+                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns,
+                          peer_core=cs[-1] if len(cs) > 1 else None)
     io = sc.threads[0]
     io = Thread(io.name, (sleep(5000),) + tuple(io.program), core=io.core, peer=io.peer)
-    r = run(sc.replace(threads=(io,) + tuple(sc.threads[1:])))
+    r = run(sc.replace(threads=(io,) + tuple(sc.threads[1:]), profile=cal))
     ev = r.events
     mine = ev.column("thread").to_numpy() == 0
     kind = np.asarray(ev.column("event").to_numpy(zero_copy_only=False))[mine]
     t = ev.column("t_ns").to_numpy()[mine]
     slept = t[kind == "io_end"][0]
     start = t[(kind == "acquire") & (t >= slept)][0]
-    return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9
+    return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9, r
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
@@ -106,8 +112,8 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
     if probe == "io_latency":
         return _latency(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"])
     if probe == "convoy":
-        alone = _stream(gil, cs, cal, args["bytes"], args["chunk"], 0)
-        loaded = _stream(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"])
+        alone = stream(gil, cs, cal, args["bytes"], args["chunk"], 0)[0]
+        loaded = stream(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"])[0]
         return {"bytes": args["bytes"], "chunk": args["chunk"], "cpu_threads": args["cpu_threads"],
                 "alone_s": alone, "with_cpu_s": loaded, "factor": loaded / alone}
     if probe == "bandwidth":
