@@ -42,6 +42,33 @@ def task_count() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
+def task_count_settled(within_s: float = 0.2) -> int:
+    """The thread count once two readings 5 ms apart agree (a thread of an earlier run may
+    still be leaving /proc/self/task)."""
+    import time
+
+    end = time.monotonic() + within_s
+    n = task_count()
+    while time.monotonic() < end:
+        time.sleep(0.005)
+        m = task_count()
+        if m == n:
+            break
+        n = m
+    return n
+
+
+def task_count_back_to(n: int, within_s: float = 0.2) -> int:
+    """The thread count once it is back to ``n``, or after ``within_s``: a joined thread's task
+    can stay listed in /proc/self/task for a moment after pthread_join returns."""
+    import time
+
+    end = time.monotonic() + within_s
+    while task_count() != n and time.monotonic() < end:
+        time.sleep(0.005)
+    return task_count()
+
+
 def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 

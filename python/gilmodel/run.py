@@ -169,7 +169,9 @@ def run(scenario: Scenario) -> Run:
     """
     if not isinstance(scenario, Scenario):
         raise TypeError("run(scenario): expected a gilmodel.Scenario, got %r" % (scenario,))
-    scenario = scenario.resolved()
+    if scenario.tick_ns is None:
+        scenario.validate()  # refuse bad input before a profile may be measured for it
+        scenario = scenario.resolved()
     spec = scenario.to_json()
     before = _procs.cpu_sample()
     raw = _core.run(spec)

@@ -467,9 +467,11 @@ class Scenario:
         prof = profiles.for_policy(self.gil, quiet=quiet)
         return self.replace(gil=prof.adjust(self.gil), tick_ns=prof.model_tick_ns, profile=prof)
 
-    def to_spec(self) -> Dict[str, Any]:
-        """The scenario as the core reads it (resolved first: :meth:`resolved`)."""
-        if self.tick_ns is None:
+    def to_spec(self, resolve: bool = True) -> Dict[str, Any]:
+        """The scenario as the core reads it (resolved first: :meth:`resolved`; with
+        ``resolve=False`` an unresolved ``tick_ns`` is left at a placeholder of 50 ns, enough
+        for the core to check everything else without measuring anything)."""
+        if self.tick_ns is None and resolve:
             return self.resolved().to_spec()
         return {
             "name": self.name,
@@ -477,7 +479,7 @@ class Scenario:
             "threads": [t.to_spec() for t in self.threads],
             "cores": list(self.cores or ()),
             "stop": {"thread": self.stop_thread, "duration_s": self.duration_s},
-            "tick_ns": self.tick_ns,
+            "tick_ns": 50.0 if self.tick_ns is None else self.tick_ns,
             "log": self.log,
             "max_events": self.max_events,
             "on_overflow": self.on_overflow,
@@ -486,14 +488,14 @@ class Scenario:
             "pin_threads": self.pin_threads,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_spec())
+    def to_json(self, resolve: bool = True) -> str:
+        return json.dumps(self.to_spec(resolve))
 
     def validate(self) -> List[int]:
         """Check the whole scenario (cores against this process's affinity mask, join targets
-        and cycles, stop rule, event budget) without running it; returns each thread's core.
-        Raises ValueError naming the field."""
-        return list(_core.validate(self.to_json()))
+        and cycles, stop rule, event budget) without running it or measuring a profile;
+        returns each thread's core. Raises ValueError naming the field."""
+        return list(_core.validate(self.to_json(resolve=False)))
 
     def replace(self, **changes: Any) -> "Scenario":
         """A copy with some fields changed."""
