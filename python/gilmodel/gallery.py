@@ -29,7 +29,7 @@ from . import _core, analysis, profiles
 from .policies import IntervalGIL, cpython
 from .run import Run, run
 from .scenario import Scenario, Thread, cpu, loop
-from .scenarios import convoy, cpu_pair, handoffs, syscalls
+from .scenarios import convoy, cpu_pair, handoffs, stream_seconds, syscalls
 
 __all__ = ["EXPERIMENTS", "reproduce"]
 
@@ -267,15 +267,16 @@ def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     for v in ("2.7", "3.11"):
         for label, cs in _layouts(cores):
             kw = dict(total_bytes=total, peer_core=cs[-1])
-            alone = statistics.median(run(convoy(cpython(v), cs, 0, **kw)).summary()["elapsed_s"] for _ in range(3))
-            loaded = sorted((run(convoy(cpython(v), cs, 1, **kw)) for _ in range(3)), key=lambda r: r.meta["elapsed_ns"])
+            alone = statistics.median(stream_seconds(run(convoy(cpython(v), cs, 0, **kw))) for _ in range(3))
+            loaded = sorted((run(convoy(cpython(v), cs, 1, **kw)) for _ in range(3)), key=stream_seconds)
             reals = [_real(v, "convoy", {"bytes": total, "chunk": 1024, "cpu_threads": 1}, cs) for _ in range(3)]
             real = [r["factor"] for r, _ in reals if r is not None]
             s = loaded[1].summary()
-            rows.append({"version": v, "cores": label, "alone_s": alone, "with_cpu_s": s["elapsed_s"],
-                         "convoy_factor": s["elapsed_s"] / alone, "real_convoy_factor": statistics.median(real) if real else None,
+            mid = stream_seconds(loaded[1])
+            rows.append({"version": v, "cores": label, "alone_s": alone, "with_cpu_s": mid,
+                         "convoy_factor": mid / alone, "real_convoy_factor": statistics.median(real) if real else None,
                          "real": reals[0][1], "io_response_p50_ms": s.get("io_response_p50_ms", float("nan")),
-                         "with_cpu_min_s": loaded[0].meta["elapsed_ns"] / 1e9, "with_cpu_max_s": loaded[-1].meta["elapsed_ns"] / 1e9})
+                         "with_cpu_min_s": stream_seconds(loaded[0]), "with_cpu_max_s": stream_seconds(loaded[-1])})
             if v == "3.11" and label == "2 cores":
                 shown = loaded[1]
             say("  p7 %s %s: factor %.1f (real %s)" % (v, label, rows[-1]["convoy_factor"],

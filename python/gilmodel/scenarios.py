@@ -10,12 +10,15 @@ from __future__ import annotations
 import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 from ._check import check_float, check_int
 from .policies import IntervalGIL, Policy
-from .run import run
-from .scenario import Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal
+from .run import Run, run
+from .scenario import Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal, sleep
 
-__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "convoy_factor", "ctrl_c", "syscalls",
+__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "convoy_factor", "ctrl_c",
+           "syscalls",
            "FUTEX_LEVEL"]
 
 Cores = Optional[Sequence[int]]
@@ -27,6 +30,10 @@ def _cores(cores: Cores):
 
         return tuple(_core.allowed_cores())
     return tuple([cores] if isinstance(cores, int) else cores)
+
+
+def _peer_core(cs: Sequence[int], peer_core: Optional[int]) -> Optional[int]:
+    return cs[-1] if peer_core is None else peer_core
 
 
 def _spinner(name: str, core: Optional[int]) -> Thread:
@@ -92,8 +99,8 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
     ``work_ticks`` ticks of Python-level work (None: the profile's ``echo_work_ticks``, or 10
     with an explicit ``tick_ns``). The summary's ``io_latency_*_ms`` are the round-trip
     quantiles. The I/O thread is on the first core, CPU threads round-robin on the others (or
-    all on one core); the driver on ``peer_core`` (None: wherever the OS puts it among
-    ``cores``).
+    all on one core); the driver on ``peer_core`` (None: the last core, where a real client
+    process lands while the first core is busy; on one core, that core).
 
     The driver sends on a fixed schedule. Keep ``gap_us`` well above the policy's switch
     interval (the default 10 ms is twice 3.x's 5 ms): when a reply takes longer than the gap,
@@ -112,36 +119,63 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
                       "latency quantiles mix the two (see run.summary()['io_pings_late']); ccbench pings every "
                       "100 ms" % (gap_us, wait), stacklevel=2)
     cs = _cores(cores)
-    io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0], peer=driver(pings, gap_us, 8, 8, peer_core))
+    io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0],
+                peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core)))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="io_latency")
 
 
 def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: int = 4 << 20, chunk_bytes: int = 1024,
-           work_ticks: Optional[int] = None, tick_ns: Optional[float] = None, peer_core: Optional[int] = None) -> Scenario:
+           work_ticks: Optional[int] = None, tick_ns: Optional[float] = None, peer_core: Optional[int] = None,
+           head_start_us: int = 5000) -> Scenario:
     """The convoy effect (P7): a thread streams ``total_bytes`` in ``chunk_bytes`` sends to a
     draining peer (``work_ticks`` of Python-level work per send; None: the profile's
     ``send_work_ticks``, or 2 with an explicit ``tick_ns``), next to ``cpu_threads``
-    CPU-bound threads. The run ends when the stream is sent; ``elapsed_s`` is its time. The
-    drain runs on ``peer_core`` (None: wherever the OS puts it among ``cores``; where it lands
-    moves the baseline: on the sender's own core sends queue up without a wake-up)."""
+    CPU-bound threads. The sender first sleeps ``head_start_us`` so the CPU threads are
+    running when it starts, as the real probe's main thread does after starting its spinners
+    (``python/gilmodel/probes/convoy.py``); :func:`stream_seconds` times the stream from the
+    sender's first GIL acquisition after that to its exit, as the probe does. The run ends
+    when the stream is sent. The drain runs on ``peer_core`` (None: the last core, where a real
+    drain process landed in 45 of 45 runs of the real probe, docs/validation/README.md; on one
+    core, that core). Where it runs moves the baseline: on the sender's own core sends queue
+    up without a wake-up (1.2 us a send here), on another core each send wakes it (6 us)."""
     check_int("convoy.cpu_threads", cpu_threads, 0, 1000)
     check_int("convoy.chunk_bytes", chunk_bytes, 1, 64 << 20)
     check_int("convoy.total_bytes", total_bytes, chunk_bytes)
+    check_int("convoy.head_start_us", head_start_us, 0, 10_000_000)
     work_ticks = _work_ticks(gil, tick_ns, work_ticks, "convoy", 2)
     cs = _cores(cores)
     n = total_bytes // chunk_bytes
-    io = Thread("io", [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0], peer=drain(peer_core))
+    head = [sleep(head_start_us)] if head_start_us else []
+    io = Thread("io", head + [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0],
+                peer=drain(_peer_core(cs, peer_core)))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="convoy")
 
 
+def stream_seconds(r: Run) -> float:
+    """The stream's time in a :func:`convoy` run: from the sender's (thread 0) first GIL
+    acquisition after its head-start sleep to its exit (the real probe's clock)."""
+    ev = r.events
+    if not ev.num_rows:
+        raise ValueError("stream_seconds: the run has no event log (log=False)")
+    mine = ev.column("thread").to_numpy() == 0
+    kind = np.asarray(ev.column("event").to_numpy(zero_copy_only=False))[mine]
+    t = ev.column("t_ns").to_numpy()[mine]
+    prog = r.meta["scenario_spec"]["threads"][0]["program"]
+    after = t[kind == "io_end"][0] if prog and prog[0].get("op") == "sleep" else t[0]
+    start = t[(kind == "acquire") & (t >= after)][0]
+    return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9
+
+
 def convoy_factor(gil: Policy, cores: Cores = None, cpu_threads: int = 1, **kw: Any) -> Dict[str, Any]:
-    """Run :func:`convoy` alone and next to ``cpu_threads`` CPU threads; returns ``alone_s``,
-    ``with_cpu_s``, ``factor`` and the loaded run's summary."""
-    alone = run(convoy(gil, cores, 0, **kw)).summary()
-    loaded = run(convoy(gil, cores, cpu_threads, **kw)).summary()
-    return {"alone_s": alone["elapsed_s"], "with_cpu_s": loaded["elapsed_s"], "factor": loaded["elapsed_s"] / alone["elapsed_s"], "loaded": loaded}
+    """Run :func:`convoy` alone and next to ``cpu_threads`` CPU threads; returns ``alone_s``
+    and ``with_cpu_s`` (:func:`stream_seconds` of each), ``factor`` and the loaded run's
+    summary."""
+    alone = run(convoy(gil, cores, 0, **kw))
+    loaded = run(convoy(gil, cores, cpu_threads, **kw))
+    a, b = stream_seconds(alone), stream_seconds(loaded)
+    return {"alone_s": a, "with_cpu_s": b, "factor": b / a, "loaded": loaded.summary()}
 
 
 def ctrl_c(gil: Policy, cores: Cores = None, workers: int = 2, work_ticks: int = 4_000_000, signal_at_us: int = 20_000,

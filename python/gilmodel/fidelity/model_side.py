@@ -14,7 +14,7 @@ from ..policies import IntervalGIL, Policy
 from ..profiles import Profile
 from ..run import Run
 from ..run import run as _pinned_run
-from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send, sleep
+from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send
 
 __all__ = ["model_probe", "stream", "PIN_THREADS"]
 
@@ -60,28 +60,14 @@ def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
 
 
 def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk: int, cpu_threads: int) -> Tuple[float, Run]:
-    """The probe's sender (its main thread) starts the spinners, sleeps 5 ms and starts its
-    clock once it has the GIL back, so its first wait for a spinner's GIL is not timed; the
-    model's sender does the same: it sleeps 5 ms first, and the time runs from its first GIL
-    acquisition after the sleep to its exit.
-
-    The drain runs on the last core: the real probe's drain process was on the core the sender
-    was not on in 45 of 45 runs (docs/validation/README.md), while a drain the OS places in
-    the model landed there in 27 of 45, and the two placements differ ~5x in the time a send
-    takes (6 us vs 1.2 us), which made the model's baseline bimodal."""
+    """The convoy probe's workload in the model: :func:`gilmodel.scenarios.convoy` with the
+    profile's costs (its sender sleeps 5 ms, then its clock runs from its next GIL
+    acquisition, as the probe's main thread does after starting its spinners); returns
+    :func:`gilmodel.scenarios.stream_seconds` and the run."""
     sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns,
-                          peer_core=cs[-1] if len(cs) > 1 else None)
-    io = sc.threads[0]
-    io = Thread(io.name, (sleep(5000),) + tuple(io.program), core=io.core, peer=io.peer)
-    r = run(sc.replace(threads=(io,) + tuple(sc.threads[1:]), profile=cal))
-    ev = r.events
-    mine = ev.column("thread").to_numpy() == 0
-    kind = np.asarray(ev.column("event").to_numpy(zero_copy_only=False))[mine]
-    t = ev.column("t_ns").to_numpy()[mine]
-    slept = t[kind == "io_end"][0]
-    start = t[(kind == "acquire") & (t >= slept)][0]
-    return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9, r
+                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
+    r = run(sc.replace(profile=cal))
+    return scenarios.stream_seconds(r), r
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
