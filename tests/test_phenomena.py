@@ -39,10 +39,13 @@ def test_interval_gil_cpu_pair_ratio_near_one_and_switch_rate_near_one_per_inter
 
 @needs_2_cores
 def test_interval_convoy_is_many_times_slower_next_to_a_cpu_thread():
-    # Measured: 472–2119x with 256 KiB; asserted at 10x.
-    r = gm.scenarios.convoy_factor(gm.cpython("3.11"), TWO, 1, total_bytes=128 << 10)
-    assert r["factor"] > 10, r
-    assert r["loaded"]["drop_requests"] > 10
+    # Measured: 472–2119x with 256 KiB. A single run is a race that the I/O thread sometimes
+    # wins for the whole stream (a factor of 9 in one of the quiet runs of benches/flakes.py):
+    # the median of 3 is asserted at 10x.
+    rs = sorted((gm.scenarios.convoy_factor(gm.cpython("3.11"), TWO, 1, total_bytes=128 << 10) for _ in range(3)),
+                key=lambda r: r["factor"])
+    assert rs[1]["factor"] > 10, [r["factor"] for r in rs]
+    assert rs[1]["loaded"]["drop_requests"] > 10
 
 
 @needs_2_cores
@@ -54,9 +57,11 @@ def test_dedupe_ablation_raises_switches_with_three_threads():
         sc = gm.Scenario(gil, [gm.Thread("c%d" % i, [gm.loop(gm.cpu(10_000))]) for i in range(3)], cores=TWO, duration_s=0.5)
         return gm.run(sc).summary()["switches_per_s"]
 
+    # Measured with 3.11's calibrated ticks (6 trials of medians of 3, quiet 2-core VM):
+    # off / on 1.15-1.34; with the old 50 ns tick it was above 1.2. Asked: 1.1.
     on = statistics.median(rate(True) for _ in range(3))
     off = statistics.median(rate(False) for _ in range(3))
-    assert off > 1.2 * on, (on, off)
+    assert off > 1.1 * on, (on, off)
 
 
 @needs_2_cores

@@ -89,6 +89,9 @@ def test_a_changed_interpreter_is_measured_again(cache, tmp_path):
     os.utime(w, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed (an upgrade)
     assert gm.calibrate(w, repeats=1).source == "measured"
     assert len(entries(cache)) == 1
+    # A preset can name the interpreter whose costs it takes.
+    p = profiles.for_policy(gm.cpython(HOST, python=w))
+    assert p.python == w and p.source in ("cache", "measured")
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign-format", "bad-entry"])

@@ -219,7 +219,7 @@ _INTERVAL_VERSIONS = tuple("3.%d" % m for m in range(2, 14))
 CPYTHON_VERSIONS = _TICK_VERSIONS + ("2.6-osx",) + _INTERVAL_VERSIONS
 
 
-def cpython(version: str) -> Policy:
+def cpython(version: str, python: Optional[str] = None) -> Policy:
     """The GIL a CPython version uses, with that version's defaults.
 
     ``"2.7"``, ``"3.0"``, ``"3.1"``: :class:`TickGIL` on a semaphore (Linux builds);
@@ -230,19 +230,22 @@ def cpython(version: str) -> Policy:
     The policy's ``python`` is the version, so a scenario without an explicit ``tick_ns``
     runs with that version's measured costs on this machine (:mod:`gilmodel.profiles`:
     measured once and cached; the shipped reference profile where the machine has no such
-    interpreter; ``"2.6-osx"`` takes 2.7's).
+    interpreter; ``"2.6-osx"`` takes 2.7's). ``python``: the path of the interpreter whose
+    costs to take instead (one that is not under pyenv or on ``PATH``).
     """
+    _check_python("cpython.python", python)
     if not isinstance(version, str):
         raise TypeError("cpython(version): expected a string such as '3.11', got %r" % (version,))
     v = version.strip()
     if v != "2.6-osx":
         v = ".".join(v.split(".")[:2])
     if v in _TICK_VERSIONS:
-        return TickGIL(check_interval=100, lock="sem", python=v)
+        return TickGIL(check_interval=100, lock="sem", python=python or v)
     if v == "2.6-osx":
-        return TickGIL(check_interval=100, lock="mutex_cond", python="2.7")
+        return TickGIL(check_interval=100, lock="mutex_cond", python=python or "2.7")
     if v in _INTERVAL_VERSIONS:
-        return IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1, python=v)
+        return IntervalGIL(interval_us=5000, force_switching=True, dedupe_drop_request=True, check_every=1,
+                           python=python or v)
     raise ValueError("cpython(version): unknown version %r; known: %s" % (version, ", ".join(CPYTHON_VERSIONS)))
 
 

@@ -36,8 +36,11 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._check import show
+from ._core import allowed_cores
+from ._procs import contention, cpu_sample
 from .interpreters import Interpreter, detect
-from .policies import IntervalGIL, Policy, TickGIL, cpython
+from .policies import Policy, TickGIL, cpython
+from .probes.runner import ProbeError, run_probe
 
 __all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "cache_dir", "cache_file", "clear_cache",
            "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
@@ -445,7 +448,7 @@ def _write(entries: List[Dict[str, Any]]) -> None:
         raise
 
 
-def _store(p: Profile, notice: Callable[[str], None]) -> None:
+def _store(p: Profile) -> None:
     """Add ``p`` to the cache, replacing this host's entry for the same interpreter (the
     caller holds the lock)."""
     host = host_fingerprint()
@@ -499,11 +502,6 @@ def _resolve(python: Optional[str]) -> Interpreter:
 
 
 def _measure(interp: Interpreter, repeats: int, timeout_s: float) -> Profile:
-    from ._core import allowed_cores
-    from .probes.runner import ProbeError, run_probe
-
-    from ._procs import contention, cpu_sample
-
     core = allowed_cores()[:1]
     args = {"n": PROBE_N, "rounds": 5}
     results = []
@@ -565,13 +563,11 @@ def calibrate(python: Optional[str] = None, *, repeats: int = 3, refresh: bool =
         if p.contention > BUSY_CORES:
             notice("other processes took %.2f of core %d while calibrating %s: its ticks may measure slow; "
                    "`gilmodel calibrate --refresh --python %s` on a quiet machine" % (p.contention, _first_core(), it.path, it.path))
-        _store(p, notice)
+        _store(p)
     return p
 
 
 def _first_core() -> int:
-    from ._core import allowed_cores
-
     return allowed_cores()[0]
 
 
