@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import _core
+from . import _core, profiles
 from ._check import check_bool, check_choice, check_float, check_int, check_seq, check_str, show
 from .policies import POLICIES, Policy
 
@@ -366,6 +366,8 @@ class Scenario:
             scheduler places and moves it, as it does a real interpreter's unpinned threads
             (no thread may then name a core; ``run.threads``' ``core`` is -1 and its
             ``affinity`` column lists the cores, read back from the kernel).
+        profile: the calibration profile ``tick_ns`` came from (set by :meth:`resolved`;
+            ``run.meta["profile"]`` records it); not compared, not sent to the core.
 
     Without ``stop_thread`` or ``duration_s`` the run ends when every thread has finished.
     """
@@ -462,8 +464,6 @@ class Scenario:
         profile kept in :attr:`profile`."""
         if self.tick_ns is not None:
             return self
-        from . import profiles
-
         prof = profiles.for_policy(self.gil, quiet=quiet)
         return self.replace(gil=prof.adjust(self.gil), tick_ns=prof.model_tick_ns, profile=prof)
 
