@@ -19,7 +19,8 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     cores = gm._core.allowed_cores()
     two, one = cores[:2], cores[:1]
-    print("gilmodel %s, %d repeats, cores %s, tick_ns %.0f" % (gm.__version__, n, two, gm.scenario.DEFAULT_TICK_NS))
+    print("gilmodel %s, %d repeats, cores %s; ticks from the profiles: %s" % (gm.__version__, n, two, "; ".join(
+        gm.profiles.for_version(v).describe() for v in ("2.7", "3.11"))))
     rows = []
     for v in ("2.7", "2.6-osx", "3.11"):
         for label, cs in (("2 cores", two), ("1 core", one)):

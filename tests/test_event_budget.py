@@ -6,7 +6,7 @@ import time
 import pytest
 
 import gilmodel as gm
-from conftest import CORES, fd_count, task_count, task_count_back_to, task_count_settled
+from conftest import CORES, fd_count, task_count_back_to, task_count_settled
 from test_watchdog import assert_partial_log_ok
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import gilmodel as gm
 from gilmodel import _procs
-from conftest import CORES, fd_count, task_count, task_count_back_to, task_count_settled
+from conftest import CORES, fd_count, task_count_back_to, task_count_settled
 
 
 @pytest.mark.parametrize("version", ["2.7", "3.11"])

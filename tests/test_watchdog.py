@@ -3,13 +3,12 @@
 
 import time
 
-import numpy as np
 import pytest
 
 import gilmodel as gm
 import test_log_invariants as inv
 from log_checks import check_counts
-from conftest import CORES, POLICIES, fd_count, task_count, task_count_back_to, task_count_settled
+from conftest import CORES, POLICIES, fd_count, task_count_back_to, task_count_settled
 from gilmodel.scenario import _Hang  # test-only op: holds the GIL until the run is stopped
 
 # Real threads: a busy machine changes what they do (tests/contention.py).

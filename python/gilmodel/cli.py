@@ -128,7 +128,7 @@ def _cmd_calibrate(a) -> int:
     import time
 
     from . import profiles
-    from .interpreters import discover
+    from .interpreters import discover, norm_minor
 
     if a.clear:
         targets = a.python or [None]
@@ -140,7 +140,7 @@ def _cmd_calibrate(a) -> int:
         if a.python:
             want = set()
             for t in a.python:
-                want |= {p.python for p in profs if p.minor == profiles._norm_minor(t) or
+                want |= {p.python for p in profs if p.minor == norm_minor(t) or
                          os.path.realpath(p.python) == os.path.realpath(t)}
             profs = [p for p in profs if p.python in want]
         print("cache: %s (%d profile%s for this host)" % (profiles.cache_file(), len(profs), "" if len(profs) == 1 else "s"))

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Iterable, List, Optional
+from typing import Iterable, Iterator, List, Optional
 
-__all__ = ["Interpreter", "detect", "discover"]
+__all__ = ["Interpreter", "detect", "discover", "find_python", "norm_minor"]
 
 _ASK = "import sys, platform; sys.stdout.write('%d.%d.%d %s' % (sys.version_info[:3] + (platform.python_implementation(),)))"
 
@@ -48,9 +48,14 @@ def detect(path: str, timeout: float = 20.0) -> Interpreter:
     return Interpreter(p, parts[0], parts[1])
 
 
+def _pyenv_versions(pattern: str = "*") -> List[str]:
+    """Install folders under ``$PYENV_ROOT/versions`` (default ``~/.pyenv``)."""
+    home = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
+    return sorted(glob.glob(os.path.join(home, "versions", pattern)))
+
+
 def _candidates_all() -> Iterable[str]:
-    home = os.path.expanduser("~/.pyenv/versions")
-    for d in sorted(glob.glob(os.path.join(home, "*"))):
+    for d in _pyenv_versions():
         for name in ("bin/python", "bin/python3", "bin/python2"):
             c = os.path.join(d, name)
             if os.path.isfile(c):
@@ -99,3 +104,46 @@ def discover(extra: Optional[List[str]] = None, all_: bool = False) -> List[Inte
             minors.add(i.minor)
             add(i)
     return sorted(out, key=lambda i: _key(i.version))
+
+
+def norm_minor(version: str) -> str:
+    """``"3.11.7"`` → ``"3.11"``; ``"2.6-osx"`` → ``"2.7"`` (the OS X build of 2.x runs with 2.7's costs)."""
+    v = version.strip()
+    if v == "2.6-osx":
+        return "2.7"  # the OS X build of 2.x: its costs are 2.7's
+    return ".".join(v.split(".")[:2])
+
+
+def _candidates(minor: str) -> Iterator[str]:
+    if ".".join(map(str, sys.version_info[:2])) == minor:
+        yield sys.executable
+    for d in reversed(_pyenv_versions(minor + ".*")):
+        for name in ("bin/python", "bin/python" + minor):
+            c = os.path.join(d, name)
+            if os.path.isfile(c):
+                yield c
+                break
+    for n in ["python" + minor] + (["python2"] if minor.startswith("2.") else ["python3"]):
+        w = shutil.which(n)
+        if w and "/.pyenv/shims/" not in w:
+            yield w
+
+
+def find_python(version: str) -> Optional[Interpreter]:
+    """A CPython of ``version``'s minor (``"2.7"``, ``"3.11"``) on this machine: the running
+    interpreter, one under ``$PYENV_ROOT/versions`` (default ``~/.pyenv``), or ``pythonX.Y`` /
+    ``python2`` / ``python3`` on ``PATH``; None when there is none."""
+    minor = norm_minor(version)
+    seen = set()
+    for c in _candidates(minor):
+        r = os.path.realpath(c)
+        if r in seen:
+            continue
+        seen.add(r)
+        try:
+            it = detect(c)
+        except ValueError:
+            continue
+        if it.implementation == "CPython" and it.minor == minor:
+            return it
+    return None

@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 from ._check import show
 from ._core import allowed_cores
 from ._procs import contention, cpu_sample
-from .interpreters import Interpreter, detect
+from .interpreters import Interpreter, detect, find_python, norm_minor
 from .policies import Policy, TickGIL, cpython
 from .probes.runner import ProbeError, run_probe
 
@@ -297,55 +297,6 @@ def binary_identity(python: str) -> Dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Finding an interpreter by version
-
-
-def _norm_minor(version: str) -> str:
-    v = version.strip()
-    if v == "2.6-osx":
-        return "2.7"  # the OS X build of 2.x: its costs are 2.7's
-    return ".".join(v.split(".")[:2])
-
-
-def _candidates(minor: str) -> Iterator[str]:
-    if ".".join(map(str, sys.version_info[:2])) == minor:
-        yield sys.executable
-    home = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
-    for d in sorted(glob.glob(os.path.join(home, "versions", minor + ".*")), reverse=True):
-        for name in ("bin/python", "bin/python" + minor):
-            c = os.path.join(d, name)
-            if os.path.isfile(c):
-                yield c
-                break
-    import shutil
-
-    for n in ["python" + minor] + (["python2"] if minor.startswith("2.") else ["python3"]):
-        w = shutil.which(n)
-        if w and "/.pyenv/shims/" not in w:
-            yield w
-
-
-def find_python(version: str) -> Optional[Interpreter]:
-    """A CPython of ``version``'s minor (``"2.7"``, ``"3.11"``) on this machine: the running
-    interpreter, one under ``$PYENV_ROOT/versions`` (default ``~/.pyenv``), or ``pythonX.Y`` /
-    ``python2`` / ``python3`` on ``PATH``; None when there is none."""
-    minor = _norm_minor(version)
-    seen = set()
-    for c in _candidates(minor):
-        r = os.path.realpath(c)
-        if r in seen:
-            continue
-        seen.add(r)
-        try:
-            it = detect(c)
-        except ValueError:
-            continue
-        if it.implementation == "CPython" and it.minor == minor:
-            return it
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # The cache
 
 
@@ -413,7 +364,7 @@ def _lookup(python: Optional[str], minor: Optional[str], notice: Callable[[str],
     for e in _read_cache(cache_file(), notice):
         if real is not None and os.path.realpath(str(e.get("python", ""))) != real:
             continue
-        if minor is not None and _norm_minor(str(e.get("version", ""))) != minor:
+        if minor is not None and norm_minor(str(e.get("version", ""))) != minor:
             continue
         p = _usable(e, host)
         if p is not None:
@@ -470,8 +421,8 @@ def clear_cache(python: Optional[str] = None) -> int:
         real = os.path.realpath(python)
         match = lambda e: os.path.realpath(str(e.get("python", ""))) == real  # noqa: E731
     else:
-        minor = _norm_minor(python)
-        match = lambda e: _norm_minor(str(e.get("version", ""))) == minor  # noqa: E731
+        minor = norm_minor(python)
+        match = lambda e: norm_minor(str(e.get("version", ""))) == minor  # noqa: E731
     with _locked():
         entries = _read_cache(cache_file(), lambda m: None)
         keep = [e for e in entries if not (e.get("host") == host and match(e))]
@@ -547,7 +498,7 @@ def calibrate(python: Optional[str] = None, *, repeats: int = 3, refresh: bool =
         if python is None or (isinstance(python, str) and (os.sep in python or os.path.exists(python))):
             p = _lookup(sys.executable if python is None else python, None, notice)
         elif isinstance(python, str):
-            p = _lookup(None, _norm_minor(python), notice)
+            p = _lookup(None, norm_minor(python), notice)
         else:
             p = None
         if p is not None:
@@ -635,7 +586,7 @@ def for_version(version: str, quiet: bool = False) -> Profile:
     if is_path:
         p = calibrate(version, quiet=quiet)
     else:
-        minor = _norm_minor(version)
+        minor = norm_minor(version)
         p = _lookup(None, minor, notice)
         if p is None:
             it = find_python(minor)

@@ -11,7 +11,6 @@ compares them metric by metric (:mod:`.tolerance`) and writes Parquet and a Mark
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field

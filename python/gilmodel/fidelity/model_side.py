@@ -5,7 +5,7 @@ on the same cores and with the same sizes; returns the probe's own result fields
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
