@@ -9,7 +9,7 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from .. import scenarios
+from ..experiments import get
 from ..policies import IntervalGIL, Policy
 from ..profiles import Profile
 from ..run import Run
@@ -25,12 +25,17 @@ __all__ = ["model_probe", "stream", "PIN_THREADS"]
 PIN_THREADS = True
 
 
+def _prepare(sc: Scenario) -> Scenario:
+    """``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
+    if PIN_THREADS:
+        return sc
+    threads = tuple(Thread(t.name, t.program, peer=t.peer) for t in sc.threads)
+    return sc.replace(threads=threads, pin_threads=False)
+
+
 def run(sc: Scenario) -> Run:
     """Run ``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
-    if PIN_THREADS:
-        return _pinned_run(sc)
-    threads = tuple(Thread(t.name, t.program, peer=t.peer) for t in sc.threads)
-    return _pinned_run(sc.replace(threads=threads, pin_threads=False))
+    return _pinned_run(_prepare(sc))
 
 
 def _spinners(k: int, cs: Sequence[int]):
@@ -53,21 +58,24 @@ def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
 
 
 def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
-    s = run(scenarios.handoffs(gil, cs, duration_s, cal.model_tick_ns).replace(log=False)).summary()
+    s = get("handoffs").run(gil, cs, log=False, prepare=_prepare, duration_s=duration_s, tick_ns=cal.model_tick_ns).metrics
     # The first take is not a change of the running thread (the probe counts the same way).
     sw = max(s["switches"] - 1, 0)
     return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
 
 
 def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk: int, cpu_threads: int) -> Tuple[float, Run]:
-    """The convoy probe's workload in the model: :func:`gilmodel.scenarios.convoy` with the
-    profile's costs (its sender sleeps 5 ms, then its clock runs from its next GIL
-    acquisition, as the probe's main thread does after starting its spinners); returns
-    :func:`gilmodel.scenarios.stream_seconds` and the run."""
-    sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
-    r = run(sc.replace(profile=cal))
-    return scenarios.stream_seconds(r), r
+    """The convoy probe's workload in the model: the ``convoy`` experiment with the profile's
+    costs (its sender sleeps 5 ms, then its clock runs from its next GIL acquisition, as the
+    probe's main thread does after starting its spinners); returns its ``stream_s``
+    (:func:`gilmodel.scenarios.stream_seconds`) and the run."""
+    res = _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, "convoy")
+    return res.metrics["stream_s"], res.runs["run"]
+
+
+def _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, name):
+    return get(name).run(gil, cs, profile=cal, prepare=_prepare, cpu_threads=cpu_threads, total_bytes=total_bytes,
+                         chunk_bytes=chunk, work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
@@ -89,19 +97,17 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
         return {"tick_ns": el * 1e9 / ticks / cal.group, "ticks": ticks, "group": cal.group}
     if probe == "cpu_pair":
         ticks = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
-        seq, thr = scenarios.cpu_pair(gil, cs, ticks, cal.model_tick_ns)
-        a = run(seq.replace(log=False)).summary()["elapsed_s"]
-        b = run(thr.replace(log=False)).summary()["elapsed_s"]
-        return {"n": args["n"], "ticks": ticks, "sequential_s": a, "threaded_s": b, "ratio": b / a}
+        m = get("cpu_pair").run(gil, cs, log=False, prepare=_prepare, ticks=ticks, tick_ns=cal.model_tick_ns).metrics
+        return {"n": args["n"], "ticks": ticks, "sequential_s": m["sequential_s"], "threaded_s": m["threaded_s"],
+                "ratio": m["cpu_pair_ratio"]}
     if probe == "handoffs":
         return _handoffs(gil, cs, cal, args["duration"])
     if probe == "io_latency":
         return _latency(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"])
     if probe == "convoy":
-        alone = stream(gil, cs, cal, args["bytes"], args["chunk"], 0)[0]
-        loaded = stream(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"])[0]
+        m = _convoy(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"], "convoy_factor").metrics
         return {"bytes": args["bytes"], "chunk": args["chunk"], "cpu_threads": args["cpu_threads"],
-                "alone_s": alone, "with_cpu_s": loaded, "factor": loaded / alone}
+                "alone_s": m["alone_s"], "with_cpu_s": m["with_cpu_s"], "factor": m["convoy_factor"]}
     if probe == "bandwidth":
         alone = _bandwidth(gil, cs, cal, 0, args["duration"], args["nbytes"])
         loaded = _bandwidth(gil, cs, cal, args["cpu_threads"], args["duration"], args["nbytes"])
