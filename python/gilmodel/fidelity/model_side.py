@@ -5,10 +5,11 @@ on the same cores and with the same sizes; returns the probe's own result fields
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import analysis
 from ..experiments import get
 from ..policies import IntervalGIL, Policy
 from ..profiles import Profile
@@ -83,11 +84,13 @@ def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
     return s.get("io_pings", 0) / s["elapsed_s"]
 
 
-def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Profile) -> Dict[str, Any]:
+def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Profile,
+                gil: Optional[Policy] = None) -> Dict[str, Any]:
     """Run ``probe``'s workload in the model configured as CPython ``version`` (``cpython``
     policy, ``cal.model_tick_ns``) on ``cores`` with the probe's ``args``; returns the same fields
-    the real probe prints."""
-    gil = cal.policy(version)
+    the real probe prints. ``gil``: another policy to run it under, with the same costs (what a
+    proposed GIL would do to the probe's workload)."""
+    gil = cal.policy(version) if gil is None else cal.adjust(gil)
     cs = tuple(cores)
     if probe == "calibrate":
         ticks = max(1000, int(0.05e9 / cal.model_tick_ns))
@@ -125,4 +128,35 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
             rows.append({"interval_ms": ms, "switches_per_s": h["switches_per_s"], "gap_us": gap,
                          "io_p50_ms": io["p50_ms"], "io_p90_ms": io["p90_ms"], "io_max_ms": io["max_ms"]})
         return {"rows": rows}
+    if probe == "threads_sweep":
+        rows, alone = [], None
+        for k in (int(x) for x in str(args["ks"]).split(",")):
+            rate = _bandwidth(gil, cs, cal, k, args["duration"], 1)
+            io = _latency(gil, cs, cal, k, args["pings"], args["gap_us"])
+            st = stream(gil, cs, cal, args["bytes"], 1024, k)[0]
+            alone = st if k == 0 else alone
+            rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "stream_s": st,
+                         "convoy_factor": None if alone is None else st / alone})
+        return {"rows": rows}
+    if probe == "three_threads":
+        return _three_threads(gil, cs, cal, args["duration"])
     raise ValueError("unknown probe %r" % probe)
+
+
+def _three_threads(gil, cs, cal, duration_s) -> Dict[str, Any]:
+    """Three CPU-bound threads (the probe's 100-iteration chunks of countdown as ticks); the
+    switch rate, and the sorted shares of GIL time and of hand-offs won."""
+    chunk = max(1, int(round(100 * cal.ticks_per_iter / cal.group)))
+    sc = Scenario(gil, [Thread("c%d" % i, [loop(cpu(chunk))], core=cs[i % len(cs)]) for i in range(3)], cores=cs,
+                  duration_s=duration_s, tick_ns=cal.model_tick_ns, name="three_threads")
+    r = run(sc.replace(profile=cal))
+    s = r.summary()
+    to = analysis.handoffs(r.events).column("to_thread").to_numpy()
+    won = np.bincount(to, minlength=3) / max(1, to.size)
+    share = sorted(s["share"].values(), reverse=True)
+    sw = max(s["switches"] - 1, 0)
+    out = {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
+    for i in range(3):
+        out["share_%d" % (i + 1)] = float(share[i])
+        out["won_%d" % (i + 1)] = float(sorted(won, reverse=True)[i])
+    return out
