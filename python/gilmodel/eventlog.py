@@ -1,14 +1,18 @@
 """The event log decoded: the one place that reads a run's ``events`` table into numpy, and
 the per-thread views of it that every reader shares.
 
-:mod:`gilmodel.analysis` starts here:
+:mod:`gilmodel.analysis`, :mod:`gilmodel.lanes` (the timeline's numbers, drawn by
+:mod:`gilmodel.plot`) and :mod:`gilmodel.trace` all start here:
 
 * :func:`decode` → :class:`Log`: the columns as numpy arrays, the ``event`` column as codes
   in ``EVENT_NAMES`` order (:data:`CODE`) whatever the table's dictionary, and the rows in
   per-thread sequence order;
 * :func:`pairs`, :func:`neighbour`, :func:`by_time`: events paired within each thread's own
   sequence (request → acquire, acquire → release, io_begin → io_end, …), their neighbours,
-  and back to time order.
+  and back to time order;
+* :func:`state_spans` → :class:`Spans`: the intervals each thread spends in one state
+  (:data:`STATES`: holds the GIL, waits for it, is in a blocking call, waits for its release
+  to be taken up).
 
 Pairing relies on the log's invariants (docs/design.md §4): per thread, ``request`` →
 ``acquire`` → ``release`` repeat in that order; globally at most one thread holds the GIL.
@@ -18,19 +22,24 @@ module depends only on the Rust core's names, numpy and pyarrow.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple, Union
+from typing import Dict, NamedTuple, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
 
 from ._core import EVENT_NAMES
 
-__all__ = ["CODE", "IO_OPS", "Log", "decode", "thread_order", "pairs", "neighbour", "by_time"]
+__all__ = ["CODE", "IO_OPS", "STATES", "Log", "decode", "thread_order", "pairs", "neighbour", "by_time",
+           "Spans", "state_spans"]
 
 #: Event code of each event kind: its index in ``EVENT_NAMES`` (the ``ev`` of :class:`Log`).
 CODE: Dict[str, int] = {name: i for i, name in enumerate(EVENT_NAMES)}
 #: Blocking operations by the ``arg`` of ``io_begin``.
 IO_OPS = ("send", "recv", "sleep", "join")  # mirrors rust/log.rs Op; replaced by _core.OP_NAMES
+#: The states of :func:`state_spans` (``Spans.state`` indexes this): ``hold`` (acquire →
+#: release), ``wait`` (request → acquire), ``io`` (io_begin → io_end), ``switch``
+#: (switch_wait → switch_done).
+STATES = ("hold", "wait", "io", "switch")
 
 
 class Log:
@@ -128,3 +137,51 @@ def by_time(n: int, rows: np.ndarray) -> np.ndarray:
     idx = np.full(n, -1, dtype=np.int64)
     idx[rows] = np.arange(rows.size)
     return idx[idx >= 0]
+
+
+_NONE = -1       # a state event that leaves the thread in no state of STATES
+_NOT_STATE = -2  # an event that does not change the state
+_TO_STATE = np.full(len(EVENT_NAMES), _NOT_STATE, dtype=np.int8)
+for _name, _state in (("start", _NONE), ("exit", _NONE), ("release", _NONE), ("io_end", _NONE),
+                      ("switch_done", _NONE), ("request", 1), ("acquire", 0), ("io_begin", 2),
+                      ("switch_wait", 3)):
+    _TO_STATE[CODE[_name]] = _state
+
+
+class Spans(NamedTuple):
+    """Intervals of threads in one state each (see :func:`state_spans`), ordered by thread,
+    then time."""
+
+    thread: np.ndarray  # int64
+    state: np.ndarray   # int8, index into STATES
+    op: np.ndarray      # int8, index into IO_OPS for io, -1 otherwise
+    start: np.ndarray   # int64 ns
+    end: np.ndarray     # int64 ns
+    open: np.ndarray    # bool: still in that state when the log ends
+
+    def clip(self, lo: int, hi: int) -> "Spans":
+        """The spans that overlap [``lo``, ``hi``) (or, of zero length, lie in it), cut to it."""
+        inside = ((self.start < hi) & (self.end > lo)) | ((self.start == self.end) & (self.start >= lo) & (self.start < hi))
+        return Spans(self.thread[inside], self.state[inside], self.op[inside], np.maximum(self.start[inside], lo),
+                     np.minimum(self.end[inside], hi), self.open[inside])
+
+
+def state_spans(lg: Log, end_ns: int, truncated: bool) -> Spans:
+    """Every state interval: each state-changing event starts one that lasts until the next
+    state-changing event of the same thread (spans in no state are dropped). A state still
+    open when the thread's log ends lasts until ``end_ns`` (the end of the run), or until
+    its last event when the log was ``truncated`` (it says nothing about what came after)."""
+    st = _TO_STATE[lg.ev] if lg.ev.size else np.zeros(0, np.int8)
+    rows = lg.order[st[lg.order] != _NOT_STATE]
+    th, s, state = lg.thread[rows].astype(np.int64), lg.t[rows].astype(np.int64, copy=False), st[rows]
+    e = np.empty_like(s)
+    opn = np.ones(s.size, dtype=bool)
+    if s.size:
+        same = th[:-1] == th[1:]
+        e[:-1] = np.where(same, s[1:], 0)
+        opn[:-1] = ~same
+        e[opn] = s[opn] if truncated else max(end_ns, 0)
+        e = np.maximum(e, s)
+    keep = state >= 0
+    op = np.where(state == 2, np.clip(lg.arg[rows], 0, len(IO_OPS) - 1), -1)
+    return Spans(th[keep], state[keep].astype(np.int8), op[keep].astype(np.int8), s[keep], e[keep], opn[keep])
