@@ -21,6 +21,8 @@ public helpers are importable from here too, so that they can be checked or reus
 :func:`spans` (the state intervals), :func:`occupancy` (their per-bin fractions) and
 :func:`plan`. Times passed in are seconds since the threads were released, like
 ``start``/``end`` of :func:`plot_run`; times returned are nanoseconds, like the event log.
+:func:`draw_lanes` draws the lane panel alone on a matplotlib axes of the caller's (the
+gallery's figures use it).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 __all__ = [
-    "plot_run", "timeline", "spans", "occupancy", "plan", "Plan",
+    "plot_run", "timeline", "draw_lanes", "spans", "occupancy", "plan", "Plan",
     "STATES", "IO_OPS", "MARKS", "LABELS", "COLUMNS",
 ]
 
@@ -251,13 +253,11 @@ def _fmt_ns(ns: float) -> str:
     return "%.3g ns" % ns
 
 
-def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[float], title: str,
-              counts: Dict[str, int]) -> Plan:
-    w = window(run, start, end)
-    p = w.plan(COLUMNS)
+def _lane_panel(ax, w: Window, p: Plan, names: List[str], title: str, counts: Dict[str, int], with_cpu: bool) -> None:
+    """The lanes of ``w`` drawn on ``ax`` as ``p`` says, with their labels and the note on how
+    they were drawn; its time axis is the CPU panel's below it when ``with_cpu``."""
     lg, mrows = w.log, w.marks
     lo, hi = p.start_ns, p.end_ns
-    names = _names(run)
     _draw_lanes(ax, w, p, counts)
     ax.set_yticks(range(len(names)), names)
     for th, lab in enumerate(ax.get_yticklabels()):
@@ -265,7 +265,7 @@ def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[floa
     ax.set_ylim(len(names) - 0.5, -0.5)  # lane 0 on top
     ax.set_xlim(lo * 1e-6, hi * 1e-6)
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
-    ax.tick_params(labelsize=8, labelbottom=False)
+    ax.tick_params(labelsize=8, labelbottom=not with_cpu)
     ax.grid(axis="x", color="#e0e0e0", linewidth=0.5)
     ax.set_axisbelow(True)
     ax.set_title(title, fontsize=9, loc="left")
@@ -278,26 +278,37 @@ def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[floa
         note = "every span (≥ 1 px = %s)" % _fmt_ns(px)
     if p.aggregate_marks and mrows.size:
         note += "; markers: one per %s bin" % _fmt_ns((hi - lo) / max(p.columns // 4, 1))
-    if p.aggregate_cpu:
+    if p.aggregate_cpu and with_cpu:
         note += "; CPU panel: strips as thick as the share of time on each CPU"
     fut = mrows[lg.ev[mrows] == CODE["futile_wakeup"]]
     if (p.aggregate_marks and mrows.size) or (lg.arg[fut] > 1).any():
         note += "; marker size ∝ log(count)"
+    if not with_cpu:
+        note = "time (ms); " + note
     ax.set_xlabel(note, fontsize=7, loc="right", color="#555555", labelpad=1)
     # Faint separators, so that markers below one lane and above the next are told apart.
     for k in range(1, len(names)):
         ax.axhline(k - 0.5, color="#d8d8d8", linewidth=0.6, zorder=0)
+
+
+def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[float], title: str,
+              counts: Dict[str, int]) -> Plan:
+    w = window(run, start, end)
+    p = w.plan(COLUMNS)
+    names = _names(run)
+    _lane_panel(ax, w, p, names, title, counts, with_cpu=True)
     _draw_cpus(ax_cpu, w, p, names)
-    ax_cpu.set_xlim(lo * 1e-6, hi * 1e-6)
+    ax_cpu.set_xlim(p.start_ns * 1e-6, p.end_ns * 1e-6)
     ax_cpu.ticklabel_format(axis="x", useOffset=False, style="plain")
     return p
 
 
-def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
+def _handles(counts: Dict[str, int], with_counts: bool) -> List[Any]:
+    """Legend handles of every kind in ``counts``, in drawing order."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
+    handles: List[Any] = []
     for name in BARS + ("alive",) + MARKS:
         if name not in counts:
             continue
@@ -309,6 +320,11 @@ def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
             handles.append(Line2D([], [], linestyle="none", marker=marker, color=color, markersize=6, label=label))
         else:
             handles.append(Patch(facecolor=_COLORS[name], label=label))
+    return handles
+
+
+def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
+    handles = _handles(counts, with_counts)
     if handles:
         fig.legend(handles=handles, loc="outside upper center", ncol=min(4, len(handles)), fontsize=7.5, frameon=False,
                    handlelength=1.4, columnspacing=1.5)
@@ -403,3 +419,31 @@ def timeline(runs: Sequence[Tuple[str, "Run"]], path: Union[str, os.PathLike], s
     end = None if end_ms is None else float(end_ms) / 1e3
     fig = _figure([(title, run, start, end) for title, run in runs], header)
     return _save(fig, path)
+
+
+def draw_lanes(ax: Any, run: "Run", start: Optional[float] = None, end: Optional[float] = None,
+               title: Optional[str] = None, columns: int = COLUMNS) -> Plan:
+    """Draw the lane panel of ``run``'s timeline (as :func:`plot_run` draws it, without the
+    CPU panel) over [``start``, ``end``) seconds on ``ax``, a matplotlib axes of the caller's
+    figure, with a legend of the kinds drawn below it. ``columns``: the pixel columns the
+    axes is wide (see :func:`plan`). Returns the :class:`Plan` used.
+
+    Raises:
+        ValueError: ``end`` not after ``start``; ``columns`` below 1; an event log that does
+            not match ``run.threads``.
+    """
+    from matplotlib.transforms import offset_copy
+
+    if int(columns) < 1:
+        raise ValueError("draw_lanes: columns must be at least 1, got %r" % (columns,))
+    w = window(run, start, end)
+    p = w.plan(int(columns))
+    counts: Dict[str, int] = {}
+    _lane_panel(ax, w, p, _names(run), title if title is not None else _default_title(run), counts, with_cpu=False)
+    handles = _handles(counts, with_counts=False)
+    if handles:
+        # Below the time axis: its tick labels and label take about 24 points.
+        below = offset_copy(ax.transAxes, fig=ax.figure, y=-24, units="points")
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below,
+                  ncol=min(4, len(handles)), fontsize=6, frameon=False, handlelength=1.2, columnspacing=1.0)
+    return p
