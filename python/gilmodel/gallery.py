@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core, analysis, profiles
+from . import _core, analysis, plot, profiles
 from .experiments import get
 from .policies import IntervalGIL, cpython
 from .run import Run, run
@@ -363,24 +363,9 @@ def better_gils(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
 
 
 def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:
-    """A compact GIL timeline on ``ax``: green holds, red waits, blue blocking calls."""
-    names = r.threads.column("name").to_pylist()
-    w = (end_ms - start_ms) / 700  # at least ~1 pixel wide
-    spans = ((analysis.waits(r.events), "request_ns", "acquire_ns", 0.25, "#d62728"),
-             (analysis.holds(r.events), "start_ns", "end_ns", 0.6, "#2ca02c"),
-             (analysis.io_response(r.events), "begin_ns", "end_ns", 0.6, "#1f77b4"))
-    for t, b, e, h, c in spans:
-        th = t.column("thread").to_numpy()
-        s, f = t.column(b).to_numpy() / 1e6, t.column(e).to_numpy() / 1e6
-        for k in range(len(names)):
-            keep = (th == k) & (f >= start_ms) & (s <= end_ms)
-            b0 = np.maximum(s[keep], start_ms)
-            ax.broken_barh(list(zip(b0, np.maximum(np.minimum(f[keep], end_ms) - b0, w))), (k - h / 2, h), facecolors=c, linewidth=0)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_ylim(len(names) - 0.4, -0.6)
-    ax.set_xlim(start_ms, end_ms)
-    ax.set_xlabel("time (ms)")
-    ax.set_title(title + "  [green holds, red waits, blue I/O]", fontsize=9, loc="left")
+    """A compact GIL timeline on ``ax``: the lanes of :func:`gilmodel.plot.draw_lanes` (~700
+    pixel columns wide)."""
+    plot.draw_lanes(ax, r, start_ms / 1e3, end_ms / 1e3, title, columns=700)
 
 
 def _save(fig, out: str, name: str) -> str:
