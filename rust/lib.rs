@@ -3,6 +3,8 @@
 //! logged.
 //!
 //! - [`prim`]: the glibc primitives, counting their calls per thread;
+//! - [`affinity`], [`beacon`]: pinning and naming threads; the per-thread progress the
+//!   watchdog reads (below both [`gil`] and [`engine`]);
 //! - [`gil`]: the [`gil::Gil`] trait and one policy per module;
 //! - [`engine`]: threads, pinning, programs of ops, socket peers, stop rules;
 //! - [`log`]: the per-thread event buffers and their merge;
@@ -10,6 +12,8 @@
 //! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
 //! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
 
+pub mod affinity;
+pub mod beacon;
 pub mod clock;
 pub mod engine;
 pub mod gil;

@@ -4,7 +4,8 @@
 //! numpy arrays that own the Rust vectors (no copy), which the front wraps as pyarrow arrays
 //! (again no copy).
 
-use crate::engine::{self, affinity, spin, RunError, RunOutput};
+use crate::affinity;
+use crate::engine::{self, spin, RunError, RunOutput};
 use crate::log::EVENT_NAMES;
 use crate::prim::counts::CALL_NAMES;
 use crate::scenario::{

@@ -15,20 +15,20 @@
 //! thread that has been told to stop, so a stop always ends the run.
 //!
 //! # Watchdog and event budget
-//! Each worker publishes its progress and current op in a [`watch::Beacon`]. The controller
+//! Each worker publishes its progress and current op in a [`Beacon`]. The controller
 //! reads them in its 10 ms slices; when no thread made progress for the scenario's
 //! [`Scenario::watchdog_s`], it stops the run as an abort does ([`StoppedBy::Watchdog`]) and
 //! returns [`RunError::Halted`] with the partial output and a report of who held the GIL and
 //! what each thread was doing. With `on_overflow = error`, the first event a full buffer has
 //! to drop raises a flag the controller acts on the same way ([`StoppedBy::EventBudget`]).
 
-pub mod affinity;
 pub mod gate;
 pub mod peer;
 pub mod spin;
-pub mod watch;
 pub mod worker;
 
+use crate::affinity;
+use crate::beacon::{self, Beacon, Doing, Seen, GIL_HOLDING};
 use crate::clock::now_ns;
 use crate::gil::{
     BfsGil, FifoGil, Gil, GilStats, Instr, IntervalGil, NoGil, PriorityGil, Release, ThreadCx,
@@ -49,7 +49,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Condvar as StdCondvar, Mutex as StdMutex};
 use std::time::Duration;
-use watch::{Beacon, Doing, Seen, GIL_HOLDING};
 use worker::{Flow, Worker};
 
 /// Why a run ended.
@@ -717,7 +716,7 @@ fn watchdog_report(
         m.push_str(&format!(
             "\n  {:?} (thread {i}): {}; last events: {last}",
             stats[i].name,
-            watch::describe(*s, &names)
+            beacon::describe(*s, &names)
         ));
     }
     m.push_str(

@@ -1,8 +1,8 @@
 //! One scenario thread: runs its program of ops under the GIL.
 
 use super::peer::{recv_once, send_all, sleep_until_or_stop};
-use super::watch::Doing;
 use super::Shared;
+use crate::beacon::Doing;
 use crate::clock::now_ns;
 use crate::engine::spin::spin;
 use crate::gil::{Gil, ThreadCx};

@@ -23,8 +23,8 @@ pub mod nogil;
 pub mod priority;
 pub mod tick;
 
+use crate::beacon::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::clock::now_ns;
-use crate::engine::watch::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::log::{Ev, EventBuf, IoOp};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
