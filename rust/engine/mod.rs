@@ -596,7 +596,7 @@ fn run_with<G: Gil>(
     };
     let meta = serde_json::json!({
         "scenario": sc.name,
-        "gil": sh.gil.describe(),
+        "gil": sc.gil,
         "threads": n,
         "cores": pl.cores,
         "thread_cores": pl.thread_cores,

@@ -156,6 +156,18 @@ fn cpu_pair_keeps_invariants_on_every_policy() {
     }
 }
 
+/// `meta["gil"]` is the policy as the scenario gives it (its serde form), which Python reads
+/// by key (`policy`, `lock`, ...).
+#[test]
+fn meta_names_the_policy_and_its_knobs() {
+    let sc = scenario(policies().swap_remove(1), vec![cpu("a", 1000)]);
+    let out = run(&sc, &mut || false).unwrap();
+    assert_eq!(
+        out.meta["gil"],
+        serde_json::json!({"policy": "tick", "check_interval": 100, "lock": "mutex_cond"})
+    );
+}
+
 #[test]
 fn three_threads_with_io_keep_invariants() {
     for p in policies() {

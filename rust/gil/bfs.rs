@@ -240,15 +240,6 @@ impl Gil for BfsGil {
         }
         true
     }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "bfs",
-            "slice_us": self.cfg.slice_us,
-            "deadline_factor": self.cfg.deadline_factor,
-            "check_every": self.cfg.check_every,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -126,14 +126,6 @@ impl Gil for FifoGil {
         }
         true
     }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "fifo",
-            "check_every": self.cfg.check_every,
-            "min_hold_us": self.cfg.min_hold_us,
-        })
-    }
 }
 
 #[cfg(test)]

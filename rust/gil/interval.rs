@@ -185,16 +185,6 @@ impl Gil for IntervalGil {
         }
         true
     }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "interval",
-            "interval_us": self.cfg.interval_us,
-            "force_switching": self.cfg.force_switching,
-            "dedupe_drop_request": self.cfg.dedupe_drop_request,
-            "check_every": self.cfg.check_every,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -74,8 +74,6 @@ pub trait Gil: Send + Sync {
     fn interruptible(&self) -> bool {
         true
     }
-    /// The policy's name and knobs, for `meta`.
-    fn describe(&self) -> serde_json::Value;
 }
 
 /// Measurement state shared by all threads: who held the GIL last and how often the holder

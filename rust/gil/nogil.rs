@@ -56,8 +56,4 @@ impl Gil for NoGil {
         cx.countdown = self.cfg.check_every;
         true
     }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({ "policy": "nogil", "check_every": self.cfg.check_every })
-    }
 }

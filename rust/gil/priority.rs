@@ -207,14 +207,6 @@ impl Gil for PriorityGil {
         }
         true
     }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "priority",
-            "interval_us": self.cfg.interval_us,
-            "check_every": self.cfg.check_every,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -197,14 +197,6 @@ impl Gil for TickGil {
     fn interruptible(&self) -> bool {
         false
     }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "tick",
-            "check_interval": self.cfg.check_interval,
-            "lock": self.cfg.lock,
-        })
-    }
 }
 
 #[cfg(test)]
