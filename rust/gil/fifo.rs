@@ -12,7 +12,6 @@
 use super::locked::Locked;
 use super::{Gil, Release, ThreadCx};
 use crate::clock::now_ns;
-use crate::log::Ev;
 use crate::prim::Condvar;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -109,22 +108,16 @@ impl Gil for FifoGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        if self.waiting.load(Relaxed) > 0
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
+    }
+
+    /// Someone waits, and the holder has held at least `min_hold_us`.
+    #[inline(always)]
+    fn must_drop(&self, cx: &ThreadCx) -> bool {
+        self.waiting.load(Relaxed) > 0
             && (self.cfg.min_hold_us == 0
                 || now_ns() - cx.acquired_ns() >= self.cfg.min_hold_us as i64 * 1000)
-        {
-            cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
-            self.release(cx, Release::Poll);
-            self.take(cx);
-        }
-        true
     }
 }
 
@@ -132,6 +125,7 @@ impl Gil for FifoGil {
 mod tests {
     use super::super::testkit::{assert_exclusive, contend};
     use super::*;
+    use crate::log::Ev;
 
     #[test]
     fn exclusive_and_round_robin() {

@@ -52,9 +52,36 @@ pub trait Gil: Send + Sync {
     fn take(&self, cx: &mut ThreadCx);
     /// Give the GIL up; the caller holds it.
     fn release(&self, cx: &mut ThreadCx, why: Release);
+    /// Ticks between this policy's check points (its `check_every`), counted per thread in
+    /// [`ThreadCx::countdown`] by the default [`tick`](Gil::tick).
+    fn check_every(&self) -> u32;
+    /// At a check point: whether the holder must give the GIL up now (a drop request is
+    /// pending, a waiter is due). The default: never (no GIL to give up).
+    #[inline(always)]
+    fn must_drop(&self, _cx: &ThreadCx) -> bool {
+        false
+    }
     /// Called by the holder after every tick of work. Returns true when this tick was a check
     /// point (the engine then also looks at its stop flag). May release and retake the GIL.
-    fn tick(&self, cx: &mut ThreadCx) -> bool;
+    ///
+    /// The default counts [`check_every`](Gil::check_every) ticks down per thread; at a check
+    /// point, when [`must_drop`](Gil::must_drop) says so, it logs a forced drop, releases
+    /// ([`Release::Poll`]) and takes the GIL again (the eval loop's drop-request branch).
+    #[inline(always)]
+    fn tick(&self, cx: &mut ThreadCx) -> bool {
+        cx.countdown -= 1;
+        if cx.countdown != 0 {
+            return false;
+        }
+        cx.countdown = self.check_every();
+        if self.must_drop(cx) {
+            cx.stats.forced_drops += 1;
+            cx.event(Ev::ForcedDrop, 0);
+            self.release(cx, Release::Poll);
+            self.take(cx);
+        }
+        true
+    }
     /// A system call with the GIL released around it (`Py_BEGIN/END_ALLOW_THREADS`): release,
     /// log `io_begin`, run `call` (which returns the bytes it moved), log `io_end`, take again.
     /// A policy that treats early releases specially (a priority boost, say) overrides this.

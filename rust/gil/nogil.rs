@@ -48,12 +48,7 @@ impl Gil for NoGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        true
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
     }
 }

@@ -193,19 +193,13 @@ impl Gil for PriorityGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        if self.drop_request.load(Relaxed) {
-            cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
-            self.release(cx, Release::Poll);
-            self.take(cx);
-        }
-        true
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
+    }
+
+    #[inline(always)]
+    fn must_drop(&self, _cx: &ThreadCx) -> bool {
+        self.drop_request.load(Relaxed)
     }
 }
 

@@ -165,6 +165,13 @@ impl Gil for TickGil {
         self.release_lock();
     }
 
+    /// The check interval; counted on the one shared ticker by this policy's own `tick`, not
+    /// per thread.
+    fn check_every(&self) -> u32 {
+        self.cfg.check_interval
+    }
+
+    /// 2.7's `--_Py_Ticker < 0` on the shared ticker, in place of the per-thread countdown.
     #[inline(always)]
     fn tick(&self, cx: &mut ThreadCx) -> bool {
         let t = self.ticker.load(Relaxed) - 1;
