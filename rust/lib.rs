@@ -15,6 +15,7 @@
 pub mod affinity;
 pub mod beacon;
 pub mod clock;
+pub mod contract;
 pub mod engine;
 pub mod gil;
 pub mod host;

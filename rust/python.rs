@@ -5,12 +5,12 @@
 //! (again no copy).
 
 use crate::affinity;
+use crate::contract::WATCHDOG_S;
 use crate::engine::{self, spin, RunError, RunOutput};
 use crate::log::EVENT_NAMES;
 use crate::prim::counts::CALL_NAMES;
 use crate::scenario::{
     Scenario, DEFAULT_LOG_BYTES, DEFAULT_MAX_EVENTS, EVENT_BYTES, WATCHDOG_FACTOR, WATCHDOG_MIN_S,
-    WATCHDOG_RANGE_S,
 };
 use crate::tables::{io_columns, thread_columns, Column};
 use numpy::IntoPyArray;
@@ -136,7 +136,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_MAX_EVENTS", DEFAULT_MAX_EVENTS)?;
     m.add("WATCHDOG_MIN_S", WATCHDOG_MIN_S)?;
     m.add("WATCHDOG_FACTOR", WATCHDOG_FACTOR)?;
-    m.add("WATCHDOG_RANGE_S", WATCHDOG_RANGE_S)?;
+    m.add("WATCHDOG_RANGE_S", (WATCHDOG_S.lo, WATCHDOG_S.hi))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
