@@ -4,28 +4,15 @@
 //! completely before any thread starts and names the offending field in its error.
 
 use crate::contract::{
-    err, max_events, CHECK_PERIOD_TICKS, CPU_TICKS, DEADLINE_FACTOR, DRIVER_GAP_US, DRIVER_PINGS,
-    INTERVAL_US, IO_BYTES, LOOP_DEPTH, LOOP_TIMES, MIN_HOLD_US, REPLY_BYTES, SIGNAL_AT_US,
-    SLEEP_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS, TICK_NS, WATCHDOG_S,
+    err, max_events, CPU_TICKS, DRIVER_GAP_US, DRIVER_PINGS, IO_BYTES, LOOP_DEPTH, LOOP_TIMES,
+    REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS, TICK_NS,
+    WATCHDOG_S,
 };
-use crate::gil::{BfsConfig, FifoConfig, IntervalConfig, NoGilConfig, PriorityConfig, TickConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 pub use crate::contract::{max_events_allowed, SpecError, MIN_MAX_EVENTS};
-
-/// Which GIL, with its knobs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "policy", rename_all = "snake_case")]
-pub enum PolicySpec {
-    Tick(TickConfig),
-    Interval(IntervalConfig),
-    Priority(PriorityConfig),
-    Bfs(BfsConfig),
-    Fifo(FifoConfig),
-    #[serde(rename = "nogil")]
-    NoGil(NoGilConfig),
-}
+pub use crate::gil::PolicySpec;
 
 /// One step of a thread's program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -223,7 +210,7 @@ impl Scenario {
     /// Check everything that can be checked before a thread starts. `allowed` is the set of
     /// cores the process may run on; `mem_bytes` the machine's memory.
     pub fn validate(&self, allowed: &[usize], mem_bytes: u64) -> Result<Placement, SpecError> {
-        self.validate_policy()?;
+        self.gil.knobs().validate()?;
         let n = self.threads.len();
         if (n as u64) < THREADS.lo {
             return err("threads", "a scenario needs at least one thread");
@@ -318,9 +305,9 @@ impl Scenario {
 
     /// The longest a thread of this scenario may legitimately go without progress (a tick, an
     /// op begun, a GIL acquisition), in seconds: its longest `sleep`, the longest `gap_us` of a
-    /// driver (a `recv` waits that long for the next ping), and the policy's interval
-    /// (`interval_us`, `slice_us`, `min_hold_us`), in case a waiter only notices a free GIL
-    /// when its timed wait runs out.
+    /// driver (a `recv` waits that long for the next ping), and the policy's own
+    /// ([`Knobs::longest_wait_us`](crate::gil::Knobs::longest_wait_us): its interval, slice or
+    /// least hold).
     pub fn longest_expected_wait_s(&self) -> f64 {
         fn sleeps(ops: &[Op]) -> u64 {
             ops.iter()
@@ -339,14 +326,7 @@ impl Scenario {
                 us = us.max(*gap_us);
             }
         }
-        let interval_us = match &self.gil {
-            PolicySpec::Tick(_) | PolicySpec::NoGil(_) => 0,
-            PolicySpec::Interval(c) => c.interval_us,
-            PolicySpec::Priority(c) => c.interval_us,
-            PolicySpec::Bfs(c) => c.slice_us,
-            PolicySpec::Fifo(c) => c.min_hold_us,
-        };
-        us.max(interval_us) as f64 * 1e-6
+        us.max(self.gil.knobs().longest_wait_us()) as f64 * 1e-6
     }
 
     /// Seconds without progress before the watchdog stops the run: `watchdog_s` if given, else
@@ -355,33 +335,6 @@ impl Scenario {
         self.watchdog_s.unwrap_or_else(|| {
             (WATCHDOG_FACTOR * self.longest_expected_wait_s()).max(WATCHDOG_MIN_S)
         })
-    }
-
-    fn validate_policy(&self) -> Result<(), SpecError> {
-        match &self.gil {
-            PolicySpec::Tick(c) => {
-                CHECK_PERIOD_TICKS.check("gil.check_interval", c.check_interval.into())?;
-            }
-            PolicySpec::Interval(c) => {
-                interval("gil.interval_us", c.interval_us)?;
-                check_every(c.check_every)?;
-            }
-            PolicySpec::Priority(c) => {
-                interval("gil.interval_us", c.interval_us)?;
-                check_every(c.check_every)?;
-            }
-            PolicySpec::Bfs(c) => {
-                interval("gil.slice_us", c.slice_us)?;
-                DEADLINE_FACTOR.check("gil.deadline_factor", c.deadline_factor.into())?;
-                check_every(c.check_every)?;
-            }
-            PolicySpec::Fifo(c) => {
-                MIN_HOLD_US.check("gil.min_hold_us", c.min_hold_us)?;
-                check_every(c.check_every)?;
-            }
-            PolicySpec::NoGil(c) => check_every(c.check_every)?,
-        }
-        Ok(())
     }
 
     fn validate_peer(&self, i: usize, t: &ThreadSpec) -> Result<(), SpecError> {
@@ -680,6 +633,7 @@ fn collect_joins(ops: &[Op], index: &HashMap<&str, usize>, out: &mut Vec<usize>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gil::IntervalConfig;
 
     fn cpu_thread(name: &str) -> ThreadSpec {
         ThreadSpec {
@@ -901,12 +855,4 @@ mod tests {
             .message
             .contains("spin"));
     }
-}
-
-fn interval(field: &str, us: u64) -> Result<(), SpecError> {
-    INTERVAL_US.check(field, us)
-}
-
-fn check_every(n: u32) -> Result<(), SpecError> {
-    CHECK_PERIOD_TICKS.check("gil.check_every", n.into())
 }

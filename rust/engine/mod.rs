@@ -30,10 +30,7 @@ pub mod worker;
 use crate::affinity;
 use crate::beacon::{self, Beacon, Doing, Seen, GIL_HOLDING};
 use crate::clock::now_ns;
-use crate::gil::{
-    BfsGil, FifoGil, Gil, GilStats, Instr, IntervalGil, NoGil, PriorityGil, Release, ThreadCx,
-    TickGil,
-};
+use crate::gil::{Gil, GilStats, Instr, Release, ThreadCx, WithGil};
 use crate::host;
 use crate::log::{Ev, EventBuf, Events};
 use crate::prim::{counts, PrimCounts, Semaphore};
@@ -212,15 +209,21 @@ impl<G> Shared<'_, G> {
 /// the run is stopped and the partial output returned with `aborted` set.
 pub fn run(sc: &Scenario, abort: &mut dyn FnMut() -> bool) -> Result<RunOutput, RunError> {
     let allowed = affinity::allowed_cores();
-    let placement = sc.validate(&allowed, host::memory_bytes())?;
-    let n = sc.threads.len();
-    match &sc.gil {
-        PolicySpec::Tick(c) => run_with(TickGil::new(c.clone()), sc, placement, abort),
-        PolicySpec::Interval(c) => run_with(IntervalGil::new(c.clone()), sc, placement, abort),
-        PolicySpec::Priority(c) => run_with(PriorityGil::new(c.clone(), n), sc, placement, abort),
-        PolicySpec::Bfs(c) => run_with(BfsGil::new(c.clone(), n), sc, placement, abort),
-        PolicySpec::Fifo(c) => run_with(FifoGil::new(c.clone(), n), sc, placement, abort),
-        PolicySpec::NoGil(c) => run_with(NoGil::new(c.clone()), sc, placement, abort),
+    let pl = sc.validate(&allowed, host::memory_bytes())?;
+    sc.gil.with_gil(sc.threads.len(), Runner { sc, pl, abort })
+}
+
+/// [`run_with`], for the GIL the scenario's policy builds.
+struct Runner<'a> {
+    sc: &'a Scenario,
+    pl: Placement,
+    abort: &'a mut dyn FnMut() -> bool,
+}
+
+impl WithGil for Runner<'_> {
+    type Out = Result<RunOutput, RunError>;
+    fn with<G: Gil>(self, gil: G) -> Self::Out {
+        run_with(gil, self.sc, self.pl, self.abort)
     }
 }
 

@@ -52,8 +52,9 @@
 //!   hands the GIL over directly instead).
 
 use super::locked::Locked;
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS, DEADLINE_FACTOR, INTERVAL_US};
 use crate::log::Ev;
 use crate::prim::{Condvar, Waited};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,20 @@ impl Default for BfsConfig {
             deadline_factor: 8,
             check_every: 1,
         }
+    }
+}
+
+impl Knobs for BfsConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        INTERVAL_US.check("gil.slice_us", self.slice_us)?;
+        DEADLINE_FACTOR.check("gil.deadline_factor", self.deadline_factor.into())?;
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
+    }
+
+    /// A slice: a waiter's timed wait is a slice per waiter, and it asks for the GIL only
+    /// once the holder's slice is used up.
+    fn longest_wait_us(&self) -> u64 {
+        self.slice_us
     }
 }
 

@@ -10,8 +10,9 @@
 //! Upstream: none (no CPython code is mirrored).
 
 use super::locked::Locked;
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS, MIN_HOLD_US};
 use crate::prim::Condvar;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -33,6 +34,18 @@ impl Default for FifoConfig {
             check_every: 100,
             min_hold_us: 0,
         }
+    }
+}
+
+impl Knobs for FifoConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        MIN_HOLD_US.check("gil.min_hold_us", self.min_hold_us)?;
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
+    }
+
+    /// The holder's least hold, which a waiter waits out.
+    fn longest_wait_us(&self) -> u64 {
+        self.min_hold_us
     }
 }
 

@@ -25,7 +25,9 @@ pub mod tick;
 
 use crate::beacon::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::clock::now_ns;
+use crate::contract::SpecError;
 use crate::log::{Ev, EventBuf, IoOp};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub use bfs::{BfsConfig, BfsGil};
@@ -34,6 +36,68 @@ pub use interval::{IntervalConfig, IntervalGil};
 pub use nogil::{NoGil, NoGilConfig};
 pub use priority::{PriorityConfig, PriorityGil};
 pub use tick::{LockKind, TickConfig, TickGil};
+
+/// Which GIL, with its knobs: a scenario's `gil`, and (its serialisation) `meta["gil"]`.
+///
+/// A policy is its module, a variant here with its arms in [`PolicySpec::knobs`] and
+/// [`PolicySpec::with_gil`], and its Python class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum PolicySpec {
+    Tick(TickConfig),
+    Interval(IntervalConfig),
+    Priority(PriorityConfig),
+    Bfs(BfsConfig),
+    Fifo(FifoConfig),
+    #[serde(rename = "nogil")]
+    NoGil(NoGilConfig),
+}
+
+impl PolicySpec {
+    /// The knobs, to check them or ask what waits they imply.
+    pub fn knobs(&self) -> &dyn Knobs {
+        match self {
+            PolicySpec::Tick(c) => c,
+            PolicySpec::Interval(c) => c,
+            PolicySpec::Priority(c) => c,
+            PolicySpec::Bfs(c) => c,
+            PolicySpec::Fifo(c) => c,
+            PolicySpec::NoGil(c) => c,
+        }
+    }
+
+    /// Build this policy's GIL for a run of `threads` threads and hand it to `f`.
+    pub fn with_gil<F: WithGil>(&self, threads: usize, f: F) -> F::Out {
+        match self {
+            PolicySpec::Tick(c) => f.with(TickGil::new(c.clone())),
+            PolicySpec::Interval(c) => f.with(IntervalGil::new(c.clone())),
+            PolicySpec::Priority(c) => f.with(PriorityGil::new(c.clone(), threads)),
+            PolicySpec::Bfs(c) => f.with(BfsGil::new(c.clone(), threads)),
+            PolicySpec::Fifo(c) => f.with(FifoGil::new(c.clone(), threads)),
+            PolicySpec::NoGil(c) => f.with(NoGil::new(c.clone())),
+        }
+    }
+}
+
+/// A policy's knobs, as a scenario gives them.
+pub trait Knobs {
+    /// Check every knob against its [`contract`](crate::contract) limit; the error names the
+    /// knob as `gil.<knob>`.
+    fn validate(&self) -> Result<(), SpecError>;
+    /// The longest a waiter may legitimately wait by this policy's own timing, in µs, in case
+    /// it only notices a free GIL when its timed wait runs out (its interval, its slice, the
+    /// holder's least hold); 0: it has none. The watchdog's default allows for it.
+    fn longest_wait_us(&self) -> u64 {
+        0
+    }
+}
+
+/// What to do with a policy's GIL once [`PolicySpec::with_gil`] has built it: generic over the
+/// policy, so the engine is compiled for each one and its `tick` inlined into the spin loop.
+pub trait WithGil {
+    type Out;
+    fn with<G: Gil>(self, gil: G) -> Self::Out;
+}
 
 /// Why the holder releases the GIL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,7 +31,8 @@
 //! only if that fails reads `getrusage(RUSAGE_THREAD)` around the blocking `sem_wait`; every
 //! voluntary context switch beyond the last is a wake-up that found the count taken again.
 
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS};
 use crate::prim::{Condvar, Mutex, Semaphore};
 use crate::rusage;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,12 @@ impl Default for TickConfig {
             check_interval: 100,
             lock: LockKind::Sem,
         }
+    }
+}
+
+impl Knobs for TickConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        CHECK_PERIOD_TICKS.check("gil.check_interval", self.check_interval.into())
     }
 }
 
