@@ -3,7 +3,7 @@
 use super::*;
 use crate::gil::{IntervalConfig, LockKind, TickConfig};
 use crate::log::Ev;
-use crate::scenario::{Op, Overflow, StopSpec, ThreadSpec};
+use crate::scenario::{Op, Overflow, PeerSpec, PolicySpec, StopSpec, ThreadSpec};
 
 fn cpu(name: &str, ticks: u64) -> ThreadSpec {
     ThreadSpec {

@@ -1,4 +1,5 @@
-//! One scenario thread: runs its program of ops under the GIL.
+//! A scenario thread's program: its ops under the GIL, the signal handlers it runs, the hot
+//! tick loop (its thread's life around them: `worker_thread.rs`).
 
 use super::peer::{recv_once, send_all, sleep_until_or_stop};
 use super::Shared;
