@@ -27,6 +27,9 @@
 # default.supp (helgrind-glibc2X-005: accesses inside libc, e.g. the semaphore's counter, which
 # sem_trywait updates without helgrind seeing it). A bare Rust program that spawns and joins two
 # threads already gets 18 reports (std's stack-overflow guard registry); 0 with the file.
+# Rerun after the engine's split into files (2026-12-01, the suppressions naming its new frames):
+# 26 tests (one more: meta_names_the_policy_and_its_knobs) pass; "ERROR SUMMARY: 0 errors from 0
+# contexts (suppressed: 1607332 from 388)"; 5 min 42 s beside other work on the VM.
 # Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
