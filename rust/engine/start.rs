@@ -11,6 +11,7 @@ use crate::clock::now_ns;
 use crate::gil::Gil;
 use crate::log::EventBuf;
 use crate::scenario::{Placement, Scenario};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
@@ -97,7 +98,8 @@ pub(super) fn start<'s, G: Gil>(
     let mut failed = None;
     let mut workers = Vec::with_capacity(threads.len());
     for (i, t) in threads.iter().enumerate() {
-        match worker_thread::spawn(s, setup, sh, i) {
+        let body = move |name: &str| worker_thread::body(setup, sh, i, name);
+        match spawn_named(s, format!("gm:{}", t.name), body) {
             Ok(h) => workers.push(h),
             Err(e) => {
                 failed = Some(format!("could not start thread {:?}: {e}", t.name));
@@ -110,7 +112,8 @@ pub(super) fn start<'s, G: Gil>(
         if failed.is_some() {
             break;
         }
-        match peer_thread::spawn(s, setup, sh, i) {
+        let body = move |name: &str| peer_thread::body(setup, sh, i, name);
+        match spawn_named(s, format!("gm-peer:{}", t.name), body) {
             Ok(h) => peers.push(h),
             Err(e) => failed = Some(format!("could not start the peer of {:?}: {e}", t.name)),
         }
@@ -129,4 +132,16 @@ pub(super) fn start<'s, G: Gil>(
     sh.t0.store(now_ns(), Relaxed);
     setup.gate.release(true);
     Ok(Started { workers, peers })
+}
+
+/// Run `body(name)` on a new scoped thread called `name` (std's name; `body` names the OS
+/// thread itself, after setting its signal mask).
+fn spawn_named<'s, T: Send + 's>(
+    s: &'s Scope<'s, '_>,
+    name: String,
+    body: impl FnOnce(&str) -> T + Send + 's,
+) -> io::Result<ScopedJoinHandle<'s, T>> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn_scoped(s, move || body(&name))
 }

@@ -1,5 +1,6 @@
-//! A worker's thread from spawn to join: its signal mask and name, its pinning, the start
-//! gate, its program under the GIL ([`Worker`]), and the row of `threads` it hands back.
+//! A worker's thread (started by `start.rs`) until it is joined: its signal mask and name, its
+//! pinning, the start gate, its program under the GIL ([`Worker`]), the row of `threads` it
+//! hands back.
 
 use super::worker::{Flow, Worker};
 use super::{spin, Setup, Shared, StoppedBy, ThreadStats};
@@ -11,32 +12,17 @@ use crate::log::{Ev, EventBuf};
 use crate::prim::counts;
 use crate::rusage;
 use crate::signals;
-use std::io;
 use std::sync::atomic::Ordering::Relaxed;
-use std::thread::{Scope, ScopedJoinHandle};
 
 /// What a worker hands back: its row of `threads` and its events (None: the gate was
 /// cancelled before the start).
 pub type WorkerEnd = Option<(ThreadStats, EventBuf)>;
 
-/// Start scenario thread `i`, named `gm:<name>`.
-pub(super) fn spawn<'s, G: Gil>(
-    s: &'s Scope<'s, '_>,
-    setup: &'s Setup,
-    sh: &'s Shared<G>,
-    i: usize,
-) -> io::Result<ScopedJoinHandle<'s, WorkerEnd>> {
-    let name = format!("gm:{}", setup.sc.threads[i].name);
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn_scoped(s, move || body(setup, sh, i, &name))
-}
-
-/// Thread `i`: every signal blocked (so the host's Ctrl-C reaches the host's own thread) but
+/// Scenario thread `i`, whose thread is called `name`: every signal blocked (so the host's Ctrl-C reaches the host's own thread) but
 /// the scenario's in the main thread, pinned; at the gate's opening it logs `start`, runs its
 /// program holding the GIL (a panic is caught and becomes its error), gives the GIL up, logs
 /// `exit` and hands back its counters and events. None: the gate was cancelled.
-fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) -> WorkerEnd {
+pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) -> WorkerEnd {
     let (sc, spec, core) = (setup.sc, &setup.sc.threads[i], setup.pl.thread_cores[i]);
     affinity::block_signals();
     if let (0, Some(sr)) = (i, &sh.signals) {
