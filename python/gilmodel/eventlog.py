@@ -27,15 +27,16 @@ from typing import Dict, NamedTuple, Tuple, Union
 import numpy as np
 import pyarrow as pa
 
-from ._core import EVENT_NAMES
+from ._core import EVENT_NAMES, OP_NAMES
 
 __all__ = ["CODE", "IO_OPS", "STATES", "Log", "decode", "thread_order", "pairs", "neighbour", "by_time",
            "Spans", "state_spans"]
 
 #: Event code of each event kind: its index in ``EVENT_NAMES`` (the ``ev`` of :class:`Log`).
 CODE: Dict[str, int] = {name: i for i, name in enumerate(EVENT_NAMES)}
-#: Blocking operations by the ``arg`` of ``io_begin``.
-IO_OPS = ("send", "recv", "sleep", "join")  # mirrors rust/log.rs Op; replaced by _core.OP_NAMES
+#: Blocking operations by the ``arg`` of ``io_begin`` (the core's own list, rust/log.rs
+#: ``IO_OP_NAMES``).
+IO_OPS: Tuple[str, ...] = tuple(OP_NAMES)
 #: The states of :func:`state_spans` (``Spans.state`` indexes this): ``hold`` (acquire →
 #: release), ``wait`` (request → acquire), ``io`` (io_begin → io_end), ``switch``
 #: (switch_wait → switch_done).
