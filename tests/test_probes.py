@@ -92,7 +92,9 @@ def test_the_many_thread_probes_have_a_model_side_under_every_policy(policy):
     assert abs(t["share_1"] + t["share_2"] + t["share_3"] - 1) < 1e-6
     s = model_probe("threads_sweep", "3.11", CORES[:2], SMALL["threads_sweep"], cal, gil=gil)
     assert [row["k"] for row in s["rows"]] == [0, 1, 2]
-    assert all(row["requests_per_s"] > 0 and row["stream_s"] > 0 for row in s["rows"])
+    # Alone, every GIL echoes; next to CPU threads a 30 ms window may see no reply (BFS at k=2).
+    assert s["rows"][0]["requests_per_s"] > 0
+    assert all(row["requests_per_s"] >= 0 and row["stream_s"] > 0 for row in s["rows"])
 
 
 def test_probe_is_plain_python_without_gilmodel():
