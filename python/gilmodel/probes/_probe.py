@@ -179,10 +179,10 @@ def _echo(conn, nbytes, replies):
     replies[0] = n
 
 
-def io_latency(cpu_threads, pings, gap_us, nbytes=8):
-    """ccbench's latency test: a thread blocked in ``recv`` answers pings sent by a separate
-    process every ``gap_us`` while ``cpu_threads`` CPU-bound threads spin."""
-    p, conn = start_peer("pinger", [pings, gap_us, nbytes])
+def _echo_beside(cpu_threads, nbytes, role, args):
+    """A thread echoing what peer ``role`` sends, next to ``cpu_threads`` CPU-bound threads,
+    until the peer closes; the peer's JSON."""
+    p, conn = start_peer(role, args)
     sp = Spinners(cpu_threads)
     replies = [0]
     io = threading.Thread(target=_echo, args=(conn, nbytes, replies))
@@ -190,7 +190,13 @@ def io_latency(cpu_threads, pings, gap_us, nbytes=8):
     io.join()
     sp.stop()
     conn.close()
-    r = finish_peer(p)
+    return finish_peer(p)
+
+
+def io_latency(cpu_threads, pings, gap_us, nbytes=8):
+    """ccbench's latency test: a thread blocked in ``recv`` answers pings sent by a separate
+    process every ``gap_us`` while ``cpu_threads`` CPU-bound threads spin."""
+    r = _echo_beside(cpu_threads, nbytes, "pinger", [pings, gap_us, nbytes])
     rtt = [x * 1e3 for x in r["rtt_s"]]
     return {"cpu_threads": cpu_threads, "pings": len(rtt), "gap_us": gap_us, "rtt_ms": rtt,
             "p50_ms": percentile(rtt, 50), "p90_ms": percentile(rtt, 90), "p99_ms": percentile(rtt, 99),
@@ -220,15 +226,7 @@ def stream(total_bytes, chunk_bytes, cpu_threads):
 def bandwidth(cpu_threads, duration_s, nbytes=1024):
     """ccbench's bandwidth test: a separate process sends ``nbytes`` packets and waits for
     each echo for ``duration_s``; a thread here echoes them while ``cpu_threads`` spin."""
-    p, conn = start_peer("bw_client", [duration_s, nbytes])
-    sp = Spinners(cpu_threads)
-    replies = [0]
-    io = threading.Thread(target=_echo, args=(conn, nbytes, replies))
-    io.start()
-    io.join()
-    sp.stop()
-    conn.close()
-    r = finish_peer(p)
+    r = _echo_beside(cpu_threads, nbytes, "bw_client", [duration_s, nbytes])
     return r["packets"] / r["elapsed_s"]
 
 
