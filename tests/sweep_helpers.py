@@ -56,3 +56,27 @@ def count_runs(out):
         return sum(1 for f in os.listdir(d) if f.endswith(".parquet"))
     except FileNotFoundError:
         return 0
+
+
+def io_builder(cpu_threads=1, gap_us=7000, cores=None):
+    """A scenario builder that takes the run's cores: an I/O thread answering pings."""
+    import gilmodel as gm
+
+    return gm.scenarios.io_latency(gm.cpython("3.11"), cores, cpu_threads=cpu_threads, pings=4, gap_us=gap_us)
+
+
+def placed_builder(duration_s=0.02):
+    """A scenario builder that names its own (logical) cores 0 and 1."""
+    import gilmodel as gm
+
+    return gm.Scenario(gm.cpython("2.7"), [gm.Thread("a", [gm.loop(gm.cpu(1000))], core=0),
+                                           gm.Thread("b", [gm.loop(gm.cpu(1000))], core=1)], duration_s=duration_s)
+
+
+def metric_builder(n=1, fail=False, wrong=False):
+    """A builder that returns metrics (or raises, or returns what a builder may not)."""
+    if fail:
+        raise RuntimeError("builder asked to fail")
+    if wrong:
+        return [n]
+    return {"twice": 2.0 * n}

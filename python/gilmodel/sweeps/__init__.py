@@ -13,6 +13,8 @@ Modules: :mod:`.grid` (expansion, ids), :mod:`.experiments` (what a run executes
 
 from __future__ import annotations
 
+import inspect
+
 import os
 import sys
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
@@ -48,6 +50,23 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _base_of(base: Any) -> Any:
+    """A sweep's base configuration from what the caller gave: a dict as it is; a Scenario
+    (:func:`~gilmodel.sweeps.grid.scenario_base`); a function ``f(config, cores)`` (a custom
+    experiment); any other function (a builder of a Scenario or metrics)."""
+    from ..scenario import Scenario
+    from .grid import scenario_base
+
+    if isinstance(base, Scenario):
+        return scenario_base(base)
+    if callable(base) and not isinstance(base, Mapping):
+        params = list(inspect.signature(base).parameters)
+        if params[:2] == ["config", "cores"]:
+            return {"experiment": callable_name(base)}
+        return {"experiment": "builder:" + callable_name(base), "gil": None}
+    return base
 
 
 def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
@@ -100,8 +119,7 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
     """
     if base is None:
         base = {}
-    if callable(base) and not isinstance(base, Mapping):
-        base = {"experiment": callable_name(base)}
+    base = _base_of(base)
     if backend not in ("local", "ray"):
         raise ValueError("sweep: backend must be 'local' or 'ray', got %r" % (backend,))
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ..policies import CPYTHON_VERSIONS, POLICIES, cpython
-from .experiments import experiment_kwargs
+from .experiments import SCENARIO_FIELDS, experiment_kwargs, scenario_of
 
 __all__ = ["RunSpec", "DEFAULT_BASE", "expand", "resolve", "run_id", "PARAM_COLUMNS_FIXED"]
 
@@ -39,15 +39,22 @@ DEFAULT_BASE: Dict[str, Any] = {
     "cores": 2,
     "tick_ns": None,
     "log": True,
+    "watchdog_s": None,
+    "on_overflow": None,
+    "template": None,
 }
-_TOP = ("experiment", "gil", "scenario", "cores", "tick_ns", "log")
+#: ``watchdog_s`` / ``on_overflow``: None keeps each scenario's own; a value applies to every
+#: scenario the run executes. ``template``: the :class:`~gilmodel.Scenario` a sweep of a
+#: scenario varies (``experiment="scenario"``; see :func:`scenario_base`).
+_TOP = ("experiment", "gil", "scenario", "cores", "tick_ns", "log", "watchdog_s", "on_overflow", "template")
 #: Policy name -> class (:data:`gilmodel.POLICIES`).
 POLICY_CLASSES: Dict[str, Any] = dict(POLICIES)
 _POLICIES = POLICY_CLASSES
 _KNOBS = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in _POLICIES.items()}
 _ALL_KNOBS = sorted({k for ks in _KNOBS.values() for k in ks})
 #: Parameter columns every runs table has, in order (scenario keyword arguments follow).
-PARAM_COLUMNS_FIXED = ("experiment", "policy", "version") + tuple(_ALL_KNOBS) + ("cores", "tick_ns", "log")
+PARAM_COLUMNS_FIXED = ("experiment", "policy", "version") + tuple(_ALL_KNOBS) + ("cores", "tick_ns", "log", "watchdog_s",
+                                                                                 "on_overflow")
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,20 @@ def _set(cfg: Dict[str, Any], path: str, value: Any) -> None:
     if not isinstance(path, str) or not path:
         raise ValueError("sweep: a parameter path must be a non-empty string like 'gil.interval_us', got %r" % (path,))
     parts = path.split(".")
-    if parts[0] not in _TOP:
-        raise ValueError("sweep: unknown parameter %r; paths start with one of %s" % (path, ", ".join(_TOP)))
+    if parts[0] not in _TOP or parts[0] == "template":
+        # A bare name of one of the experiment's parameters means scenario.<name>.
+        takes = experiment_kwargs(cfg.get("experiment"))
+        if len(parts) == 1 and takes is not None and path in takes:
+            parts = ["scenario", path]
+        else:
+            raise ValueError("sweep: unknown parameter %r; paths start with one of %s, or name a parameter of "
+                             "experiment %r (%s)" % (path, ", ".join(t for t in _TOP if t != "template"),
+                                                      cfg.get("experiment"), ", ".join(sorted(takes or ())) or "none known"))
     if path == "gil":  # a whole GIL: a name ('3.11', 'priority') or a dict
         cfg["gil"] = _gil_dict(value)
         return
+    if parts[0] == "gil" and cfg.get("gil") is None:
+        raise ValueError("sweep: %r: a builder's GIL is its own: make it one of the builder's parameters" % (path,))
     if parts[0] in ("gil", "scenario"):
         if len(parts) != 2:
             raise ValueError("sweep: %r: expected %s.<name>" % (path, parts[0]))
@@ -92,19 +108,23 @@ def _merge(base: Mapping[str, Any]) -> Dict[str, Any]:
     if not isinstance(base, Mapping):
         raise TypeError("sweep(base): expected a dict like {'experiment': 'convoy', 'gil': {...}, 'scenario': {...}}, got %r" % (base,))
     cfg = copy.deepcopy(DEFAULT_BASE)
-    for k, v in base.items():
+    for k, v in sorted(base.items(), key=lambda kv: kv[0] != "experiment"):  # the experiment first
         if k == "gil":
-            cfg[k] = _gil_dict(v)
+            cfg[k] = None if v is None else _gil_dict(v)
         elif k == "scenario":
             if not isinstance(v, Mapping):
                 raise TypeError("sweep(base): %r must be a dict, got %r" % (k, v))
             cfg[k] = dict(v)  # the base's gil/scenario replace the defaults whole
         elif k in _TOP:
             cfg[k] = v
+        elif "." not in k and k in (experiment_kwargs(cfg.get("experiment")) or ()):
+            cfg["scenario"][k] = v
         elif "." in k:
             _set(cfg, k, v)
         else:
             raise ValueError("sweep(base): unknown key %r; known: %s" % (k, ", ".join(_TOP)))
+    if str(cfg["experiment"]).startswith("builder:") and "gil" not in base:
+        cfg["gil"] = None  # a builder chooses its own GIL
     return cfg
 
 
@@ -145,16 +165,56 @@ def resolve_gil(gil: Any) -> Dict[str, Any]:
     return {"policy": kind, "version": version, **knobs}
 
 
+def scenario_base(sc: Any) -> Dict[str, Any]:
+    """The base configuration of a sweep of ``sc`` (a :class:`~gilmodel.Scenario`): its policy
+    as ``gil`` (a CPython preset keeps its version), its scalar fields (:data:`SCENARIO_FIELDS`)
+    as ``scenario``, how many cores it uses as ``cores``, and the rest (threads, signals) kept
+    whole in ``template``. Its cores are logical: the *i*-th of ``sc.cores`` (or of the cores
+    its threads and peers name, in order) runs on the run's *i*-th allotted core."""
+    from .experiments import logical_cores
+
+    g = sc.gil
+    kind = next(name for name, cls in POLICIES.items() if type(g) is cls)
+    knobs = {f.name: getattr(g, f.name) for f in dataclasses.fields(g) if f.name != "python"}
+    version = g.python if isinstance(g.python, str) and g.python[:1].isdigit() else None
+    try:
+        if version is not None and cpython(version).to_spec()["policy"] != kind:
+            version = None
+    except ValueError:
+        version = None
+    return {"experiment": "scenario", "gil": {"policy": kind, **({"version": version} if version else {}), **knobs},
+            "scenario": {k: getattr(sc, k) for k in SCENARIO_FIELDS}, "cores": max(1, len(logical_cores(sc))),
+            "tick_ns": sc.tick_ns, "log": sc.log, "watchdog_s": sc.watchdog_s, "on_overflow": sc.on_overflow,
+            "template": sc}
+
+
 def resolve(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """The effective configuration (checked names, ``gil`` resolved)."""
     out = {k: copy.deepcopy(cfg[k]) for k in _TOP}
-    out["gil"] = resolve_gil(cfg["gil"])
+    builder = isinstance(out["experiment"], str) and out["experiment"].startswith("builder:")
+    if builder:
+        if cfg["gil"] is not None:
+            raise ValueError("sweep: a builder's GIL is its own: make it one of the builder's parameters "
+                             "(grid 'gil.*' does not apply)")
+    else:
+        out["gil"] = resolve_gil(cfg["gil"])
+    if out["experiment"] == "scenario" and out["template"] is None:
+        raise ValueError("sweep: experiment 'scenario' is a sweep of a Scenario: pass the Scenario as base")
+    if out["on_overflow"] is not None and out["on_overflow"] not in ("truncate", "stop", "error"):
+        raise ValueError("sweep: on_overflow must be 'truncate', 'stop' or 'error', got %r" % (out["on_overflow"],))
+    if out["watchdog_s"] is not None and (isinstance(out["watchdog_s"], bool) or not isinstance(out["watchdog_s"], (int, float))):
+        raise TypeError("sweep: watchdog_s must be seconds (a number) or None, got %r" % (out["watchdog_s"],))
     allowed = experiment_kwargs(out["experiment"])
     if allowed is not None:
         bad = [k for k in out["scenario"] if k not in allowed]
         if bad:
             raise ValueError("sweep: experiment %r has no parameter(s) %s; it takes scenario.%s" % (
                 out["experiment"], ", ".join(map(repr, bad)), ", scenario.".join(sorted(allowed))))
+    if out["experiment"] == "scenario":
+        try:  # the scenario's own checks, before anything runs
+            scenario_of(out)
+        except (TypeError, ValueError) as e:
+            raise type(e)("sweep: %s" % e) from None
     return out
 
 
@@ -165,11 +225,12 @@ def run_id(config: Mapping[str, Any], repeat: int) -> str:
 
 
 def _params(config: Mapping[str, Any]) -> Dict[str, Any]:
-    g = config["gil"]
-    p: Dict[str, Any] = {"experiment": config["experiment"], "policy": g["policy"], "version": g["version"]}
+    g = config["gil"] or {}
+    p: Dict[str, Any] = {"experiment": config["experiment"], "policy": g.get("policy"), "version": g.get("version")}
     for k in _ALL_KNOBS:
         p[k] = g.get(k)
-    p.update(cores=config["cores"], tick_ns=config["tick_ns"], log=config["log"])
+    p.update(cores=config["cores"], tick_ns=config["tick_ns"], log=config["log"], watchdog_s=config["watchdog_s"],
+             on_overflow=config["on_overflow"])
     for k, v in config["scenario"].items():
         if k in p:
             raise ValueError("sweep: scenario.%s clashes with a column of the same name" % k)

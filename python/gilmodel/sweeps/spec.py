@@ -21,6 +21,9 @@
     "gil.version" = "2.7"
 
 Every key but ``base``, ``grid`` and ``cases`` is a keyword argument of :func:`gilmodel.sweep`.
+A scenario builder is named as ``experiment = "builder:module:function"`` (its parameters are
+``[base.scenario]`` keys and bare grid keys); per-run options ``watchdog_s`` and
+``on_overflow`` go in ``[base]``, the grid or a case.
 """
 
 from __future__ import annotations
