@@ -118,7 +118,8 @@ def _cmd_validate(a) -> int:
     cores = [_cores(c) for c in a.cores] if a.cores else None
     probes = [p.strip() for p in a.probes.split(",") if p.strip()] if a.probes else None
     command = "gilmodel " + " ".join(sys.argv[1:]) if a.command is None else a.command
-    res = validate(a.python or (), a.all, cores, a.repeats, probes, a.scale, a.out, not a.no_progress, command)
+    res = validate(a.python or (), a.all, cores, a.repeats, probes, a.scale, a.out, not a.no_progress, command,
+                   quick=a.quick)
     if a.out:
         print("wrote %s" % ", ".join(res.files.values()), file=sys.stderr)
     return 0 if res.ok else (2 if res.errors else 1)
@@ -258,8 +259,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     v.add_argument("--cores", action="append", metavar="LIST", help="a core set, e.g. --cores 0 --cores 0,1 (default: 1 and 2 cores)")
     v.add_argument("--repeats", type=int, default=5, help="repeats per side, interleaved (default: %(default)s)")
     v.add_argument("--probes", help="comma-separated probes (default: all)")
-    v.add_argument("--scale", type=float, default=0.5, help="workload size factor (default: %(default)s; --all takes ~13 min on 2 cores)")
+    v.add_argument("--scale", type=float, default=0.5, help="workload size factor (default: %(default)s; the two many-thread probes take ~90 s per interpreter on 2 cores)")
     v.add_argument("--out", default="validation", help="folder for the Parquet files and report.md (default: %(default)s)")
+    v.add_argument("--quick", action="store_true", help="leave out the slow probes: switch_sweep, three_threads, "
+                                                       "threads_sweep")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--command", help=argparse.SUPPRESS)
     v.set_defaults(fn=_cmd_validate)
