@@ -185,3 +185,9 @@ def test_tolerance_lookup():
     assert tl.tolerance_for("unknown", "x").rel == 0.15
     for t in tl.TOLERANCES.values():
         assert 0 < t.rel <= 0.5 and t.why
+
+
+def test_validate_quick_leaves_out_the_slow_probes(tmp_path):
+    res = gm.validate(repeats=1, scale=0.02, out=None, progress=False, cores=[CORES[:1]], say=lambda s: None, quick=True)
+    ran = set(res.verdicts.probe)
+    assert not ran & set(fidelity.SLOW_PROBES) and {"cpu_pair", "convoy"} <= ran
