@@ -8,10 +8,10 @@
 //!
 //! Run: `cargo bench --bench handoff`
 
+use gilmodel::affinity::{allowed_cores, pin_current};
+use gilmodel::beacon::Beacon;
 use gilmodel::clock::now_ns;
-use gilmodel::engine::affinity::{allowed_cores, pin_current};
 use gilmodel::engine::spin::{calibration, spin};
-use gilmodel::engine::watch::Beacon;
 use gilmodel::gil::{
     Gil, Instr, IntervalConfig, IntervalGil, LockKind, Release, ThreadCx, TickConfig, TickGil,
 };

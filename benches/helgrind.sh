@@ -4,13 +4,14 @@
 #   benches/helgrind.sh            run with benches/helgrind.supp; exit 0 iff helgrind reports 0 errors
 #   benches/helgrind.sh --raw      no suppressions: every report (thousands, nearly all Rust std's)
 #   benches/helgrind.sh --gen      as --raw, with a ready-made suppression after each report
-#   benches/helgrind.sh -- FILTER  other libtest filters (default: gil:: engine::)
+#   benches/helgrind.sh -- FILTER  other libtest filters (default: gil:: engine:: affinity:: beacon::)
 #
 # What runs: the crate's unit-test binary (debug profile: unoptimised, full debug info, which
 # helgrind's reports need), one test at a time (--test-threads=1: the test harness's own
 # threads would otherwise interleave with the tests'), filtered to the tests that start threads
 # and share state: gil:: (every replica under contention, rust/gil/testkit.rs) and engine::
-# (the start gate, socket peers, whole runs of every policy with I/O, joins, stops and aborts).
+# (the start gate, socket peers, whole runs of every policy with I/O, joins, stops and aborts),
+# with affinity:: and beacon::, which were part of engine:: when the result below was taken.
 # engine::spin's calibration test is skipped: it checks tick lengths against the wall clock,
 # which valgrind's 50-100x slowdown breaks; it shares nothing between threads.
 # engine::tests::duration_stop_and_abort_end_endless_runs is skipped too: it asserts a 50 ms run
@@ -26,6 +27,9 @@
 # default.supp (helgrind-glibc2X-005: accesses inside libc, e.g. the semaphore's counter, which
 # sem_trywait updates without helgrind seeing it). A bare Rust program that spawns and joins two
 # threads already gets 18 reports (std's stack-overflow guard registry); 0 with the file.
+# Rerun after the engine's split into files (2026-12-01, the suppressions naming its new frames):
+# 26 tests (one more: meta_names_the_policy_and_its_knobs) pass; "ERROR SUMMARY: 0 errors from 0
+# contexts (suppressed: 1607332 from 388)"; 5 min 42 s beside other work on the VM.
 # Needs valgrind (apt-get install valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +46,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ ${#filters[@]} -gt 0 ] || filters=(gil:: engine::)
+[ ${#filters[@]} -gt 0 ] || filters=(gil:: engine:: affinity:: beacon::)
 
 bin=$(nice -n 19 cargo test --lib --no-run --message-format=json 2>/dev/null \
       | python3 -c 'import json, sys

@@ -7,7 +7,7 @@ pub fn info() -> serde_json::Value {
     serde_json::json!({
         "cpu_model": cpu_model(),
         "cores_online": cores_online(),
-        "cores_allowed": crate::engine::affinity::allowed_cores().len(),
+        "cores_allowed": crate::affinity::allowed_cores().len(),
         "kernel": kernel(),
         "glibc": glibc(),
         "hostname": hostname(),

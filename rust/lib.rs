@@ -3,14 +3,21 @@
 //! logged.
 //!
 //! - [`prim`]: the glibc primitives, counting their calls per thread;
-//! - [`gil`]: the [`gil::Gil`] trait and one policy per module;
-//! - [`engine`]: threads, pinning, programs of ops, socket peers, stop rules;
+//! - [`affinity`], [`beacon`]: pinning and naming threads; the per-thread progress the
+//!   watchdog reads (below both [`gil`] and [`engine`]);
+//! - [`contract`]: every range a scenario is checked against, and the error naming the field;
+//! - [`gil`]: [`gil::PolicySpec`], the [`gil::Gil`] trait and one policy per module (its
+//!   algorithm and the checks of its knobs);
+//! - [`engine`]: threads, programs of ops, socket peers, stop rules, the run's report;
 //! - [`log`]: the per-thread event buffers and their merge;
 //! - [`scenario`]: what to run, and its validation;
 //! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
 //! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
 
+pub mod affinity;
+pub mod beacon;
 pub mod clock;
+pub mod contract;
 pub mod engine;
 pub mod gil;
 pub mod host;

@@ -97,6 +97,10 @@ pub enum IoOp {
     Join = 3,
 }
 
+/// Names of the blocking operations, in [`IoOp`] order (`io_begin`'s arg indexes them): the
+/// ops of the same names in a scenario.
+pub const IO_OP_NAMES: [&str; 4] = ["send", "recv", "sleep", "join"];
+
 /// Bytes one stored event takes in a thread's buffer: `t_ns`, `cpu`, `event`, `arg` (the
 /// merged log adds the 2-byte `thread` column; during the merge both forms exist).
 pub const EVENT_BYTES: u64 = (std::mem::size_of::<i64>()
@@ -265,6 +269,14 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_op_names_follow_the_codes() {
+        for op in [IoOp::Send, IoOp::Recv, IoOp::Sleep, IoOp::Join] {
+            let name = IO_OP_NAMES[op as usize];
+            assert_eq!(format!("{op:?}").to_lowercase(), name);
+        }
+    }
 
     fn buf(ts: &[i64]) -> EventBuf {
         let mut b = EventBuf::new(ts.len(), true);

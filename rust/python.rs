@@ -4,18 +4,19 @@
 //! numpy arrays that own the Rust vectors (no copy), which the front wraps as pyarrow arrays
 //! (again no copy).
 
-use crate::engine::{self, affinity, spin, RunError, RunOutput};
-use crate::log::EVENT_NAMES;
+use crate::affinity;
+use crate::contract::{self, WATCHDOG_S};
+use crate::engine::{self, spin, RunError, RunOutput};
+use crate::log::{EVENT_NAMES, IO_OP_NAMES};
 use crate::prim::counts::CALL_NAMES;
 use crate::scenario::{
     Scenario, DEFAULT_LOG_BYTES, DEFAULT_MAX_EVENTS, EVENT_BYTES, WATCHDOG_FACTOR, WATCHDOG_MIN_S,
-    WATCHDOG_RANGE_S,
 };
 use crate::tables::{io_columns, thread_columns, Column};
 use numpy::IntoPyArray;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 fn columns<'py>(py: Python<'py>, cols: Vec<(String, Column)>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -115,6 +116,18 @@ fn allowed_cores() -> Vec<usize> {
     affinity::allowed_cores()
 }
 
+/// Every range a scenario is checked against: name → `(lo, hi)`, as the core checks them.
+fn limits(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, b) in contract::limits(crate::host::memory_bytes()) {
+        match b {
+            contract::Bound::Int(lo, hi) => d.set_item(name, (lo, hi))?,
+            contract::Bound::Float(lo, hi) => d.set_item(name, (lo, hi))?,
+        }
+    }
+    Ok(d)
+}
+
 /// Host facts as JSON (CPU model, cores, kernel, glibc).
 #[pyfunction]
 fn host_info() -> String {
@@ -129,13 +142,15 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add("EVENT_NAMES", EVENT_NAMES.to_vec())?;
+    m.add("OP_NAMES", PyTuple::new(m.py(), IO_OP_NAMES)?)?;
+    m.add("LIMITS", limits(m.py())?)?;
     m.add("CALL_NAMES", CALL_NAMES.to_vec())?;
     m.add("EVENT_BYTES", EVENT_BYTES)?;
     m.add("DEFAULT_LOG_BYTES", DEFAULT_LOG_BYTES)?;
     m.add("DEFAULT_MAX_EVENTS", DEFAULT_MAX_EVENTS)?;
     m.add("WATCHDOG_MIN_S", WATCHDOG_MIN_S)?;
     m.add("WATCHDOG_FACTOR", WATCHDOG_FACTOR)?;
-    m.add("WATCHDOG_RANGE_S", WATCHDOG_RANGE_S)?;
+    m.add("WATCHDOG_RANGE_S", (WATCHDOG_S.lo, WATCHDOG_S.hi))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

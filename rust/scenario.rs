@@ -3,23 +3,16 @@
 //! Python builds a [`Scenario`] and hands it over as JSON; [`Scenario::validate`] checks it
 //! completely before any thread starts and names the offending field in its error.
 
-use crate::gil::{BfsConfig, FifoConfig, IntervalConfig, NoGilConfig, PriorityConfig, TickConfig};
+use crate::contract::{
+    err, max_events, CPU_TICKS, DRIVER_GAP_US, DRIVER_PINGS, IO_BYTES, LOOP_DEPTH, LOOP_TIMES,
+    REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS, TICK_NS,
+    WATCHDOG_S,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fmt;
 
-/// Which GIL, with its knobs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "policy", rename_all = "snake_case")]
-pub enum PolicySpec {
-    Tick(TickConfig),
-    Interval(IntervalConfig),
-    Priority(PriorityConfig),
-    Bfs(BfsConfig),
-    Fifo(FifoConfig),
-    #[serde(rename = "nogil")]
-    NoGil(NoGilConfig),
-}
+pub use crate::contract::{max_events_allowed, SpecError, MIN_MAX_EVENTS};
+pub use crate::gil::PolicySpec;
 
 /// One step of a thread's program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -183,15 +176,10 @@ pub use crate::log::EVENT_BYTES;
 pub const DEFAULT_LOG_BYTES: u64 = 256 << 20;
 /// The default event budget: [`DEFAULT_LOG_BYTES`] / [`EVENT_BYTES`] (14 128 181 events).
 pub const DEFAULT_MAX_EVENTS: u64 = DEFAULT_LOG_BYTES / EVENT_BYTES;
-pub const MIN_MAX_EVENTS: u64 = 1_000;
-/// The default watchdog: `max(WATCHDOG_MIN_S, WATCHDOG_FACTOR × the longest expected wait)`.
+/// The default watchdog: `max(WATCHDOG_MIN_S, WATCHDOG_FACTOR × the longest expected wait)`
+/// (an explicit one: [`WATCHDOG_S`]).
 pub const WATCHDOG_MIN_S: f64 = 5.0;
 pub const WATCHDOG_FACTOR: f64 = 4.0;
-/// Bounds of an explicit `watchdog_s`.
-pub const WATCHDOG_RANGE_S: (f64, f64) = (0.01, 86_400.0);
-pub const MAX_THREADS: usize = 1024;
-pub const MAX_IO_BYTES: u64 = 64 << 20;
-const MAX_LOOP_DEPTH: usize = 16;
 
 fn default_tick_ns() -> f64 {
     DEFAULT_TICK_NS
@@ -201,28 +189,6 @@ fn yes() -> bool {
 }
 fn default_max_events() -> u64 {
     DEFAULT_MAX_EVENTS
-}
-
-/// A scenario that cannot run: which field, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpecError {
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for SpecError {}
-
-fn err<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, SpecError> {
-    Err(SpecError {
-        field: field.into(),
-        message: message.into(),
-    })
 }
 
 /// The validated core map: the core of every thread, and the set the run may use.
@@ -244,27 +210,27 @@ impl Scenario {
     /// Check everything that can be checked before a thread starts. `allowed` is the set of
     /// cores the process may run on; `mem_bytes` the machine's memory.
     pub fn validate(&self, allowed: &[usize], mem_bytes: u64) -> Result<Placement, SpecError> {
-        self.validate_policy()?;
+        self.gil.knobs().validate()?;
         let n = self.threads.len();
-        if n == 0 {
+        if (n as u64) < THREADS.lo {
             return err("threads", "a scenario needs at least one thread");
         }
-        if n > MAX_THREADS {
+        if n as u64 > THREADS.hi {
             return err(
                 "threads",
-                format!("{n} threads; at most {MAX_THREADS} are allowed"),
+                format!("{n} threads; at most {} are allowed", THREADS.hi),
             );
         }
         let mut index = HashMap::new();
         for (i, t) in self.threads.iter().enumerate() {
             let f = format!("threads[{i}].name");
             // Characters, as Python counts them; a NUL would make the OS thread name panic.
-            if t.name.is_empty() || t.name.chars().count() > 64 || t.name.contains('\0') {
+            if !THREAD_NAME_CHARS.contains(t.name.chars().count() as u64) || t.name.contains('\0') {
                 return err(
                     f,
                     format!(
-                        "{:?}: a name of 1 to 64 characters, without NUL, is required",
-                        t.name
+                        "{:?}: a name of {} to {} characters, without NUL, is required",
+                        t.name, THREAD_NAME_CHARS.lo, THREAD_NAME_CHARS.hi
                     ),
                 );
             }
@@ -299,12 +265,7 @@ impl Scenario {
                     format!("{}: allowed are {}", sg.signum, names.join(", ")),
                 );
             }
-            if sg.at_us > 86_400_000_000 {
-                return err(
-                    format!("signals[{i}].at_us"),
-                    format!("{}: at most one day", sg.at_us),
-                );
-            }
+            SIGNAL_AT_US.check(format!("signals[{i}].at_us"), sg.at_us)?;
             for (j, op) in sg.handler.iter().enumerate() {
                 if !matches!(op, Op::Cpu { ticks } if *ticks >= 1) {
                     return err(
@@ -314,28 +275,20 @@ impl Scenario {
                 }
             }
         }
-        if !self.tick_ns.is_finite() || !(1.0..=1e6).contains(&self.tick_ns) {
-            return err(
-                "tick_ns",
-                format!("{}: must be between 1 and 1e6 ns", self.tick_ns),
-            );
-        }
-        let max_budget = max_events_allowed(mem_bytes);
-        if self.max_events < MIN_MAX_EVENTS.max(n as u64 * 16) || self.max_events > max_budget {
+        TICK_NS.check("tick_ns", self.tick_ns)?;
+        let budget = max_events(n, mem_bytes);
+        if !budget.contains(self.max_events) {
             return err(
                 "max_events",
                 format!(
                     "{}: must be between {} and {} (half this machine's memory at {} bytes an event)",
-                    self.max_events,
-                    MIN_MAX_EVENTS.max(n as u64 * 16),
-                    max_budget,
-                    EVENT_BYTES
+                    self.max_events, budget.lo, budget.hi, EVENT_BYTES
                 ),
             );
         }
         if let Some(w) = self.watchdog_s {
-            let (lo, hi) = WATCHDOG_RANGE_S;
-            if !w.is_finite() || !(lo..=hi).contains(&w) {
+            let (lo, hi) = (WATCHDOG_S.lo, WATCHDOG_S.hi);
+            if !WATCHDOG_S.contains(w) {
                 return err(
                     "watchdog_s",
                     format!(
@@ -352,9 +305,9 @@ impl Scenario {
 
     /// The longest a thread of this scenario may legitimately go without progress (a tick, an
     /// op begun, a GIL acquisition), in seconds: its longest `sleep`, the longest `gap_us` of a
-    /// driver (a `recv` waits that long for the next ping), and the policy's interval
-    /// (`interval_us`, `slice_us`, `min_hold_us`), in case a waiter only notices a free GIL
-    /// when its timed wait runs out.
+    /// driver (a `recv` waits that long for the next ping), and the policy's own
+    /// ([`Knobs::longest_wait_us`](crate::gil::Knobs::longest_wait_us): its interval, slice or
+    /// least hold).
     pub fn longest_expected_wait_s(&self) -> f64 {
         fn sleeps(ops: &[Op]) -> u64 {
             ops.iter()
@@ -373,14 +326,7 @@ impl Scenario {
                 us = us.max(*gap_us);
             }
         }
-        let interval_us = match &self.gil {
-            PolicySpec::Tick(_) | PolicySpec::NoGil(_) => 0,
-            PolicySpec::Interval(c) => c.interval_us,
-            PolicySpec::Priority(c) => c.interval_us,
-            PolicySpec::Bfs(c) => c.slice_us,
-            PolicySpec::Fifo(c) => c.min_hold_us,
-        };
-        us.max(interval_us) as f64 * 1e-6
+        us.max(self.gil.knobs().longest_wait_us()) as f64 * 1e-6
     }
 
     /// Seconds without progress before the watchdog stops the run: `watchdog_s` if given, else
@@ -389,48 +335,6 @@ impl Scenario {
         self.watchdog_s.unwrap_or_else(|| {
             (WATCHDOG_FACTOR * self.longest_expected_wait_s()).max(WATCHDOG_MIN_S)
         })
-    }
-
-    fn validate_policy(&self) -> Result<(), SpecError> {
-        match &self.gil {
-            PolicySpec::Tick(c) => {
-                if c.check_interval == 0 || c.check_interval > 1_000_000_000 {
-                    return err(
-                        "gil.check_interval",
-                        format!("{}: must be between 1 and 1e9", c.check_interval),
-                    );
-                }
-            }
-            PolicySpec::Interval(c) => {
-                interval("gil.interval_us", c.interval_us)?;
-                check_every(c.check_every)?;
-            }
-            PolicySpec::Priority(c) => {
-                interval("gil.interval_us", c.interval_us)?;
-                check_every(c.check_every)?;
-            }
-            PolicySpec::Bfs(c) => {
-                interval("gil.slice_us", c.slice_us)?;
-                if c.deadline_factor == 0 || c.deadline_factor > 1_000_000 {
-                    return err(
-                        "gil.deadline_factor",
-                        format!("{}: must be between 1 and 1e6", c.deadline_factor),
-                    );
-                }
-                check_every(c.check_every)?;
-            }
-            PolicySpec::Fifo(c) => {
-                if c.min_hold_us > 100_000_000 {
-                    return err(
-                        "gil.min_hold_us",
-                        format!("{}: must be between 0 and 1e8 µs", c.min_hold_us),
-                    );
-                }
-                check_every(c.check_every)?;
-            }
-            PolicySpec::NoGil(c) => check_every(c.check_every)?,
-        }
-        Ok(())
     }
 
     fn validate_peer(&self, i: usize, t: &ThreadSpec) -> Result<(), SpecError> {
@@ -443,28 +347,13 @@ impl Scenario {
         }) = &t.peer
         {
             let f = format!("threads[{i}].peer");
-            if *pings == 0 || *pings > 100_000_000 {
-                return err(
-                    format!("{f}.pings"),
-                    format!("{pings}: must be between 1 and 1e8"),
-                );
-            }
-            if *gap_us == 0 || *gap_us > 3_600_000_000 {
-                return err(
-                    format!("{f}.gap_us"),
-                    format!("{gap_us}: must be between 1 µs and 1 hour"),
-                );
-            }
-            if *bytes == 0 || *bytes > MAX_IO_BYTES {
-                return err(
-                    format!("{f}.bytes"),
-                    format!("{bytes}: must be between 1 and {MAX_IO_BYTES}"),
-                );
-            }
-            if *reply_bytes > MAX_IO_BYTES {
+            DRIVER_PINGS.check(format!("{f}.pings"), *pings)?;
+            DRIVER_GAP_US.check(format!("{f}.gap_us"), *gap_us)?;
+            IO_BYTES.check(format!("{f}.bytes"), *bytes)?;
+            if !REPLY_BYTES.contains(*reply_bytes) {
                 return err(
                     format!("{f}.reply_bytes"),
-                    format!("{reply_bytes}: at most {MAX_IO_BYTES}"),
+                    format!("{reply_bytes}: at most {}", REPLY_BYTES.hi),
                 );
             }
         }
@@ -481,18 +370,13 @@ impl Scenario {
         depth: usize,
     ) -> Result<(), SpecError> {
         match op {
-            Op::Cpu { ticks } if *ticks == 0 || *ticks > 1 << 50 => err(
-                format!("{f}.ticks"),
-                format!("{ticks}: must be between 1 and 2^50"),
-            ),
-            Op::Sleep { us } if *us == 0 || *us > 3_600_000_000 => err(
-                format!("{f}.us"),
-                format!("{us}: must be between 1 µs and 1 hour"),
-            ),
-            Op::Send { bytes } | Op::Recv { bytes } if *bytes == 0 || *bytes > MAX_IO_BYTES => err(
-                format!("{f}.bytes"),
-                format!("{bytes}: must be between 1 and {MAX_IO_BYTES}"),
-            ),
+            Op::Cpu { ticks } if !CPU_TICKS.contains(*ticks) => {
+                CPU_TICKS.check(format!("{f}.ticks"), *ticks)
+            }
+            Op::Sleep { us } if !SLEEP_US.contains(*us) => SLEEP_US.check(format!("{f}.us"), *us),
+            Op::Send { bytes } | Op::Recv { bytes } if !IO_BYTES.contains(*bytes) => {
+                IO_BYTES.check(format!("{f}.bytes"), *bytes)
+            }
             Op::Send { .. } if t.peer.is_none() => err(
                 f,
                 format!(
@@ -519,14 +403,11 @@ impl Scenario {
                 Some(_) => Ok(()),
             },
             Op::Loop { times, body } => {
-                if depth >= MAX_LOOP_DEPTH {
-                    return err(f, format!("loops nest deeper than {MAX_LOOP_DEPTH}"));
+                if depth as u64 >= LOOP_DEPTH.hi {
+                    return err(f, format!("loops nest deeper than {}", LOOP_DEPTH.hi));
                 }
-                if *times == Some(0) {
-                    return err(
-                        format!("{f}.times"),
-                        "0: must be at least 1, or None for until stopped",
-                    );
+                if let Some(t) = times {
+                    LOOP_TIMES.check(format!("{f}.times"), *t)?;
                 }
                 if body.is_empty() {
                     return err(format!("{f}.body"), "a loop needs at least one op");
@@ -587,10 +468,11 @@ impl Scenario {
 
     fn validate_stop(&self, index: &HashMap<&str, usize>) -> Result<(), SpecError> {
         if let Some(d) = self.stop.duration_s {
-            if !d.is_finite() || d <= 0.0 || d > 86_400.0 {
+            let (lo, hi) = (STOP_DURATION_S.lo, STOP_DURATION_S.hi);
+            if !STOP_DURATION_S.contains(d) || d == lo {
                 return err(
                     "stop.duration_s",
-                    format!("{d}: must be more than 0 and at most 86400 s"),
+                    format!("{d}: must be more than {lo} and at most {hi} s"),
                 );
             }
         }
@@ -734,12 +616,6 @@ impl Scenario {
     }
 }
 
-/// The largest event budget a machine with `mem_bytes` of memory allows: half of it, at
-/// [`EVENT_BYTES`] an event.
-pub fn max_events_allowed(mem_bytes: u64) -> u64 {
-    (mem_bytes / 2 / EVENT_BYTES).max(MIN_MAX_EVENTS)
-}
-
 fn collect_joins(ops: &[Op], index: &HashMap<&str, usize>, out: &mut Vec<usize>) {
     for o in ops {
         match o {
@@ -757,6 +633,7 @@ fn collect_joins(ops: &[Op], index: &HashMap<&str, usize>, out: &mut Vec<usize>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gil::IntervalConfig;
 
     fn cpu_thread(name: &str) -> ThreadSpec {
         ThreadSpec {
@@ -978,18 +855,4 @@ mod tests {
             .message
             .contains("spin"));
     }
-}
-
-fn interval(field: &str, us: u64) -> Result<(), SpecError> {
-    if us == 0 || us > 100_000_000 {
-        return err(field, format!("{us}: must be between 1 and 1e8 µs"));
-    }
-    Ok(())
-}
-
-fn check_every(n: u32) -> Result<(), SpecError> {
-    if n == 0 || n > 1_000_000_000 {
-        return err("gil.check_every", format!("{n}: must be between 1 and 1e9"));
-    }
-    Ok(())
 }

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 import gilmodel as gm
-from gilmodel import analysis
+from gilmodel import analysis, eventlog
 from conftest import CORES, POLICIES
 
 
@@ -70,13 +70,13 @@ def test_io_response_exact():
 
 def test_idle_gil_while_waiting_exact():
     # Free gaps 41-50, 60-70, 90-95, each with a waiter: 9 + 10 + 5.
-    assert analysis._idle_with_waiters_ns(analysis._log(HAND)) == 24
+    assert analysis._idle_with_waiters_ns(eventlog.decode(HAND)) == 24
 
 
 @pytest.mark.parametrize("k", [3, 200])
 def test_thread_order_is_a_stable_sort(k):
     th = np.random.default_rng(k).integers(0, k, 5000).astype(np.uint16)
-    order = analysis._thread_order(th)
+    order = eventlog.thread_order(th)
     assert (np.diff(th[order].astype(int)) >= 0).all()
     for j in range(k):  # stable: each thread's rows stay in time order
         assert (np.diff(order[th[order] == j]) > 0).all()
@@ -96,6 +96,16 @@ def test_plain_string_event_column_and_unknown_kinds():
     bad = plain.set_column(3, "event", pa.array(["nonsense"] * plain.num_rows))
     with pytest.raises(ValueError, match="unknown event kinds"):
         analysis.holds(bad)
+
+
+def test_a_decoded_log_serves_every_table():
+    lg = eventlog.decode(HAND)
+    assert eventlog.decode(lg) is lg
+    for f in (analysis.holds, analysis.handoffs, analysis.waits, analysis.io_response):
+        assert f(lg).equals(f(HAND)), f.__name__
+    empty = eventlog.decode(HAND.slice(0, 0))
+    assert empty.t.size == empty.order.size == 0
+    assert [f(empty).num_rows for f in (analysis.holds, analysis.handoffs, analysis.waits, analysis.io_response)] == [0] * 4
 
 
 @pytest.fixture(scope="module", params=sorted(POLICIES))

@@ -29,14 +29,14 @@ def test_each_experiment_writes_figure_table_json(out, name):
     assert json.loads((d / (name + ".json")).read_text())["rows"] == json.loads(json.dumps(r["rows"]))
 
 
-def test_p4_switch_rate_follows_the_interval(out):
-    rows = out[0]["p4"]["rows"]
+def test_interval_handoffs_switch_rate_follows_the_interval(out):
+    rows = out[0]["interval-handoffs"]["rows"]
     by = {r["interval_ms"]: r["switches_per_s"] for r in rows}
     assert by[0.5] > 5 * by[20.0]
 
 
-def test_p6_shares_sum_to_one(out):
-    rows = out[0]["p6"]["rows"]
+def test_who_wins_shares_sum_to_one(out):
+    rows = out[0]["who-wins"]["rows"]
     for v in ("2.7", "3.11"):
         for p in {r["placement"] for r in rows}:
             assert sum(r["gil_share"] for r in rows if r["version"] == v and r["placement"] == p) == pytest.approx(1.0, abs=1e-6)
@@ -49,8 +49,10 @@ def test_unknown_experiment_and_bad_scale():
         gallery.reproduce("p1", scale=0)
 
 
-def test_cli_reproduce(tmp_path):
+def test_cli_reproduce_by_an_old_name(tmp_path):
+    # p5, the old name of the drop-request ablation, runs it under its own name.
+    assert gallery.canonical("p5") == "dedupe-ablation" and gallery.ALIASES["p1"] == "battle"
     p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "reproduce", "p5", "--out", str(tmp_path), "--scale", "0.05"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert (tmp_path / "p5.png").exists() and "p5:" in p.stdout
+    assert (tmp_path / "dedupe-ablation.png").exists() and "dedupe-ablation:" in p.stdout

@@ -174,6 +174,23 @@ def test_the_figure_draws_exactly_the_expected_spans_and_markers():
     assert not any(plot.LABELS["io:send"] in t for t in legend)
 
 
+def test_draw_lanes_draws_the_same_lanes_on_a_given_axes():
+    from matplotlib.figure import Figure
+
+    run = make_run(TINY)
+    ax = Figure().add_subplot()
+    p = plot.draw_lanes(ax, run, title="tiny", columns=700)
+    assert p == plot.plan(run, columns=700) and not p.aggregate
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["main", "worker"] and ax.get_title(loc="left") == "tiny"
+    drawn = sorted((c.get_label()[len("_span:"):], len(c.get_paths())) for c in artists(ax, "_span:"))
+    assert drawn == [("hold", 4), ("io:recv", 1), ("switch", 1), ("wait", 4)]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert plot.LABELS["hold"] in legend and plot.LABELS["timeout"] in legend
+    assert plot.IO_OPS is gm.analysis.IO_OPS  # one list of operations
+    with pytest.raises(ValueError, match="columns"):
+        plot.draw_lanes(ax, run, columns=0)
+
+
 def test_spans_shorter_than_a_pixel_are_drawn_one_pixel_wide():
     fig = plot.plot_run(make_run(TINY), start=0.0, end=1e-3)  # 1 ms: a pixel is 1000 ns
     px = 1e-3 / plot.COLUMNS * 1e3  # in ms

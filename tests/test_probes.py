@@ -28,11 +28,15 @@ FIELDS = {
     "convoy": ("alone_s", "with_cpu_s", "factor"),
     "bandwidth": ("packets_per_s_alone", "packets_per_s"),
     "switch_sweep": ("rows",),
+    "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
+    "threads_sweep": ("rows",),
 }
 SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "handoffs": {"duration": 0.05},
          "io_latency": {"cpu_threads": 1, "pings": 4, "gap_us": 6000}, "convoy": {"bytes": 32768, "chunk": 1024, "cpu_threads": 1},
          "bandwidth": {"cpu_threads": 1, "duration": 0.05, "nbytes": 1024},
-         "switch_sweep": {"intervals_ms": "0.5,5", "duration": 0.03, "pings": 3}}
+         "switch_sweep": {"intervals_ms": "0.5,5", "duration": 0.03, "pings": 3},
+         "three_threads": {"duration": 0.05},
+         "threads_sweep": {"ks": "0,1,2", "duration": 0.03, "pings": 3, "gap_us": 6000, "bytes": 16384}}
 
 
 def test_probe_files_ship_in_the_package():
@@ -55,6 +59,11 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
         assert all(row["switches_per_s"] >= 0 and row["io_p50_ms"] > 0 for row in r["rows"])
     if probe == "io_latency":
         assert r["pings"] == 4 and r["p50_ms"] <= r["max_ms"]
+    if probe == "three_threads":
+        assert r["share_1"] >= r["share_2"] >= r["share_3"] and abs(r["share_1"] + r["share_2"] + r["share_3"] - 1) < 1e-9
+    if probe == "threads_sweep":
+        assert [row["k"] for row in r["rows"]] == [0, 1, 2] and r["rows"][0]["convoy_factor"] == 1.0
+        assert all(row["requests_per_s"] > 0 and row["p50_ms"] > 0 for row in r["rows"])
     assert not os.path.exists(os.path.join(os.path.dirname(path(probe)), "_probe.pyc"))
 
 
@@ -62,7 +71,7 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
 def test_probes_run_under_python27():
     it = fidelity.detect(PY27)
     assert it.minor == "2.7"
-    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy"):
+    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy", "three_threads", "threads_sweep"):
         r = run_probe(it, probe, SMALL[probe], CORES[:1])
         for f in FIELDS[probe]:
             assert f in r, (probe, f)
@@ -70,6 +79,22 @@ def test_probes_run_under_python27():
     assert r["ticks_per_iter_source"] == "tick_counter" and 2.5 < r["ticks_per_iter"] < 3.5
     # switch_sweep refuses on 2.x, and validate skips it there
     assert not runner.applies("switch_sweep", it)
+
+
+@pytest.mark.parametrize("policy", sorted(gm.POLICIES))
+def test_the_many_thread_probes_have_a_model_side_under_every_policy(policy):
+    from gilmodel.fidelity.model_side import model_probe
+
+    cal = gm.profiles.for_version("3.11")
+    gil = gm.POLICIES[policy]()
+    t = model_probe("three_threads", "3.11", CORES[:2], SMALL["three_threads"], cal, gil=gil)
+    assert set(FIELDS["three_threads"]) <= set(t) and t["share_1"] >= t["share_2"] >= t["share_3"]
+    assert abs(t["share_1"] + t["share_2"] + t["share_3"] - 1) < 1e-6
+    s = model_probe("threads_sweep", "3.11", CORES[:2], SMALL["threads_sweep"], cal, gil=gil)
+    assert [row["k"] for row in s["rows"]] == [0, 1, 2]
+    # Alone, every GIL echoes; next to CPU threads a 30 ms window may see no reply (BFS at k=2).
+    assert s["rows"][0]["requests_per_s"] > 0
+    assert all(row["requests_per_s"] >= 0 and row["stream_s"] > 0 for row in s["rows"])
 
 
 def test_probe_is_plain_python_without_gilmodel():
@@ -90,6 +115,8 @@ def test_validate_end_to_end_small(tmp_path):
             assert (p, m) in seen, (p, m)
     sweep = [m for p, m in seen if p == "switch_sweep"]
     assert len(sweep) == 2 * len(runner.SWEEP_MS)
+    ks = [m for p, m in seen if p == "threads_sweep"]
+    assert len(ks) == len(fidelity.SWEEP_K_METRICS) * len(runner.SWEEP_KS) - 1  # no convoy factor at k=0
     s = res.samples
     for (p, m), g in s.groupby(["probe", "metric"]):
         assert sorted(g.side.unique()) == ["model", "real"], (p, m)
@@ -102,6 +129,7 @@ def test_validate_end_to_end_small(tmp_path):
     assert pq.read_table(res.files["samples"]).num_rows == len(s)
     md = open(res.files["report"]).read()
     assert "| probe | metric | real |" in md and "Machine:" in md
+    assert "Against the number of CPU-bound threads" in md and "| requests_per_s |" in md
 
 
 def test_validate_cli_exit_code_and_errors(tmp_path, capsys):

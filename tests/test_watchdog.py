@@ -142,11 +142,13 @@ def test_default_rule_and_meta():
 
 
 def test_cli_reports_a_halted_run(monkeypatch, capsys):
-    from gilmodel import cli
+    import dataclasses
 
-    def hang(*a, **k):
+    from gilmodel import cli, experiments
+
+    def hang(gil, cores=None):
         return gm.Scenario(gm.cpython("3.11"), [gm.Thread("h", [_Hang()])], watchdog_s=0.05)
 
-    monkeypatch.setattr(cli.scenarios, "handoffs", hang)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "handoffs", dataclasses.replace(experiments.EXPERIMENTS["handoffs"], builder=hang))
     assert cli.main(["run", "handoffs"]) == 1
     assert "gilmodel: error: watchdog:" in capsys.readouterr().err

@@ -9,7 +9,7 @@ returned as Arrow tables.
 >>> run.summary()["elapsed_s"]  # doctest: +SKIP
 """
 
-from . import analysis, plot, profiles, scenarios
+from . import analysis, experiments, plot, profiles, scenarios
 from ._core import __version__
 from .policies import (
     CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython, resolve_gil,
@@ -25,7 +25,7 @@ from .sweeps import load, sweep
 from .fidelity import validate
 
 __all__ = [
-    "__version__", "scenarios", "analysis", "plot", "profiles",
+    "__version__", "scenarios", "experiments", "analysis", "plot", "profiles",
     "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
     "CPYTHON_VERSIONS", "resolve_gil",
     "calibrate", "Profile", "CalibrationError",

@@ -22,10 +22,13 @@ def show(value: Any, limit: int = 80) -> str:
 
 
 def check_int(field: str, value: Any, lo: int, hi: Optional[int] = None) -> int:
+    """``value`` when it is an int in ``lo..=hi`` (None: up to :data:`U64_MAX`; a range of
+    ``_core.LIMITS`` is passed as ``*LIMITS[name]``)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s: expected an integer, got %s" % (field, show(value)))
-    if value < lo or value > (U64_MAX if hi is None else hi):
-        allowed = ">= %d (and below 2**64)" % lo if hi is None else "between %d and %d" % (lo, hi)
+    top = U64_MAX if hi is None else hi
+    if value < lo or value > top:
+        allowed = ">= %d (and below 2**64)" % lo if top == U64_MAX else "between %d and %d" % (lo, hi)
         raise ValueError("%s: %s is out of range; must be %s" % (field, show(value), allowed))
     return value
 

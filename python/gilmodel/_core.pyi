@@ -1,10 +1,14 @@
 """The Rust core (PyO3). Use the package's Python API; these are its building blocks."""
 
-from typing import Any, Dict, List, Tuple
+from typing import Dict, List, Literal, Optional, Tuple, TypedDict, Union
+
+import numpy as np
 
 __version__: str
 #: Event kinds in dictionary order.
 EVENT_NAMES: List[str]
+#: The blocking operations, by the code ``io_begin``'s ``arg`` carries: ``OP_NAMES[arg]``.
+OP_NAMES: Tuple[str, ...]
 #: Names of the counted glibc primitive calls (columns of the threads table).
 CALL_NAMES: List[str]
 #: Bytes one event takes in a thread's buffer (t_ns, cpu, event, arg: 19).
@@ -16,18 +20,211 @@ DEFAULT_MAX_EVENTS: int
 #: The default watchdog: ``max(WATCHDOG_MIN_S, WATCHDOG_FACTOR * longest expected wait)``.
 WATCHDOG_MIN_S: float
 WATCHDOG_FACTOR: float
-#: Bounds of an explicit ``watchdog_s``, in seconds.
+#: Bounds of an explicit ``watchdog_s``, in seconds (``LIMITS["watchdog_s"]``).
 WATCHDOG_RANGE_S: Tuple[float, float]
+#: Every range the core checks a scenario against, inclusive: name -> ``(lo, hi)``, ints for
+#: counts, floats for ``tick_ns``, ``stop_duration_s`` (``lo`` itself excluded: more than 0)
+#: and ``watchdog_s``. Policies: ``check_period_ticks`` (``check_interval``, ``check_every``),
+#: ``interval_us`` (``interval_us``, ``slice_us``), ``deadline_factor``, ``min_hold_us``.
+#: Threads and ops: ``threads``, ``thread_name_chars``, ``cpu_ticks``, ``sleep_us``,
+#: ``io_bytes`` (send, recv, a driver's ping), ``reply_bytes``, ``driver_pings``,
+#: ``driver_gap_us``, ``loop_times``, ``loop_depth``, ``signal_at_us``. The run: ``tick_ns``,
+#: ``stop_duration_s``, ``watchdog_s``, ``max_events`` (its ``hi`` is this machine's: half its
+#: memory at ``EVENT_BYTES`` an event; a run of n threads needs at least 16 n).
+LIMITS: Dict[str, Union[Tuple[int, int], Tuple[float, float]]]
 
-def run(scenario_json: str) -> Dict[str, Any]:
-    """Run a scenario given as JSON; returns ``events`` and ``threads`` and ``io`` (dicts of
-    numpy arrays / lists), ``meta`` (JSON) and ``error``: None, or, when the watchdog or the
-    event budget (``on_overflow="error"``) stopped the run, ``{"kind": "watchdog" |
-    "event_budget", "message": str}`` beside the partial results. Releases Python's GIL while
-    running; a signal handler's exception (KeyboardInterrupt) stops the run and is raised."""
+
+# ---- the scenario run() and validate() take, as JSON (Scenario.to_spec builds it)
+
+class TickSpec(TypedDict):
+    policy: Literal["tick"]
+    check_interval: int
+    lock: Literal["sem", "mutex_cond"]
+
+
+class IntervalSpec(TypedDict):
+    policy: Literal["interval"]
+    interval_us: int
+    force_switching: bool
+    dedupe_drop_request: bool
+    check_every: int
+
+
+class PrioritySpec(TypedDict):
+    policy: Literal["priority"]
+    interval_us: int
+    check_every: int
+
+
+class BfsSpec(TypedDict):
+    policy: Literal["bfs"]
+    slice_us: int
+    deadline_factor: int
+    check_every: int
+
+
+class FifoSpec(TypedDict):
+    policy: Literal["fifo"]
+    check_every: int
+    min_hold_us: int
+
+
+class NoGilSpec(TypedDict):
+    policy: Literal["nogil"]
+    check_every: int
+
+
+PolicySpec = Union[TickSpec, IntervalSpec, PrioritySpec, BfsSpec, FifoSpec, NoGilSpec]
+
+
+class CpuOp(TypedDict):
+    op: Literal["cpu"]
+    ticks: int
+
+
+class SleepOp(TypedDict):
+    op: Literal["sleep"]
+    us: int
+
+
+class SendOp(TypedDict):
+    op: Literal["send"]
+    bytes: int
+
+
+class RecvOp(TypedDict):
+    op: Literal["recv"]
+    bytes: int
+
+
+class JoinOp(TypedDict):
+    op: Literal["join"]
+    thread: str
+
+
+class _LoopOp(TypedDict):
+    op: Literal["loop"]
+    body: List["OpSpec"]
+
+
+class LoopOp(_LoopOp, total=False):
+    #: None or absent: until the run stops.
+    times: Optional[int]
+
+
+OpSpec = Union[CpuOp, SleepOp, SendOp, RecvOp, JoinOp, LoopOp]
+
+
+class _DrainSpec(TypedDict):
+    kind: Literal["drain"]
+
+
+class DrainSpec(_DrainSpec, total=False):
+    core: Optional[int]
+
+
+class _DriverSpec(TypedDict):
+    kind: Literal["driver"]
+    pings: int
+    gap_us: int
+    bytes: int
+    reply_bytes: int
+
+
+class DriverSpec(_DriverSpec, total=False):
+    core: Optional[int]
+
+
+PeerSpec = Union[DrainSpec, DriverSpec]
+
+
+class _ThreadSpec(TypedDict):
+    name: str
+    program: List[OpSpec]
+
+
+class ThreadSpec(_ThreadSpec, total=False):
+    core: Optional[int]
+    peer: Optional[PeerSpec]
+
+
+class StopSpec(TypedDict, total=False):
+    thread: Optional[str]
+    duration_s: Optional[float]
+
+
+class _SignalSpec(TypedDict):
+    at_us: int
+    signum: int
+
+
+class SignalSpec(_SignalSpec, total=False):
+    handler: List[CpuOp]
+
+
+class _ScenarioSpec(TypedDict):
+    gil: PolicySpec
+    threads: List[ThreadSpec]
+
+
+class ScenarioSpec(_ScenarioSpec, total=False):
+    """What ``run`` and ``validate`` read (as JSON); an absent key takes the core's default."""
+
+    name: str
+    #: Empty: every core this process may use.
+    cores: List[int]
+    stop: StopSpec
+    tick_ns: float
+    log: bool
+    max_events: int
+    on_overflow: Literal["truncate", "error"]
+    #: None: the default rule (``WATCHDOG_MIN_S``, ``WATCHDOG_FACTOR``).
+    watchdog_s: Optional[float]
+    signals: List[SignalSpec]
+    pin_threads: bool
+
+
+# ---- what run() returns
+
+class RawEvents(TypedDict):
+    """The merged event log, column by column, in time order."""
+
+    t_ns: np.ndarray  # int64, ns since the start gate opened
+    thread: np.ndarray  # uint16
+    cpu: np.ndarray  # int16
+    event: np.ndarray  # int8, an index into EVENT_NAMES
+    arg: np.ndarray  # int64
+
+
+class RunErrorInfo(TypedDict):
+    kind: Literal["watchdog", "event_budget"]
+    message: str
+
+
+class RawRun(TypedDict):
+    events: RawEvents
+    #: The threads table: a column per name (numpy arrays; ``name`` a list of str, ``affinity``
+    #: a list of str, ``error`` a list of Optional[str]).
+    threads: Dict[str, Union[np.ndarray, List[str], List[Optional[str]]]]
+    #: Round trips timed by driver peers: ``thread``, ``sent_ns``, ``rtt_ns`` (int64 arrays).
+    io: Dict[str, np.ndarray]
+    #: JSON: policy and knobs, scenario, host, how the run ended (docs/design.md §4).
+    meta: str
+    #: None, or why the watchdog or the event budget stopped the run (the results are partial).
+    error: Optional[RunErrorInfo]
+
+
+def run(scenario_json: str) -> RawRun:
+    """Run a scenario given as JSON (a :class:`ScenarioSpec`); returns ``events`` and
+    ``threads`` and ``io`` (dicts of numpy arrays / lists), ``meta`` (JSON) and ``error``: None,
+    or, when the watchdog or the event budget (``on_overflow="error"``) stopped the run,
+    ``{"kind": "watchdog" | "event_budget", "message": str}`` beside the partial results.
+    Releases Python's GIL while running; a signal handler's exception (KeyboardInterrupt)
+    stops the run and is raised."""
 
 def validate(scenario_json: str) -> List[int]:
-    """Validate without running; returns each thread's core. Raises ValueError."""
+    """Validate a :class:`ScenarioSpec` given as JSON without running it; returns each thread's
+    core. Raises ValueError."""
 
 def calibration() -> Tuple[float, float]:
     """``(overhead_ns, ns_per_iter)`` of the spin that makes one tick."""

@@ -2,121 +2,50 @@
 
 Every function is vectorised (numpy over the Arrow columns, no per-row Python loop) and takes
 the ``events`` table of a run (any table with its schema: ``t_ns``, ``thread``, ``cpu``,
-``event``, ``arg``, in time order). Results are Arrow tables, or a dict for :func:`summary`.
+``event``, ``arg``, in time order), or that table already decoded by
+:func:`gilmodel.eventlog.decode` (to decode it once for several of them). Results are Arrow
+tables, or a dict for :func:`summary`.
 
-Pairing relies on the log's invariants: per thread, ``request`` → ``acquire`` → ``release``
-repeat in that order; globally at most one thread holds the GIL. Pairs cut off by the end of
-the log (a truncated run, a thread stopped while waiting) are left out.
+Pairing (:func:`gilmodel.eventlog.pairs`) relies on the log's invariants: per thread,
+``request`` → ``acquire`` → ``release`` repeat in that order; globally at most one thread
+holds the GIL. Pairs cut off by the end of the log (a truncated run, a thread stopped while
+waiting) are left out.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, NamedTuple
+from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
 
-from ._core import EVENT_NAMES
+from .eventlog import CODE, IO_OPS, Log, by_time, decode, neighbour, pairs
 
 if TYPE_CHECKING:
     from .run import Run
 
 __all__ = ["holds", "handoffs", "waits", "io_response", "summary", "HOLD_ENDS", "IO_OPS"]
 
-_CODE = {name: i for i, name in enumerate(EVENT_NAMES)}
 #: How a holding period ended (the ``ended_by`` column of :func:`holds`).
 HOLD_ENDS = ("poll", "forced_drop", "blocking", "exit")
-#: Blocking operations by the ``arg`` of ``io_begin``.
-IO_OPS = ("send", "recv", "sleep", "join")
+_Events = Union[pa.Table, Log]  # a table, or the Log decoded from it
 
 
-class _Log(NamedTuple):
-    t: np.ndarray
-    thread: np.ndarray
-    cpu: np.ndarray
-    ev: np.ndarray  # canonical codes (EVENT_NAMES order), whatever the table's dictionary
-    arg: np.ndarray
-    order: np.ndarray  # row indices in per-thread sequence order (stable sort by thread)
-    ev_o: np.ndarray  # ev[order]
-    th_o: np.ndarray  # thread[order]
-
-
-def _log(events: pa.Table) -> _Log:
-    col = events.column("event")
-    if pa.types.is_dictionary(col.type):
-        arr = col.unify_dictionaries().combine_chunks() if col.num_chunks > 1 else col.combine_chunks()
-    else:  # plain strings (e.g. a table rebuilt by hand)
-        arr = col.combine_chunks().dictionary_encode()
-    names = arr.dictionary.to_pylist()
-    codes = arr.indices.to_numpy(zero_copy_only=False)
-    unknown = [n for n in names if n not in _CODE]
-    if unknown:
-        raise ValueError("events.event: unknown event kinds %r; known: %s" % (unknown, ", ".join(EVENT_NAMES)))
-    lut = np.array([_CODE[n] for n in names] or [0], dtype=np.int8)
-    ev = lut[codes]
-    thread = events.column("thread").to_numpy()
-    order = _thread_order(thread)
-    return _Log(events.column("t_ns").to_numpy(), thread, events.column("cpu").to_numpy(), ev,
-                events.column("arg").to_numpy(), order, ev[order], thread[order])
-
-
-def _thread_order(thread: np.ndarray) -> np.ndarray:
-    """Rows in per-thread sequence order: a stable sort by thread (a 16-bit key, so numpy
-    sorts it by radix, in linear time)."""
-    return np.argsort(thread, kind="stable")
-
-
-def _pairs(lg: _Log, first: str, second: str):
-    """Per thread, each ``first`` event followed (in that thread's own sequence, skipping
-    other kinds) by a ``second`` event: returns the positions of both in ``lg.order`` (the
-    rows are ``lg.order[p]``)."""
-    a, b = _CODE[first], _CODE[second]
-    p = np.flatnonzero((lg.ev_o == a) | (lg.ev_o == b))
-    if p.size < 2:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    e, th = lg.ev_o[p], lg.th_o[p]
-    ok = (e[:-1] == a) & (e[1:] == b) & (th[:-1] == th[1:])
-    return p[:-1][ok], p[1:][ok]
-
-
-def _by_time(n: int, rows: np.ndarray) -> np.ndarray:
-    """The permutation that puts ``rows`` (distinct row indices, e.g. per-thread runs) in
-    increasing order, i.e. in time order: a mark-and-compress over the n rows, linear time."""
-    idx = np.full(n, -1, dtype=np.int64)
-    idx[rows] = np.arange(rows.size)
-    return idx[idx >= 0]
-
-
-def _neighbour(lg: _Log, p: np.ndarray, step: int) -> np.ndarray:
-    """The event code just before (step=-1) or after (step=+1) each position ``p`` of
-    ``lg.order`` in the same thread; -1 where there is none."""
-    q = p + step
-    inside = (q >= 0) & (q < lg.order.size)
-    out = np.full(p.size, -1, dtype=np.int16)
-    qi = q[inside]
-    out[inside] = np.where(lg.th_o[qi] == lg.th_o[p[inside]], lg.ev_o[qi], -1)
-    return out
-
-
-def holds(events: pa.Table) -> pa.Table:
+def holds(events: _Events) -> pa.Table:
     """One row per GIL holding period: ``thread``, ``cpu`` (at the acquisition), ``start_ns``,
     ``end_ns``, ``dur_ns``, ``ticks`` (run while holding), ``ended_by`` (``poll``: a periodic
     release or a policy check; ``forced_drop``: a drop request; ``blocking``: a blocking call;
     ``exit``: the thread finished), ordered by start."""
-    return _holds(_log(events))
-
-
-def _holds(lg: _Log) -> pa.Table:
-    pa_, pr = _pairs(lg, "acquire", "release")
-    prev_ev = _neighbour(lg, pr, -1)
-    next_ev = _neighbour(lg, pr, +1)
+    lg = decode(events)
+    pa_, pr = pairs(lg, "acquire", "release")
+    prev_ev = neighbour(lg, pr, -1)
+    next_ev = neighbour(lg, pr, +1)
     acq, rel = lg.order[pa_], lg.order[pr]
     ended = np.zeros(rel.size, dtype=np.int8)  # poll
-    ended[next_ev == _CODE["io_begin"]] = 2
-    ended[next_ev == _CODE["exit"]] = 3
-    ended[prev_ev == _CODE["forced_drop"]] = 1
-    s = _by_time(lg.t.size, acq)
+    ended[next_ev == CODE["io_begin"]] = 2
+    ended[next_ev == CODE["exit"]] = 3
+    ended[prev_ev == CODE["forced_drop"]] = 1
+    s = by_time(lg.t.size, acq)
     acq, rel, ended = acq[s], rel[s], ended[s]
     return pa.table({
         "thread": pa.array(lg.thread[acq].astype(np.uint16)),
@@ -134,23 +63,25 @@ def _count_between(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
     return np.searchsorted(times, hi, side="right") - np.searchsorted(times, lo, side="right")
 
 
-def handoffs(events: pa.Table) -> pa.Table:
+def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows of each (release, acquire) consecutive in global order: the GIL was free in
+    between."""
+    m = np.nonzero((lg.ev == CODE["acquire"]) | (lg.ev == CODE["release"]))[0]
+    e = lg.ev[m]
+    ok = (e[:-1] == CODE["release"]) & (e[1:] == CODE["acquire"])
+    return m[:-1][ok], m[1:][ok]
+
+
+def handoffs(events: _Events) -> pa.Table:
     """One row per change of holder: the GIL released by ``from_thread`` at ``release_ns`` and
     next acquired by another thread, ``to_thread``, at ``acquire_ns``; ``latency_ns`` between
     them; ``futile`` whether some waiter woke in between and found it taken (a
     ``futile_wakeup`` event in the interval)."""
-    return _handoffs(_log(events))
-
-
-def _handoffs(lg: _Log) -> pa.Table:
-    m = np.nonzero((lg.ev == _CODE["acquire"]) | (lg.ev == _CODE["release"]))[0]
-    e = lg.ev[m]
-    # Consecutive (release, acquire) in global order: the GIL was free in between.
-    ok = (e[:-1] == _CODE["release"]) & (e[1:] == _CODE["acquire"])
-    r, a = m[:-1][ok], m[1:][ok]
+    lg = decode(events)
+    r, a = _free_gaps(lg)
     moved = lg.thread[r] != lg.thread[a]
     r, a = r[moved], a[moved]
-    fut = np.sort(lg.t[lg.ev == _CODE["futile_wakeup"]])
+    fut = np.sort(lg.t[lg.ev == CODE["futile_wakeup"]])
     return pa.table({
         "from_thread": pa.array(lg.thread[r].astype(np.uint16)),
         "to_thread": pa.array(lg.thread[a].astype(np.uint16)),
@@ -161,15 +92,12 @@ def _handoffs(lg: _Log) -> pa.Table:
     })
 
 
-def waits(events: pa.Table) -> pa.Table:
+def waits(events: _Events) -> pa.Table:
     """One row per wait for the GIL: ``thread``, ``request_ns``, ``acquire_ns``, ``wait_ns``,
     ``timeouts`` (timed waits that ran out meanwhile), ``drop_requests`` (set by this waiter
     meanwhile), ``futile_wakeups`` (this waiter's, meanwhile)."""
-    return _waits(_log(events))
-
-
-def _waits(lg: _Log) -> pa.Table:
-    preq, pacq = _pairs(lg, "request", "acquire")
+    lg = decode(events)
+    preq, pacq = pairs(lg, "request", "acquire")
     req, acq = lg.order[preq], lg.order[pacq]
 
     # Per thread, counts of an event kind between request and acquire: cumulative counts in
@@ -181,30 +109,27 @@ def _waits(lg: _Log) -> pa.Table:
         c = np.concatenate([[0], np.cumsum(w)])
         return c[np.searchsorted(at, pacq)] - c[np.searchsorted(at, preq, side="right")]
 
-    s = _by_time(lg.t.size, req)
+    s = by_time(lg.t.size, req)
     req, acq, preq, pacq = req[s], acq[s], preq[s], pacq[s]
     return pa.table({
         "thread": pa.array(lg.thread[req].astype(np.uint16)),
         "request_ns": pa.array(lg.t[req]),
         "acquire_ns": pa.array(lg.t[acq]),
         "wait_ns": pa.array(lg.t[acq] - lg.t[req]),
-        "timeouts": pa.array(between(_CODE["timeout"])),
-        "drop_requests": pa.array(between(_CODE["drop_request"])),
-        "futile_wakeups": pa.array(between(_CODE["futile_wakeup"], weighted=True)),
+        "timeouts": pa.array(between(CODE["timeout"])),
+        "drop_requests": pa.array(between(CODE["drop_request"])),
+        "futile_wakeups": pa.array(between(CODE["futile_wakeup"], weighted=True)),
     })
 
 
-def io_response(events: pa.Table) -> pa.Table:
+def io_response(events: _Events) -> pa.Table:
     """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join), ``bytes``,
     ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
     again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
     call (the convoy delay)."""
-    return _io_response(_log(events))
-
-
-def _io_response(lg: _Log) -> pa.Table:
-    beg, end = (lg.order[p] for p in _pairs(lg, "io_begin", "io_end"))
-    end2, acq = (lg.order[p] for p in _pairs(lg, "io_end", "acquire"))
+    lg = decode(events)
+    beg, end = (lg.order[p] for p in pairs(lg, "io_begin", "io_end"))
+    end2, acq = (lg.order[p] for p in pairs(lg, "io_end", "acquire"))
     # io_end → request → acquire: pair each end with the next acquire of its thread (pairs
     # come in per-thread order; sort them by row to look them up).
     s2 = np.argsort(end2)
@@ -212,7 +137,7 @@ def _io_response(lg: _Log) -> pa.Table:
     keep = np.isin(end, end2)
     beg, end = beg[keep], end[keep]
     acq = acq[np.searchsorted(end2, end)] if end.size else end
-    s = _by_time(lg.t.size, beg)
+    s = by_time(lg.t.size, beg)
     beg, end, acq = beg[s], end[s], acq[s]
     ops = np.clip(lg.arg[beg], 0, len(IO_OPS) - 1).astype(np.int8)
     return pa.table({
@@ -235,17 +160,15 @@ def _quantiles(x: np.ndarray, prefix: str, scale: float = 1e6, unit: str = "ms")
             "%s_p99_%s" % (prefix, unit): float(p99) / scale, "%s_max_%s" % (prefix, unit): float(x.max()) / scale}
 
 
-def _idle_with_waiters_ns(lg: _Log) -> int:
+def _idle_with_waiters_ns(lg: Log) -> int:
     """Time the GIL was free while at least one thread waited for it."""
-    m = np.nonzero((lg.ev == _CODE["acquire"]) | (lg.ev == _CODE["release"]))[0]
-    e = lg.ev[m]
-    ok = (e[:-1] == _CODE["release"]) & (e[1:] == _CODE["acquire"])
-    r_t, a_t = lg.t[m[:-1][ok]], lg.t[m[1:][ok]]
+    r, a = _free_gaps(lg)
+    r_t, a_t = lg.t[r], lg.t[a]
     if r_t.size == 0:
         return 0
     # Waiters at time x: requests so far minus acquisitions so far (request → acquire per thread).
-    req_t = lg.t[lg.ev == _CODE["request"]]
-    acq_t = lg.t[lg.ev == _CODE["acquire"]]
+    req_t = lg.t[lg.ev == CODE["request"]]
+    acq_t = lg.t[lg.ev == CODE["acquire"]]
     waiting_at_release = np.searchsorted(req_t, r_t, side="right") - np.searchsorted(acq_t, r_t, side="right")
     first_req_after = req_t[np.minimum(np.searchsorted(req_t, r_t, side="right"), req_t.size - 1)]
     start = np.where(waiting_at_release > 0, r_t, np.minimum(first_req_after, a_t))
@@ -338,14 +261,14 @@ def summary(run: "Run") -> Dict[str, Any]:
         if late is not None:
             out["io_pings_late"] = late
     if run.events.num_rows:
-        lg = _log(run.events)
-        ho = _handoffs(lg)
+        lg = decode(run.events)
+        ho = handoffs(lg)
         lat = ho.column("latency_ns").to_numpy()
         out["handoffs"] = int(lat.size)
         out.update(_quantiles(lat, "handoff_latency", 1e3, "us"))
         out["futile_handoff_fraction"] = float(ho.column("futile").to_numpy(zero_copy_only=False).mean()) if lat.size else 0.0
         out["idle_gil_waiting_s"] = _idle_with_waiters_ns(lg) / 1e9
-        out.update(_quantiles(_waits(lg).column("wait_ns").to_numpy(), "wait"))
-        io = _io_response(lg)
+        out.update(_quantiles(waits(lg).column("wait_ns").to_numpy(), "wait"))
+        io = io_response(lg)
         out.update(_quantiles(io.column("response_ns").to_numpy(), "io_response"))
     return out

@@ -8,10 +8,10 @@ import os
 import sys
 from typing import List, Optional
 
-from . import _core, scenarios
+from . import _core
 from .demo import DEMO_GILS
 from .policies import CPYTHON_VERSIONS, POLICIES, resolve_gil
-from .run import RunHalted, run
+from .run import RunHalted
 
 __all__ = ["main"]
 
@@ -42,31 +42,43 @@ def _cmd_demo(a) -> int:
     return 0
 
 
+def _params(a, exp) -> dict:
+    """The experiment's parameters from the command line: the named flags it takes, then
+    ``--param NAME=VALUE`` (VALUE read as JSON, else as a string)."""
+    takes = exp.params()
+    kw = {}
+    for flag, name in (("ticks", "ticks"), ("duration", "duration_s"), ("cpu_threads", "cpu_threads"),
+                       ("bytes", "total_bytes"), ("tick_ns", "tick_ns")):
+        v = getattr(a, flag)
+        if v is None:
+            continue
+        if name not in takes:
+            raise ValueError("--%s: experiment %r has no parameter %s; it takes %s" % (
+                flag.replace("_", "-"), exp.name, name, ", ".join(sorted(takes))))
+        kw[name] = v
+    for item in a.param or ():
+        k, eq, v = item.partition("=")
+        if not eq or not k.strip():
+            raise ValueError("--param %r: expected NAME=VALUE" % item)
+        try:
+            kw[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            kw[k.strip()] = v
+    exp.check_params(kw, "--param: ")
+    return kw
+
+
 def _cmd_run(a) -> int:
+    from .experiments import get
+
+    exp = get(a.scenario)
     gil = resolve_gil(a.gil or a.version)
-    cores = _cores(a.cores)
-    tk = a.tick_ns
-    if a.scenario == "cpu_pair":
-        r = scenarios.cpu_pair_ratio(gil, cores, a.ticks, tk)
-        print(json.dumps({k: v for k, v in r.items() if k != "threaded"}, indent=2))
-        return 0
-    if a.scenario == "syscalls":
-        print(json.dumps(scenarios.syscalls(gil, cores, a.ticks, tk), indent=2))
-        return 0
-    if a.scenario == "handoffs":
-        sc = scenarios.handoffs(gil, cores, a.duration, tk)
-    elif a.scenario == "io_latency":
-        sc = scenarios.io_latency(gil, cores, a.cpu_threads, tick_ns=tk)
-    else:
-        sc = scenarios.convoy(gil, cores, a.cpu_threads, total_bytes=a.bytes, tick_ns=tk)
-    r = run(sc)
-    s = r.summary()
-    s["profile"] = r.meta["profile"].get("source")
-    s["tick_ns"] = r.meta["tick_ns"]
-    print(json.dumps(s, indent=2))
+    res = exp.run(gil, _cores(a.cores), log=bool(a.out), **_params(a, exp))
+    print(json.dumps({**res.metrics, **res.detail}, indent=2, default=str))
     if a.out:
+        r = res.runs[exp.phases[-1]]
         r.to_parquet(a.out)
-        print("wrote %s (%d events)" % (a.out, r.events.num_rows), file=sys.stderr)
+        print("wrote %s (%d events, the %s run)" % (a.out, r.events.num_rows, exp.phases[-1]), file=sys.stderr)
     return 0
 
 
@@ -91,9 +103,9 @@ def _cmd_trace(a) -> int:
 
 
 def _cmd_reproduce(a) -> int:
-    from .gallery import EXPERIMENTS, reproduce
+    from .gallery import EXPERIMENTS, canonical, reproduce
 
-    names = list(EXPERIMENTS) if a.name == "all" else [a.name]
+    names = list(EXPERIMENTS) if a.name == "all" else [canonical(a.name)]
     for n in names:
         r = reproduce(n, a.out, a.scale, _cores(a.cores))
         print("%s: wrote %s and %s" % (n, r["figure"], r["table"]))
@@ -200,19 +212,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     d.add_argument("--repeats", type=int, default=3, help="runs per side and GIL; medians are shown (default: %(default)s)")
     d.add_argument("--no-real", action="store_true", help="the model alone: skip the real interpreters")
     d.set_defaults(fn=_cmd_demo)
-    r = sub.add_parser("run", help="run one canned scenario and print its summary")
-    r.add_argument("scenario", choices=["cpu_pair", "handoffs", "io_latency", "convoy", "syscalls"])
+    from .experiments import EXPERIMENTS as _EXPS
+
+    r = sub.add_parser("run", help="run one experiment of the registry and print its metrics (JSON)",
+                       description="Experiments: " + "; ".join("%s: %s" % (k, e.title) for k, e in _EXPS.items()))
+    r.add_argument("scenario", metavar="experiment", choices=list(_EXPS), help="one of: %(choices)s")
     r.add_argument("--gil", help="a CPython version (%s) or a policy name (%s); default 3.11" % (
         ", ".join(CPYTHON_VERSIONS), ", ".join(POLICIES)))
     r.add_argument("--version", dest="version", default="3.11", choices=CPYTHON_VERSIONS, help="CPython version whose GIL to use "
                    "(the same as --gil VERSION)")
     r.add_argument("--tick-ns", type=float, help="ns of work per tick (default: the measured profile of the GIL's interpreter)")
     r.add_argument("--cores", help="comma-separated cores")
-    r.add_argument("--ticks", type=int, default=2_000_000, help="cpu_pair, syscalls: ticks per task")
-    r.add_argument("--duration", type=float, default=1.0, help="handoffs: seconds")
-    r.add_argument("--cpu-threads", type=int, default=1, help="io_latency, convoy: CPU-bound threads beside the I/O thread")
-    r.add_argument("--bytes", type=int, default=4 << 20, help="convoy: bytes to stream")
-    r.add_argument("--out", help="write the run to this Parquet file")
+    r.add_argument("--ticks", type=int, help="cpu_pair, syscalls: ticks per task (default 2000000)")
+    r.add_argument("--duration", type=float, help="handoffs: seconds (default 1)")
+    r.add_argument("--cpu-threads", type=int, help="io_latency, convoy, convoy_factor: CPU-bound threads beside the I/O "
+                                                  "thread (default 1)")
+    r.add_argument("--bytes", type=int, help="convoy, convoy_factor: bytes to stream (default 4 MiB)")
+    r.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="any parameter of the experiment's builder, e.g. -p gap_us=20000 (repeatable; VALUE is JSON)")
+    r.add_argument("--out", help="write the (last) run to this Parquet file")
     r.set_defaults(fn=_cmd_run)
     for name, fn, what in (("plot", _cmd_plot, "draw the GIL timeline of a run saved with --out / Run.to_parquet"),
                            ("trace", _cmd_trace, "export a saved run as a Perfetto / Chrome trace (JSON)")):
@@ -222,11 +240,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         q.add_argument("--start", type=float, help="window start, seconds since the threads were released")
         q.add_argument("--end", type=float, help="window end, seconds")
         q.set_defaults(fn=fn)
-    from .gallery import EXPERIMENTS
+    from .gallery import ALIASES, EXPERIMENTS
 
     g = sub.add_parser("reproduce", help="run one experiment of the gallery (or all): figure, table, JSON",
-                       description="Experiments: " + "; ".join("%s: %s" % (k, v[0]) for k, v in EXPERIMENTS.items()))
-    g.add_argument("name", choices=list(EXPERIMENTS) + ["all"])
+                       description="Experiments: " + "; ".join("%s: %s" % (k, v[0]) for k, v in EXPERIMENTS.items())
+                       + ". Old names: " + ", ".join("%s=%s" % kv for kv in ALIASES.items()) + ".")
+    g.add_argument("name", choices=list(EXPERIMENTS) + list(ALIASES) + ["all"], metavar="name",
+                   help="an experiment (%s), an old name p1..p8, or all" % ", ".join(EXPERIMENTS))
     g.add_argument("--out", default="gallery", help="output folder (default: %(default)s)")
     g.add_argument("--scale", type=float, default=1.0, help="workload size factor (default: %(default)s)")
     g.add_argument("--cores", help="comma-separated cores (default: the first two this process may use)")

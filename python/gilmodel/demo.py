@@ -17,7 +17,7 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _core, profiles
-from .fidelity.model_side import stream
+from .experiments import get
 from .interpreters import Interpreter
 from .plot import timeline
 from .policies import CPYTHON_VERSIONS, Policy, resolve_gil
@@ -42,7 +42,6 @@ def _measure(name: str, gil: Policy, cores: List[int], total_bytes: int, repeats
     version = name if name in CPYTHON_VERSIONS else None
     prof = profiles.for_policy(gil)
     interp = Interpreter(prof.python, prof.version) if real_side and version and prof.source != "reference" else None
-    mgil = prof.adjust(gil)
     args = {"bytes": total_bytes, "chunk": 1024, "cpu_threads": 1}
     real: List[Dict[str, Any]] = []
     model: List[Tuple[float, float, Any]] = []
@@ -53,9 +52,10 @@ def _measure(name: str, gil: Policy, cores: List[int], total_bytes: int, repeats
                 real.append(run_probe(interp, "convoy", args, cores, timeout=120.0))
             except ProbeError as e:
                 why = "the real probe failed: %s" % e
-        a, _ = stream(mgil, cores, prof, total_bytes, 1024, 0)
-        b, r = stream(mgil, cores, prof, total_bytes, 1024, 1)
-        model.append((a, b, r))
+        # The registry's convoy_factor, with the profile of the GIL's interpreter (as every
+        # scenario without a tick_ns): the same stream clock as the probe's.
+        m = get("convoy_factor").run(gil, cores, total_bytes=total_bytes, chunk_bytes=1024, cpu_threads=1)
+        model.append((m.metrics["alone_s"], m.metrics["with_cpu_s"], m.runs["loaded"]))
     row: Dict[str, Any] = {"gil": name, "policy": gil.to_spec()["policy"], "cores": cores, "bytes": total_bytes,
                            "profile": {"version": prof.version, "source": prof.source, "tick_ns": prof.tick_ns,
                                        "model_tick_ns": prof.model_tick_ns}}

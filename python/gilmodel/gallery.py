@@ -5,13 +5,15 @@ output folder ``NAME.png`` (its figure), ``NAME.md`` (its table, with the machin
 command) and ``NAME.json`` (the same rows, for scripts). ``scale`` multiplies every workload
 size (1.0: the sizes of the committed gallery; tests use a small fraction).
 
-Experiments (``pN`` shows phenomenon PN of docs/design.md §1; ``p8`` shows P8 and P9):
-``p1`` GIL battle, ``p2`` context-switch storm, ``p3`` Ctrl-C with threads, ``p4`` interval
-hand-offs, ``p5`` drop-request ablation, ``p6`` who wins, ``p7`` convoy, ``p8`` the proposed
-fixes and baselines beside CPython's GILs. Every scenario runs with the measured profile of
-its interpreter (no explicit ``tick_ns``); ``p1``, ``p4`` and ``p7`` also run the real
-interpreters' probes on the same cores, beside the model (``real_*`` columns; None where
-this machine has no such interpreter).
+Experiments, named for what they show (the old names ``p1`` … ``p8``, after the phenomena
+P1–P8 of docs/design.md §1, are aliases): ``battle`` (P1, two CPU threads), ``syscall-storm``
+(P2), ``ctrl-c`` (P3), ``interval-handoffs`` (P4), ``dedupe-ablation`` (P5, the drop-request
+check), ``who-wins`` (P6), ``convoy`` (P7) and ``better-gils`` (P8/P9: the proposed fixes and
+baselines beside CPython's GILs). Their workloads and metrics come from the registry
+(:mod:`gilmodel.experiments`) where it has them. Every scenario runs with the measured profile
+of its interpreter (no explicit ``tick_ns``); ``battle``, ``interval-handoffs`` and ``convoy``
+also run the real interpreters' probes on the same cores, beside the model (``real_*``
+columns; None where this machine has no such interpreter).
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core, analysis, profiles
+from . import _core, analysis, plot, profiles
+from .experiments import get
 from .policies import IntervalGIL, cpython
 from .run import Run, run
 from .scenario import Scenario, Thread, cpu, loop
-from .scenarios import convoy, cpu_pair, handoffs, stream_seconds, syscalls
+from .scenarios import syscalls
 
-__all__ = ["EXPERIMENTS", "reproduce"]
+__all__ = ["EXPERIMENTS", "ALIASES", "canonical", "reproduce"]
 
 Rows = List[Dict[str, Any]]
 
@@ -87,7 +90,7 @@ def _bars_real_model(ax, rows: Rows, model_key: str, real_key: str, colors) -> N
     ax.legend(fontsize=7, frameon=False)
 
 
-def p1(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def battle(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P1: two CPU-bound threads, run one after the other and then at once, under the 2.7 and
     3.11 GILs, on 1 and 2 cores; beside each, the real interpreter's ``cpu_pair`` probe on the
     same cores (the model's ticks are the probe's countdown iterations in its profile's ticks)."""
@@ -99,17 +102,16 @@ def p1(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
         args = probe_args("cpu_pair", scale, {"ns_per_iter": prof.ns_per_iter})
         ticks = max(1, int(round(args["n"] * prof.ticks_per_iter / prof.group)))
         for label, cs in _layouts(cores):
-            seq, thr = cpu_pair(cpython(v), cs, ticks)
-            a, r = run(seq), run(thr)
+            res = get("cpu_pair").run(cpython(v), cs, ticks=ticks)
             real, who = _real(v, "cpu_pair", args, cs)
-            s = r.summary()
+            r, s = res.runs["threaded"], res.metrics
             runs[(v, label)] = r
-            ratio = s["elapsed_s"] / a.summary()["elapsed_s"]
-            rows.append({"version": v, "cores": label, "sequential_s": a.summary()["elapsed_s"], "threaded_s": s["elapsed_s"],
+            ratio = s["cpu_pair_ratio"]
+            rows.append({"version": v, "cores": label, "sequential_s": s["sequential_s"], "threaded_s": s["threaded_s"],
                          "threaded/sequential": ratio, "real_threaded/sequential": None if real is None else real["ratio"],
                          "real": who, "switches_per_s": s["switches_per_s"],
                          "futile_wakeups_per_s": s["futile_wakeups_per_s"], "tick_ns": r.meta["tick_ns"]})
-            say("  p1 %s %s: ratio %.2f (real %s)" % (v, label, ratio, "-" if real is None else "%.2f" % real["ratio"]))
+            say("  battle %s %s: ratio %.2f (real %s)" % (v, label, ratio, "-" if real is None else "%.2f" % real["ratio"]))
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     _bars_real_model(ax, rows, "threaded/sequential", "real_threaded/sequential",
@@ -119,10 +121,10 @@ def p1(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax.set_title("Two CPU-bound threads: slower together?", fontsize=10, loc="left")
     key = ("2.7", "2 cores") if ("2.7", "2 cores") in runs else ("2.7", "1 core")
     _lanes(ax2, runs[key], 0.0, 0.2, "2.7, %s: the GIL bounces every check (first 0.2 ms)" % key[1])
-    return _save(fig, out, "p1"), rows
+    return _save(fig, out, "battle"), rows
 
 
-def p2(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def syscall_storm(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P2: the same two CPU tasks sequential and threaded: context switches and glibc
     primitive calls (all of them, and the waits that blocked), tick GIL on both lock
     implementations, 1 and 2 cores (:func:`gilmodel.scenarios.syscalls`). The calls barely
@@ -140,7 +142,7 @@ def p2(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
                              "voluntary_ctx": m["voluntary_ctx_switches"], "involuntary_ctx": m["involuntary_ctx_switches"],
                              "primitive_calls": m["primitive_calls"], "blocking_waits": m["futex_level"]["blocking_waits"],
                              "elapsed_s": m["elapsed_s"]})
-                say("  p2 %s %s %s: %d ctx switches" % (v, label, mode, rows[-1]["voluntary_ctx"] + rows[-1]["involuntary_ctx"]))
+                say("  syscall-storm %s %s %s: %d ctx switches" % (v, label, mode, rows[-1]["voluntary_ctx"] + rows[-1]["involuntary_ctx"]))
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for ax, key, title in ((axes[0], ("voluntary_ctx", "involuntary_ctx"), "context switches (getrusage)"),
@@ -151,10 +153,10 @@ def p2(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10, loc="left")
         ax.tick_params(axis="x", labelsize=7)
-    return _save(fig, out, "p2"), rows
+    return _save(fig, out, "syscall-storm"), rows
 
 
-def p4(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def interval_handoffs(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P4: two CPU threads under the interval GIL (3.11's, with its measured costs) at
     intervals from 0.5 to 20 ms: hand-offs per second against 1/interval, and the hand-off
     latency; beside them, real 3.11's ``switch_sweep`` probe at the same intervals and cores."""
@@ -166,12 +168,12 @@ def p4(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     real_rate = {round(r["interval_ms"] * 1000): r["switches_per_s"] for r in (real or {}).get("rows", [])}
     rows = []
     for iv in ivs:
-        s = run(handoffs(dataclasses.replace(cpython("3.11"), interval_us=iv), two, dur)).summary()
+        s = get("handoffs").run(dataclasses.replace(cpython("3.11"), interval_us=iv), two, duration_s=dur).metrics
         rows.append({"interval_ms": iv / 1000, "switches_per_s": s["switches_per_s"], "real_switches_per_s": real_rate.get(iv),
                      "real": who, "one_per_interval": 1e6 / iv,
                      "handoff_latency_p50_us": s.get("handoff_latency_p50_us", float("nan")),
                      "wait_p50_ms": s.get("wait_p50_ms", float("nan"))})
-        say("  p4 interval %g ms: %.0f switches/s (real %s)" % (iv / 1000, s["switches_per_s"],
+        say("  interval-handoffs interval %g ms: %.0f switches/s (real %s)" % (iv / 1000, s["switches_per_s"],
                                                              "-" if iv not in real_rate else "%.0f" % real_rate[iv]))
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -188,10 +190,10 @@ def p4(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax2.set_xlabel("switch interval (ms)")
     ax2.set_ylabel("hand-off latency, median (µs)")
     ax2.set_title("Release → acquire by the waiter (condvar wake-up)", fontsize=10, loc="left")
-    return _save(fig, out, "p4"), rows
+    return _save(fig, out, "interval-handoffs"), rows
 
 
-def p5(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def dedupe_ablation(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P5: three CPU threads under the interval GIL, with and without the switch_number check
     before a waiter sets the drop request."""
     two, _ = _cores(cores)
@@ -208,7 +210,7 @@ def p5(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
             rows.append({"dedupe_drop_request": dedupe, "repeat": rep, "switches_per_s": s["switches_per_s"],
                          "drop_requests_per_s": s["drop_requests_per_s"], "ticks_per_switch": total / max(1, s["switches"]),
                          "median_hold_ms": float(np.median(hold_ms)) if hold_ms.size else float("nan")})
-        say("  p5 dedupe=%s: %.0f switches/s" % (dedupe, statistics.median(r["switches_per_s"] for r in rows if r["dedupe_drop_request"] == dedupe)))
+        say("  dedupe-ablation dedupe=%s: %.0f switches/s" % (dedupe, statistics.median(r["switches_per_s"] for r in rows if r["dedupe_drop_request"] == dedupe)))
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for ax, k, t in ((axes[0], "switches_per_s", "hand-offs per second"), (axes[1], "ticks_per_switch", "work (ticks) per hand-off")):
@@ -218,10 +220,10 @@ def p5(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
             ax.plot([i] * len(v), v, "k.", ms=4)
         ax.set_xticks([0, 1], ["switch_number check on\n(CPython)", "check off\n(ablation)"])
         ax.set_title(t + " (3 CPU threads, 2 ms)", fontsize=10, loc="left")
-    return _save(fig, out, "p5"), rows
+    return _save(fig, out, "dedupe-ablation"), rows
 
 
-def p6(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def who_wins(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P6: who wins the GIL? Three CPU threads; the share of hand-offs each wins and its share
     of GIL time, by placement, under the 2.7 and 3.11 GILs."""
     two, one = _cores(cores)
@@ -241,7 +243,7 @@ def p6(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
             for k, n in enumerate("abc"):
                 rows.append({"version": v, "placement": label, "thread": n, "core": cs[k], "handoffs_won": float(won[k]),
                              "gil_share": s["share"][n], "handoffs": int(ho.size)})
-            say("  p6 %s %s: won %s" % (v, label, " ".join("%.2f" % w for w in won)))
+            say("  who-wins %s %s: won %s" % (v, label, " ".join("%.2f" % w for w in won)))
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, v in zip(axes, ("2.7", "3.11")):
@@ -255,10 +257,10 @@ def p6(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
         ax.set_title("CPython %s GIL: share of GIL time" % v, fontsize=10, loc="left")
         ax.tick_params(axis="x", labelsize=7)
     axes[0].legend(fontsize=8)
-    return _save(fig, out, "p6"), rows
+    return _save(fig, out, "who-wins"), rows
 
 
-def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def convoy(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P7: the convoy effect: an I/O thread streaming 1 KiB sends, alone and next to one CPU
     thread, under the 2.7 and 3.11 GILs, on 1 and 2 cores (medians of 3); beside each, the
     real interpreter's ``convoy`` probe on the same cores (median of 3)."""
@@ -266,20 +268,23 @@ def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     rows, shown = [], None
     for v in ("2.7", "3.11"):
         for label, cs in _layouts(cores):
-            kw = dict(total_bytes=total, peer_core=cs[-1])
-            alone = statistics.median(stream_seconds(run(convoy(cpython(v), cs, 0, **kw))) for _ in range(3))
-            loaded = sorted((run(convoy(cpython(v), cs, 1, **kw)) for _ in range(3)), key=stream_seconds)
+            # Three convoy_factor runs (the registry's): the median time alone, the middle
+            # loaded run, and the loaded range.
+            res = sorted((get("convoy_factor").run(cpython(v), cs, cpu_threads=1, total_bytes=total, peer_core=cs[-1])
+                          for _ in range(3)), key=lambda x: x.metrics["with_cpu_s"])
+            alone = statistics.median(x.metrics["alone_s"] for x in res)
             reals = [_real(v, "convoy", {"bytes": total, "chunk": 1024, "cpu_threads": 1}, cs) for _ in range(3)]
             real = [r["factor"] for r, _ in reals if r is not None]
-            s = loaded[1].summary()
-            mid = stream_seconds(loaded[1])
+            s = res[1].metrics
+            mid = s["with_cpu_s"]
             rows.append({"version": v, "cores": label, "alone_s": alone, "with_cpu_s": mid,
                          "convoy_factor": mid / alone, "real_convoy_factor": statistics.median(real) if real else None,
                          "real": reals[0][1], "io_response_p50_ms": s.get("io_response_p50_ms", float("nan")),
-                         "with_cpu_min_s": stream_seconds(loaded[0]), "with_cpu_max_s": stream_seconds(loaded[-1])})
+                         "with_cpu_min_s": res[0].metrics["with_cpu_s"], "with_cpu_max_s": res[-1].metrics["with_cpu_s"]})
+            loaded = [x.runs["loaded"] for x in res]
             if v == "3.11" and label == "2 cores":
                 shown = loaded[1]
-            say("  p7 %s %s: factor %.1f (real %s)" % (v, label, rows[-1]["convoy_factor"],
+            say("  convoy %s %s: factor %.1f (real %s)" % (v, label, rows[-1]["convoy_factor"],
                                                     "-" if not real else "%.1f" % rows[-1]["real_convoy_factor"]))
     shown = shown or loaded[1]
     plt = _plt()
@@ -290,26 +295,26 @@ def p7(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax.set_ylabel("time with a CPU thread / alone")
     ax.set_title("Streaming 1 KiB sends next to a CPU thread", fontsize=10, loc="left")
     _lanes(ax2, shown, 0.0, 30.0, "3.11: one send per 5 ms interval (first 30 ms)")
-    return _save(fig, out, "p7"), rows
+    return _save(fig, out, "convoy"), rows
 
 
-def p3(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def ctrl_c(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P3: Ctrl-C with threads: a signal reaches the main thread while it joins CPU-bound
     workers, under the 2.7 and 3.11 GILs, on 1 and 2 cores."""
-    from .scenarios import ctrl_c
+    from .scenarios import ctrl_c as run_ctrl_c
 
     work = max(50_000, int(2_000_000 * scale))
     rows, shown = [], None
     for v in ("2.7", "3.11"):
         for label, cs in _layouts(cores):
-            r = ctrl_c(cpython(v), cs, workers=2, work_ticks=work, signal_at_us=20_000)
+            r = run_ctrl_c(cpython(v), cs, workers=2, work_ticks=work, signal_at_us=20_000)
             rows.append({"version": v, "cores": label, "handler_latency_ms": r["handler_latency_ms"],
                          "handler_waited_for_join": r["handler_waited_for_join"],
                          "holds_per_s_before": r["holds_per_s_before"], "holds_per_s_after": r["holds_per_s_after"],
                          "ticks_per_s_before": r["ticks_per_s_before"], "ticks_per_s_after": r["ticks_per_s_after"]})
             if v == "2.7" and shown is None:
                 shown = r["run"]
-            say("  p3 %s %s: handler after %.1f ms" % (v, label, rows[-1]["handler_latency_ms"] or float("nan")))
+            say("  ctrl-c %s %s: handler after %.1f ms" % (v, label, rows[-1]["handler_latency_ms"] or float("nan")))
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     labels = ["%s\n%s" % (r["version"], r["cores"]) for r in rows]
@@ -320,14 +325,13 @@ def p3(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax.set_ylabel("signal → handler (ms)")
     ax.set_title("Ctrl-C while the main thread joins", fontsize=10, loc="left")
     _lanes(ax2, shown, 19.0, 21.0, "2.7 at the signal (20 ms): the tick storm begins")
-    return _save(fig, out, "p3"), rows
+    return _save(fig, out, "ctrl-c"), rows
 
 
-def p8(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+def better_gils(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """P8/P9: the proposed fixes beside CPython's GILs: I/O round-trip latency next to one
     CPU thread, the convoy factor, and the CPU threads' throughput, on 2 cores."""
     from .policies import BfsGIL, FifoGIL, NoGIL, PriorityGIL
-    from .scenarios import convoy_factor, handoffs, io_latency
 
     two = _layouts(cores)[-1][1]  # the 2-core layout where there is one
     pings = max(10, int(100 * scale))
@@ -338,16 +342,16 @@ def p8(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     for name, gil in pols:
         # As benches/policies.py: pings farther apart than the 5 ms interval (closer ones queue
         # behind it), the drain on the sender's core (so it competes for the GIL, not the CPU).
-        lat = run(io_latency(gil, two, pings=pings, gap_us=7000))
-        s = lat.summary()
-        c = convoy_factor(gil, two, total_bytes=total, peer_core=two[0])
-        h = run(handoffs(gil, two, 0.2 * max(scale, 0.25)))
-        ticks = sum(h.threads.column("ticks").to_pylist())
+        lat = get("io_latency").run(gil, two, pings=pings, gap_us=7000)
+        s = lat.metrics
+        c = get("convoy_factor").run(gil, two, total_bytes=total, peer_core=two[0]).metrics
+        h = get("handoffs").run(gil, two, log=False, duration_s=0.2 * max(scale, 0.25))
+        ticks = sum(h.per_thread["ticks"].values())
         rows.append({"policy": name, "io_latency_p50_ms": s["io_latency_p50_ms"], "io_latency_p99_ms": s["io_latency_p99_ms"],
-                     "convoy_factor": c["factor"], "cpu_ticks_per_s": ticks / h.summary()["elapsed_s"]})
+                     "convoy_factor": c["convoy_factor"], "cpu_ticks_per_s": ticks / h.metrics["elapsed_s"]})
         if name == "priority":
-            shown = lat
-        say("  p8 %s: I/O p50 %.3f ms, convoy %.1f" % (name, s["io_latency_p50_ms"], c["factor"]))
+            shown = lat.runs["run"]
+        say("  better-gils %s: I/O p50 %.3f ms, convoy %.1f" % (name, s["io_latency_p50_ms"], c["convoy_factor"]))
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     ax.bar([r["policy"] for r in rows], [r["io_latency_p50_ms"] for r in rows], color="#1f77b4")
@@ -355,28 +359,13 @@ def p8(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax.set_ylabel("I/O round trip p50 (ms)")
     ax.set_title("An I/O thread next to a CPU thread", fontsize=10, loc="left")
     _lanes(ax2, shown, 0.0, 30.0, "priority: the I/O thread preempts at once")
-    return _save(fig, out, "p8"), rows
+    return _save(fig, out, "better-gils"), rows
 
 
 def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:
-    """A compact GIL timeline on ``ax``: green holds, red waits, blue blocking calls."""
-    names = r.threads.column("name").to_pylist()
-    w = (end_ms - start_ms) / 700  # at least ~1 pixel wide
-    spans = ((analysis.waits(r.events), "request_ns", "acquire_ns", 0.25, "#d62728"),
-             (analysis.holds(r.events), "start_ns", "end_ns", 0.6, "#2ca02c"),
-             (analysis.io_response(r.events), "begin_ns", "end_ns", 0.6, "#1f77b4"))
-    for t, b, e, h, c in spans:
-        th = t.column("thread").to_numpy()
-        s, f = t.column(b).to_numpy() / 1e6, t.column(e).to_numpy() / 1e6
-        for k in range(len(names)):
-            keep = (th == k) & (f >= start_ms) & (s <= end_ms)
-            b0 = np.maximum(s[keep], start_ms)
-            ax.broken_barh(list(zip(b0, np.maximum(np.minimum(f[keep], end_ms) - b0, w))), (k - h / 2, h), facecolors=c, linewidth=0)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_ylim(len(names) - 0.4, -0.6)
-    ax.set_xlim(start_ms, end_ms)
-    ax.set_xlabel("time (ms)")
-    ax.set_title(title + "  [green holds, red waits, blue I/O]", fontsize=9, loc="left")
+    """A compact GIL timeline on ``ax``: the lanes of :func:`gilmodel.plot.draw_lanes` (~700
+    pixel columns wide)."""
+    plot.draw_lanes(ax, r, start_ms / 1e3, end_ms / 1e3, title, columns=700)
 
 
 def _save(fig, out: str, name: str) -> str:
@@ -387,23 +376,35 @@ def _save(fig, out: str, name: str) -> str:
     return path
 
 
-#: name → (title, function)
+#: name → (title, function). Each name says what its figure shows; :data:`ALIASES` keeps the
+#: phenomenon numbers of docs/design.md §1 (``p7`` = ``convoy``).
 EXPERIMENTS: Dict[str, Tuple[str, Callable]] = {
-    "p1": ("GIL battle: two CPU threads, old GIL vs new, 1 vs 2 cores", p1),
-    "p2": ("Context-switch and system-call storm", p2),
-    "p3": ("Ctrl-C with threads: the uninterruptible join and the tick storm", p3),
-    "p4": ("Interval GIL: hand-offs follow the switch interval", p4),
-    "p5": ("Drop-request de-duplication (switch_number) ablation", p5),
-    "p6": ("Who wins the GIL is up to the OS", p6),
-    "p7": ("Convoy effect", p7),
-    "p8": ("Better GILs: priority, BFS, FIFO and no GIL beside CPython's", p8),
+    "battle": ("GIL battle: two CPU threads, old GIL vs new, 1 vs 2 cores (P1)", battle),
+    "syscall-storm": ("Context-switch and system-call storm (P2)", syscall_storm),
+    "ctrl-c": ("Ctrl-C with threads: the uninterruptible join and the tick storm (P3)", ctrl_c),
+    "interval-handoffs": ("Interval GIL: hand-offs follow the switch interval (P4)", interval_handoffs),
+    "dedupe-ablation": ("Drop-request de-duplication (switch_number) ablation (P5)", dedupe_ablation),
+    "who-wins": ("Who wins the GIL is up to the OS (P6)", who_wins),
+    "convoy": ("Convoy effect (P7)", convoy),
+    "better-gils": ("Better GILs: priority, BFS, FIFO and no GIL beside CPython's (P8, P9)", better_gils),
 }
+#: The old names, one per phenomenon of docs/design.md §1 (``p8`` shows P8 and P9).
+ALIASES: Dict[str, str] = {"p%d" % (i + 1): name for i, name in enumerate(EXPERIMENTS)}
+
+
+def canonical(name: str) -> str:
+    """The gallery name of ``name`` (itself, or the experiment an alias such as ``p7`` names)."""
+    n = ALIASES.get(name, name)
+    if n not in EXPERIMENTS:
+        raise ValueError("reproduce: unknown experiment %r; known: %s (or %s)" % (
+            name, ", ".join(EXPERIMENTS), ", ".join("%s=%s" % kv for kv in ALIASES.items())))
+    return n
 
 
 def _markdown(name: str, title: str, rows: Rows, host: Dict[str, Any], command: str) -> str:
     cols = list(rows[0].keys())
     fmt = lambda v: ("%.4g" % v) if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["# %s — %s" % (name.upper(), title), "",
+    lines = ["# %s — %s" % (name, title), "",
              "Command: `%s`  " % command,
              "Machine: %s, %d cores online (%d allowed), %s, glibc %s; gilmodel %s" % (
                  host["cpu_model"], host["cores_online"], host["cores_allowed"], host["kernel"], host["glibc"], _core.__version__),
@@ -415,10 +416,10 @@ def _markdown(name: str, title: str, rows: Rows, host: Dict[str, Any], command: 
 
 def reproduce(name: str, out_dir: str = "gallery", scale: float = 1.0, cores: Optional[Sequence[int]] = None,
               quiet: bool = False) -> Dict[str, Any]:
-    """Run experiment ``name`` (see :data:`EXPERIMENTS`) and write ``NAME.png``, ``NAME.md`` and
+    """Run experiment ``name`` (see :data:`EXPERIMENTS`; an alias of :data:`ALIASES` names the
+    same one) and write ``NAME.png``, ``NAME.md`` and
     ``NAME.json`` into ``out_dir``. Returns ``{"name", "title", "rows", "figure", "table"}``."""
-    if name not in EXPERIMENTS:
-        raise ValueError("reproduce: unknown experiment %r; known: %s" % (name, ", ".join(EXPERIMENTS)))
+    name = canonical(name)
     if not (isinstance(scale, (int, float)) and 0 < scale <= 100):
         raise ValueError("reproduce: scale %r must be more than 0 and at most 100" % (scale,))
     os.makedirs(out_dir, exist_ok=True)

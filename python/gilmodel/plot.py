@@ -16,21 +16,24 @@ stacked strip of the fraction of each pixel column's time spent in each state, a
 become one per bin, sized by their count (:func:`plan` says which, and why). Everything is
 computed with numpy over whole columns; no Python loop runs over events.
 
-The helpers the drawing uses are public so their numbers can be checked or reused:
+The numbers drawn are computed apart from the drawing, in :mod:`gilmodel.lanes`, and its
+public helpers are importable from here too, so that they can be checked or reused:
 :func:`spans` (the state intervals), :func:`occupancy` (their per-bin fractions) and
 :func:`plan`. Times passed in are seconds since the threads were released, like
 ``start``/``end`` of :func:`plot_run`; times returned are nanoseconds, like the event log.
+:func:`draw_lanes` draws the lane panel alone on a matplotlib axes of the caller's (the
+gallery's figures use it).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import pyarrow as pa
 
-from ._core import EVENT_NAMES
+from .eventlog import CODE, IO_OPS, STATES
+from .lanes import BARS, COLUMNS, MARKS, Plan, Window, bar_kind, fractions, occupancy, plan, spans, window
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,19 +41,9 @@ if TYPE_CHECKING:
     from .run import Run
 
 __all__ = [
-    "plot_run", "timeline", "spans", "occupancy", "plan", "Plan",
+    "plot_run", "timeline", "draw_lanes", "spans", "occupancy", "plan", "Plan",
     "STATES", "IO_OPS", "MARKS", "LABELS", "COLUMNS",
 ]
-
-#: What a thread's lane shows as bars (the ``state`` column of :func:`spans`).
-STATES = ("hold", "wait", "io", "switch")
-#: Blocking operations by the ``arg`` of ``io_begin`` (the ``op`` column of :func:`spans`).
-IO_OPS = ("send", "recv", "sleep", "join")
-#: Event kinds drawn as markers in a thread's lane.
-MARKS = ("futile_wakeup", "timeout", "drop_request", "forced_drop", "switch_wait", "signal", "handler")
-#: Pixel columns of a lane (11 in wide at 110 dpi, less the margins and the CPU panel's
-#: legend): the unit of :func:`plan`'s decision and the number of aggregation bins.
-COLUMNS = 1000
 
 #: Legend text of every kind the timeline can draw: bars (``hold``, ``wait``, ``switch``,
 #: ``io:<op>``), ``alive`` (the thread's life line) and the markers (:data:`MARKS`).
@@ -72,17 +65,6 @@ LABELS = {
     "handler": "signal handler",
 }
 
-_CODE = {name: i for i, name in enumerate(EVENT_NAMES)}
-_NONE = -1       # a state event that leaves the thread in no GIL state
-_NOT_STATE = -2  # an event that does not change the state
-_TO_STATE = np.full(len(EVENT_NAMES), _NOT_STATE, dtype=np.int8)
-for _name, _state in (("start", _NONE), ("exit", _NONE), ("release", _NONE), ("io_end", _NONE),
-                      ("switch_done", _NONE), ("request", 1), ("acquire", 0), ("io_begin", 2),
-                      ("switch_wait", 3)):
-    _TO_STATE[_CODE[_name]] = _state
-
-# Bar kinds, bottom to top of an aggregated lane's stack.
-_BARS = ("hold", "io:send", "io:recv", "io:sleep", "io:join", "switch", "wait")
 _COLORS = {
     "hold": "#2ca02c", "wait": "#d62728", "switch": "#9467bd",
     "io:send": "#1f77b4", "io:recv": "#17becf", "io:sleep": "#aec7e8", "io:join": "#8c564b",
@@ -107,240 +89,6 @@ _DPI = 110
 _WIDTH_IN = 11.0
 
 
-class _Log(NamedTuple):
-    t: np.ndarray       # int64 ns
-    thread: np.ndarray  # int64
-    cpu: np.ndarray     # int64
-    ev: np.ndarray      # canonical codes (EVENT_NAMES order), whatever the table's dictionary
-    arg: np.ndarray     # int64
-    threads: int        # lanes
-    end_ns: int         # end of the run: the last event or elapsed_ns, whichever is later
-    truncated: bool
-    order: np.ndarray   # the rows sorted by thread (a stable sort: each thread's in time order)
-
-
-def _decode(run: "Run") -> _Log:
-    ev = run.events
-    n = run.threads.num_rows
-    if ev.num_rows == 0:
-        z = np.zeros(0, dtype=np.int64)
-        return _Log(z, z, z, z.astype(np.int16), z, n, int(run.meta.get("elapsed_ns", 0) or 0),
-                    bool(run.meta.get("events_truncated")), z)
-    col = ev.column("event")
-    if pa.types.is_dictionary(col.type):
-        arr = col.unify_dictionaries().combine_chunks() if col.num_chunks > 1 else col.combine_chunks()
-    else:  # plain strings (a table rebuilt by hand)
-        arr = col.combine_chunks().dictionary_encode()
-    names = arr.dictionary.to_pylist()
-    unknown = [x for x in names if x not in _CODE]
-    if unknown:
-        raise ValueError("run.events.event: unknown event kinds %r; known: %s" % (unknown, ", ".join(EVENT_NAMES)))
-    lut = np.array([_CODE[x] for x in names], dtype=np.int16)
-    codes = lut[arr.indices.to_numpy(zero_copy_only=False)]
-    t = ev.column("t_ns").to_numpy().astype(np.int64, copy=False)
-    raw = ev.column("thread").to_numpy()
-    thread = raw.astype(np.int64)
-    if thread.size and thread.max() >= n:
-        raise ValueError("run.events.thread: index %d, but run.threads has %d rows" % (thread.max(), n))
-    end = max(int(t.max()), int(run.meta.get("elapsed_ns", 0) or 0))
-    # A stable sort of 16-bit keys is a radix sort: linear in the rows.
-    order = np.argsort(raw.astype(np.uint16, copy=False), kind="stable")
-    return _Log(t, thread, ev.column("cpu").to_numpy().astype(np.int64), codes,
-                ev.column("arg").to_numpy().astype(np.int64, copy=False), n, end, bool(run.meta.get("events_truncated")), order)
-
-
-def _window(lg: _Log, start: Optional[float], end: Optional[float]) -> Tuple[int, int]:
-    lo = 0 if start is None else int(round(float(start) * 1e9))
-    hi = lg.end_ns if end is None else int(round(float(end) * 1e9))
-    if end is None and hi <= lo:
-        hi = lo + 1_000_000
-    if not hi > lo:
-        raise ValueError("window: end (%r s) must be after start (%r s)" % (end, start))
-    return lo, hi
-
-
-class _Spans(NamedTuple):
-    thread: np.ndarray
-    state: np.ndarray  # index into STATES
-    op: np.ndarray     # index into IO_OPS for io, -1 otherwise
-    start: np.ndarray
-    end: np.ndarray
-    open: np.ndarray   # still in that state when the log ends
-
-
-def _all_spans(lg: _Log) -> _Spans:
-    """Every state interval: each state-changing event starts one that lasts until the next
-    state-changing event of the same thread (spans in no state are dropped). A state still
-    open when the thread's log ends lasts until the end of the run (until its last event when
-    the log was truncated)."""
-    st = _TO_STATE[lg.ev] if lg.ev.size else np.zeros(0, np.int8)
-    rows = lg.order[st[lg.order] != _NOT_STATE]
-    th, s, state = lg.thread[rows], lg.t[rows], st[rows]
-    e = np.empty_like(s)
-    opn = np.ones(s.size, dtype=bool)
-    if s.size:
-        same = th[:-1] == th[1:]
-        e[:-1] = np.where(same, s[1:], 0)
-        opn[:-1] = ~same
-        e[opn] = s[opn] if lg.truncated else max(lg.end_ns, 0)
-        e = np.maximum(e, s)
-    keep = state >= 0
-    op = np.where(state == 2, np.clip(lg.arg[rows], 0, len(IO_OPS) - 1), -1)
-    return _Spans(th[keep], state[keep].astype(np.int8), op[keep].astype(np.int8), s[keep], e[keep], opn[keep])
-
-
-def _clip(sp: _Spans, lo: int, hi: int) -> _Spans:
-    inside = ((sp.start < hi) & (sp.end > lo)) | ((sp.start == sp.end) & (sp.start >= lo) & (sp.start < hi))
-    return _Spans(sp.thread[inside], sp.state[inside], sp.op[inside], np.maximum(sp.start[inside], lo),
-                  np.minimum(sp.end[inside], hi), sp.open[inside])
-
-
-def spans(run: "Run", start: Optional[float] = None, end: Optional[float] = None) -> pa.Table:
-    """The bars of the timeline: one row per interval a thread spent in one state, clipped to
-    the window [``start``, ``end``) (seconds; None: the whole run), ordered by thread, then
-    time.
-
-    Columns: ``thread`` (uint16), ``state`` (``hold``: acquire → release; ``wait``: request →
-    acquire; ``io``: io_begin → io_end; ``switch``: switch_wait → switch_done), ``op`` (the
-    blocking operation of an ``io`` span: send, recv, sleep, join; null otherwise),
-    ``start_ns``, ``end_ns`` and ``open`` (the log ended in that state: the span is drawn to
-    the end of the run). Between spans a thread is alive but in none of these states.
-    """
-    lg = _decode(run)
-    lo, hi = _window(lg, start, end)
-    sp = _clip(_all_spans(lg), lo, hi)
-    ops = pa.DictionaryArray.from_arrays(pa.array(sp.op, mask=sp.op < 0), pa.array(IO_OPS))
-    return pa.table({
-        "thread": pa.array(sp.thread.astype(np.uint16)),
-        "state": pa.DictionaryArray.from_arrays(pa.array(sp.state), pa.array(STATES)),
-        "op": ops,
-        "start_ns": pa.array(sp.start),
-        "end_ns": pa.array(sp.end),
-        "open": pa.array(sp.open),
-    })
-
-
-def _bar_kind(sp: _Spans) -> np.ndarray:
-    """Index into _BARS of each span."""
-    k = np.empty(sp.state.size, dtype=np.int8)
-    k[sp.state == 0] = _BARS.index("hold")
-    k[sp.state == 1] = _BARS.index("wait")
-    k[sp.state == 3] = _BARS.index("switch")
-    io = sp.state == 2
-    k[io] = _BARS.index("io:send") + sp.op[io]
-    return k
-
-
-def _fractions(s: np.ndarray, e: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The fraction of each bin between ``edges`` covered by the sorted, disjoint intervals
-    [``s``, ``e``): the time covered up to x is a cumulative sum read with a binary search."""
-    s, e = s.astype(np.float64), e.astype(np.float64)
-    cum = np.concatenate([[0.0], np.cumsum(e - s)])
-    i = np.searchsorted(s, edges, side="right") - 1
-    j = np.maximum(i, 0)
-    c = np.where(i >= 0, cum[j] + np.minimum(edges, e[j]) - s[j], 0.0) if s.size else np.zeros(edges.size)
-    return np.diff(c) / np.diff(edges)
-
-
-def _occupancy(sp: _Spans, threads: int, edges: np.ndarray) -> Dict[str, np.ndarray]:
-    # Per (thread, kind) the intervals are sorted and disjoint: a thread is in one state at a
-    # time.
-    kind = _bar_kind(sp).astype(np.int64)
-    key = sp.thread * len(_BARS) + kind
-    o = np.argsort(key, kind="stable")  # groups of one (thread, kind), each in time order
-    key, s_all, e_all = key[o], sp.start[o], sp.end[o]
-    out = {name: np.zeros((threads, edges.size - 1)) for name in _BARS}
-    groups, first = np.unique(key, return_index=True)
-    for g, a, b in zip(groups, first, np.append(first[1:], key.size)):
-        out[_BARS[g % len(_BARS)]][g // len(_BARS)] = _fractions(s_all[a:b], e_all[a:b], edges)
-    return out
-
-
-def occupancy(run: "Run", start: Optional[float] = None, end: Optional[float] = None, bins: int = COLUMNS) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
-    """The aggregated view: the window (seconds; None: the whole run) cut into ``bins`` equal
-    bins. Returns ``(edges_ns, fractions)``: ``bins + 1`` float edges, and for each bar kind
-    (``hold``, ``wait``, ``switch``, ``io:send``, ``io:recv``, ``io:sleep``, ``io:join``) a
-    ``(threads, bins)`` array of the fraction of each bin's time each thread spent in it (per
-    thread and bin the fractions sum to at most 1)."""
-    if int(bins) < 1:
-        raise ValueError("occupancy: bins must be at least 1, got %r" % (bins,))
-    lg = _decode(run)
-    lo, hi = _window(lg, start, end)
-    edges = np.linspace(lo, hi, int(bins) + 1)
-    return edges, _occupancy(_clip(_all_spans(lg), lo, hi), lg.threads, edges)
-
-
-class Plan(NamedTuple):
-    """How :func:`plot_run` draws a window.
-
-    Attributes:
-        start_ns, end_ns: the window.
-        columns: pixel columns of a lane (and aggregation bins).
-        lane_spans: the most spans any one lane has in the window.
-        lane_marks: the most markers of one kind any one lane has in the window.
-        aggregate: bars as per-column fractions (``lane_spans > columns``), else each span.
-        aggregate_marks: markers as one per bin sized by count (more than ``columns // 4``
-            of one kind in a lane, about 4 pixels each, or ``aggregate``), else each event.
-        lane_migrations: the most CPU changes any one thread has in the window.
-        aggregate_cpu: the CPU panel shows, per column and CPU, a strip as thick as the share
-            of the column's time a thread spent there (``lane_migrations > columns``), else a
-            step line through every change.
-    """
-
-    start_ns: int
-    end_ns: int
-    columns: int
-    lane_spans: int
-    lane_marks: int
-    aggregate: bool
-    aggregate_marks: bool
-    lane_migrations: int
-    aggregate_cpu: bool
-
-
-def _marks_in(lg: _Log, lo: int, hi: int) -> np.ndarray:
-    """Rows of marker events inside the window."""
-    codes = np.array([_CODE[m] for m in MARKS])
-    return np.nonzero(np.isin(lg.ev, codes) & (lg.t >= lo) & (lg.t < hi))[0]
-
-
-def _plan(lg: _Log, sp: _Spans, mrows: np.ndarray, lo: int, hi: int, columns: int) -> Plan:
-    per_lane = np.bincount(sp.thread, minlength=max(lg.threads, 1)) if sp.thread.size else np.zeros(1, np.int64)
-    if mrows.size:
-        key = lg.thread[mrows] * len(EVENT_NAMES) + lg.ev[mrows]
-        marks = int(np.bincount(key).max())
-    else:
-        marks = 0
-    agg = int(per_lane.max()) > columns
-    moves = int(_migrations(lg, lo, hi).max(initial=0))
-    return Plan(lo, hi, columns, int(per_lane.max()), marks, agg, agg or marks > columns // 4, moves, moves > columns)
-
-
-def _migrations(lg: _Log, lo: int, hi: int) -> np.ndarray:
-    """Per thread, how many of its events in the window found it on another CPU than its
-    event before."""
-    o = lg.order
-    th, c, t = lg.thread[o], lg.cpu[o], lg.t[o]
-    moved = (th[1:] == th[:-1]) & (c[1:] != c[:-1]) & (t[1:] >= lo) & (t[1:] < hi)
-    return np.bincount(th[1:][moved], minlength=lg.threads)
-
-
-def plan(run: "Run", start: Optional[float] = None, end: Optional[float] = None, columns: int = COLUMNS) -> Plan:
-    """Decide how the window [``start``, ``end``) (seconds; None: the whole run) of ``run``
-    is drawn on ``columns`` pixel columns: each span, or per-column fractions when some lane
-    has more spans than there are columns (see :class:`Plan`)."""
-    if int(columns) < 1:
-        raise ValueError("plan: columns must be at least 1, got %r" % (columns,))
-    lg = _decode(run)
-    lo, hi = _window(lg, start, end)
-    sp = _clip(_all_spans(lg), lo, hi)
-    return _plan(lg, sp, _marks_in(lg, lo, hi), lo, hi, int(columns))
-
-
-# --------------------------------------------------------------------------------------------
-# Drawing
-
-
 def _names(run: "Run") -> List[str]:
     if "name" in run.threads.column_names:
         return [str(x) for x in run.threads.column("name").to_pylist()]
@@ -358,36 +106,30 @@ def _mark_size(count: np.ndarray) -> np.ndarray:
     return 16.0 + 14.0 * np.log10(np.maximum(count, 1))
 
 
-def _draw_lanes(ax, lg: _Log, sp: _Spans, mrows: np.ndarray, p: Plan, counts: Dict[str, int]) -> None:
+def _draw_lanes(ax, w: Window, p: Plan, counts: Dict[str, int]) -> None:
     from matplotlib.collections import LineCollection, PolyCollection
 
+    lg, sp, mrows = w.log, w.spans, w.marks
     lo, hi = p.start_ns, p.end_ns
     ms = 1e-6
     px = (hi - lo) / p.columns  # ns per pixel column
-    kind = _bar_kind(sp)
+    kind = bar_kind(sp)
     # Life lines: from each thread's first to its last event, clipped to the window.
     if lg.t.size:
-        first = np.full(lg.threads, np.iinfo(np.int64).max)
-        last = np.full(lg.threads, np.iinfo(np.int64).min)
-        np.minimum.at(first, lg.thread, lg.t)
-        np.maximum.at(last, lg.thread, lg.t)
-        if not lg.truncated:
-            ended = np.isin(np.arange(lg.threads), lg.thread[lg.ev == _CODE["exit"]])
-            last = np.where(ended, last, lg.end_ns)
-        a, b = np.maximum(first, lo), np.minimum(last, hi)
+        a, b = w.life()
         ok = a <= b
         if ok.any():
-            y = np.arange(lg.threads)[ok]
+            y = np.arange(w.threads)[ok]
             seg = np.stack([np.stack([a[ok] * ms, y], 1), np.stack([np.maximum(b[ok], a[ok] + px) * ms, y], 1)], 1)
             ax.add_collection(LineCollection(seg, colors=_COLORS["alive"], linewidths=0.8, zorder=1, label="_alive"))
             counts["alive"] = int(ok.sum())
     if p.aggregate:
         edges = np.linspace(lo, hi, p.columns + 1)
-        occ = _occupancy(sp, lg.threads, edges)
+        occ = w.occupancy(edges)
         x = edges * ms
-        for th in range(lg.threads):
+        for th in range(w.threads):
             base = np.full(p.columns, th + _STACK_HALF)  # the bottom of the lane (y points down)
-            for name in _BARS:
+            for name in BARS:
                 f = occ[name][th]
                 if not f.any():
                     continue
@@ -395,12 +137,12 @@ def _draw_lanes(ax, lg: _Log, sp: _Spans, mrows: np.ndarray, p: Plan, counts: Di
                 ax.fill_between(x, np.append(base, base[-1]), np.append(top, top[-1]), step="post",
                                 facecolor=_COLORS[name], linewidth=0, zorder=2, label="_share:" + name)
                 base = top
-        for ki, name in enumerate(_BARS):
+        for ki, name in enumerate(BARS):
             n = int((kind == ki).sum())
             if n:
                 counts[name] = n
     else:
-        for ki, name in enumerate(_BARS):
+        for ki, name in enumerate(BARS):
             m = kind == ki
             if not m.any():
                 continue
@@ -415,34 +157,35 @@ def _draw_lanes(ax, lg: _Log, sp: _Spans, mrows: np.ndarray, p: Plan, counts: Di
     if mrows.size:
         mbins = max(p.columns // 4, 1)
         for name in MARKS:
-            r = mrows[lg.ev[mrows] == _CODE[name]]
+            r = mrows[lg.ev[mrows] == CODE[name]]
             if not r.size:
                 continue
             marker, color, dy = _MARK_STYLE[name]
-            w = np.maximum(lg.arg[r], 1) if name == "futile_wakeup" else np.ones(r.size, np.int64)
-            counts[name] = int(w.sum())
+            n = np.maximum(lg.arg[r], 1) if name == "futile_wakeup" else np.ones(r.size, np.int64)
+            counts[name] = int(n.sum())
             if p.aggregate_marks:
                 b = np.minimum((lg.t[r] - lo) * mbins // (hi - lo), mbins - 1)
-                c = np.bincount(lg.thread[r] * mbins + b, weights=w, minlength=lg.threads * mbins)
+                c = np.bincount(lg.thread[r].astype(np.int64) * mbins + b, weights=n, minlength=w.threads * mbins)
                 nz = np.nonzero(c)[0]
                 th, bi = nz // mbins, nz % mbins
                 xs = (lo + (bi + 0.5) * (hi - lo) / mbins) * ms
                 ax.scatter(xs, th + dy, s=_mark_size(c[nz]), marker=marker, c=color, linewidths=0.9, zorder=4, alpha=0.85,
                            label="_marks:" + name)
             else:
-                ax.scatter(lg.t[r] * ms, lg.thread[r] + dy, s=_mark_size(w), marker=marker, c=color, linewidths=0.9, zorder=4,
+                ax.scatter(lg.t[r] * ms, lg.thread[r] + dy, s=_mark_size(n), marker=marker, c=color, linewidths=0.9, zorder=4,
                            label="_mark:" + name)
 
 
-def _draw_cpus(ax, lg: _Log, p: Plan, names: List[str]) -> None:
+def _draw_cpus(ax, w: Window, p: Plan, names: List[str]) -> None:
+    lg = w.log
     lo, hi = p.start_ns, p.end_ns
     ms = 1e-6
-    n = max(lg.threads, 1)
+    n = max(w.threads, 1)
     step = min(0.6 / n, 0.25) if p.aggregate_cpu else min(0.3 / n, 0.1)
     seen = []
     order = lg.order  # each thread's rows, in time order
-    bounds = np.searchsorted(lg.thread[order], np.arange(lg.threads + 1))
-    for th in range(lg.threads):
+    bounds = np.searchsorted(lg.th_o, np.arange(w.threads + 1))
+    for th in range(w.threads):
         rows = order[bounds[th]:bounds[th + 1]]
         if not rows.size or lg.t[rows[-1]] < lo:
             continue
@@ -476,12 +219,12 @@ def _draw_cpus(ax, lg: _Log, p: Plan, names: List[str]) -> None:
             half = 0.45 * step
             for cpu in np.unique(c):
                 m = c == cpu
-                f = _fractions(s_[m], e_[m], edges)
+                f = fractions(s_[m], e_[m], edges)
                 f = np.where(f > 0, f, np.nan)
                 y = cpu + y_off
                 ax.fill_between(edges * ms, np.append(y - half * f, np.nan), np.append(y + half * f, np.nan), step="post",
                                 color=color, linewidth=0, label=names[th] if cpu == c[0] else None)
-    cpus = np.unique(np.concatenate(seen)) if seen else np.zeros(0, np.int64)
+    cpus = np.unique(np.concatenate(seen)).astype(np.int64) if seen else np.zeros(0, np.int64)
     if cpus.size:
         ax.set_yticks(cpus, ["cpu %d" % c for c in cpus])
         ax.set_ylim(cpus.min() - 0.5, cpus.max() + 0.5)
@@ -510,22 +253,19 @@ def _fmt_ns(ns: float) -> str:
     return "%.3g ns" % ns
 
 
-def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[float], title: str,
-              counts: Dict[str, int]) -> Plan:
-    lg = _decode(run)
-    lo, hi = _window(lg, start, end)
-    sp = _clip(_all_spans(lg), lo, hi)
-    mrows = _marks_in(lg, lo, hi)
-    p = _plan(lg, sp, mrows, lo, hi, COLUMNS)
-    names = _names(run)
-    _draw_lanes(ax, lg, sp, mrows, p, counts)
+def _lane_panel(ax, w: Window, p: Plan, names: List[str], title: str, counts: Dict[str, int], with_cpu: bool) -> None:
+    """The lanes of ``w`` drawn on ``ax`` as ``p`` says, with their labels and the note on how
+    they were drawn; its time axis is the CPU panel's below it when ``with_cpu``."""
+    lg, mrows = w.log, w.marks
+    lo, hi = p.start_ns, p.end_ns
+    _draw_lanes(ax, w, p, counts)
     ax.set_yticks(range(len(names)), names)
     for th, lab in enumerate(ax.get_yticklabels()):
         lab.set_color(_THREAD_COLORS[th % len(_THREAD_COLORS)])
     ax.set_ylim(len(names) - 0.5, -0.5)  # lane 0 on top
     ax.set_xlim(lo * 1e-6, hi * 1e-6)
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
-    ax.tick_params(labelsize=8, labelbottom=False)
+    ax.tick_params(labelsize=8, labelbottom=not with_cpu)
     ax.grid(axis="x", color="#e0e0e0", linewidth=0.5)
     ax.set_axisbelow(True)
     ax.set_title(title, fontsize=9, loc="left")
@@ -538,27 +278,38 @@ def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[floa
         note = "every span (≥ 1 px = %s)" % _fmt_ns(px)
     if p.aggregate_marks and mrows.size:
         note += "; markers: one per %s bin" % _fmt_ns((hi - lo) / max(p.columns // 4, 1))
-    if p.aggregate_cpu:
+    if p.aggregate_cpu and with_cpu:
         note += "; CPU panel: strips as thick as the share of time on each CPU"
-    fut = mrows[lg.ev[mrows] == _CODE["futile_wakeup"]]
+    fut = mrows[lg.ev[mrows] == CODE["futile_wakeup"]]
     if (p.aggregate_marks and mrows.size) or (lg.arg[fut] > 1).any():
         note += "; marker size ∝ log(count)"
+    if not with_cpu:
+        note = "time (ms); " + note
     ax.set_xlabel(note, fontsize=7, loc="right", color="#555555", labelpad=1)
     # Faint separators, so that markers below one lane and above the next are told apart.
     for k in range(1, len(names)):
         ax.axhline(k - 0.5, color="#d8d8d8", linewidth=0.6, zorder=0)
-    _draw_cpus(ax_cpu, lg, p, names)
-    ax_cpu.set_xlim(lo * 1e-6, hi * 1e-6)
+
+
+def _draw_run(ax, ax_cpu, run: "Run", start: Optional[float], end: Optional[float], title: str,
+              counts: Dict[str, int]) -> Plan:
+    w = window(run, start, end)
+    p = w.plan(COLUMNS)
+    names = _names(run)
+    _lane_panel(ax, w, p, names, title, counts, with_cpu=True)
+    _draw_cpus(ax_cpu, w, p, names)
+    ax_cpu.set_xlim(p.start_ns * 1e-6, p.end_ns * 1e-6)
     ax_cpu.ticklabel_format(axis="x", useOffset=False, style="plain")
     return p
 
 
-def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
+def _handles(counts: Dict[str, int], with_counts: bool) -> List[Any]:
+    """Legend handles of every kind in ``counts``, in drawing order."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
-    for name in _BARS + ("alive",) + MARKS:
+    handles: List[Any] = []
+    for name in BARS + ("alive",) + MARKS:
         if name not in counts:
             continue
         label = LABELS[name] + (" (%d)" % counts[name] if with_counts and name != "alive" else "")
@@ -569,6 +320,11 @@ def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
             handles.append(Line2D([], [], linestyle="none", marker=marker, color=color, markersize=6, label=label))
         else:
             handles.append(Patch(facecolor=_COLORS[name], label=label))
+    return handles
+
+
+def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
+    handles = _handles(counts, with_counts)
     if handles:
         fig.legend(handles=handles, loc="outside upper center", ncol=min(4, len(handles)), fontsize=7.5, frameon=False,
                    handlelength=1.4, columnspacing=1.5)
@@ -663,3 +419,31 @@ def timeline(runs: Sequence[Tuple[str, "Run"]], path: Union[str, os.PathLike], s
     end = None if end_ms is None else float(end_ms) / 1e3
     fig = _figure([(title, run, start, end) for title, run in runs], header)
     return _save(fig, path)
+
+
+def draw_lanes(ax: Any, run: "Run", start: Optional[float] = None, end: Optional[float] = None,
+               title: Optional[str] = None, columns: int = COLUMNS) -> Plan:
+    """Draw the lane panel of ``run``'s timeline (as :func:`plot_run` draws it, without the
+    CPU panel) over [``start``, ``end``) seconds on ``ax``, a matplotlib axes of the caller's
+    figure, with a legend of the kinds drawn below it. ``columns``: the pixel columns the
+    axes is wide (see :func:`plan`). Returns the :class:`Plan` used.
+
+    Raises:
+        ValueError: ``end`` not after ``start``; ``columns`` below 1; an event log that does
+            not match ``run.threads``.
+    """
+    from matplotlib.transforms import offset_copy
+
+    if int(columns) < 1:
+        raise ValueError("draw_lanes: columns must be at least 1, got %r" % (columns,))
+    w = window(run, start, end)
+    p = w.plan(int(columns))
+    counts: Dict[str, int] = {}
+    _lane_panel(ax, w, p, _names(run), title if title is not None else _default_title(run), counts, with_cpu=False)
+    handles = _handles(counts, with_counts=False)
+    if handles:
+        # Below the time axis: its tick labels and label take about 24 points.
+        below = offset_copy(ax.transAxes, fig=ax.figure, y=-24, units="points")
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below,
+                  ncol=min(4, len(handles)), fontsize=6, frameon=False, handlelength=1.2, columnspacing=1.0)
+    return p

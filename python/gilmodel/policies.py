@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Literal, Optional, Union
 
 from ._check import check_bool, check_choice, check_int, check_str
+from ._core import LIMITS
 
 __all__ = ["TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "Policy", "POLICIES",
            "cpython", "CPYTHON_VERSIONS", "resolve_gil"]
@@ -49,7 +50,7 @@ class TickGIL:
 
     def __post_init__(self) -> None:
         _check_python("TickGIL.python", self.python)
-        check_int("TickGIL.check_interval", self.check_interval, 1, 10**9)
+        check_int("TickGIL.check_interval", self.check_interval, *LIMITS["check_period_ticks"])
         check_choice("TickGIL.lock", self.lock, ("sem", "mutex_cond"))
 
     def to_spec(self) -> Dict[str, Any]:
@@ -82,10 +83,10 @@ class IntervalGIL:
 
     def __post_init__(self) -> None:
         _check_python("IntervalGIL.python", self.python)
-        check_int("IntervalGIL.interval_us", self.interval_us, 1, 10**8)
+        check_int("IntervalGIL.interval_us", self.interval_us, *LIMITS["interval_us"])
         check_bool("IntervalGIL.force_switching", self.force_switching)
         check_bool("IntervalGIL.dedupe_drop_request", self.dedupe_drop_request)
-        check_int("IntervalGIL.check_every", self.check_every, 1, 10**9)
+        check_int("IntervalGIL.check_every", self.check_every, *LIMITS["check_period_ticks"])
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
@@ -114,8 +115,8 @@ class PriorityGIL:
 
     def __post_init__(self) -> None:
         _check_python("PriorityGIL.python", self.python)
-        check_int("PriorityGIL.interval_us", self.interval_us, 1, 10**8)
-        check_int("PriorityGIL.check_every", self.check_every, 1, 10**9)
+        check_int("PriorityGIL.interval_us", self.interval_us, *LIMITS["interval_us"])
+        check_int("PriorityGIL.check_every", self.check_every, *LIMITS["check_period_ticks"])
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
@@ -146,9 +147,9 @@ class BfsGIL:
 
     def __post_init__(self) -> None:
         _check_python("BfsGIL.python", self.python)
-        check_int("BfsGIL.slice_us", self.slice_us, 1, 10**8)
-        check_int("BfsGIL.deadline_factor", self.deadline_factor, 1, 10**6)
-        check_int("BfsGIL.check_every", self.check_every, 1, 10**9)
+        check_int("BfsGIL.slice_us", self.slice_us, *LIMITS["interval_us"])
+        check_int("BfsGIL.deadline_factor", self.deadline_factor, *LIMITS["deadline_factor"])
+        check_int("BfsGIL.check_every", self.check_every, *LIMITS["check_period_ticks"])
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
@@ -175,8 +176,8 @@ class FifoGIL:
 
     def __post_init__(self) -> None:
         _check_python("FifoGIL.python", self.python)
-        check_int("FifoGIL.check_every", self.check_every, 1, 10**9)
-        check_int("FifoGIL.min_hold_us", self.min_hold_us, 0, 10**8)
+        check_int("FifoGIL.check_every", self.check_every, *LIMITS["check_period_ticks"])
+        check_int("FifoGIL.min_hold_us", self.min_hold_us, *LIMITS["min_hold_us"])
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""
@@ -201,7 +202,7 @@ class NoGIL:
 
     def __post_init__(self) -> None:
         _check_python("NoGIL.python", self.python)
-        check_int("NoGIL.check_every", self.check_every, 1, 10**9)
+        check_int("NoGIL.check_every", self.check_every, *LIMITS["check_period_ticks"])
 
     def to_spec(self) -> Dict[str, Any]:
         """The replica's configuration as the core reads it."""

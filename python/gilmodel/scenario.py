@@ -36,12 +36,16 @@ DEFAULT_MAX_EVENTS = _core.DEFAULT_MAX_EVENTS
 #: The default watchdog is ``max(WATCHDOG_MIN_S, WATCHDOG_FACTOR * longest expected wait)``.
 WATCHDOG_MIN_S = _core.WATCHDOG_MIN_S
 WATCHDOG_FACTOR = _core.WATCHDOG_FACTOR
-_WATCHDOG_MIN_S, _WATCHDOG_MAX_S = _core.WATCHDOG_RANGE_S
 #: What a run does when a thread's share of ``max_events`` is full.
 OVERFLOW_POLICIES = ("truncate", "error")
-_MAX_IO = 64 << 20
+#: The core's ranges, name -> (lo, hi) (see ``_core.LIMITS``): every bound checked below.
+_LIMITS = _core.LIMITS
+_WATCHDOG_MIN_S, _WATCHDOG_MAX_S = _LIMITS["watchdog_s"]
 #: Loops may nest this deep (the core's limit).
-_MAX_LOOP_DEPTH = 16
+_MAX_LOOP_DEPTH = _LIMITS["loop_depth"][1]
+#: Core numbers accepted here (Python's own bound: the core checks each core against this
+#: process's affinity mask).
+_CORE_RANGE = (0, 4095)
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Cpu:
     ticks: int
 
     def __post_init__(self) -> None:
-        check_int("cpu.ticks", self.ticks, 1, 1 << 50)
+        check_int("cpu.ticks", self.ticks, *_LIMITS["cpu_ticks"])
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "cpu", "ticks": self.ticks}
@@ -64,7 +68,7 @@ class Sleep:
     us: int
 
     def __post_init__(self) -> None:
-        check_int("sleep.us", self.us, 1, 3_600_000_000)
+        check_int("sleep.us", self.us, *_LIMITS["sleep_us"])
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "sleep", "us": self.us}
@@ -77,7 +81,7 @@ class Send:
     bytes: int
 
     def __post_init__(self) -> None:
-        check_int("send.bytes", self.bytes, 1, _MAX_IO)
+        check_int("send.bytes", self.bytes, *_LIMITS["io_bytes"])
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "send", "bytes": self.bytes}
@@ -91,7 +95,7 @@ class Recv:
     bytes: int = 64
 
     def __post_init__(self) -> None:
-        check_int("recv.bytes", self.bytes, 1, _MAX_IO)
+        check_int("recv.bytes", self.bytes, *_LIMITS["io_bytes"])
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "recv", "bytes": self.bytes}
@@ -119,7 +123,7 @@ class Loop:
 
     def __post_init__(self) -> None:
         if self.times is not None:
-            check_int("loop.times", self.times, 1)
+            check_int("loop.times", self.times, *_LIMITS["loop_times"])
         object.__setattr__(self, "body", check_seq("loop.body", self.body))
         if not self.body:
             raise ValueError("loop.body: a loop needs at least one op")
@@ -190,7 +194,7 @@ class Drain:
 
     def __post_init__(self) -> None:
         if self.core is not None:
-            check_int("drain.core", self.core, 0, 4095)
+            check_int("drain.core", self.core, *_CORE_RANGE)
 
     def to_spec(self) -> Dict[str, Any]:
         return {"kind": "drain", "core": self.core}
@@ -209,12 +213,12 @@ class Driver:
     core: Optional[int] = None
 
     def __post_init__(self) -> None:
-        check_int("driver.pings", self.pings, 1, 10**8)
-        check_int("driver.gap_us", self.gap_us, 1, 3_600_000_000)
-        check_int("driver.nbytes", self.nbytes, 1, _MAX_IO)
-        check_int("driver.reply_bytes", self.reply_bytes, 0, _MAX_IO)
+        check_int("driver.pings", self.pings, *_LIMITS["driver_pings"])
+        check_int("driver.gap_us", self.gap_us, *_LIMITS["driver_gap_us"])
+        check_int("driver.nbytes", self.nbytes, *_LIMITS["io_bytes"])
+        check_int("driver.reply_bytes", self.reply_bytes, *_LIMITS["reply_bytes"])
         if self.core is not None:
-            check_int("driver.core", self.core, 0, 4095)
+            check_int("driver.core", self.core, *_CORE_RANGE)
 
     def to_spec(self) -> Dict[str, Any]:
         return {"kind": "driver", "pings": self.pings, "gap_us": self.gap_us, "bytes": self.nbytes, "reply_bytes": self.reply_bytes,
@@ -258,7 +262,7 @@ class Signal:
     handler: Tuple[Cpu, ...] = ()
 
     def __init__(self, at_us: int, signum: Union[int, str] = "SIGINT", handler: Sequence[Cpu] = (Cpu(100),)):
-        check_int("Signal.at_us", at_us, 0, 86_400_000_000)
+        check_int("Signal.at_us", at_us, *_LIMITS["signal_at_us"])
         if isinstance(signum, str):
             if signum not in SIGNALS:
                 raise ValueError("Signal.signum: %r; allowed: %s" % (signum, ", ".join(SIGNALS)))
@@ -296,8 +300,9 @@ class Thread:
 
     def __init__(self, name: str, program: Sequence[Op], core: Optional[int] = None, peer: Optional[Peer] = None):
         check_str("Thread.name", name)
-        if not name or len(name) > 64:
-            raise ValueError("Thread.name: %r; a name of 1 to 64 characters is required" % (name,))
+        lo, hi = _LIMITS["thread_name_chars"]
+        if not lo <= len(name) <= hi:
+            raise ValueError("Thread.name: %r; a name of %d to %d characters is required" % (name, lo, hi))
         if isinstance(program, _OPS):
             program = (program,)
         program = check_seq("Thread(%r).program" % name, program)
@@ -307,7 +312,7 @@ class Thread:
             if not isinstance(op, _OPS):
                 raise TypeError("Thread(%r).program[%d]: expected an op, got %r" % (name, i, op))
         if core is not None:
-            check_int("Thread(%r).core" % name, core, 0, 4095)
+            check_int("Thread(%r).core" % name, core, *_CORE_RANGE)
         if peer is not None and not isinstance(peer, (Drain, Driver)):
             raise TypeError("Thread(%r).peer: expected drain() or driver(...), got %r" % (name, peer))
         object.__setattr__(self, "name", name)
@@ -421,13 +426,13 @@ class Scenario:
             if not cores:
                 raise ValueError("Scenario.cores: an empty list; give None for all allowed cores")
             for c in cores:
-                check_int("Scenario.cores", c, 0, 4095)
+                check_int("Scenario.cores", c, *_CORE_RANGE)
         if stop_thread is not None:
             check_str("Scenario.stop_thread", stop_thread)
         if duration_s is not None:
-            duration_s = check_float("Scenario.duration_s", duration_s, 0.0, 86400.0, lo_open=True)
+            duration_s = check_float("Scenario.duration_s", duration_s, *_LIMITS["stop_duration_s"], lo_open=True)
         if tick_ns is not None:
-            tick_ns = check_float("Scenario.tick_ns", tick_ns, 1.0, 1e6)
+            tick_ns = check_float("Scenario.tick_ns", tick_ns, *_LIMITS["tick_ns"])
         check_bool("Scenario.log", log)
         check_bool("Scenario.pin_threads", pin_threads)
         if not pin_threads:
@@ -435,7 +440,7 @@ class Scenario:
                 if t.core is not None:
                     raise ValueError("Thread(%r).core: core %d given, but Scenario.pin_threads is False: unpinned threads "
                                      "run on any of the scenario's cores" % (t.name, t.core))
-        check_int("Scenario.max_events", max_events, 1000)
+        check_int("Scenario.max_events", max_events, _LIMITS["max_events"][0])  # the most: the core's, per machine
         check_choice("Scenario.on_overflow", on_overflow, OVERFLOW_POLICIES)
         if watchdog_s is not None:
             if isinstance(watchdog_s, bool) or not isinstance(watchdog_s, (int, float)):

@@ -17,9 +17,8 @@ from .policies import IntervalGIL, Policy
 from .run import Run, run
 from .scenario import Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal, sleep
 
-__all__ = ["cpu_pair", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "convoy_factor", "ctrl_c",
-           "syscalls",
-           "FUTEX_LEVEL"]
+__all__ = ["cpu_pair", "pair_times", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "convoy_times",
+           "convoy_factor", "ctrl_c", "syscalls", "syscalls_report", "FUTEX_LEVEL"]
 
 Cores = Optional[Sequence[int]]
 
@@ -55,12 +54,19 @@ def cpu_pair(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: 
     return seq, thr
 
 
+def pair_times(sequential: Run, threaded: Run) -> Dict[str, float]:
+    """``sequential_s``, ``threaded_s`` (each run's elapsed time) and ``ratio`` (threaded /
+    sequential) of :func:`cpu_pair`'s two runs."""
+    a, b = sequential.meta["elapsed_ns"] / 1e9, threaded.meta["elapsed_ns"] / 1e9
+    return {"sequential_s": a, "threaded_s": b, "ratio": b / a}
+
+
 def cpu_pair_ratio(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: Optional[float] = None) -> Dict[str, Any]:
     """Run :func:`cpu_pair` and return ``sequential_s``, ``threaded_s``, ``ratio``
-    (threaded / sequential) and the threaded run's summary."""
+    (threaded / sequential, :func:`pair_times`) and the threaded run's summary."""
     seq, thr = cpu_pair(gil, cores, ticks, tick_ns)
-    a, b = run(seq).summary(), run(thr).summary()
-    return {"sequential_s": a["elapsed_s"], "threaded_s": b["elapsed_s"], "ratio": b["elapsed_s"] / a["elapsed_s"], "threaded": b}
+    a, b = run(seq), run(thr)
+    return {**pair_times(a, b), "threaded": b.summary()}
 
 
 def handoffs(gil: Policy, cores: Cores = None, duration_s: float = 1.0, tick_ns: Optional[float] = None) -> Scenario:
@@ -170,14 +176,21 @@ def stream_seconds(r: Run) -> float:
     return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9
 
 
+def convoy_times(alone: Run, loaded: Run) -> Dict[str, float]:
+    """The convoy factor of two :func:`convoy` runs: ``alone_s`` and ``with_cpu_s``
+    (:func:`stream_seconds` of each) and ``factor``, their ratio. Every convoy factor the
+    package reports (sweeps, demo, gallery, validate) is this one."""
+    a, b = stream_seconds(alone), stream_seconds(loaded)
+    return {"alone_s": a, "with_cpu_s": b, "factor": b / a}
+
+
 def convoy_factor(gil: Policy, cores: Cores = None, cpu_threads: int = 1, **kw: Any) -> Dict[str, Any]:
     """Run :func:`convoy` alone and next to ``cpu_threads`` CPU threads; returns ``alone_s``
-    and ``with_cpu_s`` (:func:`stream_seconds` of each), ``factor`` and the loaded run's
-    summary."""
+    and ``with_cpu_s`` (:func:`stream_seconds` of each), ``factor`` (:func:`convoy_times`) and
+    the loaded run's summary."""
     alone = run(convoy(gil, cores, 0, **kw))
     loaded = run(convoy(gil, cores, cpu_threads, **kw))
-    a, b = stream_seconds(alone), stream_seconds(loaded)
-    return {"alone_s": a, "with_cpu_s": b, "factor": b / a, "loaded": loaded.summary()}
+    return {**convoy_times(alone, loaded), "loaded": loaded.summary()}
 
 
 def ctrl_c(gil: Policy, cores: Cores = None, workers: int = 2, work_ticks: int = 4_000_000, signal_at_us: int = 20_000,
@@ -321,9 +334,16 @@ def syscalls(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: 
     adds one ``sem_post`` per thread (its "done" signal).
     """
     seq, thr = cpu_pair(gil, cores, ticks, tick_ns)
-    out: Dict[str, Any] = {"gil": gil.to_spec(), "cores": list(seq.cores), "ticks": ticks}
-    for mode, sc in (("sequential", seq), ("threaded", thr)):
-        out[mode] = _syscall_side(run(sc))
+    return syscalls_report(run(seq), run(thr))
+
+
+def syscalls_report(sequential: Run, threaded: Run) -> Dict[str, Any]:
+    """The report of :func:`syscalls` from :func:`cpu_pair`'s two runs (already run)."""
+    spec = threaded.meta["scenario_spec"]
+    out: Dict[str, Any] = {"gil": sequential.meta["scenario_spec"]["gil"], "cores": list(spec["cores"]),
+                           "ticks": spec["threads"][0]["program"][0]["ticks"]}
+    for mode, r in (("sequential", sequential), ("threaded", threaded)):
+        out[mode] = _syscall_side(r)
     a, b = out["sequential"], out["threaded"]
 
     def ratio(x: float, y: float) -> float:
@@ -334,4 +354,5 @@ def syscalls(gil: Policy, cores: Cores = None, ticks: int = 2_000_000, tick_ns: 
     out["ratios"]["futex_level"] = ratio(a["futex_level"]["total"], b["futex_level"]["total"])
     out["ratios"]["blocking_waits"] = ratio(a["futex_level"]["blocking_waits"], b["futex_level"]["blocking_waits"])
     out["counts_are"] = "calls to glibc primitives counted by the model, not system calls; context switches from getrusage(RUSAGE_THREAD)"
+    return out
     return out

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import numpy as np
 
-from . import analysis as _an
+from . import analysis
+from .eventlog import CODE, decode, pairs
 
 if TYPE_CHECKING:
     from .run import Run
@@ -69,7 +70,7 @@ def _slices(tid: np.ndarray, start: np.ndarray, end: np.ndarray, names: List[str
 
 def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
     meta = run.meta
-    lg = _an._log(run.events)
+    lg = decode(run.events)  # once, for the tables below
     thread_names = run.threads.column("name").to_pylist()
     thread_cores = run.threads.column("core").to_pylist()
     qname = [json.dumps(n) for n in thread_names]
@@ -84,7 +85,7 @@ def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
         yield '{"name":"thread_name","ph":"M","pid":%d,"tid":%d,"args":{"name":%s}}' % (_PID, i + 1, json.dumps(label))
         yield '{"name":"thread_sort_index","ph":"M","pid":%d,"tid":%d,"args":{"sort_index":%d}}' % (_PID, i + 1, i + 1)
 
-    h = _an._holds(lg)
+    h = analysis.holds(lg)
     th = h.column("thread").to_numpy().astype(np.int64)
     hs, he = h.column("start_ns").to_numpy(), h.column("end_ns").to_numpy()
     ended = h.column("ended_by").to_pylist()
@@ -95,13 +96,13 @@ def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
                        [h.column("cpu").to_numpy(), h.column("ticks").to_numpy(), np.array(ended, dtype=object)],
                        ("cpu", "ticks", "ended_by"))
 
-    w = _an._waits(lg)
+    w = analysis.waits(lg)
     yield from _slices(w.column("thread").to_numpy().astype(np.int64) + 1, w.column("request_ns").to_numpy(),
                        w.column("acquire_ns").to_numpy(), ['"wait"'], lo, hi,
                        [w.column(c).to_numpy() for c in ("timeouts", "drop_requests", "futile_wakeups")],
                        ("timeouts", "drop_requests", "futile_wakeups"))
 
-    io = _an._io_response(lg)
+    io = analysis.io_response(lg)
     ops = io.column("op").to_pylist()
     ib, ie = io.column("begin_ns").to_numpy(), io.column("end_ns").to_numpy()
     rows, _, _ = _clip(ib, ie, lo, hi)
@@ -109,12 +110,12 @@ def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
                        [json.dumps(ops[r]) for r in rows.tolist()] or ['""'], lo, hi,
                        [io.column("bytes").to_numpy(), io.column("response_ns").to_numpy()], ("bytes", "response_ns"))
 
-    p1, p2 = _an._pairs(lg, "switch_wait", "switch_done")
+    p1, p2 = pairs(lg, "switch_wait", "switch_done")
     a, b = lg.order[p1], lg.order[p2]
     yield from _slices(lg.thread[a].astype(np.int64) + 1, lg.t[a], lg.t[b], ['"switch wait"'], lo, hi)
 
     for kind in INSTANT_EVENTS:
-        code = _an._CODE[kind]
+        code = CODE[kind]
         at = np.flatnonzero((lg.ev == code) & (lg.t >= lo) & (lg.t <= hi))
         for t, thr, arg in zip(lg.t[at].tolist(), lg.thread[at].tolist(), lg.arg[at].tolist()):
             yield '{"name":"%s","ph":"i","s":"t","pid":%d,"tid":%d,"ts":%s,"args":{"arg":%d}}' % (
@@ -122,8 +123,8 @@ def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
 
     # Waiters: +1 at each request, -1 at each acquire, as a step counter; one sample at the
     # window's start carries the level from before it.
-    m = np.flatnonzero((lg.ev == _an._CODE["request"]) | (lg.ev == _an._CODE["acquire"]))
-    level = np.cumsum(np.where(lg.ev[m] == _an._CODE["request"], 1, -1))
+    m = np.flatnonzero((lg.ev == CODE["request"]) | (lg.ev == CODE["acquire"]))
+    level = np.cumsum(np.where(lg.ev[m] == CODE["request"], 1, -1))
     t = lg.t[m]
     inside = (t >= lo) & (t <= hi)
     before = np.flatnonzero(t < lo)

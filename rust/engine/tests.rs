@@ -3,7 +3,7 @@
 use super::*;
 use crate::gil::{IntervalConfig, LockKind, TickConfig};
 use crate::log::Ev;
-use crate::scenario::{Op, Overflow, StopSpec, ThreadSpec};
+use crate::scenario::{Op, Overflow, PeerSpec, PolicySpec, StopSpec, ThreadSpec};
 
 fn cpu(name: &str, ticks: u64) -> ThreadSpec {
     ThreadSpec {
@@ -154,6 +154,18 @@ fn cpu_pair_keeps_invariants_on_every_policy() {
         assert!(out.threads.iter().all(|t| t.ticks == 200_000), "{p:?}");
         assert_eq!(out.meta["stopped_by"], "all_done");
     }
+}
+
+/// `meta["gil"]` is the policy as the scenario gives it (its serde form), which Python reads
+/// by key (`policy`, `lock`, ...).
+#[test]
+fn meta_names_the_policy_and_its_knobs() {
+    let sc = scenario(policies().swap_remove(1), vec![cpu("a", 1000)]);
+    let out = run(&sc, &mut || false).unwrap();
+    assert_eq!(
+        out.meta["gil"],
+        serde_json::json!({"policy": "tick", "check_interval": 100, "lock": "mutex_cond"})
+    );
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! One scenario thread: runs its program of ops under the GIL.
+//! A scenario thread's program: its ops under the GIL, the signal handlers it runs, the hot
+//! tick loop (its thread's life around them: `worker_thread.rs`).
 
 use super::peer::{recv_once, send_all, sleep_until_or_stop};
-use super::watch::Doing;
 use super::Shared;
+use crate::beacon::Doing;
 use crate::clock::now_ns;
 use crate::engine::spin::spin;
 use crate::gil::{Gil, ThreadCx};

@@ -52,8 +52,9 @@
 //!   hands the GIL over directly instead).
 
 use super::locked::Locked;
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS, DEADLINE_FACTOR, INTERVAL_US};
 use crate::log::Ev;
 use crate::prim::{Condvar, Waited};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,20 @@ impl Default for BfsConfig {
             deadline_factor: 8,
             check_every: 1,
         }
+    }
+}
+
+impl Knobs for BfsConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        INTERVAL_US.check("gil.slice_us", self.slice_us)?;
+        DEADLINE_FACTOR.check("gil.deadline_factor", self.deadline_factor.into())?;
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
+    }
+
+    /// A slice: a waiter's timed wait is a slice per waiter, and it asks for the GIL only
+    /// once the holder's slice is used up.
+    fn longest_wait_us(&self) -> u64 {
+        self.slice_us
     }
 }
 
@@ -226,28 +241,13 @@ impl Gil for BfsGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        if self.drop_request.load(Relaxed) {
-            cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
-            self.release(cx, Release::Poll);
-            self.take(cx);
-        }
-        true
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
     }
 
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "bfs",
-            "slice_us": self.cfg.slice_us,
-            "deadline_factor": self.cfg.deadline_factor,
-            "check_every": self.cfg.check_every,
-        })
+    #[inline(always)]
+    fn must_drop(&self, _cx: &ThreadCx) -> bool {
+        self.drop_request.load(Relaxed)
     }
 }
 

@@ -10,9 +10,9 @@
 //! Upstream: none (no CPython code is mirrored).
 
 use super::locked::Locked;
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
-use crate::log::Ev;
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS, MIN_HOLD_US};
 use crate::prim::Condvar;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -34,6 +34,18 @@ impl Default for FifoConfig {
             check_every: 100,
             min_hold_us: 0,
         }
+    }
+}
+
+impl Knobs for FifoConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        MIN_HOLD_US.check("gil.min_hold_us", self.min_hold_us)?;
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
+    }
+
+    /// The holder's least hold, which a waiter waits out.
+    fn longest_wait_us(&self) -> u64 {
+        self.min_hold_us
     }
 }
 
@@ -109,30 +121,16 @@ impl Gil for FifoGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        if self.waiting.load(Relaxed) > 0
-            && (self.cfg.min_hold_us == 0
-                || now_ns() - cx.acquired_ns() >= self.cfg.min_hold_us as i64 * 1000)
-        {
-            cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
-            self.release(cx, Release::Poll);
-            self.take(cx);
-        }
-        true
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
     }
 
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "fifo",
-            "check_every": self.cfg.check_every,
-            "min_hold_us": self.cfg.min_hold_us,
-        })
+    /// Someone waits, and the holder has held at least `min_hold_us`.
+    #[inline(always)]
+    fn must_drop(&self, cx: &ThreadCx) -> bool {
+        self.waiting.load(Relaxed) > 0
+            && (self.cfg.min_hold_us == 0
+                || now_ns() - cx.acquired_ns() >= self.cfg.min_hold_us as i64 * 1000)
     }
 }
 
@@ -140,6 +138,7 @@ impl Gil for FifoGil {
 mod tests {
     use super::super::testkit::{assert_exclusive, contend};
     use super::*;
+    use crate::log::Ev;
 
     #[test]
     fn exclusive_and_round_robin() {

@@ -28,8 +28,9 @@
 //! is the number of ticks between check points (1: every loop back-edge / call, as 3.10+
 //! polls).
 
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS, INTERVAL_US};
 use crate::log::Ev;
 use crate::prim::{Condvar, Mutex, Waited};
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,18 @@ impl Default for IntervalConfig {
             dedupe_drop_request: true,
             check_every: 1,
         }
+    }
+}
+
+impl Knobs for IntervalConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        INTERVAL_US.check("gil.interval_us", self.interval_us)?;
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
+    }
+
+    /// A waiter's timed wait.
+    fn longest_wait_us(&self) -> u64 {
+        self.interval_us
     }
 }
 
@@ -171,29 +184,13 @@ impl Gil for IntervalGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        if self.drop_request.load(Relaxed) {
-            cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
-            self.release(cx, Release::Poll);
-            self.take(cx);
-        }
-        true
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
     }
 
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "interval",
-            "interval_us": self.cfg.interval_us,
-            "force_switching": self.cfg.force_switching,
-            "dedupe_drop_request": self.cfg.dedupe_drop_request,
-            "check_every": self.cfg.check_every,
-        })
+    #[inline(always)]
+    fn must_drop(&self, _cx: &ThreadCx) -> bool {
+        self.drop_request.load(Relaxed)
     }
 }
 

@@ -23,9 +23,11 @@ pub mod nogil;
 pub mod priority;
 pub mod tick;
 
+use crate::beacon::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::clock::now_ns;
-use crate::engine::watch::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
+use crate::contract::SpecError;
 use crate::log::{Ev, EventBuf, IoOp};
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 pub use bfs::{BfsConfig, BfsGil};
@@ -34,6 +36,68 @@ pub use interval::{IntervalConfig, IntervalGil};
 pub use nogil::{NoGil, NoGilConfig};
 pub use priority::{PriorityConfig, PriorityGil};
 pub use tick::{LockKind, TickConfig, TickGil};
+
+/// Which GIL, with its knobs: a scenario's `gil`, and (its serialisation) `meta["gil"]`.
+///
+/// A policy is its module, a variant here with its arms in [`PolicySpec::knobs`] and
+/// [`PolicySpec::with_gil`], and its Python class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum PolicySpec {
+    Tick(TickConfig),
+    Interval(IntervalConfig),
+    Priority(PriorityConfig),
+    Bfs(BfsConfig),
+    Fifo(FifoConfig),
+    #[serde(rename = "nogil")]
+    NoGil(NoGilConfig),
+}
+
+impl PolicySpec {
+    /// The knobs, to check them or ask what waits they imply.
+    pub fn knobs(&self) -> &dyn Knobs {
+        match self {
+            PolicySpec::Tick(c) => c,
+            PolicySpec::Interval(c) => c,
+            PolicySpec::Priority(c) => c,
+            PolicySpec::Bfs(c) => c,
+            PolicySpec::Fifo(c) => c,
+            PolicySpec::NoGil(c) => c,
+        }
+    }
+
+    /// Build this policy's GIL for a run of `threads` threads and hand it to `f`.
+    pub fn with_gil<F: WithGil>(&self, threads: usize, f: F) -> F::Out {
+        match self {
+            PolicySpec::Tick(c) => f.with(TickGil::new(c.clone())),
+            PolicySpec::Interval(c) => f.with(IntervalGil::new(c.clone())),
+            PolicySpec::Priority(c) => f.with(PriorityGil::new(c.clone(), threads)),
+            PolicySpec::Bfs(c) => f.with(BfsGil::new(c.clone(), threads)),
+            PolicySpec::Fifo(c) => f.with(FifoGil::new(c.clone(), threads)),
+            PolicySpec::NoGil(c) => f.with(NoGil::new(c.clone())),
+        }
+    }
+}
+
+/// A policy's knobs, as a scenario gives them.
+pub trait Knobs {
+    /// Check every knob against its [`contract`](crate::contract) limit; the error names the
+    /// knob as `gil.<knob>`.
+    fn validate(&self) -> Result<(), SpecError>;
+    /// The longest a waiter may legitimately wait by this policy's own timing, in µs, in case
+    /// it only notices a free GIL when its timed wait runs out (its interval, its slice, the
+    /// holder's least hold); 0: it has none. The watchdog's default allows for it.
+    fn longest_wait_us(&self) -> u64 {
+        0
+    }
+}
+
+/// What to do with a policy's GIL once [`PolicySpec::with_gil`] has built it: generic over the
+/// policy, so the engine is compiled for each one and its `tick` inlined into the spin loop.
+pub trait WithGil {
+    type Out;
+    fn with<G: Gil>(self, gil: G) -> Self::Out;
+}
 
 /// Why the holder releases the GIL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,9 +116,36 @@ pub trait Gil: Send + Sync {
     fn take(&self, cx: &mut ThreadCx);
     /// Give the GIL up; the caller holds it.
     fn release(&self, cx: &mut ThreadCx, why: Release);
+    /// Ticks between this policy's check points (its `check_every`), counted per thread in
+    /// [`ThreadCx::countdown`] by the default [`tick`](Gil::tick).
+    fn check_every(&self) -> u32;
+    /// At a check point: whether the holder must give the GIL up now (a drop request is
+    /// pending, a waiter is due). The default: never (no GIL to give up).
+    #[inline(always)]
+    fn must_drop(&self, _cx: &ThreadCx) -> bool {
+        false
+    }
     /// Called by the holder after every tick of work. Returns true when this tick was a check
     /// point (the engine then also looks at its stop flag). May release and retake the GIL.
-    fn tick(&self, cx: &mut ThreadCx) -> bool;
+    ///
+    /// The default counts [`check_every`](Gil::check_every) ticks down per thread; at a check
+    /// point, when [`must_drop`](Gil::must_drop) says so, it logs a forced drop, releases
+    /// ([`Release::Poll`]) and takes the GIL again (the eval loop's drop-request branch).
+    #[inline(always)]
+    fn tick(&self, cx: &mut ThreadCx) -> bool {
+        cx.countdown -= 1;
+        if cx.countdown != 0 {
+            return false;
+        }
+        cx.countdown = self.check_every();
+        if self.must_drop(cx) {
+            cx.stats.forced_drops += 1;
+            cx.event(Ev::ForcedDrop, 0);
+            self.release(cx, Release::Poll);
+            self.take(cx);
+        }
+        true
+    }
     /// A system call with the GIL released around it (`Py_BEGIN/END_ALLOW_THREADS`): release,
     /// log `io_begin`, run `call` (which returns the bytes it moved), log `io_end`, take again.
     /// A policy that treats early releases specially (a priority boost, say) overrides this.
@@ -74,8 +165,6 @@ pub trait Gil: Send + Sync {
     fn interruptible(&self) -> bool {
         true
     }
-    /// The policy's name and knobs, for `meta`.
-    fn describe(&self) -> serde_json::Value;
 }
 
 /// Measurement state shared by all threads: who held the GIL last and how often the holder

@@ -9,7 +9,8 @@
 //! Upstream: none (no CPython code is mirrored; PEP 703's free-threaded build is the idea, not
 //! the source).
 
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS};
 use serde::{Deserialize, Serialize};
 
 /// Knobs of the no-GIL policy.
@@ -23,6 +24,12 @@ pub struct NoGilConfig {
 impl Default for NoGilConfig {
     fn default() -> Self {
         NoGilConfig { check_every: 100 }
+    }
+}
+
+impl Knobs for NoGilConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
     }
 }
 
@@ -48,16 +55,7 @@ impl Gil for NoGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        true
-    }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({ "policy": "nogil", "check_every": self.cfg.check_every })
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
     }
 }

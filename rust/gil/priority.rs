@@ -20,8 +20,9 @@
 //! the revision and line ranges named in `interval.rs`.
 
 use super::locked::Locked;
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS, INTERVAL_US};
 use crate::log::Ev;
 use crate::prim::{Condvar, Waited};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,18 @@ impl Default for PriorityConfig {
             interval_us: 5000,
             check_every: 1,
         }
+    }
+}
+
+impl Knobs for PriorityConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        INTERVAL_US.check("gil.interval_us", self.interval_us)?;
+        CHECK_PERIOD_TICKS.check("gil.check_every", self.check_every.into())
+    }
+
+    /// A waiter's timed wait.
+    fn longest_wait_us(&self) -> u64 {
+        self.interval_us
     }
 }
 
@@ -193,27 +206,13 @@ impl Gil for PriorityGil {
     }
 
     #[inline(always)]
-    fn tick(&self, cx: &mut ThreadCx) -> bool {
-        cx.countdown -= 1;
-        if cx.countdown != 0 {
-            return false;
-        }
-        cx.countdown = self.cfg.check_every;
-        if self.drop_request.load(Relaxed) {
-            cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
-            self.release(cx, Release::Poll);
-            self.take(cx);
-        }
-        true
+    fn check_every(&self) -> u32 {
+        self.cfg.check_every
     }
 
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "priority",
-            "interval_us": self.cfg.interval_us,
-            "check_every": self.cfg.check_every,
-        })
+    #[inline(always)]
+    fn must_drop(&self, _cx: &ThreadCx) -> bool {
+        self.drop_request.load(Relaxed)
     }
 }
 

@@ -31,7 +31,8 @@
 //! only if that fails reads `getrusage(RUSAGE_THREAD)` around the blocking `sem_wait`; every
 //! voluntary context switch beyond the last is a wake-up that found the count taken again.
 
-use super::{Gil, Release, ThreadCx};
+use super::{Gil, Knobs, Release, ThreadCx};
+use crate::contract::{SpecError, CHECK_PERIOD_TICKS};
 use crate::prim::{Condvar, Mutex, Semaphore};
 use crate::rusage;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,12 @@ impl Default for TickConfig {
             check_interval: 100,
             lock: LockKind::Sem,
         }
+    }
+}
+
+impl Knobs for TickConfig {
+    fn validate(&self) -> Result<(), SpecError> {
+        CHECK_PERIOD_TICKS.check("gil.check_interval", self.check_interval.into())
     }
 }
 
@@ -165,6 +172,13 @@ impl Gil for TickGil {
         self.release_lock();
     }
 
+    /// The check interval; counted on the one shared ticker by this policy's own `tick`, not
+    /// per thread.
+    fn check_every(&self) -> u32 {
+        self.cfg.check_interval
+    }
+
+    /// 2.7's `--_Py_Ticker < 0` on the shared ticker, in place of the per-thread countdown.
     #[inline(always)]
     fn tick(&self, cx: &mut ThreadCx) -> bool {
         let t = self.ticker.load(Relaxed) - 1;
@@ -196,14 +210,6 @@ impl Gil for TickGil {
     /// interrupted, so the handler waits until it returns.
     fn interruptible(&self) -> bool {
         false
-    }
-
-    fn describe(&self) -> serde_json::Value {
-        serde_json::json!({
-            "policy": "tick",
-            "check_interval": self.cfg.check_interval,
-            "lock": self.cfg.lock,
-        })
     }
 }
 

@@ -37,7 +37,10 @@ METRICS = {
     "io_latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms"),
     "convoy": ("alone_s", "with_cpu_s", "factor"),
     "bandwidth": ("packets_per_s_alone", "packets_per_s"),
+    "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
 }
+#: Per-k fields of threads_sweep's rows (``requests_per_s@k4``: with 4 CPU threads).
+SWEEP_K_METRICS = ("requests_per_s", "p50_ms", "p99_ms", "convoy_factor")
 
 
 def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
@@ -48,6 +51,9 @@ def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
             out["switches_per_s@%gms" % row["interval_ms"]] = row["switches_per_s"]
             out["io_p50_ms@%gms" % row["interval_ms"]] = row["io_p50_ms"]
         return out
+    if probe == "threads_sweep":
+        return {"%s@k%d" % (m, row["k"]): (float("nan") if row.get(m) is None else float(row[m]))
+                for row in result["rows"] for m in SWEEP_K_METRICS if not (m == "convoy_factor" and row["k"] == 0)}
     return {k: (float("nan") if result.get(k) is None else float(result[k])) for k in METRICS[probe]}
 
 

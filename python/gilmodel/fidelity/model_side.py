@@ -5,11 +5,12 @@ on the same cores and with the same sizes; returns the probe's own result fields
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import scenarios
+from .. import analysis
+from ..experiments import get
 from ..policies import IntervalGIL, Policy
 from ..profiles import Profile
 from ..run import Run
@@ -25,12 +26,17 @@ __all__ = ["model_probe", "stream", "PIN_THREADS"]
 PIN_THREADS = True
 
 
+def _prepare(sc: Scenario) -> Scenario:
+    """``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
+    if PIN_THREADS:
+        return sc
+    threads = tuple(Thread(t.name, t.program, peer=t.peer) for t in sc.threads)
+    return sc.replace(threads=threads, pin_threads=False)
+
+
 def run(sc: Scenario) -> Run:
     """Run ``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
-    if PIN_THREADS:
-        return _pinned_run(sc)
-    threads = tuple(Thread(t.name, t.program, peer=t.peer) for t in sc.threads)
-    return _pinned_run(sc.replace(threads=threads, pin_threads=False))
+    return _pinned_run(_prepare(sc))
 
 
 def _spinners(k: int, cs: Sequence[int]):
@@ -53,21 +59,24 @@ def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
 
 
 def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
-    s = run(scenarios.handoffs(gil, cs, duration_s, cal.model_tick_ns).replace(log=False)).summary()
+    s = get("handoffs").run(gil, cs, log=False, prepare=_prepare, duration_s=duration_s, tick_ns=cal.model_tick_ns).metrics
     # The first take is not a change of the running thread (the probe counts the same way).
     sw = max(s["switches"] - 1, 0)
     return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
 
 
 def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk: int, cpu_threads: int) -> Tuple[float, Run]:
-    """The convoy probe's workload in the model: :func:`gilmodel.scenarios.convoy` with the
-    profile's costs (its sender sleeps 5 ms, then its clock runs from its next GIL
-    acquisition, as the probe's main thread does after starting its spinners); returns
-    :func:`gilmodel.scenarios.stream_seconds` and the run."""
-    sc = scenarios.convoy(gil, cs, cpu_threads, total_bytes=total_bytes, chunk_bytes=chunk,
-                          work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
-    r = run(sc.replace(profile=cal))
-    return scenarios.stream_seconds(r), r
+    """The convoy probe's workload in the model: the ``convoy`` experiment with the profile's
+    costs (its sender sleeps 5 ms, then its clock runs from its next GIL acquisition, as the
+    probe's main thread does after starting its spinners); returns its ``stream_s``
+    (:func:`gilmodel.scenarios.stream_seconds`) and the run."""
+    res = _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, "convoy")
+    return res.metrics["stream_s"], res.runs["run"]
+
+
+def _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, name):
+    return get(name).run(gil, cs, profile=cal, prepare=_prepare, cpu_threads=cpu_threads, total_bytes=total_bytes,
+                         chunk_bytes=chunk, work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
@@ -75,11 +84,13 @@ def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
     return s.get("io_pings", 0) / s["elapsed_s"]
 
 
-def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Profile) -> Dict[str, Any]:
+def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, Any], cal: Profile,
+                gil: Optional[Policy] = None) -> Dict[str, Any]:
     """Run ``probe``'s workload in the model configured as CPython ``version`` (``cpython``
     policy, ``cal.model_tick_ns``) on ``cores`` with the probe's ``args``; returns the same fields
-    the real probe prints."""
-    gil = cal.policy(version)
+    the real probe prints. ``gil``: another policy to run it under, with the same costs (what a
+    proposed GIL would do to the probe's workload)."""
+    gil = cal.policy(version) if gil is None else cal.adjust(gil)
     cs = tuple(cores)
     if probe == "calibrate":
         ticks = max(1000, int(0.05e9 / cal.model_tick_ns))
@@ -89,19 +100,17 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
         return {"tick_ns": el * 1e9 / ticks / cal.group, "ticks": ticks, "group": cal.group}
     if probe == "cpu_pair":
         ticks = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
-        seq, thr = scenarios.cpu_pair(gil, cs, ticks, cal.model_tick_ns)
-        a = run(seq.replace(log=False)).summary()["elapsed_s"]
-        b = run(thr.replace(log=False)).summary()["elapsed_s"]
-        return {"n": args["n"], "ticks": ticks, "sequential_s": a, "threaded_s": b, "ratio": b / a}
+        m = get("cpu_pair").run(gil, cs, log=False, prepare=_prepare, ticks=ticks, tick_ns=cal.model_tick_ns).metrics
+        return {"n": args["n"], "ticks": ticks, "sequential_s": m["sequential_s"], "threaded_s": m["threaded_s"],
+                "ratio": m["cpu_pair_ratio"]}
     if probe == "handoffs":
         return _handoffs(gil, cs, cal, args["duration"])
     if probe == "io_latency":
         return _latency(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"])
     if probe == "convoy":
-        alone = stream(gil, cs, cal, args["bytes"], args["chunk"], 0)[0]
-        loaded = stream(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"])[0]
+        m = _convoy(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"], "convoy_factor").metrics
         return {"bytes": args["bytes"], "chunk": args["chunk"], "cpu_threads": args["cpu_threads"],
-                "alone_s": alone, "with_cpu_s": loaded, "factor": loaded / alone}
+                "alone_s": m["alone_s"], "with_cpu_s": m["with_cpu_s"], "factor": m["convoy_factor"]}
     if probe == "bandwidth":
         alone = _bandwidth(gil, cs, cal, 0, args["duration"], args["nbytes"])
         loaded = _bandwidth(gil, cs, cal, args["cpu_threads"], args["duration"], args["nbytes"])
@@ -119,4 +128,35 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
             rows.append({"interval_ms": ms, "switches_per_s": h["switches_per_s"], "gap_us": gap,
                          "io_p50_ms": io["p50_ms"], "io_p90_ms": io["p90_ms"], "io_max_ms": io["max_ms"]})
         return {"rows": rows}
+    if probe == "threads_sweep":
+        rows, alone = [], None
+        for k in (int(x) for x in str(args["ks"]).split(",")):
+            rate = _bandwidth(gil, cs, cal, k, args["duration"], 1)
+            io = _latency(gil, cs, cal, k, args["pings"], args["gap_us"])
+            st = stream(gil, cs, cal, args["bytes"], 1024, k)[0]
+            alone = st if k == 0 else alone
+            rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "stream_s": st,
+                         "convoy_factor": None if alone is None else st / alone})
+        return {"rows": rows}
+    if probe == "three_threads":
+        return _three_threads(gil, cs, cal, args["duration"])
     raise ValueError("unknown probe %r" % probe)
+
+
+def _three_threads(gil, cs, cal, duration_s) -> Dict[str, Any]:
+    """Three CPU-bound threads (the probe's 100-iteration chunks of countdown as ticks); the
+    switch rate, and the sorted shares of GIL time and of hand-offs won."""
+    chunk = max(1, int(round(100 * cal.ticks_per_iter / cal.group)))
+    sc = Scenario(gil, [Thread("c%d" % i, [loop(cpu(chunk))], core=cs[i % len(cs)]) for i in range(3)], cores=cs,
+                  duration_s=duration_s, tick_ns=cal.model_tick_ns, name="three_threads")
+    r = run(sc.replace(profile=cal))
+    s = r.summary()
+    to = analysis.handoffs(r.events).column("to_thread").to_numpy()
+    won = np.bincount(to, minlength=3) / max(1, to.size)
+    share = sorted(s["share"].values(), reverse=True)
+    sw = max(s["switches"] - 1, 0)
+    out = {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
+    for i in range(3):
+        out["share_%d" % (i + 1)] = float(share[i])
+        out["won_%d" % (i + 1)] = float(sorted(won, reverse=True)[i])
+    return out

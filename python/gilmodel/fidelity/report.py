@@ -101,6 +101,7 @@ def markdown(res: "Validation") -> str:
                 _f(r.model_median), _rng(r.model_min, r.model_max), _f(r.ratio), round(r.tolerance * 100),
                 " (quartiles)" if r.quartiles else "", "ok" if r.ok else "**no**: " + r.why))
         out.append("")
+    out += _k_series(res)
     out += ["## Tolerances", "", "| probe | metric | tolerance | absolute floor | why |", "|---|---|---|---|---|"]
     for (p, mname), t in TOLERANCES.items():
         out.append("| %s | %s | ±%d%%%s | %g | %s |" % (p, mname, round(t.rel * 100), " (quartiles too)" if t.quartiles else "", t.abs_floor, t.why))
@@ -108,6 +109,41 @@ def markdown(res: "Validation") -> str:
         out += ["", "## Errors", ""] + ["- %s" % e for e in res.errors]
     out += ["", "## Interpreters", ""] + ["- %s" % i.label for i in res.interpreters]
     return "\n".join(out) + "\n"
+
+
+def _k_series(res: "Validation") -> List[str]:
+    """threads_sweep's metrics as series against k (the CPU-bound threads beside the I/O
+    thread): one row per metric, ``real / model`` medians per k, bold where outside tolerance."""
+    v = res.verdicts
+    if not len(v):
+        return []
+    v = v[v.probe == "threads_sweep"]
+    if not len(v):
+        return []
+    out = ["## Against the number of CPU-bound threads (threads_sweep)", "",
+           "Medians, real / model; **bold**: outside tolerance. k = CPU-bound threads beside the I/O thread.", ""]
+    for version, cores, g in _groups(res):
+        g = g[g.probe == "threads_sweep"]
+        if not len(g):
+            continue
+        parts = g.metric.str.split("@k", expand=True)
+        g = g.assign(base=parts[0], k=parts[1].astype(int))
+        ks = sorted(g.k.unique())
+        out += ["### CPython %s, cores %s" % (version, cores), "",
+                "| metric | " + " | ".join("k=%d" % k for k in ks) + " |", "|---|" + "---|" * len(ks)]
+        for base, gb in g.groupby("base", sort=False):
+            cells = []
+            for k in ks:
+                r = gb[gb.k == k]
+                if not len(r):
+                    cells.append("")
+                    continue
+                r = r.iloc[0]
+                c = "%s / %s" % (_f(r.real_median), _f(r.model_median))
+                cells.append(c if r.ok else "**%s**" % c)
+            out.append("| %s | %s |" % (base, " | ".join(cells)))
+        out.append("")
+    return out
 
 
 def write_all(res: "Validation", out_dir: str) -> Dict[str, str]:

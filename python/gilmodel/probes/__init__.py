@@ -6,7 +6,8 @@ and prints one JSON line. :func:`path` finds them; :mod:`.runner` runs them."""
 import os
 
 #: Probe names, in the order validate runs them.
-PROBES = ("calibrate", "cpu_pair", "handoffs", "io_latency", "convoy", "bandwidth", "switch_sweep")
+PROBES = ("calibrate", "cpu_pair", "handoffs", "io_latency", "convoy", "bandwidth", "switch_sweep", "three_threads",
+          "threads_sweep")
 
 
 def path(name: str) -> str:

@@ -15,10 +15,12 @@ from .. import _procs
 from . import path as probe_path
 from ..interpreters import Interpreter
 
-__all__ = ["ProbeError", "run_probe", "probe_args", "applies", "SWEEP_MS"]
+__all__ = ["ProbeError", "run_probe", "probe_args", "applies", "SWEEP_MS", "SWEEP_KS"]
 
 #: Switch intervals of ``switch_sweep`` (ms).
 SWEEP_MS = (0.1, 0.5, 2.0, 5.0, 20.0, 50.0)
+#: Numbers of CPU-bound threads of ``threads_sweep``.
+SWEEP_KS = (0, 1, 2, 4, 8)
 
 
 class ProbeError(RuntimeError):
@@ -53,6 +55,13 @@ def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any
         return {"cpu_threads": 1, "duration": max(0.05, 0.25 * s), "nbytes": 1024}
     if probe == "switch_sweep":
         return {"intervals_ms": ",".join("%g" % x for x in SWEEP_MS), "duration": max(0.03, 0.2 * s), "pings": max(3, int(8 * s))}
+    if probe == "three_threads":
+        return {"duration": max(0.1, 0.5 * s)}
+    if probe == "threads_sweep":
+        # The convoy's stream must outlast the socket buffer's room (a stream that fits is
+        # sent before a CPU thread takes the GIL back: a factor of ~1 whatever the GIL).
+        return {"ks": ",".join(map(str, SWEEP_KS)), "duration": max(0.05, 0.3 * s), "pings": max(5, int(20 * s)),
+                "gap_us": 10_000, "bytes": max(64 << 10, int((1 << 19) * s)) // 1024 * 1024}
     raise ValueError("unknown probe %r" % probe)
 
 

@@ -66,8 +66,9 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
 
     Args:
         base: the starting configuration: ``{"experiment": "convoy" | "convoy_factor" |
-            "handoffs" | "io_latency" | "cpu_pair" | "module:function", "gil": {"version":
-            "3.11", "policy": ..., <knobs>}, "scenario": {<builder keyword arguments>},
+            "handoffs" | "io_latency" | "cpu_pair" | "syscalls" (:mod:`gilmodel.experiments`) |
+            "module:function", "gil": {"version": "3.11", "policy": ..., <knobs>} or a name
+            such as ``"3.11"`` or ``"priority"``, "scenario": {<builder keyword arguments>},
             "cores": 2, "tick_ns": None, "log": True}`` (missing keys from
             :data:`DEFAULT_BASE`); or a module-level function ``f(config, cores)`` returning
             a dict of metrics or a Run (the experiment).

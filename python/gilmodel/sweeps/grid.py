@@ -26,8 +26,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from .. import policies as _policies
-from ..policies import IntervalGIL, TickGIL, cpython
+from ..policies import CPYTHON_VERSIONS, POLICIES, cpython
+from .experiments import experiment_kwargs
 
 __all__ = ["RunSpec", "DEFAULT_BASE", "expand", "resolve", "run_id", "PARAM_COLUMNS_FIXED"]
 
@@ -41,8 +41,8 @@ DEFAULT_BASE: Dict[str, Any] = {
     "log": True,
 }
 _TOP = ("experiment", "gil", "scenario", "cores", "tick_ns", "log")
-#: Policy name -> class (every policy the package has, when it lists them in POLICIES).
-POLICY_CLASSES: Dict[str, Any] = dict(getattr(_policies, "POLICIES", {"tick": TickGIL, "interval": IntervalGIL}))
+#: Policy name -> class (:data:`gilmodel.POLICIES`).
+POLICY_CLASSES: Dict[str, Any] = dict(POLICIES)
 _POLICIES = POLICY_CLASSES
 _KNOBS = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in _POLICIES.items()}
 _ALL_KNOBS = sorted({k for ks in _KNOBS.values() for k in ks})
@@ -74,6 +74,9 @@ def _set(cfg: Dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     if parts[0] not in _TOP:
         raise ValueError("sweep: unknown parameter %r; paths start with one of %s" % (path, ", ".join(_TOP)))
+    if path == "gil":  # a whole GIL: a name ('3.11', 'priority') or a dict
+        cfg["gil"] = _gil_dict(value)
+        return
     if parts[0] in ("gil", "scenario"):
         if len(parts) != 2:
             raise ValueError("sweep: %r: expected %s.<name>" % (path, parts[0]))
@@ -90,7 +93,9 @@ def _merge(base: Mapping[str, Any]) -> Dict[str, Any]:
         raise TypeError("sweep(base): expected a dict like {'experiment': 'convoy', 'gil': {...}, 'scenario': {...}}, got %r" % (base,))
     cfg = copy.deepcopy(DEFAULT_BASE)
     for k, v in base.items():
-        if k in ("gil", "scenario"):
+        if k == "gil":
+            cfg[k] = _gil_dict(v)
+        elif k == "scenario":
             if not isinstance(v, Mapping):
                 raise TypeError("sweep(base): %r must be a dict, got %r" % (k, v))
             cfg[k] = dict(v)  # the base's gil/scenario replace the defaults whole
@@ -103,9 +108,20 @@ def _merge(base: Mapping[str, Any]) -> Dict[str, Any]:
     return cfg
 
 
-def resolve_gil(gil: Mapping[str, Any]) -> Dict[str, Any]:
-    """The effective policy of a ``gil`` dict: ``{"policy", "version", <that policy's knobs>}``."""
-    g = dict(gil)
+def _gil_dict(gil: Any) -> Dict[str, Any]:
+    # A GIL named as gilmodel.resolve_gil names it (a CPython version or a policy), or a dict.
+    if isinstance(gil, str):
+        n = gil.strip()
+        return {"version": n} if n in CPYTHON_VERSIONS or n[:1].isdigit() else {"policy": n}
+    if not isinstance(gil, Mapping):
+        raise TypeError("sweep: gil must be a dict such as {'version': '3.11'} or a name such as '3.11' or 'priority', got %r" % (gil,))
+    return dict(gil)
+
+
+def resolve_gil(gil: Any) -> Dict[str, Any]:
+    """The effective policy of a ``gil`` dict: ``{"policy", "version", <that policy's knobs>}``.
+    A string names a GIL as :func:`gilmodel.resolve_gil` does: a CPython version or a policy."""
+    g = _gil_dict(gil)
     version = g.pop("version", None)
     policy = g.pop("policy", None)
     unknown = [k for k in g if k not in _ALL_KNOBS]
@@ -131,8 +147,6 @@ def resolve_gil(gil: Mapping[str, Any]) -> Dict[str, Any]:
 
 def resolve(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """The effective configuration (checked names, ``gil`` resolved)."""
-    from .experiments import experiment_kwargs
-
     out = {k: copy.deepcopy(cfg[k]) for k in _TOP}
     out["gil"] = resolve_gil(cfg["gil"])
     allowed = experiment_kwargs(out["experiment"])

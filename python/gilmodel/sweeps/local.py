@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 from multiprocessing.connection import wait
-from typing import Any, Deque, Dict, List, Optional, Sequence
+from typing import Any, Deque, List, Optional, Sequence
 
 import pyarrow as pa
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from ..experiments import EXPERIMENTS
 
 __all__ = ["Store", "load", "KNOWN_METRICS", "row_schema"]
 
@@ -34,8 +36,8 @@ KNOWN_METRICS: Dict[str, pa.DataType] = {
     "handoffs": pa.int64(), **{"handoff_latency_%s_us" % q: pa.float64() for q in _Q},
     "futile_handoff_fraction": pa.float64(), "idle_gil_waiting_s": pa.float64(),
     **{"wait_%s_ms" % q: pa.float64() for q in _Q}, **{"io_response_%s_ms" % q: pa.float64() for q in _Q},
-    "alone_s": pa.float64(), "with_cpu_s": pa.float64(), "convoy_factor": pa.float64(),
-    "sequential_s": pa.float64(), "threaded_s": pa.float64(), "cpu_pair_ratio": pa.float64(),
+    # each experiment's own (gilmodel.experiments)
+    **{m: pa.float64() for e in EXPERIMENTS.values() for m in e.own_metrics},
 }
 _HEAD = [("run_id", pa.string()), ("repeat", pa.int64())]
 _RUN = [("status", pa.string()), ("error", pa.string()), ("host", pa.string()), ("backend", pa.string()),

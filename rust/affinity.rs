@@ -1,4 +1,5 @@
-//! Pinning, naming and signal masks of the engine's threads.
+//! Pinning, naming and signal masks of the engine's threads (and the affinity mask `host`
+//! reports).
 
 /// Cores in the calling thread's affinity mask (what threads it starts inherit).
 pub fn allowed_cores() -> Vec<usize> {

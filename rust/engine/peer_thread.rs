@@ -1,0 +1,54 @@
+//! A peer's thread (started by `start.rs`) until it is joined: outside the GIL, pinned to its
+//! core or restricted to the scenario's, released with the workers; it drains its socket or
+//! drives it ([`peer::drain`], [`peer::drive`]) and hands back the round trips it timed.
+
+use super::peer::{self, Ping};
+use super::{Setup, Shared};
+use crate::affinity;
+use crate::gil::Gil;
+use crate::scenario::PeerSpec;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What a peer hands back: its thread's index and the round trips it timed.
+pub type PeerEnd = (usize, Vec<Ping>);
+
+/// The peer of scenario thread `i` (which has one), whose thread is called `name`.
+pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) -> PeerEnd {
+    let (Some(link), Some(spec)) = (&setup.links[i], &setup.sc.threads[i].peer) else {
+        unreachable!("thread {i} has a peer, and a socket to it");
+    };
+    affinity::block_signals();
+    affinity::set_name(name);
+    let _ = match spec.core() {
+        Some(c) => affinity::pin_current(&[c]),
+        None => affinity::pin_current(&setup.pl.cores),
+    };
+    if !setup.gate.arrive_and_wait() {
+        return (i, Vec::new());
+    }
+    let t0 = sh.t0.load(Relaxed);
+    match spec {
+        PeerSpec::Drain { .. } => {
+            peer::drain(&link.peer_end);
+            (i, Vec::new())
+        }
+        PeerSpec::Driver {
+            pings,
+            gap_us,
+            bytes,
+            reply_bytes,
+            ..
+        } => (
+            i,
+            peer::drive(
+                &link.peer_end,
+                t0,
+                *pings,
+                *gap_us,
+                *bytes,
+                *reply_bytes,
+                &sh.stop,
+            ),
+        ),
+    }
+}
