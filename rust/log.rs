@@ -30,13 +30,15 @@ pub enum Ev {
     Release,
     /// A timed wait for the GIL ran out; arg = the switch number it had saved (BFS: 0).
     Timeout,
-    /// This waiter set the drop request; arg = the switch number it had saved (BFS: the
-    /// holder's thread index).
+    /// This waiter set the drop request; arg = the switch number it had saved. BFS: it set
+    /// `bfs_check_depleted` (on arrival and at each timeout), asking the holder to look at its
+    /// own slice; arg = `bfs_thread`'s index (the holder, or the thread named next).
     DropRequest,
-    /// The holder saw the drop request (FIFO: a waiter) at a check point and is about to
-    /// release.
+    /// The holder saw the drop request (FIFO: a waiter; BFS: `bfs_preempt`, or a flag and its
+    /// slice used up) at a check point and is about to release.
     ForcedDrop,
-    /// The releasing thread waits until another thread took the GIL (FORCE_SWITCHING).
+    /// The releasing thread waits until another thread took the GIL (FORCE_SWITCHING; BFS:
+    /// `bfs_thread_switch`).
     SwitchWait,
     /// That wait ended.
     SwitchDone,
@@ -61,7 +63,8 @@ pub enum Ev {
     /// A policy lowered this thread's priority (it was forced out); arg = new level.
     Demote,
     /// This waiter asked the holder to drop at once, without waiting an interval; arg = the
-    /// holder's thread index.
+    /// holder's thread index (BFS: `bfs_preempt`; `bfs_thread`'s index, the holder or the
+    /// thread named next).
     Preempt,
 }
 

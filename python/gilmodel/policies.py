@@ -125,11 +125,16 @@ class PriorityGIL:
 
 @dataclass(frozen=True)
 class BfsGIL:
-    """Nir Aides' BFS-scheduler GIL (CPython issue 7946), reconstructed from its description:
-    slices of interpreter time, virtual deadlines of ``slice_us × deadline_factor`` renewed
-    when a slice is used up, the GIL handed to the earliest deadline, a waiter with an earlier
-    deadline than the holder's preempting it at once (``preempt``), waiters' timed waits of
-    ``slice_us`` × the number of waiters.
+    """Nir Aides' BFS-scheduler GIL (CPython issue 7946), mirroring ``Python/bfs.c`` as ported
+    to 3.11.0a6 (JuliaPoo/cpython d09535b76a; line ranges in ``rust/gil/bfs.rs``): slices of an
+    interpreter clock capped at a slice per hold, virtual deadlines of ``slice_us ×
+    deadline_factor`` renewed when a thread that used its slice up next asks to run, the GIL
+    named to the first expired deadline in arrival order, else the earliest; a waiter whose
+    deadline is no later than the holder's unexpired one preempts it at once (``preempt``),
+    others flag the holder to check its own slice (``drop_request``), on arrival and at each
+    timed wait of ``slice_us × 0.55`` × the number of waiters; a thread back from a quick
+    blocking call may snatch the GIL back from the thread it named, and the yielder waits
+    until the next thread runs when its slice is used up or that thread is more urgent.
 
     Args:
         slice_us: the time slice (µs of interpreter time; default 10 ms).

@@ -370,12 +370,36 @@ pub(crate) mod testkit {
     /// Run `threads` threads that each do `ticks` ticks of (no) work under `gil`, holding it
     /// around the work as the engine does; returns each thread's context data.
     pub fn contend<G: Gil>(gil: &G, threads: usize, ticks: u64) -> Vec<(GilStats, EventBuf, u64)> {
+        drive(threads, |_, cx| {
+            gil.take(cx);
+            for _ in 0..ticks {
+                work_tick(gil, cx);
+            }
+            gil.release(cx, Release::Exit);
+        })
+    }
+
+    /// One tick of (no) work, then the policy's tick.
+    pub fn work_tick<G: Gil>(gil: &G, cx: &mut ThreadCx) -> bool {
+        for _ in 0..50 {
+            std::hint::black_box(0u64);
+        }
+        cx.add_tick();
+        gil.tick(cx)
+    }
+
+    /// Run `threads` threads, released together, each running `body(its index, its context)`
+    /// (which takes and releases the GIL itself); returns each thread's context data.
+    pub fn drive(
+        threads: usize,
+        body: impl Fn(usize, &mut ThreadCx) + Sync,
+    ) -> Vec<(GilStats, EventBuf, u64)> {
         let instr = Instr::default();
         let go = AtomicBool::new(false);
         std::thread::scope(|s| {
             let hs: Vec<_> = (0..threads)
                 .map(|i| {
-                    let (instr, go) = (&instr, &go);
+                    let (instr, go, body) = (&instr, &go, &body);
                     s.spawn(move || {
                         let beacon = Beacon::default();
                         let log = EventBuf::new(1 << 20, true);
@@ -383,15 +407,7 @@ pub(crate) mod testkit {
                         while !go.load(Relaxed) {
                             std::hint::spin_loop();
                         }
-                        gil.take(&mut cx);
-                        for _ in 0..ticks {
-                            for _ in 0..50 {
-                                std::hint::black_box(0u64);
-                            }
-                            cx.add_tick();
-                            gil.tick(&mut cx);
-                        }
-                        gil.release(&mut cx, Release::Exit);
+                        body(i, &mut cx);
                         let ticks = cx.ticks();
                         (cx.stats, cx.log, ticks)
                     })
