@@ -35,6 +35,10 @@ pub enum Doing {
     /// The test-only `_hang` op.
     Hang,
     Exited,
+    /// arg: the op's ticks.
+    Native,
+    /// arg: the op's ticks.
+    Held,
 }
 
 impl Doing {
@@ -48,6 +52,8 @@ impl Doing {
             6 => Doing::Handler,
             7 => Doing::Hang,
             8 => Doing::Exited,
+            9 => Doing::Native,
+            10 => Doing::Held,
             _ => Doing::Starting,
         }
     }
@@ -142,6 +148,8 @@ pub fn describe(s: Seen, names: &[String]) -> String {
             "join({:?})",
             names.get(s.arg as usize).map_or("?", |n| n.as_str())
         ),
+        Doing::Native => format!("native({}) (C work)", s.arg),
+        Doing::Held => format!("held({}) (C work, no check point)", s.arg),
         Doing::Handler => "a signal handler".to_string(),
         Doing::Hang => "_hang (the test-only op that never returns until stopped)".to_string(),
     };
@@ -172,6 +180,15 @@ mod tests {
         assert_eq!(b.progress(), p0 + 6);
         let names = vec!["a".to_string(), "b".to_string()];
         assert_eq!(describe(Beacon::default().seen(), &names), "starting");
+        let c = Beacon::default();
+        c.doing(Doing::Native, 9);
+        assert_eq!(describe(c.seen(), &names), "in native(9) (C work), GIL released");
+        c.doing(Doing::Held, 9);
+        c.gil(GIL_HOLDING);
+        assert_eq!(
+            describe(c.seen(), &names),
+            "holds the GIL, in held(9) (C work, no check point)"
+        );
         assert_eq!(describe(b.seen(), &names), "waiting in join(\"b\")");
         b.gil(GIL_WAITING);
         assert_eq!(

@@ -47,7 +47,7 @@ pub enum Ev {
     /// A blocking call begins (GIL already released); arg = the [`IoOp`] code.
     IoBegin,
     /// A blocking call returned (GIL not yet retaken); arg = bytes moved (0 for sleeps,
-    /// finished joins, a send to a closed peer, a recv at end of stream; -1 for a join
+    /// native work, finished joins, a send to a closed peer, a recv at end of stream; -1 for a join
     /// interrupted by a signal).
     IoEnd,
     /// The main thread, holding the GIL, begins to handle a delivered signal (the worker's
@@ -66,10 +66,17 @@ pub enum Ev {
     /// holder's thread index (BFS: `bfs_preempt`; `bfs_thread`'s index, the holder or the
     /// thread named next).
     Preempt,
+    /// A `held` call begins: C work that keeps the GIL and reaches no check point (a long
+    /// `sorted()`, an extension that does not release the GIL); arg = its ticks. The thread
+    /// holds the GIL throughout: this pair nests inside an acquire → release.
+    CallBegin,
+    /// That call returned (GIL still held; its one check point follows); arg = ticks done
+    /// (fewer than asked when the run was stopped during it).
+    CallEnd,
 }
 
 /// Names of the event kinds, in discriminant order (the `event` column's dictionary).
-pub const EVENT_NAMES: [&str; 18] = [
+pub const EVENT_NAMES: [&str; 20] = [
     "start",
     "exit",
     "request",
@@ -88,6 +95,8 @@ pub const EVENT_NAMES: [&str; 18] = [
     "promote",
     "demote",
     "preempt",
+    "call_begin",
+    "call_end",
 ];
 
 /// Blocking operations, as `io_begin`'s arg.
@@ -98,11 +107,14 @@ pub enum IoOp {
     Recv = 1,
     Sleep = 2,
     Join = 3,
+    /// C work with the GIL released that occupies the core (the `native` op: hashlib on a big
+    /// buffer, zlib, a numpy kernel); its `io_end` arg is 0.
+    Native = 4,
 }
 
 /// Names of the blocking operations, in [`IoOp`] order (`io_begin`'s arg indexes them): the
 /// ops of the same names in a scenario.
-pub const IO_OP_NAMES: [&str; 4] = ["send", "recv", "sleep", "join"];
+pub const IO_OP_NAMES: [&str; 5] = ["send", "recv", "sleep", "join", "native"];
 
 /// Bytes one stored event takes in a thread's buffer: `t_ns`, `cpu`, `event`, `arg` (the
 /// merged log adds the 2-byte `thread` column; during the merge both forms exist).
@@ -275,7 +287,7 @@ mod tests {
 
     #[test]
     fn io_op_names_follow_the_codes() {
-        for op in [IoOp::Send, IoOp::Recv, IoOp::Sleep, IoOp::Join] {
+        for op in [IoOp::Send, IoOp::Recv, IoOp::Sleep, IoOp::Join, IoOp::Native] {
             let name = IO_OP_NAMES[op as usize];
             assert_eq!(format!("{op:?}").to_lowercase(), name);
         }
@@ -331,5 +343,7 @@ mod tests {
     fn names_match_kinds() {
         assert_eq!(EVENT_NAMES[Ev::Handler as usize], "handler");
         assert_eq!(EVENT_NAMES[Ev::FutileWakeup as usize], "futile_wakeup");
+        assert_eq!(EVENT_NAMES[Ev::CallBegin as usize], "call_begin");
+        assert_eq!(EVENT_NAMES[Ev::CallEnd as usize], "call_end");
     }
 }

@@ -20,6 +20,15 @@ pub use crate::gil::PolicySpec;
 pub enum Op {
     /// Interpreter work: `ticks` calibrated spins of `tick_ns`, with a GIL check point per tick.
     Cpu { ticks: u64 },
+    /// C work that releases the GIL and occupies the core (hashlib on a big buffer, zlib, a
+    /// numpy kernel): release as a blocking call does, `ticks` calibrated spins outside the
+    /// GIL, retake. Logged `io_begin`/`io_end` with the op `native`.
+    Native { ticks: u64 },
+    /// C work that holds the GIL and reaches no check point (`sorted()` of a big list, a long
+    /// regex, an extension that forgets to release the GIL): `ticks` calibrated spins with no
+    /// check; other threads' drop requests wait for its end, and the holder checks once after
+    /// it, as the next bytecode would. Logged `call_begin`/`call_end` inside the hold.
+    Held { ticks: u64 },
     /// `nanosleep(us)` with the GIL released.
     Sleep { us: u64 },
     /// Send `bytes` to the thread's peer (all of them) with the GIL released.
@@ -370,7 +379,9 @@ impl Scenario {
         depth: usize,
     ) -> Result<(), SpecError> {
         match op {
-            Op::Cpu { ticks } if !CPU_TICKS.contains(*ticks) => {
+            Op::Cpu { ticks } | Op::Native { ticks } | Op::Held { ticks }
+                if !CPU_TICKS.contains(*ticks) =>
+            {
                 CPU_TICKS.check(format!("{f}.ticks"), *ticks)
             }
             Op::Sleep { us } if !SLEEP_US.contains(*us) => SLEEP_US.check(format!("{f}.us"), *us),
@@ -690,6 +701,33 @@ mod tests {
                 "threads[0].program[0].ticks",
             ),
             (
+                Box::new(|s| s.threads[0].program = vec![Op::Native { ticks: 0 }]),
+                "threads[0].program[0].ticks",
+            ),
+            (
+                Box::new(|s| s.threads[0].program = vec![Op::Held { ticks: 0 }]),
+                "threads[0].program[0].ticks",
+            ),
+            (
+                Box::new(|s| {
+                    s.threads[1].program = vec![Op::Loop {
+                        times: Some(2),
+                        body: vec![Op::Held {
+                            ticks: CPU_TICKS.hi + 1,
+                        }],
+                    }]
+                }),
+                "threads[1].program[0].body[0].ticks",
+            ),
+            (
+                Box::new(|s| {
+                    s.threads[0].program = vec![Op::Native {
+                        ticks: CPU_TICKS.hi + 1,
+                    }]
+                }),
+                "threads[0].program[0].ticks",
+            ),
+            (
                 Box::new(|s| s.threads[0].program = vec![Op::Join { thread: "a".into() }]),
                 "threads[0].program[0].thread",
             ),
@@ -845,6 +883,19 @@ mod tests {
             duration_s: Some(0.1),
         };
         assert!(s.validate(&[0], MEM).is_ok());
+    }
+
+    #[test]
+    fn native_and_held_parse_and_validate() {
+        let j = r#"{"gil":{"policy":"nogil","check_every":1},"threads":[{"name":"a","program":[{"op":"native","ticks":5},{"op":"held","ticks":7}]}]}"#;
+        let s = Scenario::from_json(j).unwrap();
+        assert_eq!(
+            s.threads[0].program,
+            vec![Op::Native { ticks: 5 }, Op::Held { ticks: 7 }]
+        );
+        assert!(s.validate(&[0], MEM).is_ok());
+        let neg = j.replace("\"ticks\":5", "\"ticks\":-5");
+        assert!(Scenario::from_json(&neg).is_err());
     }
 
     #[test]

@@ -51,6 +51,14 @@ impl Worker<'_> {
                     cx.beacon.doing(Doing::Cpu, *ticks);
                     self.cpu(sh, cx, *ticks)
                 }
+                Op::Native { ticks } => {
+                    cx.beacon.doing(Doing::Native, *ticks);
+                    self.native(sh, cx, *ticks)
+                }
+                Op::Held { ticks } => {
+                    cx.beacon.doing(Doing::Held, *ticks);
+                    self.held(sh, cx, *ticks)
+                }
                 Op::Sleep { us } => {
                     cx.beacon.doing(Doing::Sleep, *us);
                     let until = now_ns() + (*us as i64) * 1000;
@@ -205,6 +213,61 @@ impl Worker<'_> {
             }
         }
         self.chain = x;
+        Flow::Continue
+    }
+
+    /// C work with the GIL released (`native`): a blocking call whose body spins `ticks`
+    /// calibrated ticks on this core. Its ticks are not the thread's `ticks` (those count work
+    /// under the GIL, and add up to the `release` args); each one is a beacon step instead, so
+    /// the watchdog sees progress. The stop flag is looked at after every tick.
+    fn native<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64) -> Flow {
+        let iters = self.iters_per_tick;
+        let beacon = cx.beacon;
+        let mut x = self.chain;
+        let mut stopped = false;
+        sh.gil.blocking(cx, IoOp::Native, || {
+            for _ in 0..ticks {
+                x = spin(iters, x);
+                beacon.step();
+                if sh.stop.load(Relaxed) {
+                    stopped = true;
+                    break;
+                }
+            }
+            0
+        });
+        self.chain = x;
+        if stopped {
+            Flow::Stopped
+        } else {
+            Flow::Continue
+        }
+    }
+
+    /// C work that keeps the GIL (`held`): `ticks` calibrated ticks with no check point, then
+    /// the one check point the next bytecode makes (a pending drop request is honoured only
+    /// there). The ticks are work under the GIL: they count in the thread's `ticks` and its
+    /// hold's `release` arg, and move the beacon for the watchdog.
+    fn held<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64) -> Flow {
+        let iters = self.iters_per_tick;
+        cx.event(Ev::CallBegin, ticks as i64);
+        let beacon = cx.beacon;
+        let mut x = self.chain;
+        let mut done = 0u64;
+        while done < ticks {
+            x = spin(iters, x);
+            beacon.add_tick();
+            done += 1;
+            if sh.stop.load(Relaxed) {
+                break;
+            }
+        }
+        self.chain = x;
+        cx.event(Ev::CallEnd, done as i64);
+        if done < ticks {
+            return Flow::Stopped;
+        }
+        sh.gil.tick(cx);
         Flow::Continue
     }
 }
