@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(describe(Beacon::default().seen(), &names), "starting");
         let c = Beacon::default();
         c.doing(Doing::Native, 9);
-        assert_eq!(describe(c.seen(), &names), "in native(9) (C work), GIL released");
+        assert_eq!(
+            describe(c.seen(), &names),
+            "in native(9) (C work), GIL released"
+        );
         c.doing(Doing::Held, 9);
         c.gil(GIL_HOLDING);
         assert_eq!(

@@ -287,7 +287,13 @@ mod tests {
 
     #[test]
     fn io_op_names_follow_the_codes() {
-        for op in [IoOp::Send, IoOp::Recv, IoOp::Sleep, IoOp::Join, IoOp::Native] {
+        for op in [
+            IoOp::Send,
+            IoOp::Recv,
+            IoOp::Sleep,
+            IoOp::Join,
+            IoOp::Native,
+        ] {
             let name = IO_OP_NAMES[op as usize];
             assert_eq!(format!("{op:?}").to_lowercase(), name);
         }
