@@ -17,8 +17,8 @@ from .policies import (
 from .profiles import CalibrationError, Profile, calibrate
 from .run import EVENT_NAMES, EventBudgetError, Run, RunHalted, WatchdogError, load_run, run
 from .scenario import (
-    Cpu, Drain, Driver, Join, Loop, Op, Recv, Scenario, Send, Signal, Sleep, Thread,
-    cpu, drain, driver, join, loop, recv, send, signal, sleep,
+    Cpu, Drain, Driver, Held, Join, Loop, Native, Op, Recv, Scenario, Send, Signal, Sleep, Thread,
+    cpu, drain, driver, held, join, loop, native, recv, send, signal, sleep,
 )
 from .analysis import summary
 from .sweeps import load, sweep
@@ -29,8 +29,8 @@ __all__ = [
     "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
     "CPYTHON_VERSIONS", "resolve_gil",
     "calibrate", "Profile", "CalibrationError",
-    "Scenario", "Thread", "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
-    "cpu", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
+    "Scenario", "Thread", "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Loop",
+    "cpu", "native", "held", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES", "RunHalted", "WatchdogError", "EventBudgetError",
     "sweep", "load",
     "validate",

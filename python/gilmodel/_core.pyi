@@ -82,6 +82,18 @@ class CpuOp(TypedDict):
     ticks: int
 
 
+class NativeOp(TypedDict):
+    """C work with the GIL released (logged io_begin/io_end, op ``native``)."""
+    op: Literal["native"]
+    ticks: int
+
+
+class HeldOp(TypedDict):
+    """C work that keeps the GIL, with no check point (logged call_begin/call_end)."""
+    op: Literal["held"]
+    ticks: int
+
+
 class SleepOp(TypedDict):
     op: Literal["sleep"]
     us: int
@@ -112,7 +124,7 @@ class LoopOp(_LoopOp, total=False):
     times: Optional[int]
 
 
-OpSpec = Union[CpuOp, SleepOp, SendOp, RecvOp, JoinOp, LoopOp]
+OpSpec = Union[CpuOp, NativeOp, HeldOp, SleepOp, SendOp, RecvOp, JoinOp, LoopOp]
 
 
 class _DrainSpec(TypedDict):

@@ -1,9 +1,10 @@
 """Building scenarios: threads running small programs of ops under a GIL policy.
 
 A :class:`Scenario` is a policy, a list of :class:`Thread` s, a core map and a stop rule. A
-thread's program is a list of ops: :func:`cpu` (interpreter work), :func:`sleep`,
-:func:`send`, :func:`recv` (real system calls with the GIL released), :func:`join`, and
-:func:`loop`. Constructors check their own arguments; :meth:`Scenario.validate` checks the
+thread's program is a list of ops: :func:`cpu` (interpreter work), :func:`native` (C work
+with the GIL released), :func:`held` (C work that keeps the GIL, with no check point),
+:func:`sleep`, :func:`send`, :func:`recv` (real system calls with the GIL released),
+:func:`join`, and :func:`loop`. Constructors check their own arguments; :meth:`Scenario.validate` checks the
 whole (cores, joins, stop rule) in the core, before any thread starts.
 """
 
@@ -18,8 +19,8 @@ from ._check import check_bool, check_choice, check_float, check_int, check_seq,
 from .policies import POLICIES, Policy
 
 __all__ = [
-    "Op", "Cpu", "Sleep", "Send", "Recv", "Join", "Loop",
-    "cpu", "sleep", "send", "recv", "join", "loop",
+    "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Loop",
+    "cpu", "native", "held", "sleep", "send", "recv", "join", "loop",
     "Drain", "Driver", "drain", "driver",
     "Thread", "Scenario", "Signal", "signal", "SIGNALS",
     "DEFAULT_MAX_EVENTS", "DEFAULT_LOG_BYTES", "EVENT_BYTES",
@@ -59,6 +60,39 @@ class Cpu:
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "cpu", "ticks": self.ticks}
+
+
+@dataclass(frozen=True)
+class Native:
+    """``ticks`` ticks of C work with the GIL released, on the thread's core (``hashlib`` over
+    a big buffer, ``zlib``, a numpy kernel): released like a blocking call, spun outside the
+    GIL, retaken. Logged ``io_begin``/``io_end`` with the op ``native``. Its ticks are not the
+    thread's ``ticks`` (those count work under the GIL)."""
+
+    ticks: int
+
+    def __post_init__(self) -> None:
+        check_int("native.ticks", self.ticks, *_LIMITS["cpu_ticks"])
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "native", "ticks": self.ticks}
+
+
+@dataclass(frozen=True)
+class Held:
+    """``ticks`` ticks of C work that keeps the GIL and reaches no check point (``sorted()`` of
+    a big list, a long regex, an extension that does not release the GIL): other threads' drop
+    requests wait for its end; the holder checks once after it, as the next bytecode would.
+    Logged ``call_begin``/``call_end`` inside the thread's hold; its ticks count in the
+    thread's ``ticks``."""
+
+    ticks: int
+
+    def __post_init__(self) -> None:
+        check_int("held.ticks", self.ticks, *_LIMITS["cpu_ticks"])
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "held", "ticks": self.ticks}
 
 
 @dataclass(frozen=True)
@@ -129,7 +163,7 @@ class Loop:
             raise ValueError("loop.body: a loop needs at least one op")
         for i, op in enumerate(self.body):
             if not isinstance(op, _OPS):
-                raise TypeError("loop.body[%d]: expected an op (cpu, sleep, send, recv, join, loop), got %r" % (i, op))
+                raise TypeError("loop.body[%d]: expected an op (cpu, native, held, sleep, send, recv, join, loop), got %r" % (i, op))
         if _nesting(self) > _MAX_LOOP_DEPTH:
             raise ValueError("loop.body: loops nest deeper than %d" % _MAX_LOOP_DEPTH)
 
@@ -146,8 +180,8 @@ class _Hang:
         return {"op": "_hang"}
 
 
-Op = Union[Cpu, Sleep, Send, Recv, Join, Loop]
-_OPS = (Cpu, Sleep, Send, Recv, Join, Loop, _Hang)
+Op = Union[Cpu, Native, Held, Sleep, Send, Recv, Join, Loop]
+_OPS = (Cpu, Native, Held, Sleep, Send, Recv, Join, Loop, _Hang)
 
 
 def _nesting(op: Op) -> int:
@@ -158,6 +192,18 @@ def _nesting(op: Op) -> int:
 def cpu(ticks: int) -> Cpu:
     """Interpreter work: ``ticks`` calibrated spins of the scenario's ``tick_ns``."""
     return Cpu(ticks)
+
+
+def native(ticks: int) -> Native:
+    """C work with the GIL released: ``ticks`` calibrated spins on the thread's core, outside
+    the GIL (a hash of a big buffer, compression, a numpy kernel)."""
+    return Native(ticks)
+
+
+def held(ticks: int) -> Held:
+    """C work that keeps the GIL: ``ticks`` calibrated spins with no check point (a long
+    ``sorted()``, a regex, an extension that forgets to release the GIL)."""
+    return Held(ticks)
 
 
 def sleep(us: int) -> Sleep:
