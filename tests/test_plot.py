@@ -128,6 +128,7 @@ def test_occupancy_of_a_tiny_run_is_exact():
         "io:recv": [[0, 0.7, 0, 0], [0, 0, 0, 0]],
         "switch": [[0, 0, 0, 0], [0, 0.15, 0.9, 0]],
         "io:send": [[0] * 4] * 2, "io:sleep": [[0] * 4] * 2, "io:join": [[0] * 4] * 2,
+        "io:native": [[0] * 4] * 2, "call": [[0] * 4] * 2,
     }
     assert set(occ) == set(expect)
     for k, v in expect.items():
@@ -275,7 +276,8 @@ def expected_labels(run):
     """Legend texts the kinds in the log call for, worked out from the log alone."""
     kinds = set(run.to_pandas()["event"].astype(str))
     out = {plot.LABELS[k] for k in kinds if k in plot.MARKS}
-    out |= {plot.LABELS[s] for e, s in (("acquire", "hold"), ("request", "wait"), ("switch_wait", "switch")) if e in kinds}
+    out |= {plot.LABELS[s] for e, s in (("acquire", "hold"), ("request", "wait"), ("switch_wait", "switch"),
+                                        ("call_begin", "call")) if e in kinds}
     ev = run.to_pandas()
     ops = set(ev.loc[ev["event"] == "io_begin", "arg"])
     out |= {plot.LABELS["io:" + plot.IO_OPS[o]] for o in ops}

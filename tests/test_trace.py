@@ -41,15 +41,23 @@ def check_format(doc):
             assert e.get("s") in ("t", "p", "g"), e
         elif e["ph"] == "C":
             assert e.get("args") and all(isinstance(v, (int, float)) for v in e["args"].values()), e
-    # Complete events on one track must nest; ours never even overlap: check in integer ns.
+    # Complete events on one track must nest; ours never even overlap, but for a held call
+    # inside its hold: check in integer ns.
     by_tid = {}
     for e in evs:
         if e["ph"] == "X":
-            by_tid.setdefault((e["pid"], e["tid"]), []).append((round(e["ts"] * 1000), round(e["dur"] * 1000)))
+            by_tid.setdefault((e["pid"], e["tid"]), []).append((round(e["ts"] * 1000), -round(e["dur"] * 1000), e["name"]))
     for track, sl in by_tid.items():
         sl.sort()
-        for (a, da), (b, _) in zip(sl, sl[1:]):
-            assert b >= a + da, "overlapping slices on track %r: [%d, +%d] and %d" % (track, a, da, b)
+        open_ = []  # (end, name) of the slices the next one may nest in
+        for a, mdur, name in sl:
+            while open_ and a >= open_[-1][0]:
+                open_.pop()
+            if open_:
+                end, outer = open_[-1]
+                assert name == "held call" and outer == "hold" and a - mdur <= end, \
+                    "overlapping slices on track %r: %s ending %d and %s at [%d, +%d]" % (track, outer, end, name, a, -mdur)
+            open_.append((a - mdur, name))
     # Every track with events is named.
     named = {(e["pid"], e["tid"]) for e in evs if e["ph"] == "M" and e["name"] == "thread_name"}
     assert {(e["pid"], e["tid"]) for e in evs if e["ph"] in ("X", "i")} <= named

@@ -24,7 +24,7 @@ from .eventlog import CODE, IO_OPS, Log, by_time, decode, neighbour, pairs
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["holds", "handoffs", "waits", "io_response", "summary", "HOLD_ENDS", "IO_OPS"]
+__all__ = ["holds", "handoffs", "waits", "io_response", "calls", "summary", "HOLD_ENDS", "IO_OPS"]
 
 #: How a holding period ended (the ``ended_by`` column of :func:`holds`).
 HOLD_ENDS = ("poll", "forced_drop", "blocking", "exit")
@@ -123,7 +123,8 @@ def waits(events: _Events) -> pa.Table:
 
 
 def io_response(events: _Events) -> pa.Table:
-    """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join), ``bytes``,
+    """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join, native: C work
+    with the GIL released), ``bytes`` (0 for native work),
     ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
     again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
     call (the convoy delay)."""
@@ -149,6 +150,23 @@ def io_response(events: _Events) -> pa.Table:
         "acquire_ns": pa.array(lg.t[acq]),
         "call_ns": pa.array(lg.t[end] - lg.t[beg]),
         "response_ns": pa.array(lg.t[acq] - lg.t[end]),
+    })
+
+
+def calls(events: _Events) -> pa.Table:
+    """One row per held call (a ``held`` op: C work that keeps the GIL with no check point):
+    ``thread``, ``begin_ns``, ``end_ns`` (call_begin → call_end, inside one of the thread's
+    holds), ``call_ns`` and ``ticks`` (done; fewer than asked when the run stopped during it)."""
+    lg = decode(events)
+    beg, end = (lg.order[p] for p in pairs(lg, "call_begin", "call_end"))
+    s = by_time(lg.t.size, beg)
+    beg, end = beg[s], end[s]
+    return pa.table({
+        "thread": pa.array(lg.thread[beg].astype(np.uint16)),
+        "begin_ns": pa.array(lg.t[beg]),
+        "end_ns": pa.array(lg.t[end]),
+        "call_ns": pa.array(lg.t[end] - lg.t[beg]),
+        "ticks": pa.array(lg.arg[end]),
     })
 
 

@@ -12,7 +12,7 @@ the per-thread views of it that every reader shares.
   and back to time order;
 * :func:`state_spans` → :class:`Spans`: the intervals each thread spends in one state
   (:data:`STATES`: holds the GIL, waits for it, is in a blocking call, waits for its release
-  to be taken up).
+  to be taken up, is in a held call: C work that keeps the GIL).
 
 Pairing relies on the log's invariants (docs/design.md §4): per thread, ``request`` →
 ``acquire`` → ``release`` repeat in that order; globally at most one thread holds the GIL.
@@ -39,8 +39,11 @@ CODE: Dict[str, int] = {name: i for i, name in enumerate(EVENT_NAMES)}
 IO_OPS: Tuple[str, ...] = tuple(OP_NAMES)
 #: The states of :func:`state_spans` (``Spans.state`` indexes this): ``hold`` (acquire →
 #: release), ``wait`` (request → acquire), ``io`` (io_begin → io_end), ``switch``
-#: (switch_wait → switch_done).
-STATES = ("hold", "wait", "io", "switch")
+#: (switch_wait → switch_done), ``call`` (call_begin → call_end: a ``held`` op, C work that
+#: keeps the GIL with no check point). A thread holds the GIL in both ``hold`` and ``call``:
+#: a call cuts its hold in two spans, and ``call_end`` goes back to ``hold`` (the hold as a
+#: whole, acquire → release, is :func:`gilmodel.analysis.holds`'s).
+STATES = ("hold", "wait", "io", "switch", "call")
 
 
 class Log:
@@ -145,7 +148,7 @@ _NOT_STATE = -2  # an event that does not change the state
 _TO_STATE = np.full(len(EVENT_NAMES), _NOT_STATE, dtype=np.int8)
 for _name, _state in (("start", _NONE), ("exit", _NONE), ("release", _NONE), ("io_end", _NONE),
                       ("switch_done", _NONE), ("request", 1), ("acquire", 0), ("io_begin", 2),
-                      ("switch_wait", 3)):
+                      ("switch_wait", 3), ("call_begin", 4), ("call_end", 0)):
     _TO_STATE[CODE[_name]] = _state
 
 

@@ -2,7 +2,7 @@
 
 A run's timeline over a window [start, end) is a lane per thread: the intervals it spends in
 each state (:data:`gilmodel.eventlog.STATES`: holds the GIL, waits for it, is in a blocking
-call, waits for its release to be taken up), marker events (:data:`MARKS`) and its life line.
+call, waits for its release to be taken up, is in a held call), marker events (:data:`MARKS`) and its life line.
 :func:`window` gives a :class:`Window`: the decoded log (:mod:`gilmodel.eventlog`), the state
 spans clipped to the window, the markers in it; it says how to draw them on a number of pixel
 columns (:meth:`Window.plan`, a :class:`Plan`: each span, or per-column shares beyond one span
@@ -36,8 +36,10 @@ MARKS = ("futile_wakeup", "timeout", "drop_request", "forced_drop", "switch_wait
 #: legend): the unit of :func:`plan`'s decision and the number of aggregation bins.
 COLUMNS = 1000
 #: Bar kinds (a state, the operation for ``io``), bottom to top of an aggregated lane's stack:
-#: the keys of :func:`occupancy`'s fractions.
-BARS = ("hold",) + tuple("io:" + op for op in IO_OPS) + ("switch", "wait")
+#: the keys of :func:`occupancy`'s fractions. ``call`` (a held call: the GIL held, no check
+#: point) sits on ``hold``, the other way of holding the GIL; ``io:native`` is C work with the
+#: GIL released.
+BARS = ("hold", "call") + tuple("io:" + op for op in IO_OPS) + ("switch", "wait")
 
 
 class Plan(NamedTuple):
@@ -177,6 +179,7 @@ def bar_kind(sp: Spans) -> np.ndarray:
     k[sp.state == STATES.index("hold")] = BARS.index("hold")
     k[sp.state == STATES.index("wait")] = BARS.index("wait")
     k[sp.state == STATES.index("switch")] = BARS.index("switch")
+    k[sp.state == STATES.index("call")] = BARS.index("call")
     io = sp.state == STATES.index("io")
     k[io] = BARS.index("io:send") + sp.op[io]
     return k
@@ -199,8 +202,10 @@ def spans(run: "Run", start: Optional[float] = None, end: Optional[float] = None
     time.
 
     Columns: ``thread`` (uint16), ``state`` (``hold``: acquire → release; ``wait``: request →
-    acquire; ``io``: io_begin → io_end; ``switch``: switch_wait → switch_done), ``op`` (the
-    blocking operation of an ``io`` span: send, recv, sleep, join; null otherwise),
+    acquire; ``io``: io_begin → io_end; ``switch``: switch_wait → switch_done; ``call``:
+    call_begin → call_end, a held call, the GIL still held, cutting its hold in two), ``op``
+    (the blocking operation of an ``io`` span: send, recv, sleep, join, native; null
+    otherwise),
     ``start_ns``, ``end_ns`` and ``open`` (the log ended in that state: the span is drawn to
     the end of the run). Between spans a thread is alive but in none of these states.
     """
@@ -219,7 +224,8 @@ def spans(run: "Run", start: Optional[float] = None, end: Optional[float] = None
 def occupancy(run: "Run", start: Optional[float] = None, end: Optional[float] = None, bins: int = COLUMNS) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """The aggregated view: the window (seconds; None: the whole run) cut into ``bins`` equal
     bins. Returns ``(edges_ns, fractions)``: ``bins + 1`` float edges, and for each bar kind
-    (``hold``, ``wait``, ``switch``, ``io:send``, ``io:recv``, ``io:sleep``, ``io:join``) a
+    (:data:`BARS`: ``hold``, ``call``, ``wait``, ``switch``, ``io:send``, ``io:recv``,
+    ``io:sleep``, ``io:join``, ``io:native``) a
     ``(threads, bins)`` array of the fraction of each bin's time each thread spent in it (per
     thread and bin the fractions sum to at most 1)."""
     if int(bins) < 1:

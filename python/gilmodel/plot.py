@@ -55,6 +55,8 @@ LABELS = {
     "io:recv": "blocking recv",
     "io:sleep": "blocking sleep",
     "io:join": "blocking join",
+    "io:native": "C work, GIL released",
+    "call": "held call (C work, GIL held, no check point)",
     "alive": "alive, outside the GIL",
     "futile_wakeup": "futile wake-up (GIL taken again)",
     "timeout": "timed wait ran out",
@@ -68,10 +70,11 @@ LABELS = {
 _COLORS = {
     "hold": "#2ca02c", "wait": "#d62728", "switch": "#9467bd",
     "io:send": "#1f77b4", "io:recv": "#17becf", "io:sleep": "#aec7e8", "io:join": "#8c564b",
+    "io:native": "#dbdb8d", "call": "#d95f02",
     "alive": "#b0b0b0",
 }
 # Bar half-heights in lane units (lanes are 1 apart; the y axis points down).
-_HALF = {"hold": 0.19, "wait": 0.08, "switch": 0.08, "io": 0.14}
+_HALF = {"hold": 0.19, "call": 0.19, "wait": 0.08, "switch": 0.08, "io": 0.14}
 _STACK_HALF = 0.19
 # Markers: (matplotlib marker, colour, y offset in the lane (negative: above the bars)).
 _MARK_STYLE = {
@@ -152,7 +155,7 @@ def _draw_lanes(ax, w: Window, p: Plan, counts: Dict[str, int]) -> None:
             e = np.maximum(e, s + px)  # at least one pixel wide
             y = sp.thread[m].astype(np.float64)
             ax.add_collection(PolyCollection(_rects(s * ms, e * ms, y - h, y + h), facecolors=_COLORS[name],
-                                             linewidths=0, zorder=3 if name == "hold" else 2, label="_span:" + name))
+                                             linewidths=0, zorder=3 if name in ("hold", "call") else 2, label="_span:" + name))
     # Markers.
     if mrows.size:
         mbins = max(p.columns // 4, 1)

@@ -7,8 +7,10 @@ Layout of the trace (one process, ``pid`` 1, named after the scenario):
   period named after the holder: the whole run's hand-offs at a glance;
 * one track per scenario thread (``tid`` = thread index + 1, named ``name (core N)``), with
   complete events that never overlap on a track: ``hold`` (acquire → release), ``wait``
-  (request → acquire), ``send``/``recv``/``sleep``/``join`` (the blocking call itself) and
-  ``switch wait`` (FORCE_SWITCHING: the dropper waiting until another thread takes the GIL);
+  (request → acquire), ``send``/``recv``/``sleep``/``join``/``native`` (the blocking call
+  itself; ``native``: C work with the GIL released) and ``switch wait`` (FORCE_SWITCHING: the
+  dropper waiting until another thread takes the GIL), and one kind that nests: ``held call``
+  (call_begin → call_end, C work that keeps the GIL with no check point), inside its ``hold``;
 * thread-scoped instant events (``ph: "i"``, ``s: "t"``) for ``timeout``, ``drop_request``,
   ``forced_drop``, ``futile_wakeup``, ``signal`` and ``handler``;
 * a counter track ``GIL waiters`` (``ph: "C"``): threads between request and acquire.
@@ -109,6 +111,10 @@ def _events(run: "Run", lo: int, hi: int) -> Iterator[str]:
     yield from _slices(io.column("thread").to_numpy().astype(np.int64) + 1, ib, ie,
                        [json.dumps(ops[r]) for r in rows.tolist()] or ['""'], lo, hi,
                        [io.column("bytes").to_numpy(), io.column("response_ns").to_numpy()], ("bytes", "response_ns"))
+
+    c = analysis.calls(lg)
+    yield from _slices(c.column("thread").to_numpy().astype(np.int64) + 1, c.column("begin_ns").to_numpy(),
+                       c.column("end_ns").to_numpy(), ['"held call"'], lo, hi, [c.column("ticks").to_numpy()], ("ticks",))
 
     p1, p2 = pairs(lg, "switch_wait", "switch_done")
     a, b = lg.order[p1], lg.order[p2]
