@@ -159,6 +159,11 @@ def _syscalls(runs: Dict[str, Run]):
     return {k + "_ratio": v for k, v in rep["ratios"].items()}, rep
 
 
+def _hashing(runs: Dict[str, Run]):
+    t = scenarios.hashing_times(runs["alone"], runs["threaded"])
+    return {"alone_s": t["alone_s"], "threaded_s": t["threaded_s"], "hashing_speedup": t["speedup"]}, {}
+
+
 _SYSCALL_RATIOS = tuple("%s_ratio" % k for k in ("ctx_switches", "voluntary_ctx_switches", "involuntary_ctx_switches",
                                                  "primitive_calls", "elapsed_s", "futex_level", "blocking_waits"))
 _ALL = (
@@ -174,6 +179,13 @@ _ALL = (
     Experiment("cpu_pair", "two equal CPU tasks one after the other, then at once: cpu_pair_ratio (P1)",
                scenarios.cpu_pair, phases=("sequential", "threaded"), measure=_cpu_pair, probe="cpu_pair",
                own_metrics=("sequential_s", "threaded_s", "cpu_pair_ratio")),
+    Experiment("hashing", "threads alternating a little Python with big GIL-released C chunks (hashlib, zlib): one "
+               "thread, then all: hashing_speedup = n * alone_s / threaded_s, the cores they use",
+               scenarios.hashing, phases=("alone", "threaded"), variants={"alone": {"threads": 1}}, measure=_hashing,
+               own_metrics=("alone_s", "threaded_s", "hashing_speedup")),
+    Experiment("long_call", "a thread answering pings next to one making long GIL-holding calls (sorted(), a regex): "
+               "io_latency_* follow the call's length, not the switch interval",
+               scenarios.long_call),
     Experiment("syscalls", "cpu_pair's two runs and what each costs the OS: context switches, primitive calls (P2)",
                scenarios.cpu_pair, phases=("sequential", "threaded"), measure=_syscalls, own_metrics=_SYSCALL_RATIOS),
 )

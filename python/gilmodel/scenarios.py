@@ -15,10 +15,11 @@ import numpy as np
 from ._check import check_float, check_int
 from .policies import IntervalGIL, Policy
 from .run import Run, run
-from .scenario import Scenario, Thread, cpu, drain, driver, join, loop, recv, send, signal, sleep
+from .scenario import Scenario, Thread, cpu, drain, driver, held, join, loop, native, recv, send, signal, sleep
 
 __all__ = ["cpu_pair", "pair_times", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "convoy_times",
-           "convoy_factor", "ctrl_c", "syscalls", "syscalls_report", "FUTEX_LEVEL"]
+           "convoy_factor", "ctrl_c", "syscalls", "syscalls_report", "FUTEX_LEVEL", "hashing", "hashing_times",
+           "long_call"]
 
 Cores = Optional[Sequence[int]]
 
@@ -131,6 +132,56 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
                 peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core)))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="io_latency")
+
+
+def hashing(gil: Policy, cores: Cores = None, threads: int = 2, chunk_ticks: int = 200_000, chunks: int = 20,
+            python_ticks: int = 1_000, tick_ns: Optional[float] = None) -> Scenario:
+    """Threads hashing big buffers: each loops ``chunks`` times over a little Python work
+    (``python_ticks`` of :func:`~gilmodel.cpu`) and one big chunk of C work with the GIL
+    released (``chunk_ticks`` of :func:`~gilmodel.native`: ``hashlib`` over a large buffer,
+    ``zlib``, a numpy kernel). What it shows: such threads scale with the cores under every
+    GIL, since the GIL is held only for the short Python part; on 2 cores two threads take
+    about as long as one (:func:`hashing_times`), while :func:`cpu_pair`'s pure-Python
+    threads take twice as long. Threads are round-robin over ``cores``; the run ends when all
+    have finished."""
+    check_int("hashing.threads", threads, 1, 1000)
+    check_int("hashing.chunks", chunks, 1)
+    cs = _cores(cores)
+    ts = [Thread("h%d" % i, [loop(cpu(python_ticks), native(chunk_ticks), times=chunks)], core=cs[i % len(cs)])
+          for i in range(threads)]
+    return Scenario(gil, ts, cores=cs, tick_ns=tick_ns, name="hashing")
+
+
+def hashing_times(alone: Run, threaded: Run) -> Dict[str, float]:
+    """``alone_s`` (one hashing thread's run), ``threaded_s`` (the threaded run's), and
+    ``speedup``: the threaded run's work per second over the lone thread's (n threads do n
+    times the work: ``n * alone_s / threaded_s``; the number of cores it could reach with no
+    GIL at all)."""
+    a, b = alone.meta["elapsed_ns"] / 1e9, threaded.meta["elapsed_ns"] / 1e9
+    n = threaded.threads.num_rows / max(alone.threads.num_rows, 1)
+    return {"alone_s": a, "threaded_s": b, "speedup": n * a / b}
+
+
+def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings: int = 50, gap_us: int = 50_000,
+              python_ticks: int = 100, work_ticks: Optional[int] = None, tick_ns: Optional[float] = None,
+              peer_core: Optional[int] = None) -> Scenario:
+    """An I/O thread answering pings (as :func:`io_latency`: ``pings`` every ``gap_us`` from a
+    driver, ``work_ticks`` of Python work per answer) next to a thread that makes long calls
+    holding the GIL: a loop of ``python_ticks`` of Python work and a :func:`~gilmodel.held`
+    call of ``call_ticks`` (``sorted()`` of a big list, a long regex, an extension that does
+    not release the GIL). What it shows: no check point comes during a call, so a drop request
+    waits for its end: the I/O thread's round trips (``io_latency_*_ms``) are set by the
+    call's length (``call_ticks * tick_ns``), up to a whole call, whatever the switch interval;
+    next to plain :func:`~gilmodel.cpu` work (:func:`io_latency`) they are about one interval.
+    Keep ``gap_us`` above a call's length. The I/O thread is on the first core, the caller on
+    the next; the driver on ``peer_core`` (None: the last core)."""
+    check_int("long_call.gap_us", gap_us, 1)
+    work_ticks = _work_ticks(gil, tick_ns, work_ticks, "io_latency", 10)
+    cs = _cores(cores)
+    io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0],
+                peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core)))
+    caller = Thread("caller", [loop(cpu(python_ticks), held(call_ticks))], core=cs[1 % len(cs)])
+    return Scenario(gil, [io, caller], cores=cs, stop_thread="io", tick_ns=tick_ns, name="long_call")
 
 
 def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: int = 4 << 20, chunk_bytes: int = 1024,
