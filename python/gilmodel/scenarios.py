@@ -171,8 +171,10 @@ def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings
     call of ``call_ticks`` (``sorted()`` of a big list, a long regex, an extension that does
     not release the GIL). What it shows: no check point comes during a call, so a drop request
     waits for its end: the I/O thread's round trips (``io_latency_*_ms``) are set by the
-    call's length (``call_ticks * tick_ns``), up to a whole call, whatever the switch interval;
-    next to plain :func:`~gilmodel.cpu` work (:func:`io_latency`) they are about one interval.
+    call's length (``call_ticks * tick_ns``: the rest of the call a ping lands in, a whole
+    call more when that rest is shorter than the interval, since the caller, with no drop
+    request yet, starts its next call), whatever the switch interval; next to plain
+    :func:`~gilmodel.cpu` work (:func:`io_latency`) they are about one interval.
     Keep ``gap_us`` above a call's length. The I/O thread is on the first core, the caller on
     the next; the driver on ``peer_core`` (None: the last core)."""
     check_int("long_call.gap_us", gap_us, 1)
