@@ -12,7 +12,7 @@ import pytest
 import gilmodel as gm
 from gilmodel import _core, analysis, experiments, plot, scenarios
 from gilmodel.eventlog import STATES
-from conftest import CORES, needs_2_cores
+from conftest import CORES, POLICIES, needs_2_cores
 from log_checks import check_run, columns
 
 HI = _core.LIMITS["cpu_ticks"][1]
@@ -77,6 +77,17 @@ def test_events_of_both_ops(version):
     states = sp.column("state").to_pylist()
     assert states.count("call") == 6
     assert [o for s, o in zip(states, sp.column("op").to_pylist()) if s == "io"] == ["native"]
+
+
+@pytest.mark.parametrize("name", list(POLICIES) + ["nogil"])
+def test_every_policy_keeps_the_log_invariants_with_c_work(name):
+    gil = gm.NoGIL() if name == "nogil" else POLICIES[name]
+    prog = [gm.loop(gm.cpu(200), gm.held(500), gm.native(300), times=20)]
+    run = gm.run(gm.Scenario(gil, [gm.Thread("a", prog), gm.Thread("b", prog), gm.Thread("c", [gm.cpu(5000)])],
+                             cores=CORES, tick_ns=50.0))
+    check_run(run, name, exclusive=name != "nogil")
+    assert analysis.calls(run.events).num_rows == 40
+    assert run.summary()["ticks"] == {"a": 20 * 700, "b": 20 * 700, "c": 5000}
 
 
 def test_trace_shows_held_calls_nested_in_holds(tmp_path):
