@@ -30,13 +30,17 @@ FIELDS = {
     "switch_sweep": ("rows",),
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
     "threads_sweep": ("rows",),
+    "native_work": ("alone_s", "threaded_s", "chunk_ms", "speedup"),
+    "long_call": ("call_ms", "p50_ms", "p99_ms", "calls"),
 }
 SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "handoffs": {"duration": 0.05},
          "io_latency": {"cpu_threads": 1, "pings": 4, "gap_us": 6000}, "convoy": {"bytes": 32768, "chunk": 1024, "cpu_threads": 1},
          "bandwidth": {"cpu_threads": 1, "duration": 0.05, "nbytes": 1024},
          "switch_sweep": {"intervals_ms": "0.5,5", "duration": 0.03, "pings": 3},
          "three_threads": {"duration": 0.05},
-         "threads_sweep": {"ks": "0,1,2", "duration": 0.03, "pings": 3, "gap_us": 6000, "bytes": 16384}}
+         "threads_sweep": {"ks": "0,1,2", "duration": 0.03, "pings": 3, "gap_us": 6000, "bytes": 16384},
+         "native_work": {"threads": 2, "chunks": 3, "chunk_kib": 256},
+         "long_call": {"n": 20000, "pings": 3, "gap_us": 20000}}
 
 
 def test_probe_files_ship_in_the_package():
@@ -71,7 +75,7 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
 def test_probes_run_under_python27():
     it = fidelity.detect(PY27)
     assert it.minor == "2.7"
-    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy", "three_threads", "threads_sweep"):
+    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy", "three_threads", "threads_sweep", "native_work"):
         r = run_probe(it, probe, SMALL[probe], CORES[:1])
         for f in FIELDS[probe]:
             assert f in r, (probe, f)
@@ -79,6 +83,20 @@ def test_probes_run_under_python27():
     assert r["ticks_per_iter_source"] == "tick_counter" and 2.5 < r["ticks_per_iter"] < 3.5
     # switch_sweep refuses on 2.x, and validate skips it there
     assert not runner.applies("switch_sweep", it)
+
+
+@pytest.mark.parametrize("policy", sorted(gm.POLICIES))
+def test_the_c_work_probes_have_a_model_side_under_every_policy(policy):
+    from gilmodel.fidelity.model_side import model_probe
+
+    cal = gm.profiles.for_version("3.11")
+    gil = gm.POLICIES[policy]()
+    n = model_probe("native_work", "3.11", CORES[:2], dict(SMALL["native_work"], chunk_ms=0.2), cal, gil=gil)
+    assert n["speedup"] > 0 and n["threaded_s"] > 0
+    lc = model_probe("long_call", "3.11", CORES[:2], dict(SMALL["long_call"], call_ms=2.0), cal, gil=gil)
+    assert lc["pings"] == 3 and lc["p50_ms"] > 0
+    with pytest.raises(ValueError, match="call_ms"):
+        model_probe("long_call", "3.11", CORES[:2], SMALL["long_call"], cal, gil=gil)
 
 
 @pytest.mark.parametrize("policy", sorted(gm.POLICIES))

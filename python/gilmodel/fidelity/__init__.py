@@ -38,7 +38,12 @@ METRICS = {
     "convoy": ("alone_s", "with_cpu_s", "factor"),
     "bandwidth": ("packets_per_s_alone", "packets_per_s"),
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
+    "native_work": ("threaded_s", "speedup"),
+    "long_call": ("p50_ms", "p99_ms"),
 }
+#: Fields the model side of a probe takes from the real side of the same repeat: the length of
+#: a C call, which is the machine's and the interpreter's C code's, not the GIL's.
+FROM_REAL = {"native_work": ("chunk_ms",), "long_call": ("call_ms",)}
 #: What ``quick=True`` (``gilmodel validate --quick``) leaves out: the sweeps over switch
 #: intervals and over the number of CPU threads, and the three-thread split (three_threads and
 #: threads_sweep alone took 175 s for 2.7 and 3.11 together, 5 repeats, 2-core VM).
@@ -167,12 +172,14 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                         bar.update()
                         continue
                     args = probe_args(probe, scale, med)
+                    real_res: Dict[str, Any] = {}
                     for side in ("real", "model"):
                         try:
                             if side == "real":
-                                res = run_probe(it, probe, args, cs)
+                                res = real_res = run_probe(it, probe, args, cs)
                             else:
-                                res = model_probe(probe, it.minor, cs, args, cal)
+                                fed = {k: real_res.get(k) for k in FROM_REAL.get(probe, ())}
+                                res = model_probe(probe, it.minor, cs, dict(args, **fed), cal)
                         except (ProbeError, RuntimeError, ValueError) as e:
                             errors.append("%s %s cores %s %s: %s" % (side, it.version, _label(cs), probe, e))
                             continue

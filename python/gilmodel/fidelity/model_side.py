@@ -140,7 +140,41 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
         return {"rows": rows}
     if probe == "three_threads":
         return _three_threads(gil, cs, cal, args["duration"])
+    if probe == "native_work":
+        return _native_work(gil, cs, cal, args)
+    if probe == "long_call":
+        return _long_call(gil, cs, cal, args)
     raise ValueError("unknown probe %r" % probe)
+
+
+def _ticks_of_ms(ms: float, cal: Profile) -> int:
+    return max(1, int(round(ms * 1e6 / cal.model_tick_ns)))
+
+
+def _native_work(gil, cs, cal, args) -> Dict[str, Any]:
+    """hashlib threads: each chunk is ``native`` work as long as the real probe's own chunk
+    (``chunk_ms``, measured by the real side of the same repeat: the C code's speed is the
+    machine's, not the GIL's), after one Python call's work (the profile's ``call_ns``)."""
+    if args.get("chunk_ms") is None:
+        raise ValueError("native_work: the model needs the real chunk's length (chunk_ms), from the real side")
+    m = get("hashing").run(gil, cs, log=False, prepare=_prepare, threads=args["threads"], chunks=args["chunks"],
+                           chunk_ticks=_ticks_of_ms(args["chunk_ms"], cal),
+                           python_ticks=max(1, int(round(cal.call_ns / cal.model_tick_ns))), tick_ns=cal.model_tick_ns).metrics
+    return {"threads": args["threads"], "chunks": args["chunks"], "chunk_ms": args["chunk_ms"], "alone_s": m["alone_s"],
+            "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"]}
+
+
+def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
+    """Pings next to back-to-back GIL-holding calls as long as the real ``sorted()`` call
+    (``call_ms``, from the real side of the same repeat), a few Python calls' work between
+    them (the timing around each call)."""
+    if args.get("call_ms") is None:
+        raise ValueError("long_call: the model needs the real call's length (call_ms), from the real side")
+    m = get("long_call").run(gil, cs, log=False, prepare=_prepare, call_ticks=_ticks_of_ms(args["call_ms"], cal),
+                             python_ticks=max(1, int(round(4 * cal.call_ns / cal.model_tick_ns))), pings=args["pings"],
+                             gap_us=args["gap_us"], work_ticks=cal.echo_work_ticks, tick_ns=cal.model_tick_ns).metrics
+    return {"n": args["n"], "pings": m.get("io_pings"), "gap_us": args["gap_us"], "call_ms": args["call_ms"],
+            "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms")}
 
 
 def _three_threads(gil, cs, cal, duration_s) -> Dict[str, Any]:

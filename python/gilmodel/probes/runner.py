@@ -62,6 +62,10 @@ def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any
         # sent before a CPU thread takes the GIL back: a factor of ~1 whatever the GIL).
         return {"ks": ",".join(map(str, SWEEP_KS)), "duration": max(0.05, 0.3 * s), "pings": max(5, int(20 * s)),
                 "gap_us": 10_000, "bytes": max(64 << 10, int((1 << 19) * s)) // 1024 * 1024}
+    if probe == "native_work":
+        return {"threads": 2, "chunks": max(4, int(40 * s)), "chunk_kib": 1024}
+    if probe == "long_call":
+        return {"n": max(20_000, int(200_000 * s)), "pings": max(5, int(30 * s)), "gap_us": 40_000}
     raise ValueError("unknown probe %r" % probe)
 
 

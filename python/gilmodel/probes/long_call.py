@@ -1,0 +1,37 @@
+"""long_call: a thread blocked in recv answers pings from a separate process while another
+thread calls sorted() on a large list of ints again and again (a C call that holds the GIL with
+no check point); the ping round trips and the length of one call."""
+import random
+import threading
+import time
+
+import _probe
+
+
+def sorter(data, flag, lengths):
+    while flag[0]:
+        t = _probe.now()
+        sorted(data)
+        lengths.append(_probe.now() - t)
+
+
+if __name__ == "__main__":
+    p = _probe.arg_parser(__doc__)
+    p.add_argument("--n", type=int, default=200000, help="ints to sort per call")
+    p.add_argument("--pings", type=int, default=20)
+    p.add_argument("--gap-us", type=int, default=30000)
+    a = p.parse_args()
+    rnd = random.Random(1)
+    data = [rnd.randint(0, 1 << 30) for _ in range(a.n)]
+    flag, lengths = [True], []
+    s = threading.Thread(target=sorter, args=(data, flag, lengths))
+    s.start()
+    time.sleep(0.01)
+    r = _probe._echo_beside(0, 8, "pinger", [a.pings, a.gap_us, 8])
+    flag[0] = False
+    s.join()
+    rtt = [x * 1e3 for x in r["rtt_s"]]
+    call = [x * 1e3 for x in lengths]
+    _probe.emit("long_call", {"n": a.n, "pings": len(rtt), "gap_us": a.gap_us, "call_ms": _probe.percentile(call, 50),
+                              "calls": len(call), "p50_ms": _probe.percentile(rtt, 50), "p99_ms": _probe.percentile(rtt, 99),
+                              "max_ms": max(rtt) if rtt else None})
