@@ -80,3 +80,16 @@ def metric_builder(n=1, fail=False, wrong=False):
     if wrong:
         return [n]
     return {"twice": 2.0 * n}
+
+
+def marked_sleep(config, cores):
+    """A custom experiment that leaves a file ``<scenario.dir>/<v>@<Ray node id>`` (``@local``
+    outside Ray) when it starts, so a test sees which node runs what, then sleeps ``scenario.s``
+    seconds."""
+    sc = config["scenario"]
+    ray = sys.modules.get("ray")
+    node = ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "local"
+    with open(os.path.join(sc["dir"], "%s@%s" % (sc["v"], node)), "w"):
+        pass
+    time.sleep(sc.get("s", 0.2))
+    return {"value": float(sc["v"]), "n_cores": len(cores)}

@@ -20,15 +20,17 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-def _base_row(spec: RunSpec, cores: Sequence[int], backend: str) -> Dict[str, Any]:
-    return {"run_id": spec.id, "repeat": spec.repeat, **spec.params, "host": socket.gethostname(),
+def _base_row(spec: RunSpec, cores: Sequence[int], backend: str, node: Optional[str]) -> Dict[str, Any]:
+    return {"run_id": spec.id, "repeat": spec.repeat, **spec.params, "host": socket.gethostname(), "node": node,
             "backend": backend, "worker_cores": list(cores)}
 
 
-def run_one(spec: RunSpec, cores: Sequence[int], backend: str) -> Tuple[Dict[str, Any], Optional[pa.Table]]:
+def run_one(spec: RunSpec, cores: Sequence[int], backend: str,
+            node: Optional[str] = None) -> Tuple[Dict[str, Any], Optional[pa.Table]]:
     """Run ``spec`` on ``cores`` (this process must already be pinned to them); returns its row
-    and its events (None unless logged). An exception becomes a row with ``status="error"``."""
-    row = _base_row(spec, cores, backend)
+    and its events (None unless logged). An exception becomes a row with ``status="error"``.
+    ``node``: the Ray node id of the worker (None: the local backend)."""
+    row = _base_row(spec, cores, backend, node)
     start, t0 = _now(), time.perf_counter()
     events = None
     try:
@@ -42,9 +44,9 @@ def run_one(spec: RunSpec, cores: Sequence[int], backend: str) -> Tuple[Dict[str
     return row, events
 
 
-def failed_row(spec: RunSpec, cores: Sequence[int], backend: str, error: str) -> Dict[str, Any]:
+def failed_row(spec: RunSpec, cores: Sequence[int], backend: str, error: str, node: Optional[str] = None) -> Dict[str, Any]:
     """The row of a run whose worker died (the parent writes it)."""
-    row = _base_row(spec, cores, backend)
+    row = _base_row(spec, cores, backend, node)
     now = _now()
     row.update(status="error", error=error, start=now, end=now, wall_s=None)
     return row

@@ -36,11 +36,13 @@ KNOWN_METRICS: Dict[str, pa.DataType] = {
     "handoffs": pa.int64(), **{"handoff_latency_%s_us" % q: pa.float64() for q in _Q},
     "futile_handoff_fraction": pa.float64(), "idle_gil_waiting_s": pa.float64(),
     **{"wait_%s_ms" % q: pa.float64() for q in _Q}, **{"io_response_%s_ms" % q: pa.float64() for q in _Q},
+    # the costs the run's model ran with: its node's calibration profile (gilmodel.profiles)
+    "model_tick_ns": pa.float64(), "profile_source": pa.string(), "profile_version": pa.string(),
     # each experiment's own (gilmodel.experiments)
     **{m: pa.float64() for e in EXPERIMENTS.values() for m in e.own_metrics},
 }
 _HEAD = [("run_id", pa.string()), ("repeat", pa.int64())]
-_RUN = [("status", pa.string()), ("error", pa.string()), ("host", pa.string()), ("backend", pa.string()),
+_RUN = [("status", pa.string()), ("error", pa.string()), ("host", pa.string()), ("node", pa.string()), ("backend", pa.string()),
         ("worker_cores", pa.list_(pa.int32())), ("start", pa.timestamp("us", tz="UTC")),
         ("end", pa.timestamp("us", tz="UTC")), ("wall_s", pa.float64())]
 _TAIL = [("per_thread", pa.string())]
