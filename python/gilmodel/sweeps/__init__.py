@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .grid import DEFAULT_BASE, PARAM_COLUMNS_FIXED, RunSpec, callable_name, expand
+from .ray_backend import HeadLost  # imports Ray only when a Ray sweep runs
 from .store import Store, load, param_schema
 
-__all__ = ["sweep", "load", "expand", "RunSpec", "DEFAULT_BASE"]
+__all__ = ["sweep", "load", "expand", "RunSpec", "DEFAULT_BASE", "HeadLost"]
 
 
 class _Progress:
@@ -116,6 +117,8 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
     Raises:
         ValueError / TypeError: bad parameters (before anything runs).
         KeyboardInterrupt: Ctrl-C; workers are stopped, finished runs kept.
+        HeadLost: (Ray) the cluster's head stopped answering; rows written stay, and the same
+            sweep resumes on any backend.
     """
     if base is None:
         base = {}
