@@ -100,6 +100,9 @@ def _place(sc: Scenario, cores: Sequence[int]) -> Scenario:
         raise ValueError("the scenario uses %d cores (%s) but the run has %d (cores=%d)" % (
             len(logical), logical, len(cores), len(cores)))
     where = dict(zip(logical, cores))
+    stray = sorted({c for t in sc.threads for c in (t.core, getattr(t.peer, "core", None)) if c is not None} - set(where))
+    if stray:
+        raise ValueError("the scenario's threads name core(s) %s that are not in its cores %s" % (stray, logical))
 
     def move(x):
         if x is None or getattr(x, "core", None) is None:
@@ -108,7 +111,8 @@ def _place(sc: Scenario, cores: Sequence[int]) -> Scenario:
 
     threads = tuple(Thread(t.name, t.program, core=None if t.core is None else where[t.core], peer=move(t.peer))
                     for t in sc.threads)
-    return sc.replace(threads=threads, cores=tuple(cores[:max(1, len(logical))]))
+    # A scenario that names no core may use every core of the run.
+    return sc.replace(threads=threads, cores=tuple(cores[:len(logical)] if logical else cores))
 
 
 def _options(config: Dict[str, Any]):
