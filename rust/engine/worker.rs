@@ -245,8 +245,9 @@ impl Worker<'_> {
     }
 
     /// C work that keeps the GIL (`held`): `ticks` calibrated ticks with no check point, then
-    /// the one check point the next bytecode makes (a pending drop request is honoured only
-    /// there). The ticks are work under the GIL: they count in the thread's `ticks` and its
+    /// one step of the policy's countdown, as the one bytecode the call was: the interval GIL
+    /// (a check at every step) honours a pending drop request there, the tick GIL's ticker
+    /// just moves by one. The ticks are work under the GIL: they count in the thread's `ticks` and its
     /// hold's `release` arg, and move the beacon for the watchdog.
     fn held<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64) -> Flow {
         let iters = self.iters_per_tick;
