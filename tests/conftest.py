@@ -73,6 +73,34 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def fd_set() -> dict:
+    """This process's open file descriptors: fd → what it points at."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[int(fd)] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:  # closed meanwhile (the listing's own fd, a background thread's)
+            pass
+    return out
+
+
+def fds_left_behind(before: dict, within_s: float = 0.5) -> list:
+    """The descriptors open now whose numbers were not open in ``before`` (a :func:`fd_set`),
+    once none is left or after ``within_s``: "fd -> target" each. Only descriptors added count:
+    a library's background thread (Ray's, from an earlier test) may close one of its own
+    meanwhile or hold one open for a moment, which is why comparing counts flaked (37
+    against 38 in a CI run, then 38 against 37 in the next test)."""
+    import time
+
+    end = time.monotonic() + within_s
+    while True:
+        now = fd_set()
+        new = ["%d -> %s" % (fd, t) for fd, t in sorted(now.items()) if fd not in before]
+        if not new or time.monotonic() >= end:
+            return new
+        time.sleep(0.01)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "timing: timing-sensitive; measures contention, retries a failure in a quiet "
                                        "moment and names the contention in its message (tests/contention.py)")

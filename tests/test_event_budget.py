@@ -6,7 +6,7 @@ import time
 import pytest
 
 import gilmodel as gm
-from conftest import CORES, fd_count, task_count_back_to, task_count_settled
+from conftest import CORES, fd_set, fds_left_behind, task_count_back_to, task_count_settled
 from test_watchdog import assert_partial_log_ok
 
 
@@ -31,12 +31,12 @@ def test_truncate_goes_on_and_says_so():
 
 def test_error_stops_the_run_and_raises_with_the_partial_run():
     sc = spinners(duration_s=30, max_events=1000, on_overflow="error").resolved(quiet=True)
-    tasks, fds = task_count_settled(), fd_count()
+    tasks, fds = task_count_settled(), fd_set()
     t = time.monotonic()
     with pytest.raises(gm.EventBudgetError) as ei:
         gm.run(sc)
     assert time.monotonic() - t < 1.0
-    assert task_count_back_to(tasks) == tasks and fd_count() == fds
+    assert task_count_back_to(tasks) == tasks and not fds_left_behind(fds)
     err = ei.value
     msg = str(err)
     assert isinstance(err, RuntimeError)

@@ -35,7 +35,7 @@ import gilmodel as gm
 from gilmodel.policies import CPYTHON_VERSIONS
 from gilmodel._check import show
 from gilmodel.scenario import SIGNALS
-from conftest import CORES, fd_count, task_count, task_count_back_to, task_count_settled
+from conftest import CORES, fd_set, fds_left_behind, task_count, task_count_back_to, task_count_settled
 from log_checks import check_run
 
 #: GILMODEL_PROPERTY_SCALE=10 runs ten times the examples (a soak; the default is CI's).
@@ -165,7 +165,7 @@ def scenarios(draw, finite=False):
 def check_valid(sc, bound):
     note(repr(sc))
     sc.resolved(quiet=True)  # a profile measured on first use is not the run's time
-    tasks, fds = task_count_settled(), fd_count()
+    tasks, fds = task_count_settled(), fd_set()
     placed = sc.validate()
     t = time.monotonic()
     try:
@@ -180,7 +180,7 @@ def check_valid(sc, bound):
     wall = time.monotonic() - t
     assert wall < bound, "took %.2f s, bound %.2f s" % (wall, bound)
     assert task_count_back_to(tasks) == tasks, "threads left behind"
-    assert fd_count() == fds, "file descriptors left behind"
+    assert not fds_left_behind(fds), "file descriptors left behind: %s" % fds_left_behind(fds, 0)
     assert run.meta["on_overflow"] == sc.on_overflow
     assert run.threads.num_rows == len(sc.threads)
     if sc.pin_threads:
@@ -557,7 +557,7 @@ INVALID = st.one_of(bad_int(), bad_float(), bad_text(), bad_structure(), bad_in_
 def test_invalid_input_raises_naming_the_field(case):
     exc, field, make, what = case.exc, case.field, case.make, case.what
     event(re.sub(r"\[\d+\]", "[k]", field) + (" (%s)" % re.sub(r"\d+", "N", what) if what else ""))
-    tasks, fds = task_count(), fd_count()
+    tasks, fds = task_count(), fd_set()
     t = time.monotonic()
     with pytest.raises(exc) as ei:  # a PanicException (a BaseException) fails the test
         make()
@@ -565,5 +565,5 @@ def test_invalid_input_raises_naming_the_field(case):
     assert field in msg, "%r does not name %r (%s)" % (msg, field, what)
     assert time.monotonic() - t < 2.0, "took %.2f s to refuse" % (time.monotonic() - t)
     assert task_count_back_to(tasks) == tasks, "threads left behind"
-    assert fd_count() == fds, "file descriptors left behind"
+    assert not fds_left_behind(fds), "file descriptors left behind: %s" % fds_left_behind(fds, 0)
 

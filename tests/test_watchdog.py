@@ -8,7 +8,7 @@ import pytest
 import gilmodel as gm
 import test_log_invariants as inv
 from log_checks import check_counts
-from conftest import CORES, POLICIES, fd_count, task_count_back_to, task_count_settled
+from conftest import CORES, POLICIES, fd_set, fds_left_behind, task_count_back_to, task_count_settled
 from gilmodel.scenario import _Hang  # test-only op: holds the GIL until the run is stopped
 
 # Real threads: a busy machine changes what they do (tests/contention.py).
@@ -40,13 +40,13 @@ def assert_partial_log_ok(name, run, exclusive=True):
 
 def halted(sc, exc=gm.WatchdogError):
     sc = sc.resolved(quiet=True)  # a profile measured on first use is not the run's time
-    tasks, fds = task_count_settled(), fd_count()
+    tasks, fds = task_count_settled(), fd_set()
     t = time.monotonic()
     with pytest.raises(exc) as ei:
         gm.run(sc)
     wall = time.monotonic() - t
     assert task_count_back_to(tasks) == tasks, "threads left behind"
-    assert fd_count() == fds, "file descriptors left behind"
+    assert not fds_left_behind(fds), "file descriptors left behind: %s" % fds_left_behind(fds, 0)
     return ei.value, wall
 
 
