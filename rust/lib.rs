@@ -11,6 +11,7 @@
 //! - [`engine`]: threads, programs of ops, socket peers, stop rules, the run's report;
 //! - [`log`]: the per-thread event buffers and their merge;
 //! - [`scenario`]: what to run, and its validation;
+//! - [`observe`]: a real CPython's GIL observed with kernel uprobes, in the same schema;
 //! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
 //! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
 
@@ -22,6 +23,8 @@ pub mod engine;
 pub mod gil;
 pub mod host;
 pub mod log;
+#[cfg(target_os = "linux")]
+pub mod observe;
 pub mod prim;
 pub mod rusage;
 pub mod scenario;

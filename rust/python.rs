@@ -94,6 +94,42 @@ fn output_dict(py: Python<'_>, out: RunOutput) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// Observe a real CPython's GIL (spec as JSON, `gilmodel.observe` builds it): the same dict as
+/// `run`, from kernel uprobes. Python's GIL is released meanwhile; every poll the calling
+/// thread re-attaches to check for signals, and a KeyboardInterrupt ends the observation: the
+/// partial run comes back with `meta["stopped_by"] == "interrupted"` and the exception is
+/// kept for the front to raise after building the run (`error` = {"kind": "interrupted"}).
+#[pyfunction]
+fn observe<'py>(py: Python<'py>, spec_json: &str) -> PyResult<Bound<'py, PyDict>> {
+    let spec: crate::observe::ObserveSpec =
+        serde_json::from_str(spec_json).map_err(|e| PyValueError::new_err(format!("observe spec: {e}")))?;
+    let mut pending: Option<PyErr> = None;
+    let result = py.detach(|| {
+        crate::observe::observe(&spec, &mut || {
+            pending.is_some()
+                || match Python::attach(|py| py.check_signals()) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        pending = Some(e);
+                        true
+                    }
+                }
+        })
+    });
+    let out = result.map_err(PyRuntimeError::new_err)?;
+    let d = output_dict(py, out)?;
+    match pending {
+        Some(e) => {
+            let err = PyDict::new(py);
+            err.set_item("kind", "interrupted")?;
+            err.set_item("exception", e.into_value(py))?;
+            d.set_item("error", err)?;
+        }
+        None => d.set_item("error", py.None())?,
+    }
+    Ok(d)
+}
+
 /// Validate a scenario given as JSON without running it; returns each thread's core.
 #[pyfunction]
 fn validate(scenario_json: &str) -> PyResult<Vec<usize>> {
@@ -138,6 +174,7 @@ fn host_info() -> String {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(observe, m)?)?;
     m.add_function(wrap_pyfunction!(calibration, m)?)?;
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;

@@ -23,6 +23,7 @@ from .scenario import (
 from .analysis import summary
 from .sweeps import load, sweep
 from .fidelity import validate
+from .observe import ObserveError, ObserveInterrupted, observe
 
 __all__ = [
     "__version__", "scenarios", "experiments", "analysis", "plot", "profiles",
@@ -34,4 +35,5 @@ __all__ = [
     "run", "Run", "load_run", "summary", "EVENT_NAMES", "RunHalted", "WatchdogError", "EventBudgetError",
     "sweep", "load",
     "validate",
+    "observe", "ObserveError", "ObserveInterrupted",
 ]

@@ -226,6 +226,14 @@ class RawRun(TypedDict):
     error: Optional[RunErrorInfo]
 
 
+def observe(spec_json: str) -> RawRun:
+    """Observe a real CPython's GIL (spec: ``command`` or ``pid``, ``binary``, ``libc``,
+    ``version``, ``duration_s``, ``ring_pages``, ``poll_ms``, ``max_events``, ``grace_s``; see
+    rust/observe/mod.rs ``ObserveSpec``) with kernel uprobes; the same dict as :func:`run`, with
+    ``error`` None or ``{"kind": "interrupted", "exception": ...}`` when a signal handler raised
+    (the partial run is returned). Raises RuntimeError when it cannot observe."""
+    ...
+
 def run(scenario_json: str) -> RawRun:
     """Run a scenario given as JSON (a :class:`ScenarioSpec`); returns ``events`` and
     ``threads`` and ``io`` (dicts of numpy arrays / lists), ``meta`` (JSON) and ``error``: None,

@@ -102,6 +102,40 @@ def _cmd_trace(a) -> int:
     return 0
 
 
+def _cmd_observe(a) -> int:
+    from .observe import ObserveError, ObserveInterrupted, observe
+
+    cmd = list(a.command)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if bool(cmd) == (a.pid is not None):
+        raise SystemExit("gilmodel observe: give a command after -- (e.g. -- python3 app.py) or --pid PID")
+    status = 0
+    try:
+        r = observe(cmd or None, pid=a.pid, duration_s=a.duration, ring_pages=a.ring_pages)
+    except ObserveInterrupted as e:
+        r, status = e.run, 130
+        print("gilmodel: %s" % e, file=sys.stderr)
+    except ObserveError as e:
+        print("gilmodel: error: %s" % e, file=sys.stderr)
+        return 2
+    s = r.summary()
+    o = r.meta["observed"]
+    print("observed %s (CPython %s, %s): %d threads, %d events, %.3f s, stopped by %s; %d records lost"
+          % (" ".join(cmd) if cmd else "pid %d" % a.pid, r.meta["gil"]["interpreter"], o["binary"], r.threads.num_rows,
+             r.events.num_rows, s["elapsed_s"], r.meta["stopped_by"], o["lost_records"]), file=sys.stderr)
+    keys = ("switches_per_s", "acquisitions", "handoffs", "handoff_latency_p50_us", "handoff_latency_p99_us", "wait_p50_ms",
+            "wait_p99_ms", "timeouts", "drop_requests", "futile_wakeups", "gil_utilisation")
+    print(json.dumps({k: s[k] for k in keys if k in s}, indent=1, default=float))
+    if a.out:
+        r.to_parquet(a.out)
+        print("wrote %s" % a.out, file=sys.stderr)
+    if a.plot:
+        r.plot(a.plot)
+        print("wrote %s" % a.plot, file=sys.stderr)
+    return status
+
+
 def _cmd_reproduce(a) -> int:
     from .gallery import EXPERIMENTS, canonical, reproduce
 
@@ -241,6 +275,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         q.add_argument("--start", type=float, help="window start, seconds since the threads were released")
         q.add_argument("--end", type=float, help="window end, seconds")
         q.set_defaults(fn=fn)
+    o = sub.add_parser("observe", help="observe a real CPython's GIL event by event (kernel uprobes; root): "
+                       "gilmodel observe [--out run.parquet] -- python3 app.py ARGS, or --pid PID",
+                       description="Launches the command (its first word a CPython) or attaches to a running process and "
+                                   "records its GIL's requests, acquisitions and releases (3.x also timeouts, futile wake-ups "
+                                   "and drop requests) in the model's own event schema. Prints the summary as JSON. Exit "
+                                   "status 2 when it cannot observe (the message says why), 130 when interrupted (the partial "
+                                   "run is still written).")
+    o.add_argument("--pid", type=int, help="attach to this running process (it is never stopped)")
+    o.add_argument("--duration", type=float, help="stop after this many seconds (a launched command is sent SIGINT)")
+    o.add_argument("--out", help="write the observed run to this Parquet file")
+    o.add_argument("--plot", help="draw its GIL timeline to this image (PNG/SVG/PDF)")
+    o.add_argument("--ring-pages", type=int, default=512, help="ring buffer per CPU, in 4 KiB pages (default: %(default)s)")
+    o.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to launch")
+    o.set_defaults(fn=_cmd_observe)
     from .gallery import ALIASES, EXPERIMENTS
 
     g = sub.add_parser("reproduce", help="run one experiment of the gallery (or all): figure, table, JSON",

@@ -1,0 +1,64 @@
+"""The observer effect of `gilmodel observe`: the same two-thread countdown with and without
+observation, alternating, per interpreter; the program times itself (threads start → joined)
+and counts its own thread switches.
+
+    sudo .venv/bin/python benches/observe_overhead.py [REPEATS] [PYTHON ...]
+
+Prints a Markdown table: median elapsed and switches/s unobserved and observed, and the ratio.
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import gilmodel as gm
+from gilmodel.observe import find_interpreter
+
+SCRIPT = """\
+import sys, threading, time
+N, out = int(sys.argv[1]), sys.argv[2]
+last, switches = [None], [0]
+def count(me, n):
+    while n > 0:
+        n -= 1
+        if last[0] != me:
+            last[0] = me
+            switches[0] += 1
+ts = [threading.Thread(target=count, args=(i, N)) for i in range(2)]
+t = time.time()
+for x in ts: x.start()
+for x in ts: x.join()
+open(out, "w").write("%f %d\\n" % (time.time() - t, switches[0]))
+"""
+
+
+def main():
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    pys = sys.argv[2:] or [sys.executable]
+    d = tempfile.mkdtemp()
+    script, out = os.path.join(d, "countdown.py"), os.path.join(d, "out.txt")
+    open(script, "w").write(SCRIPT)
+    print("| interpreter | N | elapsed unobserved (s) | observed (s) | ratio | switches/s unobserved | observed |")
+    print("|---|---|---|---|---|---|---|")
+    for py in pys:
+        v = find_interpreter(py).version
+        n = 300_000 if v.startswith("2.") else 3_000_000
+        res = {False: [], True: []}
+        for _ in range(repeats):
+            for observed in (False, True):
+                cmd = [py, script, str(n), out]
+                if observed:
+                    gm.observe(cmd)
+                else:
+                    subprocess.run(cmd, check=True)
+                el, sw = open(out).read().split()
+                res[observed].append((float(el), int(sw) / float(el)))
+        med = {k: (statistics.median(e for e, _ in r), statistics.median(s for _, s in r)) for k, r in res.items()}
+        print("| %s | %d | %.3f | %.3f | %.2f× | %.0f | %.0f |" % (v, n, med[False][0], med[True][0], med[True][0] / med[False][0],
+                                                               med[False][1], med[True][1]))
+
+
+if __name__ == "__main__":
+    main()

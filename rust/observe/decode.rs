@@ -1,0 +1,259 @@
+//! Probe hits → the model's events, so an observed run has the schema of a model run
+//! (rust/log.rs): per thread `request` → `acquire` → `release`, at most one holder at a time.
+//!
+//! What is observed and what is inferred, by interpreter:
+//!
+//! - 3.2–3.13 (`Python/ceval_gil.c`): `request` is `take_gil`'s entry, `acquire` its return,
+//!   `release` `drop_gil`'s entry; all three observed. Inside a take, each return of
+//!   `pthread_cond_timedwait` is observed: ETIMEDOUT is a `timeout`; a wake-up that is followed
+//!   by another wait of the same take is a `futile_wakeup` (the waiter found the GIL taken
+//!   again). `drop_request` is inferred as CPython decides it (3.11 ceval_gil.c lines 318–330:
+//!   `timed_out && gil->locked && gil->switch_number == saved_switchnum`): at a timeout, the
+//!   GIL is held by another thread and no hand-off happened since this waiter's previous wait
+//!   began. Forced drops and FORCE_SWITCHING's wait are not observed.
+//! - 2.7 (`Python/ceval.c`, `Python/thread_pthread.h`): the GIL is a plain lock; calls of
+//!   `PyThread_acquire_lock`/`PyThread_release_lock` on it (the lock in the static
+//!   `interpreter_lock`) are `request`/`acquire`/`release`; calls on other locks are dropped.
+//!   There are no timed waits, so no timeouts or drop requests.
+//!
+//! Threads: a `start` at the thread's creation (`PERF_RECORD_FORK`) or, for threads already
+//! running when observation began, at their first record; an `exit` at `PERF_RECORD_EXIT`.
+
+use super::probes::{Hook, Raw, What};
+use crate::engine::ThreadStats;
+use crate::log::{Ev, Events};
+use std::collections::HashMap;
+
+/// Which protocol the probes follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Flavour {
+    /// 3.2+: take_gil / drop_gil.
+    Interval,
+    /// 2.x: the interpreter lock.
+    Lock,
+}
+
+const ETIMEDOUT: u64 = libc::ETIMEDOUT as u64;
+
+#[derive(Default)]
+struct Th {
+    tid: u32,
+    comm: String,
+    stats: ThreadStats,
+    started: bool,
+    in_take: bool,
+    requested_at: i64,
+    holding: bool,
+    acquired_at: i64,
+    saved_switches: u64,
+    woke_at: Option<(i64, i16)>,
+    pending_lock: Option<u64>,
+    /// Where this thread's pending `request` is in the output (removed if its take's return
+    /// is never seen).
+    req_at: usize,
+}
+
+/// What decoding found beside the events (for `meta`).
+#[derive(Default, Debug, serde::Serialize)]
+pub struct Notes {
+    pub other_process_records: u64,
+    pub unpaired_returns: u64,
+    pub releases_without_acquire: u64,
+    pub other_lock_calls: u64,
+    /// Takes whose return the kernel never reported (seen as a second take, or a drop, with no
+    /// return between): their `request` is left out, and so is the hold (about 1 in 10 000 of
+    /// 2.7's lock calls around a thread's creation on Linux 6.18; never seen under 3.x here).
+    pub lost_returns: u64,
+}
+
+/// A decoded observation.
+pub struct Decoded {
+    pub events: Events,
+    pub threads: Vec<ThreadStats>,
+    /// Each thread's OS thread id (same order as `threads`).
+    pub tids: Vec<u32>,
+    /// Acquisitions that changed the holder.
+    pub switches: u64,
+    pub notes: Notes,
+}
+
+/// Decode `raws` (any order) of process `tgid` into a run's events and threads, times made
+/// relative to `t0` (ns, CLOCK_MONOTONIC); `end` is when observation ended. `gil_lock`: the
+/// 2.7 interpreter lock's address.
+pub fn decode(
+    mut raws: Vec<Raw>,
+    tgid: u32,
+    flavour: Flavour,
+    gil_lock: Option<u64>,
+    t0: u64,
+    end: u64,
+) -> Decoded {
+    raws.sort_by_key(|r| (r.t, r.tid));
+    let mut notes = Notes::default();
+    let mut ths: Vec<Th> = Vec::new();
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    // The main thread (tid == tgid) is thread 0.
+    index.insert(tgid, 0);
+    ths.push(Th { tid: tgid, ..Default::default() });
+    let mut out: Vec<(i64, u16, i16, Option<Ev>, i64)> = Vec::new();
+    let (mut holder, mut last_holder): (Option<usize>, Option<usize>) = (None, None);
+    let mut switches = 0u64;
+    let rel = |t: u64| t.saturating_sub(t0) as i64;
+    for r in raws {
+        if r.pid != tgid {
+            notes.other_process_records += 1;
+            continue;
+        }
+        let t = rel(r.t);
+        let i = *index.entry(r.tid).or_insert_with(|| {
+            ths.push(Th { tid: r.tid, ..Default::default() });
+            ths.len() - 1
+        });
+        let idx = i as u16;
+        let cpu = r.cpu as i16;
+        let th = &mut ths[i];
+        if !th.started {
+            th.started = true;
+            th.stats.start_ns = t;
+            out.push((t, idx, cpu, Some(Ev::Start), -1));
+        }
+        match r.what {
+            What::Fork { .. } => {}
+            What::Comm { name, .. } => {
+                let n = name.iter().position(|&c| c == 0).unwrap_or(16);
+                th.comm = String::from_utf8_lossy(&name[..n]).into_owned();
+            }
+            What::Exit => {
+                th.stats.exit_ns = t;
+                out.push((t, idx, cpu, Some(Ev::Exit), 0));
+            }
+            What::SwitchOut { preempt } => {
+                if preempt {
+                    th.stats.nivcsw += 1;
+                } else {
+                    th.stats.nvcsw += 1;
+                }
+            }
+            What::Hit { hook, arg0, ret } => {
+                th.stats.events += 1;
+                let is_gil = |lock: u64| gil_lock.is_some_and(|g| g == lock);
+                let (take, taken, dropped) = match (flavour, hook) {
+                    (Flavour::Interval, Hook::TakeEntry) => (true, false, false),
+                    (Flavour::Interval, Hook::TakeReturn) => (false, true, false),
+                    (Flavour::Interval, Hook::DropEntry) => (false, false, true),
+                    (Flavour::Lock, Hook::LockEntry) => {
+                        th.pending_lock = Some(arg0);
+                        if !is_gil(arg0) {
+                            notes.other_lock_calls += 1;
+                        }
+                        (is_gil(arg0), false, false)
+                    }
+                    (Flavour::Lock, Hook::LockReturn) => {
+                        let lock = th.pending_lock.take();
+                        (false, lock.is_some_and(is_gil) && ret == 1, false)
+                    }
+                    (Flavour::Lock, Hook::UnlockEntry) => (false, false, is_gil(arg0)),
+                    (Flavour::Interval, Hook::TimedWaitReturn) if th.in_take => {
+                        if let Some((w, c)) = th.woke_at.take() {
+                            th.stats.gil.futile_wakeups += 1;
+                            out.push((w, idx, c, Some(Ev::FutileWakeup), 1));
+                        }
+                        if ret == ETIMEDOUT {
+                            th.stats.gil.timeouts += 1;
+                            out.push((t, idx, cpu, Some(Ev::Timeout), th.saved_switches as i64));
+                            if holder.is_some_and(|h| h != i) && switches == th.saved_switches {
+                                th.stats.gil.drop_requests += 1;
+                                out.push((t, idx, cpu, Some(Ev::DropRequest), th.saved_switches as i64));
+                            }
+                        } else {
+                            th.woke_at = Some((t, cpu));
+                        }
+                        th.saved_switches = switches;
+                        (false, false, false)
+                    }
+                    _ => (false, false, false),
+                };
+                if take {
+                    if th.in_take {
+                        notes.lost_returns += 1;
+                        out[th.req_at].3 = None;
+                    }
+                    th.req_at = out.len();
+                    th.in_take = true;
+                    th.requested_at = t;
+                    th.saved_switches = switches;
+                    th.woke_at = None;
+                    out.push((t, idx, cpu, Some(Ev::Request), 0));
+                }
+                if taken {
+                    if !th.in_take {
+                        notes.unpaired_returns += 1;
+                    } else {
+                        th.in_take = false;
+                        th.woke_at = None;
+                        if last_holder != Some(i) {
+                            switches += 1;
+                            th.stats.gil.switches_in += 1;
+                        }
+                        th.stats.gil.acquisitions += 1;
+                        th.stats.gil.wait_ns += t - th.requested_at;
+                        th.holding = true;
+                        th.acquired_at = t;
+                        holder = Some(i);
+                        last_holder = Some(i);
+                        out.push((t, idx, cpu, Some(Ev::Acquire), switches as i64));
+                    }
+                }
+                if dropped {
+                    if th.in_take {
+                        // Its take returned unseen, then it dropped: the hold is unknown.
+                        notes.lost_returns += 1;
+                        out[th.req_at].3 = None;
+                        th.in_take = false;
+                    } else if th.holding {
+                        th.holding = false;
+                        th.stats.gil.hold_ns += t - th.acquired_at;
+                        holder = None;
+                        out.push((t, idx, cpu, Some(Ev::Release), 0));
+                    } else {
+                        notes.releases_without_acquire += 1;
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by_key(|e| (e.0, e.1));
+    let mut ev = Events::default();
+    for (t, th, cpu, e, arg) in out {
+        let Some(e) = e else { continue };
+        ev.t_ns.push(t);
+        ev.thread.push(th);
+        ev.cpu.push(cpu);
+        ev.event.push(e as i8);
+        ev.arg.push(arg);
+    }
+    let end = rel(end);
+    let main_comm = ths[0].comm.clone();
+    let mut tids = Vec::new();
+    let stats = ths
+        .into_iter()
+        .enumerate()
+        .map(|(k, th)| {
+            let mut s = th.stats;
+            if s.exit_ns == 0 {
+                s.exit_ns = end;
+            }
+            s.name = match k {
+                0 => "main".to_string(),
+                _ if th.comm.is_empty() || th.comm == main_comm => format!("thread-{k}"),
+                _ => format!("thread-{k} ({})", th.comm),
+            };
+            s.error = None;
+            s.affinity = Vec::new();
+            s.cpu_seen = -1;
+            tids.push(th.tid);
+            s
+        })
+        .collect();
+    Decoded { events: ev, threads: stats, tids, switches, notes }
+}

@@ -1,0 +1,250 @@
+"""Observing a real CPython's GIL with kernel uprobes (python/gilmodel/observe.py,
+rust/observe/): the log has the model's schema and invariants, agrees with what the program
+counts itself, and nothing is left behind (probes, perf descriptors, stopped targets)."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import gilmodel as gm
+from gilmodel.observe import ObserveError, can_observe, find_interpreter
+
+WHY = can_observe()
+pytestmark = pytest.mark.skipif(WHY is not None, reason="observing needs uprobes and root: %s" % WHY)
+
+PYENV = os.path.expanduser("~/.pyenv/versions")
+
+
+def _pyenv(prefix):
+    found = sorted(glob.glob(os.path.join(PYENV, prefix + "*", "bin", "python" + prefix[:3])))
+    return found[-1] if found else None
+
+
+# The venv's own Python (whatever it is), and 2.7 (the lock GIL) where it is installed.
+INTERPRETERS = [pytest.param(sys.executable, id="this-python")] + [
+    pytest.param(p, id=v, marks=pytest.mark.skipif(p is None, reason="CPython %s is not installed under %s" % (v, PYENV)))
+    for v, p in (("2.7", _pyenv("2.7")),)
+]
+
+# Two threads count down; the program counts how often the running thread changed (2.7 and 3.x).
+COUNTDOWN = textwrap.dedent("""\
+    import sys, threading
+    N, out = int(sys.argv[1]), sys.argv[2]
+    last, switches = [None], [0]
+    def count(me, n):
+        while n > 0:
+            n -= 1
+            if last[0] != me:
+                last[0] = me
+                switches[0] += 1
+    ts = [threading.Thread(target=count, args=(i, N)) for i in range(2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    open(out, "w").write("%d\\n" % switches[0])
+    """)
+
+
+def perf_fds(pid="self"):
+    out = 0
+    for fd in os.listdir("/proc/%s/fd" % pid):
+        try:
+            out += os.readlink("/proc/%s/fd/%s" % (pid, fd)) == "anon_inode:[perf_event]"
+        except OSError:
+            pass
+    return out
+
+
+def columns(run):
+    e = run.events
+    names = gm.EVENT_NAMES
+    ev = np.array([names.index(x) for x in e.column("event").to_pylist()])
+    return e.column("t_ns").to_numpy(), e.column("thread").to_numpy(), ev
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory):
+    p = tmp_path_factory.mktemp("observe") / "countdown.py"
+    p.write_text(COUNTDOWN)
+    return p
+
+
+def observe_countdown(py, script, n):
+    out = script.parent / ("switches-%d.txt" % os.getpid())
+    before = perf_fds()
+    run = gm.observe([py, str(script), str(n), str(out)])
+    assert perf_fds() == before, "perf descriptors left open"
+    return run, int(out.read_text())
+
+
+@pytest.mark.parametrize("py", INTERPRETERS)
+def test_an_observed_countdown_has_the_models_invariants_and_the_programs_switch_count(py, script):
+    two7 = "2.7" in find_interpreter(py).version[:3]
+    run, counted = observe_countdown(py, script, 200_000 if two7 else 3_000_000)
+    t, th, ev = columns(run)
+    N = gm.EVENT_NAMES.index
+    assert run.meta["observed"]["lost_records"] == 0
+    # Takes whose return the kernel did not report are left out, counted (measured: about 1 in
+    # 10 000 of 2.7's, none of 3.11's on the 2-core VM).
+    assert run.meta["observed"]["notes"]["lost_returns"] <= max(2, 0.002 * run.summary()["acquisitions"])
+    assert run.meta["stopped_by"] == "target_exited" and run.meta["observed"]["target"] == {"exit_code": 0}
+    assert (np.diff(t) >= 0).all()
+    assert run.threads.num_rows == 3 and len(set(run.threads.column("tid").to_pylist())) == 3
+    # Per thread: start first, exit last, request → acquire → release in turn.
+    for k in range(3):
+        mine = ev[th == k]
+        assert mine[0] == N("start") and mine[-1] == N("exit"), k
+        seq = mine[np.isin(mine, [N("request"), N("acquire"), N("release")])]
+        # The main thread ends holding the GIL (at exit CPython never drops it).
+        full = seq[: seq.size - seq.size % 3]
+        assert (full[0::3] == N("request")).all() and (full[1::3] == N("acquire")).all() and (full[2::3] == N("release")).all(), k
+    # At most one holder at a time: acquisitions and releases alternate across the process.
+    rows = np.flatnonzero(np.isin(ev, [N("acquire"), N("release")]))
+    g = ev[rows]
+    bad = np.flatnonzero(g[1:] == g[:-1])
+    if bad.size:
+        i = rows[bad[0]]
+        raise AssertionError("two %ss in a row: %s; notes %s" % (gm.EVENT_NAMES[g[bad[0]]], run.events.slice(max(0, i - 6), 10).to_pandas().to_string(), run.meta["observed"]["notes"]))
+    # The hand-offs between the two counting threads, as the program counted them itself.
+    acq_by = th[(ev == N("acquire")) & (th > 0)]
+    seen = 1 + int((acq_by[1:] != acq_by[:-1]).sum())
+    assert counted >= 2 and abs(seen - counted) <= max(3, 0.1 * counted), (seen, counted)
+    if two7:
+        assert run.meta["observed"]["gil_lock_found_by"] == "interpreter_lock"
+        assert run.meta["observed"]["notes"]["other_lock_calls"] > 0  # the joins' locks, filtered out
+
+
+def test_a_3x_countdown_holds_near_the_5_ms_interval_and_times_out_waiting(script):
+    if find_interpreter(sys.executable).version.startswith("2."):
+        pytest.skip("needs a CPython 3 (the interval GIL)")
+    run, _ = observe_countdown(sys.executable, script, 3_000_000)
+    h = gm.analysis.holds(run.events).to_pandas()
+    workers = h[h.thread > 0]
+    med = workers.dur_ns.median() / 1e6
+    # Measured on the 2-core VM: median 5.2–5.3 ms (the interval, then the next check point).
+    assert 4.5 <= med <= 8.0, med
+    s = run.summary()
+    assert s["timeouts"] > 10 and s["drop_requests"] > 10
+    # Each hand-off between the counters follows a waiter's timed-out wait and its drop request.
+    assert s["drop_requests"] >= 0.5 * s["handoffs"]
+
+
+def test_everything_that_takes_a_run_takes_an_observed_one(script, tmp_path):
+    run, _ = observe_countdown(sys.executable, script, 1_000_000)
+    s = run.summary()
+    assert s["policy"] == "real" and s["acquisitions"] == run.threads.column("acquisitions").to_numpy().sum()
+    assert gm.analysis.waits(run.events).num_rows > 0
+    run.plot(tmp_path / "o.png")
+    assert (tmp_path / "o.png").stat().st_size > 10_000
+    run.to_trace(tmp_path / "o.trace.json")
+    run.to_parquet(tmp_path / "o.parquet")
+    back = gm.load_run(tmp_path / "o.parquet")
+    assert back.events.equals(run.events) and back.meta["observed"]["pid"] == run.meta["observed"]["pid"]
+    assert back.threads.column("tid").to_pylist() == run.threads.column("tid").to_pylist()
+
+
+LONG = textwrap.dedent("""\
+    import threading, time
+    def spin():
+        end = time.time() + 30
+        while time.time() < end:
+            pass
+    ts = [threading.Thread(target=spin) for _ in range(2)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    """)
+
+
+def test_ctrl_c_ends_the_observation_with_a_partial_run_and_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "long.py"
+    target.write_text(LONG)
+    observer = textwrap.dedent("""\
+        import os, sys, json, gilmodel as gm
+        try:
+            gm.observe([sys.executable, %r])
+        except gm.ObserveInterrupted as e:
+            r = e.run
+            fds = 0
+            for f in os.listdir("/proc/self/fd"):
+                try:
+                    fds += os.readlink("/proc/self/fd/" + f) == "anon_inode:[perf_event]"
+                except OSError:  # the listing's own descriptor, closed by now
+                    pass
+            print(json.dumps({"stopped_by": r.meta["stopped_by"], "events": r.events.num_rows, "perf_fds": fds,
+                              "pid": r.meta["observed"]["pid"], "target": r.meta["observed"]["target"]}))
+        """) % str(target)
+    p = subprocess.Popen([sys.executable, "-c", observer], stdout=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    p.send_signal(signal.SIGINT)  # the observer only: the target must be stopped by it
+    out, _ = p.communicate(timeout=30)
+    import json
+
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["stopped_by"] == "interrupted" and got["events"] > 10 and got["perf_fds"] == 0, got
+    assert got["target"] == {"exit_code": 1} or got["target"].get("signal") in (signal.SIGINT, signal.SIGKILL), got
+    assert not os.path.exists("/proc/%d" % got["pid"]), "the target was left running"
+
+
+def test_attaching_to_a_process_that_exits_mid_trace_gives_the_run_until_then(tmp_path):
+    target = tmp_path / "short.py"
+    target.write_text(LONG.replace("30", "1.5"))
+    p = subprocess.Popen([sys.executable, str(target)])
+    time.sleep(0.3)  # its two threads are running
+    before = perf_fds()
+    run = gm.observe(pid=p.pid, duration_s=20)
+    p.wait(timeout=10)
+    assert perf_fds() == before
+    assert run.meta["stopped_by"] == "target_exited" and run.meta["observed"]["attached"]
+    assert run.summary()["acquisitions"] > 10
+    assert run.meta["elapsed_ns"] < 5e9
+
+
+def test_attaching_for_a_duration_detaches_and_the_process_runs_on(tmp_path):
+    target = tmp_path / "long.py"
+    target.write_text(LONG)
+    p = subprocess.Popen([sys.executable, str(target)])
+    try:
+        time.sleep(0.3)
+        run = gm.observe(pid=p.pid, duration_s=0.5)
+        assert run.meta["stopped_by"] == "duration" and p.poll() is None, "the attached process must run on"
+        assert 0.4e9 < run.meta["elapsed_ns"] < 2e9 and run.summary()["acquisitions"] > 5
+        # Its threads were there before attaching: each starts at the first record seen.
+        assert run.threads.num_rows >= 2
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_bad_targets_are_refused_with_what_to_do(tmp_path):
+    with pytest.raises(ObserveError, match="does not exist"):
+        gm.observe(pid=2 ** 22 + 12345)
+    with pytest.raises(ObserveError, match="not a Python interpreter"):
+        gm.observe(["/bin/true"])
+    with pytest.raises(ObserveError, match="no such program"):
+        gm.observe(["no-such-python-here"])
+    with pytest.raises(ObserveError, match="a command or a pid"):
+        gm.observe()
+    with pytest.raises(ObserveError, match="power of two"):
+        gm.observe([sys.executable, "-c", "pass"], ring_pages=3)
+
+
+def test_a_stripped_interpreter_names_the_debug_package():
+    stripped = [p for p in ("/usr/bin/python3.11", "/usr/bin/python3") if os.path.exists(p)]
+    if not stripped:
+        pytest.skip("no distribution Python at /usr/bin/python3 to check")
+    interp = find_interpreter(stripped[0])
+    has_symtab = b".symtab" in open(interp.binary, "rb").read()
+    if has_symtab:
+        pytest.skip("%s has a symbol table: not stripped" % interp.binary)
+    try:
+        run = gm.observe([stripped[0], "-c", "pass"])
+    except ObserveError as e:
+        assert "-dbg" in str(e) and "stripped" in str(e), e
+    else:  # its debug symbols are installed: they were found by build id
+        assert run.meta["observed"]["symbols_from"].startswith("/usr/lib/debug/"), run.meta["observed"]
