@@ -3,12 +3,13 @@
 //!
 //! What is observed and what is inferred, by interpreter:
 //!
-//! - 3.2–3.13 (`Python/ceval_gil.c`): `request` is `take_gil`'s entry, `acquire` its return,
+//! - 3.2–3.13 (`Python/ceval_gil.h`, 3.12+ `Python/ceval_gil.c`): `request` is `take_gil`'s entry, `acquire` its return,
 //!   `release` `drop_gil`'s entry; all three observed. Inside a take, each return of
 //!   `pthread_cond_timedwait` is observed: ETIMEDOUT is a `timeout`; a wake-up that is followed
 //!   by another wait of the same take is a `futile_wakeup` (the waiter found the GIL taken
-//!   again). `drop_request` is inferred as CPython decides it (3.11 ceval_gil.c lines 318–330:
-//!   `timed_out && gil->locked && gil->switch_number == saved_switchnum`): at a timeout, the
+//!   again). `drop_request` is inferred as CPython decides it (`take_gil`: `timed_out &&
+//!   gil->locked && gil->switch_number == saved_switchnum`; CPython e5e1c1f `Python/ceval_gil.c`
+//!   lines 342–462, the lines rust/gil/interval.rs replicates): at a timeout, the
 //!   GIL is held by another thread and no hand-off happened since this waiter's previous wait
 //!   began. Forced drops and FORCE_SWITCHING's wait are not observed.
 //! - 2.7 (`Python/ceval.c`, `Python/thread_pthread.h`): the GIL is a plain lock; calls of

@@ -66,7 +66,7 @@ fn default_poll_ms() -> u64 {
     10
 }
 fn default_max_events() -> usize {
-    50_000_000
+    10_000_000
 }
 fn default_grace_s() -> f64 {
     2.0
