@@ -1,10 +1,14 @@
-"""The observer effect of `gilmodel observe`: the same two-thread countdown with and without
-observation, alternating, per interpreter; the program times itself (threads start → joined)
-and counts its own thread switches.
+"""The observer effect of `gilmodel observe`, per interpreter, each workload with and without
+observation, alternating:
+
+- a two-thread countdown that times itself (threads start → joined) and counts its own
+  thread switches;
+- the `io_latency` probe (python/gilmodel/probes/): a thread echoing pings from another
+  process beside a CPU-bound thread; its median and p90 round trip.
 
     sudo .venv/bin/python benches/observe_overhead.py [REPEATS] [PYTHON ...]
 
-Prints a Markdown table: median elapsed and switches/s unobserved and observed, and the ratio.
+Prints two Markdown tables of medians over the repeats.
 """
 
 import os
@@ -13,8 +17,11 @@ import subprocess
 import sys
 import tempfile
 
+import json
+
 import gilmodel as gm
 from gilmodel.observe import find_interpreter
+from gilmodel.probes import path as probe_path
 
 SCRIPT = """\
 import sys, threading, time
@@ -58,6 +65,24 @@ def main():
         med = {k: (statistics.median(e for e, _ in r), statistics.median(s for _, s in r)) for k, r in res.items()}
         print("| %s | %d | %.3f | %.3f | %.2f× | %.0f | %.0f |" % (v, n, med[False][0], med[True][0], med[True][0] / med[False][0],
                                                                med[False][1], med[True][1]))
+
+    print()
+    print("| interpreter | echo p50 unobserved (ms) | observed | echo p90 unobserved | observed |")
+    print("|---|---|---|---|---|")
+    for py in pys:
+        v = find_interpreter(py).version
+        cmd = [py, "-E", "-s", "-B", probe_path("io_latency"), "--cpu-threads", "1", "--pings", "40", "--gap-us", "10000"]
+        res = {False: [], True: []}
+        for _ in range(repeats):
+            for observed in (False, True):
+                if observed:
+                    gm.observe(cmd, stdout=out)
+                    r = json.loads(open(out).read().strip().splitlines()[-1])
+                else:
+                    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                res[observed].append((r["p50_ms"], r["p90_ms"]))
+        med = {k: (statistics.median(a for a, _ in x), statistics.median(b for _, b in x)) for k, x in res.items()}
+        print("| %s | %.3f | %.3f | %.3f | %.3f |" % (v, med[False][0], med[True][0], med[False][1], med[True][1]))
 
 
 if __name__ == "__main__":

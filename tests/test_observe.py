@@ -90,9 +90,9 @@ def test_an_observed_countdown_has_the_models_invariants_and_the_programs_switch
     t, th, ev = columns(run)
     N = gm.EVENT_NAMES.index
     assert run.meta["observed"]["lost_records"] == 0
-    # Takes whose return the kernel did not report are left out, counted (measured: about 1 in
-    # 10 000 of 2.7's, none of 3.11's on the 2-core VM).
-    assert run.meta["observed"]["notes"]["lost_returns"] <= max(2, 0.002 * run.summary()["acquisitions"])
+    # Takes whose return the kernel did not report would be left out and counted: none seen in
+    # 160 000 acquisitions (2.7 and 3.11, 16 observations on the 2-core VM).
+    assert run.meta["observed"]["notes"]["lost_returns"] == 0
     assert run.meta["stopped_by"] == "target_exited" and run.meta["observed"]["target"] == {"exit_code": 0}
     assert (np.diff(t) >= 0).all()
     assert run.threads.num_rows == 3 and len(set(run.threads.column("tid").to_pylist())) == 3
@@ -176,8 +176,9 @@ def test_ctrl_c_ends_the_observation_with_a_partial_run_and_leaves_nothing_behin
                     fds += os.readlink("/proc/self/fd/" + f) == "anon_inode:[perf_event]"
                 except OSError:  # the listing's own descriptor, closed by now
                     pass
+            defs = open("/sys/kernel/tracing/uprobe_events").read().count("gilmodel_" + str(os.getpid()) + "/")
             print(json.dumps({"stopped_by": r.meta["stopped_by"], "events": r.events.num_rows, "perf_fds": fds,
-                              "pid": r.meta["observed"]["pid"], "target": r.meta["observed"]["target"]}))
+                              "pid": r.meta["observed"]["pid"], "target": r.meta["observed"]["target"], "defs": defs}))
         """) % str(target)
     p = subprocess.Popen([sys.executable, "-c", observer], stdout=subprocess.PIPE, text=True)
     time.sleep(2.0)
@@ -186,9 +187,28 @@ def test_ctrl_c_ends_the_observation_with_a_partial_run_and_leaves_nothing_behin
     import json
 
     got = json.loads(out.strip().splitlines()[-1])
-    assert got["stopped_by"] == "interrupted" and got["events"] > 10 and got["perf_fds"] == 0, got
+    assert got["stopped_by"] == "interrupted" and got["events"] > 10 and got["perf_fds"] == 0 and got["defs"] == 0, got
     assert got["target"] == {"exit_code": 1} or got["target"].get("signal") in (signal.SIGINT, signal.SIGKILL), got
     assert not os.path.exists("/proc/%d" % got["pid"]), "the target was left running"
+
+
+def test_probes_left_by_a_killed_observer_are_removed_by_the_next_one(tmp_path, script):
+    # An observer SIGKILLed mid-observation cannot remove its tracefs definitions.
+    target = tmp_path / "long.py"
+    target.write_text(LONG)
+    observer = "import sys, gilmodel as gm; gm.observe([sys.executable, %r])" % str(target)
+    p = subprocess.Popen([sys.executable, "-c", observer])
+    ue = "/sys/kernel/tracing/uprobe_events"
+    end = time.monotonic() + 20
+    while "gilmodel_%d/" % p.pid not in open(ue).read() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert "gilmodel_%d/" % p.pid in open(ue).read()
+    p.kill()
+    p.wait()
+    subprocess.run(["pkill", "-f", str(target)])  # its target, orphaned
+    observe_countdown(sys.executable, script, 10_000)
+    assert "gilmodel_%d/" % p.pid not in open(ue).read()
+    assert "gilmodel_%d/" % os.getpid() not in open(ue).read()
 
 
 def test_attaching_to_a_process_that_exits_mid_trace_gives_the_run_until_then(tmp_path):
@@ -248,3 +268,21 @@ def test_a_stripped_interpreter_names_the_debug_package():
         assert "-dbg" in str(e) and "stripped" in str(e), e
     else:  # its debug symbols are installed: they were found by build id
         assert run.meta["observed"]["symbols_from"].startswith("/usr/lib/debug/"), run.meta["observed"]
+
+
+def test_the_command_line_observes_writes_the_run_and_draws_it_beside_another(tmp_path, script):
+    out, png = tmp_path / "o.parquet", tmp_path / "o.png"
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "observe", "--out", str(out), "--plot", str(png), "--",
+                        sys.executable, str(script), "200000", str(tmp_path / "sw.txt")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    summary = __import__("json").loads(p.stdout)
+    assert summary["acquisitions"] > 0 and "observed" in p.stderr
+    run = gm.load_run(out)
+    assert run.meta["source"] == "observed" and png.stat().st_size > 10_000
+    both = tmp_path / "beside.png"
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "plot", str(out), "--beside", str(out), "--out", str(both)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and both.stat().st_size > 10_000, p.stderr
+    # Nothing to observe: a usage error, not a traceback.
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "observe"], capture_output=True, text=True)
+    assert p.returncode != 0 and "--pid" in p.stderr and "Traceback" not in p.stderr

@@ -227,7 +227,7 @@ class RawRun(TypedDict):
 
 
 def observe(spec_json: str) -> RawRun:
-    """Observe a real CPython's GIL (spec: ``command`` or ``pid``, ``binary``, ``libc``,
+    """Observe a real CPython's GIL (spec: ``command`` or ``pid``, ``cpus``, ``stdout``, ``binary``, ``libc``,
     ``version``, ``duration_s``, ``ring_pages``, ``poll_ms``, ``max_events``, ``grace_s``; see
     rust/observe/mod.rs ``ObserveSpec``) with kernel uprobes; the same dict as :func:`run`, with
     ``error`` None or ``{"kind": "interrupted", "exception": ...}`` when a signal handler raised

@@ -87,7 +87,15 @@ def _cmd_plot(a) -> int:
 
     r = load_run(a.run)
     out = a.out or (a.run.rsplit(".", 1)[0] + ".png")
-    r.plot(out, a.start, a.end)
+    if a.beside:
+        from .plot import beside
+
+        other = load_run(a.beside)
+        title = lambda run, f: "%s: %s" % (os.path.basename(f), run.meta.get("scenario") or run.meta["gil"]["policy"])
+        beside([(title(r, a.run), r), (title(other, a.beside), other)], out,
+               0.0 if a.start is None else a.start * 1e3, None if a.end is None else a.end * 1e3)
+    else:
+        r.plot(out, a.start, a.end)
     print("wrote %s" % out)
     return 0
 
@@ -146,10 +154,44 @@ def _cmd_reproduce(a) -> int:
     return 0
 
 
+def _cmd_validate_events(a, cores) -> int:
+    from . import profiles
+    from .fidelity import _default_cores, discover
+    from .fidelity.events import EVENT_PROBES, report, validate_events
+    from .observe import ObserveError, can_observe
+
+    why = can_observe()
+    if why:
+        print("gilmodel: error: validate --events observes the real interpreters: %s" % why, file=sys.stderr)
+        return 2
+    interps = [i for i in discover(list(a.python or ()), a.all) if i.implementation == "CPython"]
+    core_sets = cores or _default_cores()
+    cals = {}
+    for it in interps:
+        cals[it.label] = profiles.calibrate(it.path, repeats=3, quiet=True)
+    total = len(interps) * len(core_sets) * len(EVENT_PROBES)
+    done = [0]
+
+    def progress(interp, cs, probe):
+        done[0] += 1
+        print("[%d/%d] %s cores %s %s" % (done[0], total, interp.version, ",".join(map(str, cs)), probe), file=sys.stderr)
+
+    try:
+        df = validate_events(interps, core_sets, cals, a.scale, a.out, progress)
+    except ObserveError as e:
+        print("gilmodel: error: %s" % e, file=sys.stderr)
+        return 2
+    print(report(df))
+    print("wrote %s" % ", ".join(os.path.join(a.out, f) for f in ("events.parquet", "events.md")), file=sys.stderr)
+    return 0 if df.within.all() else 1
+
+
 def _cmd_validate(a) -> int:
     from .fidelity import validate
 
     cores = [_cores(c) for c in a.cores] if a.cores else None
+    if a.events:
+        return _cmd_validate_events(a, cores)
     probes = [p.strip() for p in a.probes.split(",") if p.strip()] if a.probes else None
     command = "gilmodel " + " ".join(sys.argv[1:]) if a.command is None else a.command
     res = validate(a.python or (), a.all, cores, a.repeats, probes, a.scale, a.out, not a.no_progress, command,
@@ -274,6 +316,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         q.add_argument("--out", help="output file (default: next to the run; PNG/SVG/PDF by suffix for plot)")
         q.add_argument("--start", type=float, help="window start, seconds since the threads were released")
         q.add_argument("--end", type=float, help="window end, seconds")
+        if name == "plot":
+            q.add_argument("--beside", metavar="RUN", help="a second run drawn below the first on one time axis, each "
+                                                          "from its workload's start (its first started thread): an "
+                                                          "observed real run beside a model run")
         q.set_defaults(fn=fn)
     o = sub.add_parser("observe", help="observe a real CPython's GIL event by event (kernel uprobes; root): "
                        "gilmodel observe [--out run.parquet] -- python3 app.py ARGS, or --pid PID",
@@ -312,6 +358,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     v.add_argument("--quick", action="store_true", help="leave out the slow probes: switch_sweep, three_threads, "
                                                        "threads_sweep")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.add_argument("--events", action="store_true", help="event by event instead: observe the real interpreter (uprobes, "
+                                                        "root) while it runs the handoffs and io_latency probes, run the "
+                                                        "model on the same workloads, and compare the distributions of "
+                                                        "holds, waits and hand-offs (KS, Wasserstein; events.md, "
+                                                        "events.parquet, a picture per interpreter and core set)")
     v.add_argument("--command", help=argparse.SUPPRESS)
     v.set_defaults(fn=_cmd_validate)
     c = sub.add_parser("calibrate", help="measure (or show the cached) costs of real interpreters: the profiles the model runs with",

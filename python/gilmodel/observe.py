@@ -10,8 +10,7 @@ the command's ``execve`` (or from attaching); ``thread`` indexes ``threads``, wh
 column holds the OS thread id; ``cpu`` is where the probe fired. ``summary()``,
 :mod:`gilmodel.analysis`, ``plot``, ``to_trace`` and Parquet take it unchanged.
 
-Needs Linux with the uprobe PMU, root (or ``CAP_PERFMON``), and an interpreter with a symbol
-table (pyenv builds; distribution builds need their ``-dbg`` package). The interpreter is
+Needs Linux with uprobe events (tracefs), root, and an interpreter with a symbol table (pyenv builds; distribution builds need their ``-dbg`` package). The interpreter is
 found by running it (a launched command's ``argv[0]``) or from ``/proc/PID`` (an attached
 process).
 """
@@ -157,21 +156,19 @@ def _ask(path: str, quiet: bool = False):
 def can_observe() -> Optional[str]:
     """None when this process can place uprobes; else why not (for a test's skip reason or
     a clear error)."""
-    if not os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
-        return "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe missing)"
+    for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.exists(os.path.join(d, "uprobe_events")):
+            break
+    else:
+        return ("no tracefs with uprobe_events (mount it: `mount -t tracefs nodev /sys/kernel/tracing`; the kernel "
+                "needs CONFIG_UPROBE_EVENTS)")
     if os.geteuid() != 0:
-        try:
-            with open("/proc/self/status") as f:
-                eff = int(next(l for l in f if l.startswith("CapEff:")).split()[1], 16)
-        except (OSError, StopIteration, ValueError):
-            eff = 0
-        if not eff & ((1 << 38) | (1 << 21)):  # CAP_PERFMON, CAP_SYS_ADMIN
-            return "observing needs root or CAP_PERFMON (this process has neither)"
+        return "observing needs root (it defines uprobes in tracefs and opens their perf events)"
     return None
 
 
 def observe(command: Optional[Sequence[str]] = None, *, pid: Optional[int] = None, duration_s: Optional[float] = None,
-            ring_pages: int = 512, poll_ms: int = 10, max_events: int = 10_000_000, grace_s: float = 2.0) -> Run:
+            cpus: Optional[Sequence[int]] = None, stdout: Optional[str] = None, ring_pages: int = 512, poll_ms: int = 10, max_events: int = 10_000_000, grace_s: float = 2.0) -> Run:
     """Observe a real CPython's GIL: launch ``command`` (its ``argv[0]`` a CPython, e.g.
     ``["python3", "app.py"]``) or attach to process ``pid``, and return what its GIL did.
 
@@ -179,6 +176,10 @@ def observe(command: Optional[Sequence[str]] = None, *, pid: Optional[int] = Non
         command: the program to launch and observe until it exits.
         pid: a running process to observe until it exits or ``duration_s`` (it is never
             stopped; threads it starts are followed, processes it forks are not).
+        cpus: the CPUs a launched command may run on (its affinity, inherited by its threads
+            and the processes it starts); default: the caller's.
+        stdout: a file a launched command's standard output is written to (default: this
+            process's).
         duration_s: stop observing after this long (a launched command is then sent SIGINT,
             and SIGKILL after ``grace_s``; an attached process runs on).
         ring_pages: each CPU's ring buffer, in 4 KiB pages (a power of two); records that do
@@ -201,6 +202,10 @@ def observe(command: Optional[Sequence[str]] = None, *, pid: Optional[int] = Non
         raise ObserveError("ring_pages must be a power of two, got %r" % ring_pages)
     if duration_s is not None and not duration_s > 0:
         raise ObserveError("duration_s must be > 0, got %r" % duration_s)
+    if stdout is not None and command is None:
+        raise ObserveError("stdout: only a launched command's output can be redirected")
+    if cpus is not None and command is None:
+        raise ObserveError("cpus: only a launched command's affinity can be set (an attached process keeps its own)")
     why = can_observe()
     if why:
         raise ObserveError(why)
@@ -209,7 +214,8 @@ def observe(command: Optional[Sequence[str]] = None, *, pid: Optional[int] = Non
         interp = find_interpreter(command[0])
     else:
         interp = find_interpreter(pid=int(pid))
-    spec: Dict[str, Any] = {"command": command, "pid": pid, "binary": interp.binary, "libc": interp.libc,
+    spec: Dict[str, Any] = {"command": command, "pid": pid, "cpus": None if cpus is None else [int(c) for c in cpus],
+                            "stdout": None if stdout is None else os.fspath(stdout), "binary": interp.binary, "libc": interp.libc,
                             "version": interp.version, "duration_s": duration_s, "ring_pages": ring_pages,
                             "poll_ms": poll_ms, "max_events": max_events, "grace_s": grace_s}
     try:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .run import Run
 
 __all__ = [
-    "plot_run", "timeline", "draw_lanes", "spans", "occupancy", "plan", "Plan",
+    "plot_run", "timeline", "beside", "shifted", "workload_start_ns", "draw_lanes", "spans", "occupancy", "plan", "Plan",
     "STATES", "IO_OPS", "MARKS", "LABELS", "COLUMNS",
 ]
 
@@ -333,6 +333,16 @@ def _legend(fig, counts: Dict[str, int], with_counts: bool) -> None:
                    handlelength=1.4, columnspacing=1.5)
 
 
+def _time_axis(run: "Run") -> str:
+    """What time 0 is on ``run``'s axis."""
+    m = run.meta
+    if m.get("aligned_to_workload"):
+        return "time since the workload's first thread started"
+    if m.get("source") == "observed":
+        return "time since the interpreter's execve" if not m["observed"].get("attached") else "time since attaching"
+    return "time since the threads were released"
+
+
 def _figure(runs: Sequence[Tuple[str, "Run", Optional[float], Optional[float]]],
             header: Optional[Tuple[float, Callable[[Any], None]]] = None) -> "Figure":
     from matplotlib.figure import Figure
@@ -358,7 +368,7 @@ def _figure(runs: Sequence[Tuple[str, "Run", Optional[float], Optional[float]]],
         for k, v in mine.items():
             counts[k] = counts.get(k, 0) + v
         if i == len(runs) - 1:
-            ax_cpu.set_xlabel("time since the threads were released (ms)", fontsize=8)
+            ax_cpu.set_xlabel(_time_axis(run) + " (ms)", fontsize=8)
     _legend(fig, counts, with_counts=len(runs) == 1)
     fig.gilmodel_plans = plans  # type: ignore[attr-defined]
     fig.gilmodel_kinds = sorted(counts)  # type: ignore[attr-defined]
@@ -422,6 +432,46 @@ def timeline(runs: Sequence[Tuple[str, "Run"]], path: Union[str, os.PathLike], s
     end = None if end_ms is None else float(end_ms) / 1e3
     fig = _figure([(title, run, start, end) for title, run in runs], header)
     return _save(fig, path)
+
+
+def workload_start_ns(run: "Run") -> int:
+    """When ``run``'s workload began: the ``start`` of its second thread (the first one the
+    program started), else 0. An observed run's clock starts at the interpreter's ``execve``,
+    tens of ms of imports before that; a model run's at its start gate."""
+    from .eventlog import CODE, decode
+
+    lg = decode(run.events)
+    t = lg.t[(lg.ev == CODE["start"]) & (lg.thread == 1)]
+    return int(t[0]) if t.size else 0
+
+
+def shifted(run: "Run", by_ns: int) -> "Run":
+    """``run`` with every time moved ``by_ns`` earlier (its events, threads' start and exit,
+    ``elapsed_ns``): a view for drawing runs on one axis, not a run to analyse."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .run import Run
+
+    ev = run.events.set_column(0, "t_ns", pc.subtract(run.events.column("t_ns"), pa.scalar(by_ns, pa.int64())))
+    th = run.threads
+    for c in ("start_ns", "exit_ns"):
+        if c in th.column_names:
+            th = th.set_column(th.column_names.index(c), c, pc.subtract(th.column(c), pa.scalar(by_ns, pa.int64())))
+    meta = dict(run.meta, elapsed_ns=int(run.meta.get("elapsed_ns", 0)) - by_ns, aligned_to_workload=True)
+    return Run(ev, th, run.io, meta)
+
+
+def beside(runs: Sequence[Tuple[str, "Run"]], path: Union[str, os.PathLike], start_ms: float = 0.0,
+           end_ms: Optional[float] = None, align: bool = True) -> str:
+    """Runs one above the other on one time axis, as :func:`timeline` draws them; with
+    ``align`` each is first shifted so that its workload begins at 0 (:func:`workload_start_ns`:
+    an observed real run beside a model run of the same workload). Returns the path."""
+    if align:
+        runs = [(title, shifted(r, workload_start_ns(r))) for title, r in runs]
+    if end_ms is None:
+        end_ms = min(r.meta.get("elapsed_ns", 0) for _, r in runs) / 1e6
+    return timeline(runs, path, start_ms, end_ms)
 
 
 def draw_lanes(ax: Any, run: "Run", start: Optional[float] = None, end: Optional[float] = None,

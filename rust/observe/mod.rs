@@ -1,7 +1,7 @@
 //! Observing a real CPython's GIL with kernel uprobes, into the model's own schema.
 //!
 //! - [`symbols`]: where the GIL's functions are in the interpreter's ELF file;
-//! - [`probes`]: the uprobes (perf events) and their ring buffers;
+//! - [`probes`]: the uprobes (tracefs definitions, perf events) and their ring buffers;
 //! - [`decode`]: probe hits → `request`/`acquire`/`release`/… events and per-thread counters;
 //! - this module: the observation itself: launch a command (held at a gate until its probes
 //!   are in place, enabled at its `execve`) or attach to a running process, read the rings
@@ -9,8 +9,8 @@
 //!   when the caller says so (Ctrl-C), and report what was lost.
 //!
 //! Nothing here stops the target: a launched command runs freely from its `execve`; an
-//! attached process is never paused. Closing the perf file descriptors (on return, on error,
-//! on a panic) removes every probe.
+//! attached process is never paused. On return, on an error or a panic the perf events are
+//! closed and then the probes' definitions removed (Rust drops them in that order).
 
 pub mod decode;
 pub mod probes;
@@ -21,7 +21,6 @@ use crate::engine::{IoLog, RunOutput};
 use decode::Flavour;
 use probes::{Hook, Probe, ProbeSet};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +36,13 @@ pub struct ObserveSpec {
     /// a running process to attach to.
     #[serde(default)]
     pub pid: Option<i32>,
+    /// CPUs a launched command may run on (its affinity, set before its `execve`; threads
+    /// and the processes it starts inherit it). None: the observer's own.
+    #[serde(default)]
+    pub cpus: Option<Vec<usize>>,
+    /// A file a launched command's standard output goes to (None: the observer's).
+    #[serde(default)]
+    pub stdout: Option<PathBuf>,
     /// The ELF file that holds the GIL's functions (libpython, or the executable when it is
     /// linked statically).
     pub binary: PathBuf,
@@ -151,42 +157,41 @@ pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Sym
     Ok((fl, probes, gil_lock, syms))
 }
 
-/// A command launched behind a gate: forked, traced (`PTRACE_TRACEME`) and waiting for one
-/// byte before its `execve`; it stops at the `execve` (the tracer's SIGTRAP) until
-/// [`Child::detach`], so its probes are in place before it runs a single bytecode.
+/// A command launched behind a gate: forked, waiting for one byte before its `execve`, so its
+/// probes (enabled at the `execve`) are in place before it runs a single instruction.
 struct Child {
     pid: i32,
     gate: i32,
     err: i32,
-    traced: bool,
     reaped: Option<i32>,
 }
 
 impl Child {
-    fn spawn(argv: &[String], env_extra: &[(String, String)]) -> Result<Child, String> {
+    fn spawn(argv: &[String], cpus: Option<&[usize]>, stdout: Option<&std::path::Path>) -> Result<Child, String> {
         if argv.is_empty() {
             return Err("observe: an empty command".into());
         }
-        let cstr = |s: &str| CString::new(s.as_bytes()).map_err(|_| format!("a NUL byte in {s:?}"));
-        let cargs: Vec<CString> = argv.iter().map(|a| cstr(a)).collect::<Result<_, _>>()?;
-        let mut env: Vec<CString> = std::env::vars_os()
-            .filter(|(k, _)| !env_extra.iter().any(|(e, _)| std::ffi::OsStr::new(e) == k))
-            .filter_map(|(k, v)| {
-                let mut b = k.into_encoded_bytes();
-                b.push(b'=');
-                b.extend(v.into_encoded_bytes());
-                CString::new(b).ok()
-            })
-            .collect();
-        for (k, v) in env_extra {
-            env.push(cstr(&format!("{k}={v}"))?);
-        }
+        let cargs: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("a NUL byte in {a:?}")))
+            .collect::<Result<_, _>>()?;
         let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
         ptrs.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = env.iter().map(|c| c.as_ptr()).collect();
-        envp.push(std::ptr::null());
+        // SAFETY: a zeroed cpu_set_t filled with CPU_SET, before the fork.
+        let mask = cpus.map(|cs| unsafe {
+            let mut m: libc::cpu_set_t = std::mem::zeroed();
+            for &c in cs {
+                libc::CPU_SET(c, &mut m);
+            }
+            m
+        });
+        let out_fd = match stdout {
+            Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("stdout {}: {e}", p.display()))?),
+            None => None,
+        };
         let (mut gate, mut err) = ([0i32; 2], [0i32; 2]);
-        // SAFETY: pipe2/fork/ptrace/read/execvpe/_exit; the child only makes async-signal-safe calls.
+        // SAFETY: pipe2/fork/read/dup2/sched_setaffinity/execvp/_exit; the child only makes
+        // async-signal-safe calls.
         unsafe {
             if libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) != 0 || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
                 return Err(format!("pipe: {}", std::io::Error::last_os_error()));
@@ -199,63 +204,48 @@ impl Child {
                 libc::close(gate[1]);
                 libc::close(err[0]);
                 let mut b = 0u8;
-                let n = libc::read(gate[0], &mut b as *mut u8 as *mut libc::c_void, 1);
-                if n != 1 || libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) != 0 {
+                if libc::read(gate[0], &mut b as *mut u8 as *mut libc::c_void, 1) != 1 {
                     libc::_exit(127); // the observer gave up before the probes were in place
                 }
-                libc::execvpe(ptrs[0], ptrs.as_ptr(), envp.as_ptr());
+                if let Some(f) = &out_fd {
+                    libc::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 1);
+                }
+                let ok = match &mask {
+                    Some(m) => libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), m) == 0,
+                    None => true,
+                };
+                if ok {
+                    libc::execvp(ptrs[0], ptrs.as_ptr());
+                }
                 let e = *libc::__errno_location();
                 libc::write(err[1], &e as *const i32 as *const libc::c_void, 4);
                 libc::_exit(127);
             }
             libc::close(gate[0]);
             libc::close(err[1]);
-            Ok(Child { pid, gate: gate[1], err: err[0], traced: true, reaped: None })
+            Ok(Child { pid, gate: gate[1], err: err[0], reaped: None })
         }
     }
 
-    /// Open the gate and wait for the child to stop at its `execve`; the execve error if it
-    /// could not run the command.
-    fn release_to_exec(&mut self, argv0: &str) -> Result<(), String> {
-        // SAFETY: pipes this struct owns; waitpid/ptrace on our own traced child.
+    /// Open the gate; the error if the command could not be run.
+    fn release(&mut self, argv0: &str) -> Result<(), String> {
+        // SAFETY: pipes this struct owns.
         unsafe {
             let b = 1u8;
             libc::write(self.gate, &b as *const u8 as *const libc::c_void, 1);
             libc::close(self.gate);
             self.gate = -1;
-            loop {
-                let mut st = 0;
-                if libc::waitpid(self.pid, &mut st, 0) != self.pid {
-                    return Err(format!("waitpid: {}", std::io::Error::last_os_error()));
-                }
-                if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
-                    self.reaped = Some(st);
-                    self.traced = false;
-                    let mut e = 0i32;
-                    let n = libc::read(self.err, &mut e as *mut i32 as *mut libc::c_void, 4);
-                    return Err(if n == 4 {
-                        format!("cannot run {argv0:?}: {}", std::io::Error::from_raw_os_error(e))
-                    } else {
-                        format!("{argv0:?} ended before it started ({})", exit_status(st))
-                    });
-                }
-                if libc::WIFSTOPPED(st) && libc::WSTOPSIG(st) == libc::SIGTRAP {
-                    return Ok(()); // at the execve
-                }
-                // Another signal came first: deliver it and wait on.
-                let sig = if libc::WIFSTOPPED(st) { libc::WSTOPSIG(st) } else { 0 };
-                libc::ptrace(libc::PTRACE_CONT, self.pid, 0, sig);
+            let mut e = 0i32;
+            // EOF (the execve closed the pipe) or the errno the child wrote.
+            let n = libc::read(self.err, &mut e as *mut i32 as *mut libc::c_void, 4);
+            libc::close(self.err);
+            self.err = -1;
+            if n == 4 {
+                self.wait(true);
+                return Err(format!("cannot run {argv0:?}: {}", std::io::Error::from_raw_os_error(e)));
             }
         }
-    }
-
-    /// Let the stopped child run, untraced.
-    fn detach(&mut self) {
-        if self.traced {
-            // SAFETY: our own tracee, stopped.
-            unsafe { libc::ptrace(libc::PTRACE_DETACH, self.pid, 0, 0) };
-            self.traced = false;
-        }
+        Ok(())
     }
 
     /// Reap the child if it exited (`block`: wait for it); its wait status.
@@ -281,7 +271,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        // SAFETY: closing our own fds; a child still gated gets EOF and exits.
+        // SAFETY: closing our own fds; a child still at the gate reads EOF and exits.
         unsafe {
             for fd in [self.gate, self.err] {
                 if fd >= 0 {
@@ -289,12 +279,7 @@ impl Drop for Child {
                 }
             }
         }
-        if self.reaped.is_none() && self.traced {
-            // Stopped at its execve and never released (setting the probes failed): it was ours.
-            self.signal(libc::SIGKILL);
-            self.detach();
-            self.wait(true);
-        } else if self.reaped.is_none() {
+        if self.reaped.is_none() {
             // Never leave a launched target behind.
             let deadline = now_ns() + 2_000_000_000;
             while self.wait(false).is_none() && now_ns() < deadline {
@@ -306,124 +291,6 @@ impl Drop for Child {
             }
         }
     }
-}
-
-/// Paths' strings at the same address in the target and in the observer (see
-/// rust/observe/probes.rs on why inherited uprobes need that): the observer maps anonymous
-/// pages at those addresses and copies the strings in; unmapped on drop.
-pub struct PathAddrs {
-    pub addrs: HashMap<PathBuf, u64>,
-    maps: Vec<(usize, usize)>,
-}
-
-impl PathAddrs {
-    fn mirror(found: Vec<(PathBuf, u64, Vec<u8>)>) -> Result<PathAddrs, String> {
-        let mut out = PathAddrs { addrs: HashMap::new(), maps: Vec::new() };
-        for (path, addr, bytes) in found {
-            let lo = (addr as usize) & !4095;
-            let hi = (addr as usize + bytes.len() + 1 + 4095) & !4095;
-            let covered = out.maps.iter().any(|&(a, l)| lo >= a && hi <= a + l);
-            if !covered {
-                // SAFETY: an anonymous private mapping where nothing is mapped (NOREPLACE).
-                let p = unsafe {
-                    libc::mmap(lo as *mut libc::c_void, hi - lo, libc::PROT_READ | libc::PROT_WRITE,
-                               libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE, -1, 0)
-                };
-                if p == libc::MAP_FAILED || p as usize != lo {
-                    return Err(format!(
-                        "the target's copy of {} is at {addr:#x}, where the observer has memory of its own \
-                         (an address clash, rare): run the observation again",
-                        path.display()
-                    ));
-                }
-                out.maps.push((lo, hi - lo));
-            }
-            // SAFETY: the range lies in a mapping made above, writable.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr as *mut u8, bytes.len());
-                *(addr as *mut u8).add(bytes.len()) = 0;
-            }
-            out.addrs.insert(path, addr);
-        }
-        Ok(out)
-    }
-}
-
-impl Drop for PathAddrs {
-    fn drop(&mut self) {
-        for &(a, l) in &self.maps {
-            // SAFETY: mappings this struct made.
-            unsafe { libc::munmap(a as *mut libc::c_void, l) };
-        }
-    }
-}
-
-const ENV_PREFIX: &str = "GILMODEL_OBSERVE_PATH_";
-
-/// A launched command's copies of the probed paths: the environment strings this observer
-/// gave it (`GILMODEL_OBSERVE_PATH_<k>=<path>`), which the kernel put on its stack at the
-/// `execve` (between `env_start` and `env_end` of /proc/PID/stat) and nothing moves.
-fn env_copies(pid: i32, paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64, Vec<u8>)>, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // Fields after the command name's closing parenthesis; env_start is field 50 (1-based).
-    let rest = &stat[stat.rfind(')').ok_or("malformed /proc/PID/stat")? + 2..];
-    let env_start: u64 = rest.split(' ').nth(50 - 3).and_then(|f| f.parse().ok()).ok_or("no env_start in /proc/PID/stat")?;
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| format!("/proc/{pid}/environ: {e}"))?;
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    for entry in environ.split(|&b| b == 0) {
-        for (k, p) in paths.iter().enumerate() {
-            let key = format!("{ENV_PREFIX}{k}=");
-            if entry.starts_with(key.as_bytes()) {
-                let value = entry[key.len()..].to_vec();
-                out.push((p.clone(), env_start + (at + key.len()) as u64, value));
-            }
-        }
-        at += entry.len() + 1;
-    }
-    if out.len() != paths.len() {
-        return Err("the launched command's environment lost the observer's GILMODEL_OBSERVE_PATH_* entries".into());
-    }
-    Ok(out)
-}
-
-/// A running process's copies of the probed paths: the names its dynamic loader keeps for
-/// each loaded library (`_r_debug.r_map`, then each `link_map`'s `l_name`; glibc's
-/// elf/link.h), read with `process_vm_readv`. None for a path the loader does not name (a
-/// statically linked interpreter's own executable).
-fn loader_copies(pid: i32, paths: &[PathBuf]) -> Vec<(PathBuf, u64, Vec<u8>)> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let Some(ld) = maps.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() >= 6 && f[2] == "00000000" && f[5].contains("/ld-linux")).then(|| PathBuf::from(f[5]))
-    }) else {
-        return Vec::new();
-    };
-    let (Ok(syms), Some(base)) = (Symbols::read(&ld), load_start(pid, &ld)) else { return Vec::new() };
-    let Some(r_debug) = syms.data("_r_debug") else { return Vec::new() };
-    let want: Vec<Option<PathBuf>> = paths.iter().map(|p| std::fs::canonicalize(p).ok()).collect();
-    let mut out = Vec::new();
-    let mut lm = read_u64(pid, base - syms.first_vaddr + r_debug + 8).unwrap_or(0);
-    for _ in 0..4096 {
-        if lm == 0 {
-            break;
-        }
-        if let Some(name_at) = read_u64(pid, lm + 8) {
-            let mut buf = vec![0u8; 4096];
-            if read_bytes(pid, name_at, &mut buf) {
-                let n = buf.iter().position(|&b| b == 0).unwrap_or(0);
-                let name = PathBuf::from(String::from_utf8_lossy(&buf[..n]).into_owned());
-                let canon = std::fs::canonicalize(&name).ok();
-                for (p, w) in paths.iter().zip(&want) {
-                    if n > 0 && w.is_some() && &canon == w && !out.iter().any(|o: &(PathBuf, u64, Vec<u8>)| &o.0 == p) {
-                        out.push((p.clone(), name_at, buf[..n].to_vec()));
-                    }
-                }
-            }
-        }
-        lm = read_u64(pid, lm + 24).unwrap_or(0);
-    }
-    out
 }
 
 fn exit_status(st: i32) -> serde_json::Value {
@@ -450,15 +317,6 @@ fn load_start(pid: i32, path: &std::path::Path) -> Option<u64> {
     })
 }
 
-fn read_bytes(pid: i32, addr: u64, buf: &mut [u8]) -> bool {
-    let local = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: buf.len() };
-    // SAFETY: reads another process's memory into a local buffer of that length.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    // A string near the end of a mapping: a shorter read is still a string.
-    n > 0 && (n as usize == buf.len() || buf[..n as usize].contains(&0))
-}
-
 fn read_u64(pid: i32, addr: u64) -> Option<u64> {
     let mut v = [0u8; 8];
     let local = libc::iovec { iov_base: v.as_mut_ptr() as *mut libc::c_void, iov_len: 8 };
@@ -466,18 +324,6 @@ fn read_u64(pid: i32, addr: u64) -> Option<u64> {
     // SAFETY: reads 8 bytes of another process into a local array.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     (n == 8).then(|| u64::from_ne_bytes(v))
-}
-
-/// Whether a process may have perf events copied into the threads it starts: the kernel
-/// checks the *cloning* task's capabilities (CAP_PERFMON or CAP_SYS_ADMIN) for each copy.
-fn can_inherit(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let l = s.lines().find(|l| l.starts_with("CapEff:"))?;
-            u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()
-        })
-        .is_some_and(|c| c & ((1 << 38) | (1 << 21)) != 0)
 }
 
 /// Whether a process is still running (a zombie, exited but not yet reaped by its parent,
@@ -504,55 +350,38 @@ fn tasks_of(pid: i32) -> Vec<i32> {
 pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Result<RunOutput, String> {
     let (fl, probes, lock_sym, syms) = plan(spec)?;
     let started = now_ns();
-    let mut paths: Vec<PathBuf> = probes.iter().map(|p| p.site.path.clone()).collect();
-    paths.sort();
-    paths.dedup();
+    let defs = probes::Definitions::define(&probes)?;
     let mut child: Option<Child> = None;
     let tgid;
-    let _mirror: PathAddrs;
     let mut set;
     let mut tasks_opened: Vec<i32>;
-    let inherit: bool;
     match (&spec.command, spec.pid) {
         (Some(argv), None) => {
-            // Launched: traced until its execve, where its probes are placed; then it runs.
-            let env: Vec<(String, String)> = paths
-                .iter()
-                .enumerate()
-                .map(|(k, p)| (format!("{ENV_PREFIX}{k}"), p.to_string_lossy().into_owned()))
-                .collect();
-            let c = child.insert(Child::spawn(argv, &env)?);
-            c.release_to_exec(&argv[0])?;
+            // Launched: held at the gate while its events are opened (enabled at its execve).
+            let c = child.insert(Child::spawn(argv, spec.cpus.as_deref(), spec.stdout.as_deref())?);
             tgid = c.pid;
-            _mirror = PathAddrs::mirror(env_copies(tgid, &paths)?)?;
-            set = ProbeSet::open(&probes, &[tgid], Some(&_mirror.addrs), spec.ring_pages)?;
-            c.detach();
+            set = ProbeSet::open(&probes, &defs, &[tgid], true, spec.ring_pages)?;
+            c.release(&argv[0])?;
             tasks_opened = vec![tgid];
-            inherit = true;
         }
         (None, Some(pid)) => {
             if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                 return Err(format!("process {pid} does not exist"));
             }
             tgid = pid;
-            // Threads it starts are followed by inheritance where the kernel allows it (the
-            // target may copy perf events, and its loader names every probed file); else
-            // its thread list is read again at every poll.
-            let copies = if can_inherit(pid) { loader_copies(pid, &paths) } else { Vec::new() };
-            inherit = copies.len() == paths.len();
-            _mirror = PathAddrs::mirror(if inherit { copies } else { Vec::new() })?;
-            let inh = inherit.then_some(&_mirror.addrs);
+            // Each of its threads, until a listing finds no new one (the threads they start
+            // from then on are inherited).
             tasks_opened = tasks_of(tgid);
             if tasks_opened.is_empty() {
                 return Err(format!("process {tgid} has no threads to observe (it exited)"));
             }
-            set = ProbeSet::open(&probes, &tasks_opened, inh, spec.ring_pages)?;
+            set = ProbeSet::open(&probes, &defs, &tasks_opened, false, spec.ring_pages)?;
             for _ in 0..5 {
                 let new: Vec<i32> = tasks_of(tgid).into_iter().filter(|t| !tasks_opened.contains(t)).collect();
                 if new.is_empty() {
                     break;
                 }
-                set.absorb(ProbeSet::open(&probes, &new, inh, spec.ring_pages)?);
+                set.absorb(ProbeSet::open(&probes, &defs, &new, false, spec.ring_pages)?);
                 tasks_opened.extend(new);
             }
         }
@@ -560,28 +389,23 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
     }
     let t_open = now_ns() as u64;
     let mut raws = Vec::with_capacity(1 << 16);
-    let mut gil_lock: Option<u64> = None;
+    // 2.7: every distinct value read from `interpreter_lock` (a value read while the loader
+    // was still setting up the library's data can be stale, seen once in 32 observations).
+    let mut lock_values: Vec<u64> = Vec::new();
     let poll = Duration::from_millis(spec.poll_ms.max(1));
     let deadline = spec.duration_s.map(|d| t_open + (d * 1e9) as u64);
     let mut stopped_by = "target_exited";
     let mut ending: Option<u64> = None; // when a launched command was told to stop
     let mut end_t: u64;
-    let mut late_tasks = 0usize;
     loop {
         set.drain(&mut raws);
-        if !inherit {
-            let new: Vec<i32> = tasks_of(tgid).into_iter().filter(|t| !tasks_opened.contains(t)).collect();
-            if !new.is_empty() {
-                if let Ok(more) = ProbeSet::open(&probes, &new, None, spec.ring_pages) {
-                    set.absorb(more);
-                }
-                late_tasks += new.len();
-                tasks_opened.extend(new);
-            }
-        }
-        if let Some(sym) = lock_sym.filter(|_| gil_lock.is_none()) {
+        if let Some(sym) = lock_sym.filter(|_| lock_values.len() < 16) {
             if let Some(start) = load_start(tgid, &syms.path) {
-                gil_lock = read_u64(tgid, start - syms.first_vaddr + sym).filter(|&v| v != 0);
+                if let Some(v) = read_u64(tgid, start - syms.first_vaddr + sym).filter(|&v| v != 0) {
+                    if !lock_values.contains(&v) {
+                        lock_values.push(v);
+                    }
+                }
             }
         }
         let now = now_ns() as u64;
@@ -630,7 +454,8 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
     let fds = set.fds;
     let (lost, malformed) = (set.lost, set.malformed);
     let t_close = now_ns();
-    drop(set); // removes every probe
+    drop(set);
+    drop(defs); // the probes' definitions, once no event uses them
     let t_closed = now_ns();
     // The launched command's events start at its execve; an attached one's at attach.
     let t0 = if child.is_some() {
@@ -647,20 +472,24 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
         raws.sort_by_key(|r| r.t);
         raws.truncate(spec.max_events);
     }
-    let lock_found_by = match (fl, gil_lock) {
-        (Flavour::Lock, Some(_)) => "interpreter_lock",
-        (Flavour::Lock, None) => {
-            // The program ended before the lock could be read: take the lock most acquired.
-            let mut counts = std::collections::HashMap::new();
-            for r in &raws {
-                if let probes::What::Hit { hook: Hook::LockEntry, arg0, .. } = r.what {
-                    *counts.entry(arg0).or_insert(0u64) += 1;
-                }
+    let mut counts = std::collections::HashMap::new();
+    if fl == Flavour::Lock {
+        for r in &raws {
+            if let probes::What::Hit { hook: Hook::LockEntry, arg0, .. } = r.what {
+                *counts.entry(arg0).or_insert(0u64) += 1;
             }
-            gil_lock = counts.into_iter().max_by_key(|c| c.1).map(|c| c.0);
-            "most acquired lock (interpreter_lock was not read in time)"
         }
-        _ => "",
+    }
+    // The value of interpreter_lock that the program's lock calls used most; else (the program
+    // ended before it could be read) the lock most acquired.
+    let read = lock_values.iter().copied().filter(|v| counts.contains_key(v)).max_by_key(|v| counts[v]);
+    let (gil_lock, lock_found_by) = match (fl, read) {
+        (Flavour::Lock, Some(v)) => (Some(v), "interpreter_lock"),
+        (Flavour::Lock, None) => (
+            counts.iter().max_by_key(|c| *c.1).map(|c| *c.0),
+            "most acquired lock (interpreter_lock was not read in time)",
+        ),
+        _ => (None, ""),
     };
     let d = decode::decode(raws, tgid as u32, fl, gil_lock, t0, end_t);
     let elapsed = end_t.saturating_sub(t0) as i64;
@@ -673,26 +502,23 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
         "source": "observed",
         "gil": {"policy": "real", "interpreter": spec.version, "flavour": fl},
         "observed": {
-            "mechanism": "kernel uprobes via perf_event_open (uprobe PMU), one ring per CPU, CLOCK_MONOTONIC",
+            "mechanism": "kernel uprobes (tracefs uprobe_events) read as perf tracepoint events, one ring per CPU, CLOCK_MONOTONIC",
             "pid": tgid,
             "command": spec.command,
             "attached": spec.pid.is_some(),
+            "cpus": spec.cpus,
             "binary": spec.binary,
             "symbols_from": syms.symbols_from,
             "probes": sites,
             "perf_fds": fds,
             "tasks_opened": tasks_opened.len(),
-            "new_threads": if inherit {
-                "followed from their first instruction (inherited events)"
-            } else {
-                "picked up from /proc at each poll: a thread's first GIL events before that are missed"
-            },
-            "threads_picked_up_late": late_tasks,
+            "new_threads": "followed from their first instruction (inherited events)",
             "lost_records": lost,
             "malformed_records": malformed,
             "truncated": truncated,
             "gil_lock": gil_lock.map(|g| format!("{g:#x}")),
             "gil_lock_found_by": lock_found_by,
+            "interpreter_lock_values": lock_values.iter().map(|g| format!("{g:#x}")).collect::<Vec<_>>(),
             "observed_events": match fl {
                 Flavour::Interval if has_waits => "request, acquire, release, timeout, futile_wakeup; drop_request inferred",
                 Flavour::Interval => "request, acquire, release",

@@ -1,71 +1,133 @@
-//! The kernel side: uprobes made with `perf_event_open` (the `uprobe` PMU, through the
-//! `perf-event2` crate), one per probe site, task and CPU, all of a CPU's events writing into
-//! one ring buffer (`PERF_EVENT_IOC_SET_OUTPUT`), read here as raw records.
+//! The kernel side: uprobes defined in tracefs (`uprobe_events`, as `perf probe` defines
+//! them), each opened with `perf_event_open` as a tracepoint event (through the `perf-event2`
+//! crate) per task and CPU, all of a CPU's events writing into one ring buffer
+//! (`PERF_EVENT_IOC_SET_OUTPUT`), read here as raw records.
 //!
-//! Why perf events and not eBPF: a uprobe made this way lives exactly as long as its file
-//! descriptor (nothing is written to `/sys/kernel/tracing/uprobe_events`, so a crash or a
-//! SIGKILL of the observer leaves nothing registered), it needs no compiler or BPF toolchain,
-//! and the kernel timestamps each hit on `CLOCK_MONOTONIC` (`use_clockid`), the clock of the
-//! model's own log. The price is one record per hit (32–48 bytes) copied to user space.
+//! Why tracefs-defined probes and not the `uprobe` PMU (a probe made by `perf_event_open`
+//! alone), tried first: a PMU uprobe is registered and unregistered once per perf event, and
+//! every unregistering waits for RCU grace periods (about 0.17 s each on Linux 6.18 here), so
+//! each observed thread's exit stalled for probes × CPUs × 0.17 s (1.7 s for 5 probes on 2
+//! CPUs), and hits of the surviving threads went missing meanwhile (a `drop_gil` at a thread's
+//! exit, seen in CI). It also names its file by a pointer that the kernel reads again in the
+//! *target's* memory when the target starts a thread (`perf_uprobe_init`: `strndup_user`),
+//! which made `pthread_create` fail. A tracefs probe is registered once for the whole
+//! observation; per-task events only add and remove themselves from its filter. The price: the
+//! definitions outlive a SIGKILLed observer. They are named `gilmodel_<observer pid>/…`, cost
+//! nothing without a perf event attached (no breakpoint is installed), and the next
+//! observation removes those whose observer is gone. Why not eBPF: no compiler or BPF
+//! toolchain, and the kernel timestamps each hit on `CLOCK_MONOTONIC` (`use_clockid`), the
+//! clock of the model's own log; the price is one record per hit (48 bytes) copied out.
 //!
 //! Events are per task with `inherit` + `inherit_thread` (Linux ≥ 5.13): threads the target
 //! starts are followed, processes it forks are not (their GIL is another GIL). Inherited
-//! events must be per CPU (the kernel refuses to mmap inherited per-task-any-CPU events).
-//!
-//! A uprobe event names its file by a *pointer* to the path (`config1`), and when the traced
-//! task starts a thread the kernel copies the event by reading that pointer again, in the
-//! memory of the task that is cloning (kernel/trace/trace_event_perf.c, `perf_uprobe_init`:
-//! `strndup_user(attr.uprobe_path)`). A pointer into the observer's memory makes the target's
-//! `pthread_create` fail ("can't start new thread"). So for inherited events the path pointer
-//! is an address where the target itself holds that path (see `observe::PathAddrs`), and the
-//! observer maps a copy of the string at the same address so the first open reads the same.
-//! The breakpoint is only installed in the traced processes' memory, so other processes that
-//! map the same libpython do not pay for it.
+//! events must be per CPU (the kernel refuses to mmap inherited per-task-any-CPU events). The
+//! breakpoint is only installed in the traced processes' memory (the probe's filter), so other
+//! processes that map the same libpython do not pay for it.
 
 use super::symbols::Site;
-use perf_event::events::Event;
+use perf_event::events::Tracepoint;
 use perf_event::{Builder, Clock, Counter, SampleFlag, Sampler};
-use perf_event_open_sys::bindings::perf_event_attr;
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::path::PathBuf;
 
-/// A uprobe event of the `uprobe` PMU (perf-event2 0.7.4's own `UProbe` does not implement
-/// `Event`): `config1` points at the path, `config2` is the offset in the file.
-struct Uprobe {
-    pmu: u32,
-    retprobe: bool,
-    /// Kept alive until the event is open (the kernel reads `path_ptr` then).
-    path: CString,
-    /// What `config1` points at: `path`, or the same string at the target's address.
-    path_ptr: u64,
-    offset: u64,
+/// The tracing file system's directory, or why there is none.
+pub fn tracefs() -> Result<PathBuf, String> {
+    for d in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        let p = PathBuf::from(d);
+        if p.join("uprobe_events").exists() {
+            return Ok(p);
+        }
+    }
+    Err("no tracefs with uprobe_events (/sys/kernel/tracing): mount it (`mount -t tracefs nodev /sys/kernel/tracing`); \
+         the kernel needs CONFIG_UPROBE_EVENTS"
+        .into())
 }
 
-impl Event for Uprobe {
-    fn update_attrs(self, _: &mut perf_event_attr) {
-        unreachable!("Builder calls update_attrs_with_data")
-    }
+/// This observation's probe definitions in tracefs; removed on drop (after the perf events
+/// that use them are closed: the kernel refuses to remove a probe in use).
+pub struct Definitions {
+    dir: PathBuf,
+    group: String,
+    names: Vec<String>,
+    /// The tracepoint id of each probe, in the order given.
+    pub ids: Vec<u64>,
+}
 
-    fn update_attrs_with_data(self, attr: &mut perf_event_attr) -> Option<Arc<dyn perf_event::events::EventData>> {
-        attr.type_ = self.pmu;
-        // format/retprobe is "config:0" on every kernel that has the uprobe PMU (4.17+).
-        attr.config = self.retprobe.into();
-        attr.__bindgen_anon_3.config1 = self.path_ptr;
-        attr.__bindgen_anon_4.config2 = self.offset;
-        Some(Arc::new(self.path))
+fn write_line(file: &std::path::Path, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().append(true).open(file)?;
+    f.write_all(line.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+impl Definitions {
+    /// Define one uprobe per probe (`p:` entry or `r:` return, at its file offset).
+    pub fn define(probes: &[Probe]) -> Result<Definitions, String> {
+        let dir = tracefs()?;
+        remove_stale(&dir);
+        let mut d = Definitions { group: format!("gilmodel_{}", std::process::id()), dir, names: Vec::new(), ids: Vec::new() };
+        let ue = d.dir.join("uprobe_events");
+        for (k, p) in probes.iter().enumerate() {
+            let path = p.site.path.to_string_lossy();
+            if path.contains(char::is_whitespace) {
+                return Err(format!("{path}: uprobe_events cannot name a path with white space"));
+            }
+            let name = format!("p{k}");
+            let line = format!("{}:{}/{} {}:{:#x}", if p.retprobe { 'r' } else { 'p' }, d.group, name, path, p.site.offset);
+            write_line(&ue, &line).map_err(|e| match e.raw_os_error() {
+                Some(libc::EACCES) | Some(libc::EPERM) => {
+                    format!("cannot write {} ({e}): observing needs root", ue.display())
+                }
+                _ => format!("the kernel refused the uprobe `{line}` ({e})"),
+            })?;
+            d.names.push(name.clone());
+            let idf = d.dir.join("events").join(&d.group).join(&name).join("id");
+            let id = std::fs::read_to_string(&idf)
+                .map_err(|e| format!("{}: {e}", idf.display()))?
+                .trim()
+                .parse()
+                .map_err(|e| format!("{}: {e}", idf.display()))?;
+            d.ids.push(id);
+        }
+        Ok(d)
     }
 }
 
-/// The uprobe PMU's type number, or why there is none.
-pub fn uprobe_pmu() -> Result<u32, String> {
-    let p = "/sys/bus/event_source/devices/uprobe/type";
-    std::fs::read_to_string(p)
-        .map_err(|e| format!("this kernel has no uprobe PMU ({p}: {e}); observing needs CONFIG_UPROBE_EVENTS (Linux 4.17+)"))?
-        .trim()
-        .parse()
-        .map_err(|e| format!("{p}: {e}"))
+impl Drop for Definitions {
+    fn drop(&mut self) {
+        let ue = self.dir.join("uprobe_events");
+        for n in &self.names {
+            let _ = write_line(&ue, &format!("-:{}/{}", self.group, n));
+        }
+    }
+}
+
+/// The probe definitions of observers that are no longer running (a SIGKILLed one leaves its
+/// own behind), removed.
+fn remove_stale(dir: &std::path::Path) {
+    let ue = dir.join("uprobe_events");
+    let Ok(text) = std::fs::read_to_string(&ue) else { return };
+    for l in text.lines() {
+        let Some(ev) = l.split_whitespace().next().and_then(|h| h.split_once(':')).map(|x| x.1) else { continue };
+        let Some((group, _)) = ev.split_once('/') else { continue };
+        let Some(pid) = group.strip_prefix("gilmodel_").and_then(|p| p.parse::<i32>().ok()) else { continue };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = write_line(&ue, &format!("-:{ev}"));
+        }
+    }
+}
+
+/// This observer's probe definitions still in tracefs (none once an observation is over).
+pub fn defined_by(pid: u32) -> Vec<String> {
+    let Ok(dir) = tracefs() else { return Vec::new() };
+    let prefix = format!("gilmodel_{pid}/");
+    std::fs::read_to_string(dir.join("uprobe_events"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(&prefix))
+        .map(str::to_string)
+        .collect()
 }
 
 /// What a probe hit means (its place in the GIL's protocol).
@@ -175,14 +237,9 @@ pub fn online_cpus() -> Vec<usize> {
 /// Why the kernel refused, in words a user can act on.
 pub fn explain_open_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EPERM) => format!(
-            "the kernel refused a uprobe ({e}): observing needs root or CAP_PERFMON (and \
-             CAP_SYS_ADMIN on kernels before 5.8); run as root, or `setcap cap_perfmon+ep` on the Python that runs gilmodel"
-        ),
-        Some(libc::ENOENT) | Some(libc::ENODEV) => format!(
-            "this kernel has no uprobe PMU ({e}): /sys/bus/event_source/devices/uprobe is missing; \
-             it needs CONFIG_UPROBE_EVENTS"
-        ),
+        Some(libc::EACCES) | Some(libc::EPERM) => {
+            format!("the kernel refused a uprobe's perf event ({e}): observing needs root")
+        }
         Some(libc::EMFILE) | Some(libc::ENFILE) => {
             format!("out of file descriptors for the probes ({e}): raise `ulimit -n`")
         }
@@ -191,49 +248,33 @@ pub fn explain_open_error(e: &std::io::Error) -> String {
 }
 
 impl ProbeSet {
-    /// Open every probe for every task of `tasks` on every online CPU, enabled at once.
-    /// `inherit`: `Some(path → address in the target of that path's string)`, and the threads
-    /// the tasks start are followed; `None`: only these tasks. `ring_pages` (a power of two) is
-    /// each CPU's ring size in pages.
-    pub fn open(
-        probes: &[Probe],
-        tasks: &[i32],
-        inherit: Option<&HashMap<std::path::PathBuf, u64>>,
-        ring_pages: usize,
-    ) -> Result<ProbeSet, String> {
+    /// Open every probe of `defs` (defined from `probes`, in that order) for every task of
+    /// `tasks` on every online CPU; the threads the tasks start are followed. `on_exec`: the
+    /// events start disabled and turn on at the task's next `execve` (a launched command held
+    /// before it), else at once. `ring_pages` (a power of two) is each CPU's ring size in pages.
+    pub fn open(probes: &[Probe], defs: &Definitions, tasks: &[i32], on_exec: bool, ring_pages: usize) -> Result<ProbeSet, String> {
         raise_fd_limit();
         let page = 4096usize;
         let mut rings: Vec<Sampler> = Vec::new();
         let mut others = Vec::new();
         let mut hooks = HashMap::new();
         let mut fds = 0usize;
-        let pmu = uprobe_pmu()?;
         for cpu in online_cpus() {
             let mut ring_fd: Option<i32> = None;
             for &task in tasks {
                 for (k, p) in probes.iter().enumerate() {
-                    let path = CString::new(p.site.path.as_os_str().as_encoded_bytes())
-                        .map_err(|_| format!("{}: a path with a NUL byte", p.site.path.display()))?;
-                    let path_ptr = match inherit {
-                        Some(addrs) => *addrs.get(&p.site.path).ok_or_else(|| {
-                            format!("{}: no copy of this path in the target's memory", p.site.path.display())
-                        })?,
-                        None => path.as_ptr() as usize as u64,
-                    };
-                    let ev = Uprobe { pmu, retprobe: p.retprobe, path, path_ptr, offset: p.site.offset };
-                    let mut b = Builder::new(ev);
+                    let mut b = Builder::new(Tracepoint::with_id(defs.ids[k]));
                     b.observe_pid(task)
                         .one_cpu(cpu)
-                        .inherit(inherit.is_some())
-                        .inherit_thread(inherit.is_some())
+                        .inherit(true)
+                        .inherit_thread(true)
                         .sample_period(1)
                         .sample(SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::REGS_USER)
                         .sample_regs_user(REGS.0)
                         .clockid(Clock::MONOTONIC)
                         .sample_id_all(true)
-                        .exclude_kernel(true)
-                        .exclude_hv(true)
-                        .enabled(true)
+                        .enabled(!on_exec)
+                        .enable_on_exec(on_exec)
                         .wakeup_watermark(ring_pages * page / 2);
                     if k == 0 {
                         // One event per task and CPU reports the task's life, names and switches.
