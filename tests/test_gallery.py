@@ -29,10 +29,13 @@ def test_each_experiment_writes_figure_table_json(out, name):
     assert json.loads((d / (name + ".json")).read_text())["rows"] == json.loads(json.dumps(r["rows"]))
 
 
-def test_interval_handoffs_switch_rate_follows_the_interval(out):
-    rows = out[0]["interval-handoffs"]["rows"]
+@pytest.mark.timing
+def test_interval_handoffs_switch_rate_follows_the_interval(tmp_path):
+    # Its own run, so that a retry in a quiet moment (tests/contention.py) measures afresh: at
+    # 0.5 ms the rate is the machine's (2 000/s ideal, 359/s in a CI run beside a compiler).
+    rows = gallery.reproduce("interval-handoffs", str(tmp_path), scale=0.05, quiet=True)["rows"]
     by = {r["interval_ms"]: r["switches_per_s"] for r in rows}
-    assert by[0.5] > 5 * by[20.0]
+    assert by[0.5] > 5 * by[20.0], by
 
 
 def test_who_wins_shares_sum_to_one(out):

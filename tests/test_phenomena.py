@@ -45,7 +45,11 @@ def test_interval_convoy_is_many_times_slower_next_to_a_cpu_thread():
     rs = sorted((gm.scenarios.convoy_factor(gm.cpython("3.11"), TWO, 1, total_bytes=128 << 10) for _ in range(3)),
                 key=lambda r: r["factor"])
     assert rs[1]["factor"] > 10, [r["factor"] for r in rs]
-    assert rs[1]["loaded"]["drop_requests"] > 10
+    # The mechanism: the stream waits out interval after interval, each ended by its drop
+    # request (measured: drop requests = 0.92–0.94 of the 5 ms intervals the loaded run
+    # lasted; a fixed floor of 10 failed in CI on a short median run with 7).
+    loaded = rs[1]["loaded"]
+    assert loaded["drop_requests"] >= 0.5 * loaded["elapsed_s"] / 0.005, loaded
 
 
 @needs_2_cores
