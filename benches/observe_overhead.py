@@ -1,8 +1,9 @@
 """The observer effect of `gilmodel observe`, per interpreter, each workload with and without
 observation, alternating:
 
-- a two-thread countdown that times itself (threads start → joined) and counts its own
-  thread switches;
+- a two-thread countdown that times itself (threads start → joined), counts its own thread
+  switches and reports its own CPU time (``os.times()``: user and kernel, the whole process,
+  start-up included);
 - the `io_latency` probe (python/gilmodel/probes/): a thread echoing pings from another
   process beside a CPU-bound thread; its median and p90 round trip.
 
@@ -24,7 +25,7 @@ from gilmodel.observe import find_interpreter
 from gilmodel.probes import path as probe_path
 
 SCRIPT = """\
-import sys, threading, time
+import os, sys, threading, time
 N, out = int(sys.argv[1]), sys.argv[2]
 last, switches = [None], [0]
 def count(me, n):
@@ -37,7 +38,9 @@ ts = [threading.Thread(target=count, args=(i, N)) for i in range(2)]
 t = time.time()
 for x in ts: x.start()
 for x in ts: x.join()
-open(out, "w").write("%f %d\\n" % (time.time() - t, switches[0]))
+el = time.time() - t
+u, k = os.times()[:2]
+open(out, "w").write("%f %d %f %f\\n" % (el, switches[0], u, k))
 """
 
 
@@ -47,8 +50,9 @@ def main():
     d = tempfile.mkdtemp()
     script, out = os.path.join(d, "countdown.py"), os.path.join(d, "out.txt")
     open(script, "w").write(SCRIPT)
-    print("| interpreter | N | elapsed unobserved (s) | observed (s) | ratio | switches/s unobserved | observed |")
-    print("|---|---|---|---|---|---|---|")
+    print("| interpreter | N | elapsed unobserved (s) | observed (s) | ratio | switches/s unobserved | observed "
+          "| user CPU unobserved (s) | observed | kernel CPU unobserved (s) | observed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for py in pys:
         v = find_interpreter(py).version
         n = 300_000 if v.startswith("2.") else 3_000_000
@@ -60,11 +64,12 @@ def main():
                     gm.observe(cmd)
                 else:
                     subprocess.run(cmd, check=True)
-                el, sw = open(out).read().split()
-                res[observed].append((float(el), int(sw) / float(el)))
-        med = {k: (statistics.median(e for e, _ in r), statistics.median(s for _, s in r)) for k, r in res.items()}
-        print("| %s | %d | %.3f | %.3f | %.2f× | %.0f | %.0f |" % (v, n, med[False][0], med[True][0], med[True][0] / med[False][0],
-                                                               med[False][1], med[True][1]))
+                el, sw, u, k = open(out).read().split()
+                res[observed].append((float(el), int(sw) / float(el), float(u), float(k)))
+        med = {o: [statistics.median(x[i] for x in r) for i in range(4)] for o, r in res.items()}
+        print("| %s | %d | %.3f | %.3f | %.2f× | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
+            v, n, med[False][0], med[True][0], med[True][0] / med[False][0], med[False][1], med[True][1],
+            med[False][2], med[True][2], med[False][3], med[True][3]))
 
     print()
     print("| interpreter | echo p50 unobserved (ms) | observed | echo p90 unobserved | observed |")

@@ -63,6 +63,10 @@ pub struct ObserveSpec {
     /// before SIGKILL.
     #[serde(default = "default_grace_s")]
     pub grace_s: f64,
+    /// Only these probes (hook names as in `meta["observed"]["probes"]`, e.g. "TakeEntry"),
+    /// to measure what each costs (benches/observe_overhead.py); None: all.
+    #[serde(default)]
+    pub hooks: Option<Vec<String>>,
 }
 
 fn default_ring_pages() -> usize {
@@ -153,6 +157,9 @@ pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Sym
                 }
             }
         }
+    }
+    if let Some(keep) = &spec.hooks {
+        probes.retain(|p| keep.iter().any(|k| *k == format!("{:?}", p.hook)));
     }
     Ok((fl, probes, gil_lock, syms))
 }
