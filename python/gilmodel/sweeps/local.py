@@ -2,10 +2,17 @@
 
 The allowed cores (this process's affinity mask) are cut into ``len(allowed) // cores_per_run``
 slots of consecutive cores (at most ``max_parallel``). Each slot has one long-lived worker
-process (``spawn`` context), pinned with ``sched_setaffinity`` before it runs anything; the
-parent hands it one run at a time, so runs on different slots never share a core and a worker
-costs its start-up once, not per run. The worker writes its run's files itself (atomically),
-then reports; a worker that dies mid-run is replaced and its run recorded as failed.
+process, pinned with ``sched_setaffinity`` before it runs anything; the parent hands it one run
+at a time, so runs on different slots never share a core and a worker costs its start-up once,
+not per run. The worker writes its run's files itself (atomically), then reports; a worker that
+dies mid-run is replaced and its run recorded as failed.
+
+Workers are spawned, not forked: the parent is never single-threaded (numpy and pyarrow start
+threads at import), and a fork of a multi-threaded process may inherit a lock another thread
+held. A spawned worker imports gilmodel, numpy and pyarrow anew (about 0.7 s on the 2-core VM,
+most of a 40-run sweep's start-up). A worker told to stop leaves with ``os._exit`` once its
+files are written: an interpreter's orderly exit took 0.2 s, spent in the parent's join at the
+sweep's tail.
 
 Workers ignore SIGINT and die with the parent (``PR_SET_PDEATHSIG``): Ctrl-C in the parent
 stops every worker and returns after joining them; a SIGKILL of the parent kills them too, so
@@ -65,9 +72,10 @@ def _worker(conn, cores: List[int], out: str, params: pa.Schema, parent_pid: int
         try:
             spec = conn.recv()
         except EOFError:
-            return
+            os._exit(0)
         if spec is None:
-            return
+            conn.close()
+            os._exit(0)  # its files are written (atomically, each run's before it reported)
         try:
             row, ev = run_one(spec, cores, "local")
             if events and ev is not None:

@@ -145,7 +145,9 @@ def load(out: Union[str, os.PathLike], status: Optional[str] = None) -> pa.Table
     files = sorted(glob.glob(os.path.join(d, "*.parquet")))
     if not files:
         return pa.table({})
-    t = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+    # ParquetFile.read: 0.11 s for 40 one-row files against 0.2–0.6 s with read_table (its
+    # dataset layer), most of a sweep's tail.
+    t = pa.concat_tables([pq.ParquetFile(f).read() for f in files], promote_options="permissive")
     if status is not None:
         t = t.filter(pc.equal(t.column("status"), status))
     ids = t.column("run_id").to_pylist()
