@@ -58,3 +58,16 @@ def test_observed_probes_beside_the_model_give_distributions_statistics_files_an
     assert os.path.getsize(out) > 10_000
     # Aligned: the real run's workload (its first started thread) is at 0 in the view.
     assert gm.plot.workload_start_ns(gm.plot.shifted(real, gm.plot.workload_start_ns(real))) == 0
+
+
+def test_waiter_rank_counts_the_open_waits_that_began_earlier():
+    from gilmodel.fidelity.events import waiter_ranks
+
+    # A asks at 0, B at 2, C at 5; granted A, B, C in turn: each time the longest waiting.
+    assert waiter_ranks([0, 1, 2], [0, 2, 5], [10, 20, 30]).tolist() == [0, 0]
+    # C granted first (2 rivals, both earlier), then A (1 rival, B, later), then B alone.
+    assert waiter_ranks([0, 1, 2], [0, 2, 5], [20, 30, 10]).tolist() == [0, 2]
+    # A wait granted with no other wait open is not ranked; a thread's earlier, finished wait
+    # is not open.
+    assert waiter_ranks([0, 1], [0, 20], [10, 30]).size == 0
+    assert waiter_ranks([0, 0, 1], [0, 11, 12], [10, 40, 30]).tolist() == [1]

@@ -359,7 +359,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                        "threads_sweep")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--events", action="store_true", help="event by event instead: observe the real interpreter (uprobes, "
-                                                        "root) while it runs the handoffs and io_latency probes, run the "
+                                                        "root) while it runs the handoffs, io_latency and three_threads probes, run the "
                                                         "model on the same workloads, and compare the distributions of "
                                                         "holds, waits and hand-offs (KS, Wasserstein; events.md, "
                                                         "events.parquet, a picture per interpreter and core set)")

@@ -177,13 +177,18 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
             "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms")}
 
 
-def _three_threads(gil, cs, cal, duration_s) -> Dict[str, Any]:
-    """Three CPU-bound threads (the probe's 100-iteration chunks of countdown as ticks); the
-    switch rate, and the sorted shares of GIL time and of hand-offs won."""
+def _three_threads_run(gil, cs, cal, duration_s) -> Run:
+    """Three CPU-bound threads (the probe's 100-iteration chunks of countdown as ticks), run."""
     chunk = max(1, int(round(100 * cal.ticks_per_iter / cal.group)))
     sc = Scenario(gil, [Thread("c%d" % i, [loop(cpu(chunk))], core=cs[i % len(cs)]) for i in range(3)], cores=cs,
                   duration_s=duration_s, tick_ns=cal.model_tick_ns, name="three_threads")
-    r = run(sc.replace(profile=cal))
+    return run(sc.replace(profile=cal))
+
+
+def _three_threads(gil, cs, cal, duration_s) -> Dict[str, Any]:
+    """Three CPU-bound threads; the switch rate, and the sorted shares of GIL time and of
+    hand-offs won."""
+    r = _three_threads_run(gil, cs, cal, duration_s)
     s = r.summary()
     to = analysis.handoffs(r.events).column("to_thread").to_numpy()
     won = np.bincount(to, minlength=3) / max(1, to.size)
