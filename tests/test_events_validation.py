@@ -39,15 +39,16 @@ def test_observed_probes_beside_the_model_give_distributions_statistics_files_an
     interp = detect(sys.executable)
     cores = gm._core.allowed_cores()[:2]
     cal = gm.calibrate(interp.path, repeats=1, quiet=True)
-    df = validate_events([interp], [cores], {interp.label: cal}, 0.1, str(tmp_path))
+    df = validate_events([interp], [cores], {interp.label: cal}, 0.1, str(tmp_path), repeats=2)
     expected = [(p, m) for p, ms in EVENT_PROBES.items() for m in ms]
     assert list(zip(df.probe, df.metric)) == expected
     assert (df.n_real > 0).all() and (df.n_model > 0).all(), df[["metric", "n_real", "n_model"]]
-    assert ((df.ks >= 0) & (df.ks <= 1)).all()
+    assert ((df.ks >= 0) & (df.ks <= 1)).all() and (df.repeats == 2).all()
     assert (df.p50_real <= df.p90_real).all() and (df.p50_model <= df.p90_model).all()
     back = pd.read_parquet(tmp_path / "events.parquet")
     assert len(back) == len(df)
-    assert "| %s |" % interp.version in (tmp_path / "events.md").read_text()
+    md = (tmp_path / "events.md").read_text()
+    assert "| %s |" % interp.version in md and "pooled over 2 repeat" in md
     tag = "%s_%s" % (interp.version, "-".join(map(str, cores)))
     assert (tmp_path / ("events_%s.png" % tag)).stat().st_size > 10_000
     # Each case's two runs are kept, and draw one above the other on one axis.

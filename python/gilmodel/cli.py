@@ -169,7 +169,7 @@ def _cmd_validate_events(a, cores) -> int:
     cals = {}
     for it in interps:
         cals[it.label] = profiles.calibrate(it.path, repeats=3, quiet=True)
-    total = len(interps) * len(core_sets) * len(EVENT_PROBES)
+    total = len(interps) * len(core_sets) * len(EVENT_PROBES)  # cases, each of --repeats observations
     done = [0]
 
     def progress(interp, cs, probe):
@@ -177,7 +177,7 @@ def _cmd_validate_events(a, cores) -> int:
         print("[%d/%d] %s cores %s %s" % (done[0], total, interp.version, ",".join(map(str, cs)), probe), file=sys.stderr)
 
     try:
-        df = validate_events(interps, core_sets, cals, a.scale, a.out, progress)
+        df = validate_events(interps, core_sets, cals, a.scale, a.out, progress, repeats=a.repeats)
     except ObserveError as e:
         print("gilmodel: error: %s" % e, file=sys.stderr)
         return 2

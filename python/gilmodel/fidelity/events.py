@@ -44,7 +44,8 @@ from ..profiles import Profile
 from ..run import Run
 from .model_side import _echo, _prepare, _three_threads_run, run as model_run
 
-__all__ = ["EVENT_PROBES", "ROLES", "KS_WITHIN", "ks", "wasserstein", "distributions", "compare_runs", "observe_probe",
+__all__ = ["EVENT_PROBES", "ROLES", "KS_WITHIN", "ks", "wasserstein", "waiter_ranks", "distributions", "compare_runs",
+           "compare_samples", "observe_probe",
            "model_run_of", "validate_events"]
 
 #: Probes observed, and the metrics of each.
@@ -151,7 +152,11 @@ def distributions(run: Run, probe: str, real: bool) -> Dict[str, np.ndarray]:
 
 def compare_runs(real: Run, model: Run, probe: str) -> List[Dict[str, Any]]:
     """One row per metric: both sides' n and quantiles, KS, W1 / real median, within."""
-    dr, dm = distributions(real, probe, True), distributions(model, probe, False)
+    return compare_samples(distributions(real, probe, True), distributions(model, probe, False), probe)
+
+
+def compare_samples(dr: Dict[str, np.ndarray], dm: Dict[str, np.ndarray], probe: str) -> List[Dict[str, Any]]:
+    """:func:`compare_runs` on samples already drawn (pooled over repeats, say)."""
     rows = []
     for m in EVENT_PROBES[probe]:
         a, b = dr[m], dm[m]
@@ -216,12 +221,15 @@ def _figure(rows: List[Tuple[str, np.ndarray, np.ndarray]], title: str, path: st
 
 
 def validate_events(interps: Sequence[Interpreter], core_sets: Sequence[Sequence[int]], profiles_: Dict[str, Profile],
-                    scale: float, out: str, progress=None) -> pd.DataFrame:
-    """See the module's doc; ``profiles_`` maps each interpreter's ``label`` to its
-    calibration profile; ``progress(interp, cores, probe)`` is called after each case."""
-    """Observe each probe of :data:`EVENT_PROBES` under each interpreter on each core set, run
-    the model on the same workload, and compare; writes ``events.parquet``, ``events.md``,
-    ``events_<interpreter>_<cores>.png`` and both runs per case under ``out/events/``."""
+                    scale: float, out: str, progress=None, repeats: int = 1) -> pd.DataFrame:
+    """Observe each probe of :data:`EVENT_PROBES` under each interpreter on each core set,
+    ``repeats`` times, run the model on the same workload as often (interleaved), and compare
+    the samples pooled over the repeats. Writes ``events.parquet``, ``events.md``,
+    ``events_<interpreter>_<cores>.png`` and both runs of each case's first repeat under
+    ``out/events/``. ``profiles_`` maps each interpreter's ``label`` to its calibration
+    profile; ``progress(interp, cores, probe)`` is called after each case."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError("validate_events: repeats must be an integer >= 1, got %r" % (repeats,))
     os.makedirs(os.path.join(out, "events"), exist_ok=True)
     rows: List[Dict[str, Any]] = []
     for interp in interps:
@@ -231,20 +239,30 @@ def validate_events(interps: Sequence[Interpreter], core_sets: Sequence[Sequence
             pics = []
             for probe in EVENT_PROBES:
                 args = probe_args(probe, scale, {})
-                real = observe_probe(interp, probe, args, cores)
-                model = model_run_of(probe, interp.minor, cores, args, cal)
-                real.to_parquet(os.path.join(out, "events", "%s_%s_real.parquet" % (probe, tag)))
-                model.to_parquet(os.path.join(out, "events", "%s_%s_model.parquet" % (probe, tag)))
-                for r in compare_runs(real, model, probe):
-                    r.update(interpreter=interp.version, cores=",".join(map(str, cores)),
-                             lost_returns=real.meta["observed"]["notes"]["lost_returns"],
-                             lost_records=real.meta["observed"]["lost_records"])
+                pooled: Dict[bool, Dict[str, List[np.ndarray]]] = {True: {}, False: {}}
+                lost = [0, 0]
+                for rep in range(repeats):
+                    real = observe_probe(interp, probe, args, cores)
+                    model = model_run_of(probe, interp.minor, cores, args, cal)
+                    if rep == 0:
+                        real.to_parquet(os.path.join(out, "events", "%s_%s_real.parquet" % (probe, tag)))
+                        model.to_parquet(os.path.join(out, "events", "%s_%s_model.parquet" % (probe, tag)))
+                    for side, r in ((True, real), (False, model)):
+                        for m, x in distributions(r, probe, side).items():
+                            pooled[side].setdefault(m, []).append(x)
+                    lost[0] += real.meta["observed"]["notes"]["lost_returns"]
+                    lost[1] += real.meta["observed"]["lost_records"]
+                dr = {m: np.concatenate(v) for m, v in pooled[True].items()}
+                dm = {m: np.concatenate(v) for m, v in pooled[False].items()}
+                for r in compare_samples(dr, dm, probe):
+                    r.update(interpreter=interp.version, cores=",".join(map(str, cores)), repeats=repeats,
+                             lost_returns=lost[0], lost_records=lost[1])
                     rows.append(r)
-                dr, dm = distributions(real, probe, True), distributions(model, probe, False)
                 pics += [("%s %s" % (probe, m), dr[m], dm[m]) for m in EVENT_PROBES[probe]]
                 if progress:
                     progress(interp, cores, probe)
-            _figure(pics, "CPython %s on cores %s: observed real GIL vs model" % (interp.version, ",".join(map(str, cores))),
+            _figure(pics, "CPython %s on cores %s: observed real GIL vs model (%d repeat%s pooled)"
+                    % (interp.version, ",".join(map(str, cores)), repeats, "" if repeats == 1 else "s"),
                     os.path.join(out, "events_%s.png" % tag))
     df = pd.DataFrame(rows)
     df.to_parquet(os.path.join(out, "events.parquet"))
@@ -256,8 +274,9 @@ def validate_events(interps: Sequence[Interpreter], core_sets: Sequence[Sequence
 def report(df: pd.DataFrame) -> str:
     """The comparison as Markdown: one row per (interpreter, cores, probe, metric)."""
     lines = ["# Event-level validation: observed real GIL vs model", "",
-             "KS: the largest gap between the two distribution functions (0 = same, 1 = disjoint); matched when ≤ %.2f. "
-             "W1/median: the area between them, in real medians." % KS_WITHIN, "",
+             "Samples pooled over %s repeat(s) per side. KS: the largest gap between the two distribution functions "
+             "(0 = same, 1 = disjoint); matched when ≤ %.2f. W1/median: the area between them, in real medians."
+             % (",".join(sorted({str(x) for x in df.get("repeats", pd.Series([1]))})), KS_WITHIN), "",
              "| interpreter | cores | probe | metric | n real / model | p50 real / model | p90 real / model | p99 real / model | KS | W1/median | |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.to_dict("records"):
