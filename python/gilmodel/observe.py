@@ -168,7 +168,8 @@ def can_observe() -> Optional[str]:
 
 
 def observe(command: Optional[Sequence[str]] = None, *, pid: Optional[int] = None, duration_s: Optional[float] = None,
-            cpus: Optional[Sequence[int]] = None, stdout: Optional[str] = None, ring_pages: int = 512, poll_ms: int = 10, max_events: int = 10_000_000, grace_s: float = 2.0) -> Run:
+            cpus: Optional[Sequence[int]] = None, stdout: Optional[str] = None, ring_pages: int = 512,
+            poll_ms: int = 10, max_events: int = 10_000_000, grace_s: float = 2.0) -> Run:
     """Observe a real CPython's GIL: launch ``command`` (its ``argv[0]`` a CPython, e.g.
     ``["python3", "app.py"]``) or attach to process ``pid``, and return what its GIL did.
 
