@@ -3,7 +3,8 @@
 A test marked ``@pytest.mark.timing`` (or a module with ``pytestmark = pytest.mark.timing``)
 runs with the CPU time of other processes measured around it (``/proc/stat`` less this
 process tree's own time: :func:`gilmodel._procs.contention`). When it fails while others took
-more than :data:`BUSY_CORES` of a core on average, it waits for a quiet moment (up to
+more than :data:`BUSY_CORES` of a core on average (or the hypervisor stole that much), it
+waits for a quiet moment (up to
 :data:`QUIET_WAIT_S`) and runs again, at most :data:`ATTEMPTS` times in all; a pass after such
 a retry is reported as a warning naming the contention. Every failure's message ends with the
 contention measured during each attempt, so a failure always says whether the machine was
@@ -32,16 +33,23 @@ def _reading(c) -> str:
     return "other processes %.2f cores, steal %.2f cores over %.2f s" % (c["foreign_cores"], c["steal_cores"], c["wall_s"])
 
 
+def _quiet(c) -> bool:
+    # The hypervisor's steal counts too: in a CI run a test failed three times with steal at
+    # 0.62-0.88 cores while the wait between attempts had looked at other processes alone.
+    return c["foreign_cores"] <= BUSY_CORES and c["steal_cores"] <= BUSY_CORES
+
+
 def wait_for_quiet(limit_s: float = QUIET_WAIT_S, window_s: float = 0.5):
-    """Sample the machine in ``window_s`` windows until one is quiet; the last reading and
-    whether it was quiet."""
+    """Sample the machine in ``window_s`` windows until one is quiet (other processes and
+    the hypervisor's steal both under :data:`BUSY_CORES`); the last reading and whether it
+    was quiet."""
     end = time.monotonic() + limit_s
     while True:
         a = _procs.cpu_sample(tree=True)
         time.sleep(window_s)
         c = _procs.contention(a, _procs.cpu_sample(tree=True))
-        if c["foreign_cores"] <= BUSY_CORES or time.monotonic() >= end:
-            return c, c["foreign_cores"] <= BUSY_CORES
+        if _quiet(c) or time.monotonic() >= end:
+            return c, _quiet(c)
 
 
 def run_measured(item, runtest) -> None:
@@ -53,14 +61,14 @@ def run_measured(item, runtest) -> None:
         except Exception as e:
             c = _procs.contention(a, _procs.cpu_sample(tree=True))
             readings.append(c)
-            busy = c["foreign_cores"] > BUSY_CORES or c["steal_cores"] > BUSY_CORES
+            busy = not _quiet(c)
             quiet_now = None
             if busy and attempt < ATTEMPTS:
                 quiet_now, ok = wait_for_quiet()
                 if ok:
                     continue
-            lines = ["contention during attempt %d: %s%s" % (i + 1, _reading(r), " (busy)" if r["foreign_cores"] > BUSY_CORES
-                                                               else " (quiet)") for i, r in enumerate(readings)]
+            lines = ["contention during attempt %d: %s%s" % (i + 1, _reading(r), " (quiet)" if _quiet(r) else " (busy)")
+                     for i, r in enumerate(readings)]
             if quiet_now is not None:
                 lines.append("no quiet moment came within %.0f s (last: %s)" % (QUIET_WAIT_S, _reading(quiet_now)))
             verdict = ("the machine was busy: this failure may be the contention's, not the model's"
