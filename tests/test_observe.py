@@ -286,3 +286,26 @@ def test_the_command_line_observes_writes_the_run_and_draws_it_beside_another(tm
     # Nothing to observe: a usage error, not a traceback.
     p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "observe"], capture_output=True, text=True)
     assert p.returncode != 0 and "--pid" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="blocking system calls are observed on x86_64 only (their numbers)")
+def test_blocking_calls_made_with_the_gil_released_are_io_spans(tmp_path):
+    from gilmodel.probes import path as probe_path
+
+    cmd = [sys.executable, "-E", "-s", "-B", probe_path("io_latency"), "--cpu-threads", "1", "--pings", "20", "--gap-us", "10000"]
+    run = gm.observe(cmd, stdout=str(tmp_path / "out.json"))
+    assert run.meta["observed"]["hits"]["SysEnter"] > 0
+    t, th, ev = columns(run)
+    N = gm.EVENT_NAMES.index
+    echo = run.threads.num_rows - 1  # the probe starts its CPU thread, then the echo thread
+    mine = ev[th == echo]
+    seq = mine[np.isin(mine, [N("request"), N("acquire"), N("release"), N("io_begin"), N("io_end")])]
+    # Each blocking call lies between a release and the next request, never inside a hold.
+    for k in np.flatnonzero(seq == N("io_begin")):
+        assert seq[k - 1] == N("release") and seq[k + 1] == N("io_end") and seq[k + 2] == N("request"), seq[k - 1:k + 3]
+    io = gm.analysis.io_response(run.events).to_pandas()
+    mine = io[io.thread == echo]
+    # The echo thread waits for every ping (recv) and sends every reply (send), then waits for
+    # the GIL, held by the CPU thread, about an interval each time.
+    assert (mine.op == "recv").sum() >= 20 and (mine.op == "send").sum() >= 19
+    assert 3.0 < mine.response_ns.median() / 1e6 < 8.0

@@ -4,8 +4,9 @@
 running process (``observe(pid=1234)``) and returns a :class:`~gilmodel.Run` whose ``events``
 come from kernel uprobes on the interpreter's own GIL functions (rust/observe/): ``request``
 (the take begins), ``acquire`` (it returns, the GIL held), ``release`` (the drop begins),
-thread ``start``/``exit``, and under 3.x each timed wait's ``timeout`` and ``futile_wakeup``,
-with ``drop_request`` inferred as CPython decides it. Times are ns on ``CLOCK_MONOTONIC`` from
+thread ``start``/``exit``, under 3.x each timed wait's ``timeout`` and ``futile_wakeup``,
+with ``drop_request`` inferred as CPython decides it, and (x86_64) each blocking system call
+made with the GIL released as ``io_begin``/``io_end``. Times are ns on ``CLOCK_MONOTONIC`` from
 the command's ``execve`` (or from attaching); ``thread`` indexes ``threads``, whose ``tid``
 column holds the OS thread id; ``cpu`` is where the probe fired. ``summary()``,
 :mod:`gilmodel.analysis`, ``plot``, ``to_trace`` and Parquet take it unchanged.

@@ -17,6 +17,10 @@
 //!   `interpreter_lock`) are `request`/`acquire`/`release`; calls on other locks are dropped.
 //!   There are no timed waits, so no timeouts or drop requests.
 //!
+//! Blocking system calls (x86_64, `raw_syscalls` filtered to
+//! [`super::probes::BLOCKING_SYSCALLS`]) made with the GIL released are `io_begin`/`io_end`
+//! with the model's op (send, recv, sleep) and, at the end, the bytes or 0.
+//!
 //! Threads: a `start` at the thread's creation (`PERF_RECORD_FORK`) or, for threads already
 //! running when observation began, at their first record; an `exit` at `PERF_RECORD_EXIT`.
 
@@ -52,6 +56,13 @@ struct Th {
     /// Where this thread's pending `request` is in the output (removed if its take's return
     /// is never seen).
     req_at: usize,
+    /// The blocking system call it is in (its number), between `io_begin` and `io_end`.
+    in_io: Option<u64>,
+}
+
+/// The model's op (`io_begin`'s arg) for a blocking system call, if it is one observed.
+fn op_of(nr: u64) -> Option<i64> {
+    super::probes::BLOCKING_SYSCALLS.iter().find(|(n, _)| *n as u64 == nr).map(|(_, op)| *op)
 }
 
 /// What decoding found beside the events (for `meta`).
@@ -155,6 +166,22 @@ pub fn decode(
                         (false, lock.is_some_and(is_gil) && ret == 1, false)
                     }
                     (Flavour::Lock, Hook::UnlockEntry) => (false, false, is_gil(arg0)),
+                    // Blocking calls made with the GIL released (a write while holding it, a
+                    // print, is not a wait for anything the GIL decides).
+                    (_, Hook::SysEnter) => {
+                        if let (false, false, None, Some(op)) = (th.holding, th.in_take, th.in_io, op_of(arg0)) {
+                            th.in_io = Some(arg0);
+                            out.push((t, idx, cpu, Some(Ev::IoBegin), op));
+                        }
+                        (false, false, false)
+                    }
+                    (_, Hook::SysExit) => {
+                        if th.in_io == Some(arg0) {
+                            th.in_io = None;
+                            out.push((t, idx, cpu, Some(Ev::IoEnd), (ret as i64).max(0)));
+                        }
+                        (false, false, false)
+                    }
                     (Flavour::Interval, Hook::TimedWaitReturn) if th.in_take => {
                         if let Some((w, c)) = th.woke_at.take() {
                             th.stats.gil.futile_wakeups += 1;
@@ -176,6 +203,9 @@ pub fn decode(
                     _ => (false, false, false),
                 };
                 if take {
+                    if th.in_io.take().is_some() {
+                        out.push((t, idx, cpu, Some(Ev::IoEnd), 0)); // its exit was not seen
+                    }
                     if th.in_take {
                         notes.lost_returns += 1;
                         out[th.req_at].3 = None;

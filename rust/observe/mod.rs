@@ -498,6 +498,12 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
         ),
         _ => (None, ""),
     };
+    let mut hits: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in &raws {
+        if let probes::What::Hit { hook, .. } = r.what {
+            *hits.entry(format!("{hook:?}")).or_insert(0) += 1;
+        }
+    }
     let d = decode::decode(raws, tgid as u32, fl, gil_lock, t0, end_t);
     let elapsed = end_t.saturating_sub(t0) as i64;
     let sites: Vec<serde_json::Value> = probes
@@ -521,6 +527,7 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
             "tasks_opened": tasks_opened.len(),
             "new_threads": "followed from their first instruction (inherited events)",
             "lost_records": lost,
+            "hits": hits,
             "malformed_records": malformed,
             "truncated": truncated,
             "gil_lock": gil_lock.map(|g| format!("{g:#x}")),

@@ -53,6 +53,41 @@ pub struct Definitions {
     names: Vec<String>,
     /// The tracepoint id of each probe, in the order given.
     pub ids: Vec<u64>,
+    /// `raw_syscalls:sys_enter` and `sys_exit`, where this architecture's blocking calls are
+    /// known (x86_64): the target's blocking calls, as the model's `io_begin`/`io_end`.
+    pub syscalls: Option<(u64, u64)>,
+}
+
+/// The blocking system calls observed, by number (x86_64), and the model's op for each
+/// (rust/log.rs `IoOp`: 0 send, 1 recv, 2 sleep): reads, receives and waits for readiness
+/// are `recv`; writes, sends and connects `send`; the sleeps `sleep`.
+#[cfg(target_arch = "x86_64")]
+pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[
+    (0, 1),   // read
+    (7, 1),   // poll
+    (23, 1),  // select
+    (43, 1),  // accept
+    (45, 1),  // recvfrom
+    (47, 1),  // recvmsg
+    (232, 1), // epoll_wait
+    (270, 1), // pselect6
+    (271, 1), // ppoll
+    (281, 1), // epoll_pwait
+    (288, 1), // accept4
+    (299, 1), // recvmmsg
+    (1, 0),   // write
+    (42, 0),  // connect
+    (44, 0),  // sendto
+    (46, 0),  // sendmsg
+    (307, 0), // sendmmsg
+    (35, 2),  // nanosleep
+    (230, 2), // clock_nanosleep
+];
+#[cfg(not(target_arch = "x86_64"))]
+pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[];
+
+fn tracepoint_id(dir: &std::path::Path, name: &str) -> Option<u64> {
+    std::fs::read_to_string(dir.join("events").join(name).join("id")).ok()?.trim().parse().ok()
 }
 
 fn write_line(file: &std::path::Path, line: &str) -> std::io::Result<()> {
@@ -66,7 +101,12 @@ impl Definitions {
     pub fn define(probes: &[Probe]) -> Result<Definitions, String> {
         let dir = tracefs()?;
         remove_stale(&dir);
-        let mut d = Definitions { group: format!("gilmodel_{}", std::process::id()), dir, names: Vec::new(), ids: Vec::new() };
+        let syscalls = if BLOCKING_SYSCALLS.is_empty() {
+            None
+        } else {
+            tracepoint_id(&dir, "raw_syscalls/sys_enter").zip(tracepoint_id(&dir, "raw_syscalls/sys_exit"))
+        };
+        let mut d = Definitions { group: format!("gilmodel_{}", std::process::id()), dir, names: Vec::new(), ids: Vec::new(), syscalls };
         let ue = d.dir.join("uprobe_events");
         for (k, p) in probes.iter().enumerate() {
             let path = p.site.path.to_string_lossy();
@@ -147,6 +187,11 @@ pub enum Hook {
     LockReturn,
     /// `PyThread_release_lock` entered; ARG0 = the lock (2.7).
     UnlockEntry,
+    /// A blocking system call entered (`raw_syscalls:sys_enter`, filtered to
+    /// [`BLOCKING_SYSCALLS`]); ARG0 = its number.
+    SysEnter,
+    /// It returned (`raw_syscalls:sys_exit`); ARG0 = its number, RET = its result.
+    SysExit,
 }
 
 /// One probe to place.
@@ -203,6 +248,7 @@ const REGS: (u64, usize, usize) = (1 << 0, 0, 0);
 const REGS: (u64, usize, usize) = (0, 0, 0);
 
 const PERF_EVENT_IOC_SET_OUTPUT: libc::c_ulong = 0x2405;
+const PERF_EVENT_IOC_SET_FILTER: libc::c_ulong = 0x4008_2406;
 
 /// The probes of an observation, opened and reading.
 pub struct ProbeSet {
@@ -289,21 +335,36 @@ impl ProbeSet {
                     })?;
                     fds += 1;
                     hooks.insert(c.id(), p.hook);
-                    match ring_fd {
-                        None => {
-                            let s = c.sampled(ring_pages * page).map_err(|e| format!("mmap of a perf ring failed: {e}"))?;
-                            ring_fd = Some(s.as_raw_fd());
-                            rings.push(s);
-                        }
-                        Some(fd) => {
-                            // SAFETY: both are perf event fds this function owns.
-                            let r = unsafe { libc::ioctl(c.as_raw_fd(), PERF_EVENT_IOC_SET_OUTPUT, fd) };
-                            if r != 0 {
-                                return Err(format!("PERF_EVENT_IOC_SET_OUTPUT failed: {}", std::io::Error::last_os_error()));
-                            }
-                            others.push(c);
-                        }
+                    attach(c, &mut ring_fd, &mut rings, &mut others, ring_pages * page)?;
+                }
+                // The blocking system calls, filtered in the kernel to BLOCKING_SYSCALLS.
+                for (hook, id) in defs.syscalls.iter().flat_map(|&(a, b)| [(Hook::SysEnter, a), (Hook::SysExit, b)]) {
+                    let mut b = Builder::new(Tracepoint::with_id(id));
+                    b.observe_pid(task)
+                        .one_cpu(cpu)
+                        .inherit(true)
+                        .inherit_thread(true)
+                        .sample_period(1)
+                        .sample(SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::RAW)
+                        // The tracepoint fires in the kernel (perf-event2's Builder excludes it by default).
+                        .include_kernel()
+                        .clockid(Clock::MONOTONIC)
+                        .sample_id_all(true)
+                        .enabled(!on_exec)
+                        .enable_on_exec(on_exec)
+                        .wakeup_watermark(ring_pages * page / 2);
+                    let c = b.build().map_err(|e| format!("{} (raw_syscalls)", explain_open_error(&e)))?;
+                    let filter = std::ffi::CString::new(
+                        BLOCKING_SYSCALLS.iter().map(|(nr, _)| format!("id == {nr}")).collect::<Vec<_>>().join(" || "),
+                    )
+                    .expect("no NUL in a filter");
+                    // SAFETY: a perf event fd this function owns and a NUL-terminated string.
+                    if unsafe { libc::ioctl(c.as_raw_fd(), PERF_EVENT_IOC_SET_FILTER, filter.as_ptr()) } != 0 {
+                        return Err(format!("PERF_EVENT_IOC_SET_FILTER failed: {}", std::io::Error::last_os_error()));
                     }
+                    fds += 1;
+                    hooks.insert(c.id(), hook);
+                    attach(c, &mut ring_fd, &mut rings, &mut others, ring_pages * page)?;
                 }
             }
         }
@@ -316,6 +377,28 @@ impl ProbeSet {
             fds,
         })
     }
+}
+
+/// The CPU's first event gets the ring; the others write into it.
+fn attach(c: Counter, ring_fd: &mut Option<i32>, rings: &mut Vec<Sampler>, others: &mut Vec<Counter>, bytes: usize) -> Result<(), String> {
+    match *ring_fd {
+        None => {
+            let s = c.sampled(bytes).map_err(|e| format!("mmap of a perf ring failed: {e}"))?;
+            *ring_fd = Some(s.as_raw_fd());
+            rings.push(s);
+        }
+        Some(fd) => {
+            // SAFETY: both are perf event fds this function owns.
+            if unsafe { libc::ioctl(c.as_raw_fd(), PERF_EVENT_IOC_SET_OUTPUT, fd) } != 0 {
+                return Err(format!("PERF_EVENT_IOC_SET_OUTPUT failed: {}", std::io::Error::last_os_error()));
+            }
+            others.push(c);
+        }
+    }
+    Ok(())
+}
+
+impl ProbeSet {
 
     /// Take over another set's rings and events (threads found on a later listing).
     pub fn absorb(&mut self, mut other: ProbeSet) {
@@ -392,6 +475,11 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
             let f = || -> Option<Raw> {
                 let hook = *hooks.get(&u64_at(b, 0)?)?;
                 let (pid, tid, t, cpu) = (u32_at(b, 8)?, u32_at(b, 12)?, u64_at(b, 16)?, u32_at(b, 24)? as u16);
+                if matches!(hook, Hook::SysEnter | Hook::SysExit) {
+                    // { u32 size; raw: common fields (8 bytes), long id, then args[6] or long ret }
+                    let (nr, ret) = (u64_at(b, 32 + 4 + 8)?, u64_at(b, 32 + 4 + 16)?);
+                    return Some(Raw { t, pid, tid, cpu, what: What::Hit { hook, arg0: nr, ret } });
+                }
                 let abi = u64_at(b, 32)?;
                 let reg = |i: usize| if abi == 0 { Some(0) } else { u64_at(b, 40 + 8 * i) };
                 Some(Raw { t, pid, tid, cpu, what: What::Hit { hook, arg0: reg(REGS.1)?, ret: reg(REGS.2)? } })
