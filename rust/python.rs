@@ -101,8 +101,8 @@ fn output_dict(py: Python<'_>, out: RunOutput) -> PyResult<Bound<'_, PyDict>> {
 /// kept for the front to raise after building the run (`error` = {"kind": "interrupted"}).
 #[pyfunction]
 fn observe<'py>(py: Python<'py>, spec_json: &str) -> PyResult<Bound<'py, PyDict>> {
-    let spec: crate::observe::ObserveSpec =
-        serde_json::from_str(spec_json).map_err(|e| PyValueError::new_err(format!("observe spec: {e}")))?;
+    let spec: crate::observe::ObserveSpec = serde_json::from_str(spec_json)
+        .map_err(|e| PyValueError::new_err(format!("observe spec: {e}")))?;
     let mut pending: Option<PyErr> = None;
     let result = py.detach(|| {
         crate::observe::observe(&spec, &mut || {

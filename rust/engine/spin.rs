@@ -114,6 +114,9 @@ mod tests {
             }
             misses.push(format!("{} ({c:?})", off.join(", ")));
         }
-        panic!("every attempt was off by 15 % or more:\n{}", misses.join("\n"));
+        panic!(
+            "every attempt was off by 15 % or more:\n{}",
+            misses.join("\n")
+        );
     }
 }

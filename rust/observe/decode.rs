@@ -62,7 +62,10 @@ struct Th {
 
 /// The model's op (`io_begin`'s arg) for a blocking system call, if it is one observed.
 fn op_of(nr: u64) -> Option<i64> {
-    super::probes::BLOCKING_SYSCALLS.iter().find(|(n, _)| *n as u64 == nr).map(|(_, op)| *op)
+    super::probes::BLOCKING_SYSCALLS
+        .iter()
+        .find(|(n, _)| *n as u64 == nr)
+        .map(|(_, op)| *op)
 }
 
 /// What decoding found beside the events (for `meta`).
@@ -107,7 +110,10 @@ pub fn decode(
     let mut index: HashMap<u32, usize> = HashMap::new();
     // The main thread (tid == tgid) is thread 0.
     index.insert(tgid, 0);
-    ths.push(Th { tid: tgid, ..Default::default() });
+    ths.push(Th {
+        tid: tgid,
+        ..Default::default()
+    });
     let mut out: Vec<(i64, u16, i16, Option<Ev>, i64)> = Vec::new();
     let (mut holder, mut last_holder): (Option<usize>, Option<usize>) = (None, None);
     let mut switches = 0u64;
@@ -119,7 +125,10 @@ pub fn decode(
         }
         let t = rel(r.t);
         let i = *index.entry(r.tid).or_insert_with(|| {
-            ths.push(Th { tid: r.tid, ..Default::default() });
+            ths.push(Th {
+                tid: r.tid,
+                ..Default::default()
+            });
             ths.len() - 1
         });
         let idx = i as u16;
@@ -169,7 +178,9 @@ pub fn decode(
                     // Blocking calls made with the GIL released (a write while holding it, a
                     // print, is not a wait for anything the GIL decides).
                     (_, Hook::SysEnter) => {
-                        if let (false, false, None, Some(op)) = (th.holding, th.in_take, th.in_io, op_of(arg0)) {
+                        if let (false, false, None, Some(op)) =
+                            (th.holding, th.in_take, th.in_io, op_of(arg0))
+                        {
                             th.in_io = Some(arg0);
                             out.push((t, idx, cpu, Some(Ev::IoBegin), op));
                         }
@@ -192,7 +203,13 @@ pub fn decode(
                             out.push((t, idx, cpu, Some(Ev::Timeout), th.saved_switches as i64));
                             if holder.is_some_and(|h| h != i) && switches == th.saved_switches {
                                 th.stats.gil.drop_requests += 1;
-                                out.push((t, idx, cpu, Some(Ev::DropRequest), th.saved_switches as i64));
+                                out.push((
+                                    t,
+                                    idx,
+                                    cpu,
+                                    Some(Ev::DropRequest),
+                                    th.saved_switches as i64,
+                                ));
                             }
                         } else {
                             th.woke_at = Some((t, cpu));
@@ -287,5 +304,11 @@ pub fn decode(
             s
         })
         .collect();
-    Decoded { events: ev, threads: stats, tids, switches, notes }
+    Decoded {
+        events: ev,
+        threads: stats,
+        tids,
+        switches,
+        notes,
+    }
 }

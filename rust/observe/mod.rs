@@ -98,7 +98,12 @@ fn flavour(version: &str) -> Result<Flavour, String> {
 pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Symbols), String> {
     let fl = flavour(&spec.version)?;
     let syms = Symbols::read(&spec.binary)?;
-    let mm = spec.version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let mm = spec
+        .version
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
     let stripped = || {
         format!(
             "{} has no symbol table, so the GIL's functions cannot be found (it is stripped); \
@@ -130,7 +135,11 @@ pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Sym
                 }
             ));
         }
-        probes.extend(sites.into_iter().map(|site| Probe { hook, site, retprobe }));
+        probes.extend(sites.into_iter().map(|site| Probe {
+            hook,
+            site,
+            retprobe,
+        }));
         Ok(())
     };
     let mut gil_lock = None;
@@ -145,7 +154,10 @@ pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Sym
             add(Hook::LockReturn, "PyThread_acquire_lock", true)?;
             add(Hook::UnlockEntry, "PyThread_release_lock", false)?;
             gil_lock = Some(syms.data("interpreter_lock").ok_or_else(|| {
-                format!("no interpreter_lock in {}: not a CPython 2 interpreter", spec.binary.display())
+                format!(
+                    "no interpreter_lock in {}: not a CPython 2 interpreter",
+                    spec.binary.display()
+                )
             })?);
         }
     }
@@ -153,7 +165,11 @@ pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Sym
         if let Some(libc_path) = &spec.libc {
             if let Ok(lc) = Symbols::read(libc_path) {
                 for site in lc.function("pthread_cond_timedwait") {
-                    probes.push(Probe { hook: Hook::TimedWaitReturn, site, retprobe: true });
+                    probes.push(Probe {
+                        hook: Hook::TimedWaitReturn,
+                        site,
+                        retprobe: true,
+                    });
                 }
             }
         }
@@ -174,7 +190,11 @@ struct Child {
 }
 
 impl Child {
-    fn spawn(argv: &[String], cpus: Option<&[usize]>, stdout: Option<&std::path::Path>) -> Result<Child, String> {
+    fn spawn(
+        argv: &[String],
+        cpus: Option<&[usize]>,
+        stdout: Option<&std::path::Path>,
+    ) -> Result<Child, String> {
         if argv.is_empty() {
             return Err("observe: an empty command".into());
         }
@@ -193,14 +213,18 @@ impl Child {
             m
         });
         let out_fd = match stdout {
-            Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("stdout {}: {e}", p.display()))?),
+            Some(p) => {
+                Some(std::fs::File::create(p).map_err(|e| format!("stdout {}: {e}", p.display()))?)
+            }
             None => None,
         };
         let (mut gate, mut err) = ([0i32; 2], [0i32; 2]);
         // SAFETY: pipe2/fork/read/dup2/sched_setaffinity/execvp/_exit; the child only makes
         // async-signal-safe calls.
         unsafe {
-            if libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) != 0 || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            if libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) != 0
+                || libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            {
                 return Err(format!("pipe: {}", std::io::Error::last_os_error()));
             }
             let pid = libc::fork();
@@ -218,7 +242,9 @@ impl Child {
                     libc::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 1);
                 }
                 let ok = match &mask {
-                    Some(m) => libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), m) == 0,
+                    Some(m) => {
+                        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), m) == 0
+                    }
                     None => true,
                 };
                 if ok {
@@ -230,7 +256,12 @@ impl Child {
             }
             libc::close(gate[0]);
             libc::close(err[1]);
-            Ok(Child { pid, gate: gate[1], err: err[0], reaped: None })
+            Ok(Child {
+                pid,
+                gate: gate[1],
+                err: err[0],
+                reaped: None,
+            })
         }
     }
 
@@ -249,7 +280,10 @@ impl Child {
             self.err = -1;
             if n == 4 {
                 self.wait(true);
-                return Err(format!("cannot run {argv0:?}: {}", std::io::Error::from_raw_os_error(e)));
+                return Err(format!(
+                    "cannot run {argv0:?}: {}",
+                    std::io::Error::from_raw_os_error(e)
+                ));
             }
         }
         Ok(())
@@ -260,7 +294,8 @@ impl Child {
         if self.reaped.is_none() {
             let mut st = 0;
             // SAFETY: waitpid on our own child.
-            let r = unsafe { libc::waitpid(self.pid, &mut st, if block { 0 } else { libc::WNOHANG }) };
+            let r =
+                unsafe { libc::waitpid(self.pid, &mut st, if block { 0 } else { libc::WNOHANG }) };
             if r == self.pid && (libc::WIFEXITED(st) || libc::WIFSIGNALED(st)) {
                 self.reaped = Some(st);
             }
@@ -326,8 +361,14 @@ fn load_start(pid: i32, path: &std::path::Path) -> Option<u64> {
 
 fn read_u64(pid: i32, addr: u64) -> Option<u64> {
     let mut v = [0u8; 8];
-    let local = libc::iovec { iov_base: v.as_mut_ptr() as *mut libc::c_void, iov_len: 8 };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: 8 };
+    let local = libc::iovec {
+        iov_base: v.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: 8,
+    };
     // SAFETY: reads 8 bytes of another process into a local array.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     (n == 8).then(|| u64::from_ne_bytes(v))
@@ -337,14 +378,20 @@ fn read_u64(pid: i32, addr: u64) -> Option<u64> {
 /// is not).
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(st) => st.rfind(')').and_then(|i| st[i + 1..].split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X"),
+        Ok(st) => st
+            .rfind(')')
+            .and_then(|i| st[i + 1..].split_whitespace().next())
+            .is_some_and(|s| s != "Z" && s != "X"),
         Err(_) => false,
     }
 }
 
 fn tasks_of(pid: i32) -> Vec<i32> {
     let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -354,7 +401,10 @@ fn tasks_of(pid: i32) -> Vec<i32> {
 /// observed, how, and what was lost. `interrupted` is polled every `poll_ms`; when it says so
 /// the observation stops (a launched command gets SIGINT, then SIGKILL after `grace_s`) and the
 /// partial run is returned with `stopped_by = "interrupted"`.
-pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Result<RunOutput, String> {
+pub fn observe(
+    spec: &ObserveSpec,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<RunOutput, String> {
     let (fl, probes, lock_sym, syms) = plan(spec)?;
     let started = now_ns();
     let defs = probes::Definitions::define(&probes)?;
@@ -365,7 +415,11 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
     match (&spec.command, spec.pid) {
         (Some(argv), None) => {
             // Launched: held at the gate while its events are opened (enabled at its execve).
-            let c = child.insert(Child::spawn(argv, spec.cpus.as_deref(), spec.stdout.as_deref())?);
+            let c = child.insert(Child::spawn(
+                argv,
+                spec.cpus.as_deref(),
+                spec.stdout.as_deref(),
+            )?);
             tgid = c.pid;
             set = ProbeSet::open(&probes, &defs, &[tgid], true, spec.ring_pages)?;
             c.release(&argv[0])?;
@@ -380,15 +434,26 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
             // from then on are inherited).
             tasks_opened = tasks_of(tgid);
             if tasks_opened.is_empty() {
-                return Err(format!("process {tgid} has no threads to observe (it exited)"));
+                return Err(format!(
+                    "process {tgid} has no threads to observe (it exited)"
+                ));
             }
             set = ProbeSet::open(&probes, &defs, &tasks_opened, false, spec.ring_pages)?;
             for _ in 0..5 {
-                let new: Vec<i32> = tasks_of(tgid).into_iter().filter(|t| !tasks_opened.contains(t)).collect();
+                let new: Vec<i32> = tasks_of(tgid)
+                    .into_iter()
+                    .filter(|t| !tasks_opened.contains(t))
+                    .collect();
                 if new.is_empty() {
                     break;
                 }
-                set.absorb(ProbeSet::open(&probes, &defs, &new, false, spec.ring_pages)?);
+                set.absorb(ProbeSet::open(
+                    &probes,
+                    &defs,
+                    &new,
+                    false,
+                    spec.ring_pages,
+                )?);
                 tasks_opened.extend(new);
             }
         }
@@ -408,7 +473,8 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
         set.drain(&mut raws);
         if let Some(sym) = lock_sym.filter(|_| lock_values.len() < 16) {
             if let Some(start) = load_start(tgid, &syms.path) {
-                if let Some(v) = read_u64(tgid, start - syms.first_vaddr + sym).filter(|&v| v != 0) {
+                if let Some(v) = read_u64(tgid, start - syms.first_vaddr + sym).filter(|&v| v != 0)
+                {
                     if !lock_values.contains(&v) {
                         lock_values.push(v);
                     }
@@ -455,7 +521,10 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
     set.drain(&mut raws);
     let t_reap = now_ns();
     let target = match child.as_mut() {
-        Some(c) => c.wait(true).map(exit_status).unwrap_or(serde_json::Value::Null),
+        Some(c) => c
+            .wait(true)
+            .map(exit_status)
+            .unwrap_or(serde_json::Value::Null),
         None => serde_json::Value::Null,
     };
     let fds = set.fds;
@@ -473,7 +542,11 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
     // A target that exited ended at its last record (its threads' exits): the kernel's
     // teardown of inherited uprobes after that can take a second and is not the program's.
     let last = raws.iter().map(|r| r.t).max().unwrap_or(end_t);
-    let end_t = if stopped_by == "target_exited" { last } else { end_t.max(last) };
+    let end_t = if stopped_by == "target_exited" {
+        last
+    } else {
+        end_t.max(last)
+    };
     let truncated = raws.len() > spec.max_events;
     if truncated {
         raws.sort_by_key(|r| r.t);
@@ -482,14 +555,23 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
     let mut counts = std::collections::HashMap::new();
     if fl == Flavour::Lock {
         for r in &raws {
-            if let probes::What::Hit { hook: Hook::LockEntry, arg0, .. } = r.what {
+            if let probes::What::Hit {
+                hook: Hook::LockEntry,
+                arg0,
+                ..
+            } = r.what
+            {
                 *counts.entry(arg0).or_insert(0u64) += 1;
             }
         }
     }
     // The value of interpreter_lock that the program's lock calls used most; else (the program
     // ended before it could be read) the lock most acquired.
-    let read = lock_values.iter().copied().filter(|v| counts.contains_key(v)).max_by_key(|v| counts[v]);
+    let read = lock_values
+        .iter()
+        .copied()
+        .filter(|v| counts.contains_key(v))
+        .max_by_key(|v| counts[v]);
     let (gil_lock, lock_found_by) = match (fl, read) {
         (Flavour::Lock, Some(v)) => (Some(v), "interpreter_lock"),
         (Flavour::Lock, None) => (
@@ -551,5 +633,11 @@ pub fn observe(spec: &ObserveSpec, interrupted: &mut dyn FnMut() -> bool) -> Res
         "switches": d.switches,
         "host": crate::host::info(),
     });
-    Ok(RunOutput { events: d.events, threads: d.threads, io: IoLog::default(), meta, aborted: false })
+    Ok(RunOutput {
+        events: d.events,
+        threads: d.threads,
+        io: IoLog::default(),
+        meta,
+        aborted: false,
+    })
 }

@@ -87,7 +87,11 @@ pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[
 pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[];
 
 fn tracepoint_id(dir: &std::path::Path, name: &str) -> Option<u64> {
-    std::fs::read_to_string(dir.join("events").join(name).join("id")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join("events").join(name).join("id"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn write_line(file: &std::path::Path, line: &str) -> std::io::Result<()> {
@@ -104,17 +108,33 @@ impl Definitions {
         let syscalls = if BLOCKING_SYSCALLS.is_empty() {
             None
         } else {
-            tracepoint_id(&dir, "raw_syscalls/sys_enter").zip(tracepoint_id(&dir, "raw_syscalls/sys_exit"))
+            tracepoint_id(&dir, "raw_syscalls/sys_enter")
+                .zip(tracepoint_id(&dir, "raw_syscalls/sys_exit"))
         };
-        let mut d = Definitions { group: format!("gilmodel_{}", std::process::id()), dir, names: Vec::new(), ids: Vec::new(), syscalls };
+        let mut d = Definitions {
+            group: format!("gilmodel_{}", std::process::id()),
+            dir,
+            names: Vec::new(),
+            ids: Vec::new(),
+            syscalls,
+        };
         let ue = d.dir.join("uprobe_events");
         for (k, p) in probes.iter().enumerate() {
             let path = p.site.path.to_string_lossy();
             if path.contains(char::is_whitespace) {
-                return Err(format!("{path}: uprobe_events cannot name a path with white space"));
+                return Err(format!(
+                    "{path}: uprobe_events cannot name a path with white space"
+                ));
             }
             let name = format!("p{k}");
-            let line = format!("{}:{}/{} {}:{:#x}", if p.retprobe { 'r' } else { 'p' }, d.group, name, path, p.site.offset);
+            let line = format!(
+                "{}:{}/{} {}:{:#x}",
+                if p.retprobe { 'r' } else { 'p' },
+                d.group,
+                name,
+                path,
+                p.site.offset
+            );
             write_line(&ue, &line).map_err(|e| match e.raw_os_error() {
                 Some(libc::EACCES) | Some(libc::EPERM) => {
                     format!("cannot write {} ({e}): observing needs root", ue.display())
@@ -147,11 +167,27 @@ impl Drop for Definitions {
 /// own behind), removed.
 fn remove_stale(dir: &std::path::Path) {
     let ue = dir.join("uprobe_events");
-    let Ok(text) = std::fs::read_to_string(&ue) else { return };
+    let Ok(text) = std::fs::read_to_string(&ue) else {
+        return;
+    };
     for l in text.lines() {
-        let Some(ev) = l.split_whitespace().next().and_then(|h| h.split_once(':')).map(|x| x.1) else { continue };
-        let Some((group, _)) = ev.split_once('/') else { continue };
-        let Some(pid) = group.strip_prefix("gilmodel_").and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Some(ev) = l
+            .split_whitespace()
+            .next()
+            .and_then(|h| h.split_once(':'))
+            .map(|x| x.1)
+        else {
+            continue;
+        };
+        let Some((group, _)) = ev.split_once('/') else {
+            continue;
+        };
+        let Some(pid) = group
+            .strip_prefix("gilmodel_")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = write_line(&ue, &format!("-:{ev}"));
         }
@@ -160,7 +196,9 @@ fn remove_stale(dir: &std::path::Path) {
 
 /// This observer's probe definitions still in tracefs (none once an observation is over).
 pub fn defined_by(pid: u32) -> Vec<String> {
-    let Ok(dir) = tracefs() else { return Vec::new() };
+    let Ok(dir) = tracefs() else {
+        return Vec::new();
+    };
     let prefix = format!("gilmodel_{pid}/");
     std::fs::read_to_string(dir.join("uprobe_events"))
         .unwrap_or_default()
@@ -228,14 +266,25 @@ pub struct Raw {
 
 #[derive(Clone, Copy, Debug)]
 pub enum What {
-    Hit { hook: Hook, arg0: u64, ret: u64 },
+    Hit {
+        hook: Hook,
+        arg0: u64,
+        ret: u64,
+    },
     /// A task started (a thread, or a forked process when pid != tid's tgid).
-    Fork { ptid: u32 },
+    Fork {
+        ptid: u32,
+    },
     Exit,
     /// The task's name; `exec`: set by an execve.
-    Comm { name: [u8; 16], exec: bool },
+    Comm {
+        name: [u8; 16],
+        exec: bool,
+    },
     /// Switched off its CPU; `preempt`: while still runnable (an involuntary switch).
-    SwitchOut { preempt: bool },
+    SwitchOut {
+        preempt: bool,
+    },
 }
 
 // perf_regs.h: x86_64 AX = 0, DI = 5 (sampled in bit order: AX, then DI); arm64 x0 = 0 is both
@@ -298,7 +347,13 @@ impl ProbeSet {
     /// `tasks` on every online CPU; the threads the tasks start are followed. `on_exec`: the
     /// events start disabled and turn on at the task's next `execve` (a launched command held
     /// before it), else at once. `ring_pages` (a power of two) is each CPU's ring size in pages.
-    pub fn open(probes: &[Probe], defs: &Definitions, tasks: &[i32], on_exec: bool, ring_pages: usize) -> Result<ProbeSet, String> {
+    pub fn open(
+        probes: &[Probe],
+        defs: &Definitions,
+        tasks: &[i32],
+        on_exec: bool,
+        ring_pages: usize,
+    ) -> Result<ProbeSet, String> {
         raise_fd_limit();
         let page = 4096usize;
         let mut rings: Vec<Sampler> = Vec::new();
@@ -315,7 +370,13 @@ impl ProbeSet {
                         .inherit(true)
                         .inherit_thread(true)
                         .sample_period(1)
-                        .sample(SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::REGS_USER)
+                        .sample(
+                            SampleFlag::IDENTIFIER
+                                | SampleFlag::TID
+                                | SampleFlag::TIME
+                                | SampleFlag::CPU
+                                | SampleFlag::REGS_USER,
+                        )
                         .sample_regs_user(REGS.0)
                         .clockid(Clock::MONOTONIC)
                         .sample_id_all(true)
@@ -330,7 +391,13 @@ impl ProbeSet {
                         if e.raw_os_error() == Some(libc::ESRCH) {
                             format!("process {task} does not exist (or exited)")
                         } else {
-                            format!("{} ({} at {}+{:#x})", explain_open_error(&e), p.site.symbol, p.site.path.display(), p.site.offset)
+                            format!(
+                                "{} ({} at {}+{:#x})",
+                                explain_open_error(&e),
+                                p.site.symbol,
+                                p.site.path.display(),
+                                p.site.offset
+                            )
                         }
                     })?;
                     fds += 1;
@@ -338,14 +405,24 @@ impl ProbeSet {
                     attach(c, &mut ring_fd, &mut rings, &mut others, ring_pages * page)?;
                 }
                 // The blocking system calls, filtered in the kernel to BLOCKING_SYSCALLS.
-                for (hook, id) in defs.syscalls.iter().flat_map(|&(a, b)| [(Hook::SysEnter, a), (Hook::SysExit, b)]) {
+                for (hook, id) in defs
+                    .syscalls
+                    .iter()
+                    .flat_map(|&(a, b)| [(Hook::SysEnter, a), (Hook::SysExit, b)])
+                {
                     let mut b = Builder::new(Tracepoint::with_id(id));
                     b.observe_pid(task)
                         .one_cpu(cpu)
                         .inherit(true)
                         .inherit_thread(true)
                         .sample_period(1)
-                        .sample(SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | SampleFlag::RAW)
+                        .sample(
+                            SampleFlag::IDENTIFIER
+                                | SampleFlag::TID
+                                | SampleFlag::TIME
+                                | SampleFlag::CPU
+                                | SampleFlag::RAW,
+                        )
                         // The tracepoint fires in the kernel (perf-event2's Builder excludes it by default).
                         .include_kernel()
                         .clockid(Clock::MONOTONIC)
@@ -353,14 +430,26 @@ impl ProbeSet {
                         .enabled(!on_exec)
                         .enable_on_exec(on_exec)
                         .wakeup_watermark(ring_pages * page / 2);
-                    let c = b.build().map_err(|e| format!("{} (raw_syscalls)", explain_open_error(&e)))?;
+                    let c = b
+                        .build()
+                        .map_err(|e| format!("{} (raw_syscalls)", explain_open_error(&e)))?;
                     let filter = std::ffi::CString::new(
-                        BLOCKING_SYSCALLS.iter().map(|(nr, _)| format!("id == {nr}")).collect::<Vec<_>>().join(" || "),
+                        BLOCKING_SYSCALLS
+                            .iter()
+                            .map(|(nr, _)| format!("id == {nr}"))
+                            .collect::<Vec<_>>()
+                            .join(" || "),
                     )
                     .expect("no NUL in a filter");
                     // SAFETY: a perf event fd this function owns and a NUL-terminated string.
-                    if unsafe { libc::ioctl(c.as_raw_fd(), PERF_EVENT_IOC_SET_FILTER, filter.as_ptr()) } != 0 {
-                        return Err(format!("PERF_EVENT_IOC_SET_FILTER failed: {}", std::io::Error::last_os_error()));
+                    if unsafe {
+                        libc::ioctl(c.as_raw_fd(), PERF_EVENT_IOC_SET_FILTER, filter.as_ptr())
+                    } != 0
+                    {
+                        return Err(format!(
+                            "PERF_EVENT_IOC_SET_FILTER failed: {}",
+                            std::io::Error::last_os_error()
+                        ));
                     }
                     fds += 1;
                     hooks.insert(c.id(), hook);
@@ -380,17 +469,28 @@ impl ProbeSet {
 }
 
 /// The CPU's first event gets the ring; the others write into it.
-fn attach(c: Counter, ring_fd: &mut Option<i32>, rings: &mut Vec<Sampler>, others: &mut Vec<Counter>, bytes: usize) -> Result<(), String> {
+fn attach(
+    c: Counter,
+    ring_fd: &mut Option<i32>,
+    rings: &mut Vec<Sampler>,
+    others: &mut Vec<Counter>,
+    bytes: usize,
+) -> Result<(), String> {
     match *ring_fd {
         None => {
-            let s = c.sampled(bytes).map_err(|e| format!("mmap of a perf ring failed: {e}"))?;
+            let s = c
+                .sampled(bytes)
+                .map_err(|e| format!("mmap of a perf ring failed: {e}"))?;
             *ring_fd = Some(s.as_raw_fd());
             rings.push(s);
         }
         Some(fd) => {
             // SAFETY: both are perf event fds this function owns.
             if unsafe { libc::ioctl(c.as_raw_fd(), PERF_EVENT_IOC_SET_OUTPUT, fd) } != 0 {
-                return Err(format!("PERF_EVENT_IOC_SET_OUTPUT failed: {}", std::io::Error::last_os_error()));
+                return Err(format!(
+                    "PERF_EVENT_IOC_SET_OUTPUT failed: {}",
+                    std::io::Error::last_os_error()
+                ));
             }
             others.push(c);
         }
@@ -399,7 +499,6 @@ fn attach(c: Counter, ring_fd: &mut Option<i32>, rings: &mut Vec<Sampler>, other
 }
 
 impl ProbeSet {
-
     /// Take over another set's rings and events (threads found on a later listing).
     pub fn absorb(&mut self, mut other: ProbeSet) {
         self.rings.append(&mut other.rings);
@@ -433,7 +532,10 @@ impl ProbeSet {
 }
 
 fn raise_fd_limit() {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain rlimit calls on a local struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
@@ -461,12 +563,23 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 /// TIME | CPU: { u32 pid, tid; u64 time; u32 cpu, res; u64 identifier } at the record's end.
 fn trailer(b: &[u8]) -> Option<(u32, u32, u64, u16)> {
     let at = b.len().checked_sub(32)?;
-    Some((u32_at(b, at)?, u32_at(b, at + 4)?, u64_at(b, at + 8)?, u32_at(b, at + 16)? as u16))
+    Some((
+        u32_at(b, at)?,
+        u32_at(b, at + 4)?,
+        u64_at(b, at + 8)?,
+        u32_at(b, at + 16)? as u16,
+    ))
 }
 
 fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
     let raw = |what: What| match trailer(b) {
-        Some((pid, tid, t, cpu)) => Parsed::Raw(Raw { t, pid, tid, cpu, what }),
+        Some((pid, tid, t, cpu)) => Parsed::Raw(Raw {
+            t,
+            pid,
+            tid,
+            cpu,
+            what,
+        }),
         None => Parsed::Bad,
     };
     match ty {
@@ -474,15 +587,46 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
             // { u64 identifier; u32 pid, tid; u64 time; u32 cpu, res; u64 abi; u64 regs[] }
             let f = || -> Option<Raw> {
                 let hook = *hooks.get(&u64_at(b, 0)?)?;
-                let (pid, tid, t, cpu) = (u32_at(b, 8)?, u32_at(b, 12)?, u64_at(b, 16)?, u32_at(b, 24)? as u16);
+                let (pid, tid, t, cpu) = (
+                    u32_at(b, 8)?,
+                    u32_at(b, 12)?,
+                    u64_at(b, 16)?,
+                    u32_at(b, 24)? as u16,
+                );
                 if matches!(hook, Hook::SysEnter | Hook::SysExit) {
                     // { u32 size; raw: common fields (8 bytes), long id, then args[6] or long ret }
                     let (nr, ret) = (u64_at(b, 32 + 4 + 8)?, u64_at(b, 32 + 4 + 16)?);
-                    return Some(Raw { t, pid, tid, cpu, what: What::Hit { hook, arg0: nr, ret } });
+                    return Some(Raw {
+                        t,
+                        pid,
+                        tid,
+                        cpu,
+                        what: What::Hit {
+                            hook,
+                            arg0: nr,
+                            ret,
+                        },
+                    });
                 }
                 let abi = u64_at(b, 32)?;
-                let reg = |i: usize| if abi == 0 { Some(0) } else { u64_at(b, 40 + 8 * i) };
-                Some(Raw { t, pid, tid, cpu, what: What::Hit { hook, arg0: reg(REGS.1)?, ret: reg(REGS.2)? } })
+                let reg = |i: usize| {
+                    if abi == 0 {
+                        Some(0)
+                    } else {
+                        u64_at(b, 40 + 8 * i)
+                    }
+                };
+                Some(Raw {
+                    t,
+                    pid,
+                    tid,
+                    cpu,
+                    what: What::Hit {
+                        hook,
+                        arg0: reg(REGS.1)?,
+                        ret: reg(REGS.2)?,
+                    },
+                })
             };
             f().map_or(Parsed::Bad, Parsed::Raw)
         }
@@ -496,11 +640,16 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
             let s = b.get(8..b.len().saturating_sub(32)).unwrap_or(&[]);
             let n = s.iter().position(|&c| c == 0).unwrap_or(s.len()).min(16);
             name[..n].copy_from_slice(&s[..n]);
-            raw(What::Comm { name, exec: misc & rec::MISC_COMM_EXEC != 0 })
+            raw(What::Comm {
+                name,
+                exec: misc & rec::MISC_COMM_EXEC != 0,
+            })
         }
         rec::SWITCH => {
             if misc & rec::MISC_SWITCH_OUT != 0 {
-                raw(What::SwitchOut { preempt: misc & rec::MISC_SWITCH_OUT_PREEMPT != 0 })
+                raw(What::SwitchOut {
+                    preempt: misc & rec::MISC_SWITCH_OUT_PREEMPT != 0,
+                })
             } else {
                 Parsed::Skip
             }

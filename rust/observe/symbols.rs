@@ -43,16 +43,25 @@ fn build_id_debug_file(data: &[u8]) -> Option<PathBuf> {
         return None;
     }
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let p = PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]));
+    let p = PathBuf::from(format!(
+        "/usr/lib/debug/.build-id/{}/{}.debug",
+        &hex[..2],
+        &hex[2..]
+    ));
     p.exists().then_some(p)
 }
 
 impl Symbols {
     /// Read `path`'s symbols (from its debug file when it is stripped).
     pub fn read(path: &Path) -> Result<Symbols, String> {
-        let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let file = object::File::parse(&*data)
-            .map_err(|e| format!("{} is not an ELF file the observer can read: {e}", path.display()))?;
+        let data =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let file = object::File::parse(&*data).map_err(|e| {
+            format!(
+                "{} is not an ELF file the observer can read: {e}",
+                path.display()
+            )
+        })?;
         let segments: Vec<(u64, u64, u64)> = file
             .segments()
             .map(|s| {
@@ -76,9 +85,11 @@ impl Symbols {
         } else {
             match build_id_debug_file(&data) {
                 Some(p) => {
-                    debug = std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                    debug = std::fs::read(&p)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
                     out.symbols_from = p;
-                    object::File::parse(&*debug).map_err(|e| format!("{}: {e}", out.symbols_from.display()))?
+                    object::File::parse(&*debug)
+                        .map_err(|e| format!("{}: {e}", out.symbols_from.display()))?
                 }
                 None => file,
             }
@@ -91,7 +102,9 @@ impl Symbols {
             }
             match s.kind() {
                 SymbolKind::Text => out.funcs.push((name.to_string(), s.address())),
-                SymbolKind::Data | SymbolKind::Unknown => out.data.push((name.to_string(), s.address())),
+                SymbolKind::Data | SymbolKind::Unknown => {
+                    out.data.push((name.to_string(), s.address()))
+                }
                 _ => {}
             }
         }
@@ -111,7 +124,10 @@ impl Symbols {
             .funcs
             .iter()
             // A debug file's .symtab spells versioned symbols `name@@GLIBC_2.3.2`.
-            .filter(|(n, _)| n.strip_prefix(name).is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('@')))
+            .filter(|(n, _)| {
+                n.strip_prefix(name)
+                    .is_some_and(|r| r.is_empty() || r.starts_with('.') || r.starts_with('@'))
+            })
             .cloned()
             .collect();
         addrs.sort_by_key(|a| a.1);
@@ -168,11 +184,20 @@ mod tests {
         // Both versions of pthread_cond_timedwait (GLIBC_2.2.5 and 2.3.2), whether the symbols
         // come from .dynsym or a debug file's .symtab: in the glibc this test runs on.
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("/libc.so")).unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("/libc.so"))
+            .unwrap();
         let s = Symbols::read(Path::new(libc)).unwrap();
         let sites = s.function("pthread_cond_timedwait");
         assert!(!sites.is_empty(), "{:?}", s.symbols_from);
-        assert!(sites.iter().all(|x| x.symbol.starts_with("pthread_cond_timedwait")), "{sites:?}");
+        assert!(
+            sites
+                .iter()
+                .all(|x| x.symbol.starts_with("pthread_cond_timedwait")),
+            "{sites:?}"
+        );
     }
 
     #[test]
@@ -181,4 +206,3 @@ mod tests {
         assert!(e.contains("/proc/self/status"), "{e}");
     }
 }
-
