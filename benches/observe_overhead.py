@@ -1,9 +1,10 @@
 """The observer effect of `gilmodel observe`, per interpreter, each workload with and without
 observation, alternating:
 
-- a two-thread countdown that times itself (threads start → joined), counts its own thread
-  switches and reports its own CPU time (``os.times()``: user and kernel, the whole process,
-  start-up included);
+- the ``countdown`` script (python/gilmodel/probes/countdown.py): two threads count down,
+  timing themselves (threads started → joined), counting their own thread switches and
+  reporting their own CPU time (``os.times()``: user and kernel, the whole process, start-up
+  included);
 - the `io_latency` probe (python/gilmodel/probes/): a thread echoing pings from another
   process beside a CPU-bound thread; its median and p90 round trip.
 
@@ -24,32 +25,14 @@ import gilmodel as gm
 from gilmodel.observe import find_interpreter
 from gilmodel.probes import path as probe_path
 
-SCRIPT = """\
-import os, sys, threading, time
-N, out = int(sys.argv[1]), sys.argv[2]
-last, switches = [None], [0]
-def count(me, n):
-    while n > 0:
-        n -= 1
-        if last[0] != me:
-            last[0] = me
-            switches[0] += 1
-ts = [threading.Thread(target=count, args=(i, N)) for i in range(2)]
-t = time.time()
-for x in ts: x.start()
-for x in ts: x.join()
-el = time.time() - t
-u, k = os.times()[:2]
-open(out, "w").write("%f %d %f %f\\n" % (el, switches[0], u, k))
-"""
+def _last_json(text):
+    return json.loads(text.strip().splitlines()[-1])
 
 
 def main():
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     pys = sys.argv[2:] or [sys.executable]
-    d = tempfile.mkdtemp()
-    script, out = os.path.join(d, "countdown.py"), os.path.join(d, "out.txt")
-    open(script, "w").write(SCRIPT)
+    out = os.path.join(tempfile.mkdtemp(), "out.json")
     print("| interpreter | N | elapsed unobserved (s) | observed (s) | ratio | switches/s unobserved | observed "
           "| user CPU unobserved (s) | observed | kernel CPU unobserved (s) | observed |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -59,13 +42,14 @@ def main():
         res = {False: [], True: []}
         for _ in range(repeats):
             for observed in (False, True):
-                cmd = [py, script, str(n), out]
+                cmd = [py, probe_path("countdown"), "--n", str(n)]
                 if observed:
-                    gm.observe(cmd)
+                    gm.observe(cmd, stdout=out)
+                    r = _last_json(open(out).read())
                 else:
-                    subprocess.run(cmd, check=True)
-                el, sw, u, k = open(out).read().split()
-                res[observed].append((float(el), int(sw) / float(el), float(u), float(k)))
+                    r = _last_json(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+                el = r["elapsed_s"]
+                res[observed].append((el, r["switches"] / el, r["user_s"], r["kernel_s"]))
         med = {o: [statistics.median(x[i] for x in r) for i in range(4)] for o, r in res.items()}
         print("| %s | %d | %.3f | %.3f | %.2f× | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
             v, n, med[False][0], med[True][0], med[True][0] / med[False][0], med[False][1], med[True][1],
@@ -82,9 +66,9 @@ def main():
             for observed in (False, True):
                 if observed:
                     gm.observe(cmd, stdout=out)
-                    r = json.loads(open(out).read().strip().splitlines()[-1])
+                    r = _last_json(open(out).read())
                 else:
-                    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                    r = _last_json(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
                 res[observed].append((r["p50_ms"], r["p90_ms"]))
         med = {k: (statistics.median(a for a, _ in x), statistics.median(b for _, b in x)) for k, x in res.items()}
         print("| %s | %.3f | %.3f | %.3f | %.3f |" % (v, med[False][0], med[True][0], med[False][1], med[True][1]))

@@ -33,24 +33,6 @@ INTERPRETERS = [pytest.param(sys.executable, id="this-python")] + [
     for v, p in (("2.7", _pyenv("2.7")),)
 ]
 
-# Two threads count down; the program counts how often the running thread changed (2.7 and 3.x).
-COUNTDOWN = textwrap.dedent("""\
-    import sys, threading
-    N, out = int(sys.argv[1]), sys.argv[2]
-    last, switches = [None], [0]
-    def count(me, n):
-        while n > 0:
-            n -= 1
-            if last[0] != me:
-                last[0] = me
-                switches[0] += 1
-    ts = [threading.Thread(target=count, args=(i, N)) for i in range(2)]
-    for t in ts: t.start()
-    for t in ts: t.join()
-    open(out, "w").write("%d\\n" % switches[0])
-    """)
-
-
 def perf_fds(pid="self"):
     out = 0
     for fd in os.listdir("/proc/%s/fd" % pid):
@@ -69,18 +51,23 @@ def columns(run):
 
 
 @pytest.fixture(scope="module")
-def script(tmp_path_factory):
-    p = tmp_path_factory.mktemp("observe") / "countdown.py"
-    p.write_text(COUNTDOWN)
-    return p
+def script():
+    # Two threads count down; the program counts how often the running thread changed (2.7
+    # and 3.x): python/gilmodel/probes/countdown.py, which benches/observe_overhead.py runs too.
+    from gilmodel.probes import path as probe_path
+
+    return probe_path("countdown")
 
 
-def observe_countdown(py, script, n):
-    out = script.parent / ("switches-%d.txt" % os.getpid())
+def observe_countdown(py, script, n, out_dir=None):
+    import json
+    import tempfile
+
+    out = os.path.join(out_dir or tempfile.gettempdir(), "countdown-%d.json" % os.getpid())
     before = perf_fds()
-    run = gm.observe([py, str(script), str(n), str(out)])
+    run = gm.observe([py, script, "--n", str(n)], stdout=out)
     assert perf_fds() == before, "perf descriptors left open"
-    return run, int(out.read_text())
+    return run, json.loads(open(out).read().strip().splitlines()[-1])["switches"]
 
 
 @pytest.mark.parametrize("py", INTERPRETERS)
@@ -272,8 +259,9 @@ def test_a_stripped_interpreter_names_the_debug_package():
 
 def test_the_command_line_observes_writes_the_run_and_draws_it_beside_another(tmp_path, script):
     out, png = tmp_path / "o.parquet", tmp_path / "o.png"
-    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "observe", "--out", str(out), "--plot", str(png), "--",
-                        sys.executable, str(script), "200000", str(tmp_path / "sw.txt")], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "observe", "--out", str(out), "--plot", str(png),
+                        "--stdout", str(tmp_path / "countdown.json"), "--",
+                        sys.executable, script, "--n", "200000"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     summary = __import__("json").loads(p.stdout)
     assert summary["acquisitions"] > 0 and "observed" in p.stderr

@@ -120,7 +120,7 @@ def _cmd_observe(a) -> int:
         raise SystemExit("gilmodel observe: give a command after -- (e.g. -- python3 app.py) or --pid PID")
     status = 0
     try:
-        r = observe(cmd or None, pid=a.pid, duration_s=a.duration, ring_pages=a.ring_pages)
+        r = observe(cmd or None, pid=a.pid, duration_s=a.duration, ring_pages=a.ring_pages, stdout=a.stdout)
     except ObserveInterrupted as e:
         r, status = e.run, 130
         print("gilmodel: %s" % e, file=sys.stderr)
@@ -332,6 +332,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     o.add_argument("--duration", type=float, help="stop after this many seconds (a launched command is sent SIGINT)")
     o.add_argument("--out", help="write the observed run to this Parquet file")
     o.add_argument("--plot", help="draw its GIL timeline to this image (PNG/SVG/PDF)")
+    o.add_argument("--stdout", metavar="FILE", help="write the launched command's standard output to FILE (the summary "
+                                                  "keeps this command's)")
     o.add_argument("--ring-pages", type=int, default=512, help="ring buffer per CPU, in 4 KiB pages (default: %(default)s)")
     o.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to launch")
     o.set_defaults(fn=_cmd_observe)

@@ -140,7 +140,7 @@ pub fn decode(
             out.push((t, idx, cpu, Some(Ev::Start), -1));
         }
         match r.what {
-            What::Fork { .. } => {}
+            What::Fork => {}
             What::Comm { name, .. } => {
                 let n = name.iter().position(|&c| c == 0).unwrap_or(16);
                 th.comm = String::from_utf8_lossy(&name[..n]).into_owned();

@@ -194,20 +194,6 @@ fn remove_stale(dir: &std::path::Path) {
     }
 }
 
-/// This observer's probe definitions still in tracefs (none once an observation is over).
-pub fn defined_by(pid: u32) -> Vec<String> {
-    let Ok(dir) = tracefs() else {
-        return Vec::new();
-    };
-    let prefix = format!("gilmodel_{pid}/");
-    std::fs::read_to_string(dir.join("uprobe_events"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(&prefix))
-        .map(str::to_string)
-        .collect()
-}
-
 /// What a probe hit means (its place in the GIL's protocol).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Hook {
@@ -271,10 +257,9 @@ pub enum What {
         arg0: u64,
         ret: u64,
     },
-    /// A task started (a thread, or a forked process when pid != tid's tgid).
-    Fork {
-        ptid: u32,
-    },
+    /// A task started (a thread, or a forked process when pid != tid's tgid): its first
+    /// record, which starts it in the log.
+    Fork,
     Exit,
     /// The task's name; `exec`: set by an execve.
     Comm {
@@ -630,10 +615,7 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
             };
             f().map_or(Parsed::Bad, Parsed::Raw)
         }
-        rec::FORK => match u32_at(b, 12) {
-            Some(ptid) => raw(What::Fork { ptid }),
-            None => Parsed::Bad,
-        },
+        rec::FORK => raw(What::Fork),
         rec::EXIT => raw(What::Exit),
         rec::COMM => {
             let mut name = [0u8; 16];

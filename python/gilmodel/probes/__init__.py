@@ -10,9 +10,14 @@ PROBES = ("calibrate", "cpu_pair", "handoffs", "io_latency", "convoy", "bandwidt
           "threads_sweep", "native_work", "long_call")
 
 
+#: Scripts that are not validate's probes: the peers, and the workload ``gilmodel observe``
+#: is tested and measured with.
+SCRIPTS = ("_peer", "countdown")
+
+
 def path(name: str) -> str:
-    """The file of probe ``name`` (from the installed package's files)."""
-    if name not in PROBES and name != "_peer":
+    """The file of probe or script ``name`` (from the installed package's files)."""
+    if name not in PROBES and name not in SCRIPTS:
         raise ValueError("unknown probe %r; known: %s" % (name, ", ".join(PROBES)))
     from importlib.resources import files
 
