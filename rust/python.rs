@@ -32,6 +32,18 @@ fn columns<'py>(py: Python<'py>, cols: Vec<(String, Column)>) -> PyResult<Bound<
     Ok(d)
 }
 
+/// Re-attach and run Python's signal handlers; true (and the exception kept in `pending`) when
+/// one raised: the stop test of a run or an observation with Python's GIL released.
+fn signalled(pending: &mut Option<PyErr>) -> bool {
+    match Python::attach(|py| py.check_signals()) {
+        Ok(()) => false,
+        Err(e) => {
+            *pending = Some(e);
+            true
+        }
+    }
+}
+
 fn spec(json: &str) -> PyResult<Scenario> {
     Scenario::from_json(json).map_err(|e| PyValueError::new_err(e.to_string()))
 }
@@ -47,15 +59,7 @@ fn spec(json: &str) -> PyResult<Scenario> {
 fn run<'py>(py: Python<'py>, scenario_json: &str) -> PyResult<Bound<'py, PyDict>> {
     let sc = spec(scenario_json)?;
     let mut pending: Option<PyErr> = None;
-    let result = py.detach(|| {
-        engine::run(&sc, &mut || match Python::attach(|py| py.check_signals()) {
-            Ok(()) => false,
-            Err(e) => {
-                pending = Some(e);
-                true
-            }
-        })
-    });
+    let result = py.detach(|| engine::run(&sc, &mut || signalled(&mut pending)));
     if let Some(e) = pending {
         return Err(e);
     }
@@ -99,23 +103,13 @@ fn output_dict(py: Python<'_>, out: RunOutput) -> PyResult<Bound<'_, PyDict>> {
 /// thread re-attaches to check for signals, and a KeyboardInterrupt ends the observation: the
 /// partial run comes back with `meta["stopped_by"] == "interrupted"` and the exception is
 /// kept for the front to raise after building the run (`error` = {"kind": "interrupted"}).
+#[cfg(target_os = "linux")]
 #[pyfunction]
 fn observe<'py>(py: Python<'py>, spec_json: &str) -> PyResult<Bound<'py, PyDict>> {
     let spec: crate::observe::ObserveSpec = serde_json::from_str(spec_json)
         .map_err(|e| PyValueError::new_err(format!("observe spec: {e}")))?;
     let mut pending: Option<PyErr> = None;
-    let result = py.detach(|| {
-        crate::observe::observe(&spec, &mut || {
-            pending.is_some()
-                || match Python::attach(|py| py.check_signals()) {
-                    Ok(()) => false,
-                    Err(e) => {
-                        pending = Some(e);
-                        true
-                    }
-                }
-        })
-    });
+    let result = py.detach(|| crate::observe::observe(&spec, &mut || signalled(&mut pending)));
     let out = result.map_err(PyRuntimeError::new_err)?;
     let d = output_dict(py, out)?;
     match pending {
@@ -174,6 +168,7 @@ fn host_info() -> String {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
+    #[cfg(target_os = "linux")]
     m.add_function(wrap_pyfunction!(observe, m)?)?;
     m.add_function(wrap_pyfunction!(calibration, m)?)?;
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
