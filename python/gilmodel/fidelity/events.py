@@ -23,7 +23,7 @@ distribution functions per interpreter and core set.
 
 The real side needs what observing needs (root, uprobes, an interpreter with symbols); the
 model side runs as ``validate``'s does (the interpreter's calibration profile, the probe's
-sizes). Under 2.7 observing slows the program about 12× (README, "Observing the real GIL"):
+sizes). Under 2.7 observing slows the program 12–17× (README, "Observing the real GIL"):
 its real distributions are the perturbed ones, which the report says.
 """
 
@@ -285,6 +285,6 @@ def report(df: pd.DataFrame) -> str:
             r["p90_real"], r["p90_model"], r["p99_real"], r["p99_model"], r["ks"], r["w1_over_median"],
             "ok" if r["within"] else "**differs**"))
     if (df.interpreter.astype(str).str.startswith("2.")).any():
-        lines += ["", "Under 2.7 observing makes the program about 12× slower (probe hits at every 100-bytecode check): "
+        lines += ["", "Under 2.7 observing makes the program 12–17× slower (probe hits at every 100-bytecode check): "
                       "its observed distributions are those of the perturbed program."]
     return "\n".join(lines) + "\n"
