@@ -69,10 +69,6 @@ def task_count_back_to(n: int, within_s: float = 0.2) -> int:
     return task_count()
 
 
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def fd_set() -> dict:
     """This process's open file descriptors: fd → what it points at."""
     out = {}

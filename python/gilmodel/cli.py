@@ -325,7 +325,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                        "gilmodel observe [--out run.parquet] -- python3 app.py ARGS, or --pid PID",
                        description="Launches the command (its first word a CPython) or attaches to a running process and "
                                    "records its GIL's requests, acquisitions and releases (3.x also timeouts, futile wake-ups "
-                                   "and drop requests) in the model's own event schema. Prints the summary as JSON. Exit "
+                                   "and drop requests; on x86_64 its blocking system calls as I/O) in the model's own "
+                                   "event schema. Prints the summary as JSON. Exit "
                                    "status 2 when it cannot observe (the message says why), 130 when interrupted (the partial "
                                    "run is still written).")
     o.add_argument("--pid", type=int, help="attach to this running process (it is never stopped)")
@@ -334,7 +335,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     o.add_argument("--plot", help="draw its GIL timeline to this image (PNG/SVG/PDF)")
     o.add_argument("--stdout", metavar="FILE", help="write the launched command's standard output to FILE (the summary "
                                                   "keeps this command's)")
-    o.add_argument("--ring-pages", type=int, default=512, help="ring buffer per CPU, in 4 KiB pages (default: %(default)s)")
+    o.add_argument("--ring-pages", type=int, default=512, help="ring buffer per CPU, in 4 KiB pages, a power of two (default: %(default)s)")
     o.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to launch")
     o.set_defaults(fn=_cmd_observe)
     from .gallery import ALIASES, EXPERIMENTS

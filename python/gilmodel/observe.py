@@ -189,6 +189,7 @@ def observe(command: Optional[Sequence[str]] = None, *, pid: Optional[int] = Non
         poll_ms: how often the rings are read.
         max_events: stop when this many records were read (``stopped_by = "event_budget"``;
             about 48 bytes each while observing).
+        grace_s: how long a launched command has to exit after SIGINT before SIGKILL.
 
     Returns:
         A :class:`Run`; ``meta["observed"]`` says what was observed and how (probes, files,

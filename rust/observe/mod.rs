@@ -616,9 +616,8 @@ pub fn observe(
             "gil_lock_found_by": lock_found_by,
             "interpreter_lock_values": lock_values.iter().map(|g| format!("{g:#x}")).collect::<Vec<_>>(),
             "observed_events": match fl {
-                Flavour::Interval if has_waits => "request, acquire, release, timeout, futile_wakeup; drop_request inferred",
-                Flavour::Interval => "request, acquire, release",
-                Flavour::Lock => "request, acquire, release",
+                Flavour::Interval if has_waits => "request, acquire, release, timeout, futile_wakeup; drop_request inferred; io_begin/io_end of blocking system calls (x86_64)",
+                _ => "request, acquire, release; io_begin/io_end of blocking system calls (x86_64)",
             },
             "notes": d.notes,
             "t0_monotonic_ns": t0,

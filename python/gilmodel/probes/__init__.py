@@ -18,7 +18,7 @@ SCRIPTS = ("_peer", "countdown")
 def path(name: str) -> str:
     """The file of probe or script ``name`` (from the installed package's files)."""
     if name not in PROBES and name not in SCRIPTS:
-        raise ValueError("unknown probe %r; known: %s" % (name, ", ".join(PROBES)))
+        raise ValueError("unknown probe %r; known: %s" % (name, ", ".join(PROBES + SCRIPTS)))
     from importlib.resources import files
 
     p = files(__name__).joinpath(name + ".py")
