@@ -41,6 +41,9 @@ def test_storm_on_two_cores(version):
     assert r["threaded"]["futex_level"]["blocking_waits"] > 0
 
 
+# How often the kernel switches two threads sharing one core is the scheduler's: measured, it
+# failed in a CI run while the hypervisor stole heavily (3 and 4 extra switches against 5).
+@pytest.mark.timing
 @pytest.mark.parametrize("version", ["2.7", "2.6-osx"])
 def test_more_switches_threaded_on_one_core(version):
     r = best_of(3, version, CORES[:1], lambda r: r["threaded"]["voluntary_ctx_switches"] >= 4 + r["sequential"]["voluntary_ctx_switches"]
