@@ -104,10 +104,11 @@ def test_a_real_deadlock_through_the_public_api():
 
 def test_events_without_progress_do_not_feed_the_watchdog():
     # Waiters under the interval GIL keep logging timeouts and drop requests while the holder
-    # hangs; that is not progress.
+    # hangs; that is not progress. "w" sleeps first so that the holder surely takes the GIL
+    # first: after 1 ms, in one CI run, "w" had taken it, finished, and never waited.
     sc = gm.Scenario(gm.IntervalGIL(interval_us=200), [
         gm.Thread("holder", [_Hang()]),
-        gm.Thread("w", [gm.sleep(1000), gm.cpu(10)]),
+        gm.Thread("w", [gm.sleep(50_000), gm.cpu(10)]),
     ], cores=CORES, watchdog_s=WATCHDOG_S)
     err, _ = halted(sc)
     assert err.run.threads.column("timeouts").to_pylist()[1] > 100
