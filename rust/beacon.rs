@@ -39,6 +39,12 @@ pub enum Doing {
     Native,
     /// arg: the op's ticks.
     Held,
+    /// arg: the lock's index (`acquire`, `release`).
+    Lock,
+    /// arg: the queue's index.
+    Put,
+    /// arg: the queue's index.
+    Get,
 }
 
 impl Doing {
@@ -54,6 +60,9 @@ impl Doing {
             8 => Doing::Exited,
             9 => Doing::Native,
             10 => Doing::Held,
+            11 => Doing::Lock,
+            12 => Doing::Put,
+            13 => Doing::Get,
             _ => Doing::Starting,
         }
     }
@@ -129,8 +138,16 @@ impl Beacon {
     }
 }
 
-/// What a thread is doing, in words (`names`: the scenario's thread names, for joins).
-pub fn describe(s: Seen, names: &[String]) -> String {
+/// The scenario's names, for [`describe`].
+pub struct Names<'a> {
+    pub threads: &'a [String],
+    pub locks: &'a [String],
+    pub queues: &'a [String],
+}
+
+/// What a thread is doing, in words (the thread, lock or queue its op names).
+pub fn describe(s: Seen, names: &Names) -> String {
+    let name = |v: &[String]| format!("{:?}", v.get(s.arg as usize).map_or("?", |n| n.as_str()));
     let op = match s.doing {
         Doing::Starting => {
             return match s.gil {
@@ -144,10 +161,10 @@ pub fn describe(s: Seen, names: &[String]) -> String {
         Doing::Sleep => format!("sleep({} µs)", s.arg),
         Doing::Send => format!("send({} bytes) to its peer", s.arg),
         Doing::Recv => format!("recv({} bytes) from its driver", s.arg),
-        Doing::Join => format!(
-            "join({:?})",
-            names.get(s.arg as usize).map_or("?", |n| n.as_str())
-        ),
+        Doing::Join => format!("join({})", name(names.threads)),
+        Doing::Lock => format!("acquire({}) or release", name(names.locks)),
+        Doing::Put => format!("put({})", name(names.queues)),
+        Doing::Get => format!("get({})", name(names.queues)),
         Doing::Native => format!("native({}) (C work)", s.arg),
         Doing::Held => format!("held({}) (C work, no check point)", s.arg),
         Doing::Handler => "a signal handler".to_string(),
@@ -158,7 +175,7 @@ pub fn describe(s: Seen, names: &[String]) -> String {
         (GIL_HOLDING, _) => format!("holds the GIL, in {op}"),
         (_, Doing::Sleep) => format!("sleeping: {op}"),
         (_, Doing::Send | Doing::Recv) => format!("blocked in {op}"),
-        (_, Doing::Join) => format!("waiting in {op}"),
+        (_, Doing::Join | Doing::Lock | Doing::Put | Doing::Get) => format!("waiting in {op}"),
         _ => format!("in {op}, GIL released"),
     }
 }
@@ -178,7 +195,13 @@ mod tests {
         assert_eq!((b.ticks(), b.progress()), (5, p0 + 5));
         b.doing(Doing::Join, 1);
         assert_eq!(b.progress(), p0 + 6);
-        let names = vec!["a".to_string(), "b".to_string()];
+        let threads = vec!["a".to_string(), "b".to_string()];
+        let queues = vec!["q".to_string()];
+        let names = Names {
+            threads: &threads,
+            locks: &[],
+            queues: &queues,
+        };
         assert_eq!(describe(Beacon::default().seen(), &names), "starting");
         let c = Beacon::default();
         c.doing(Doing::Native, 9);
@@ -193,6 +216,9 @@ mod tests {
             "holds the GIL, in held(9) (C work, no check point)"
         );
         assert_eq!(describe(b.seen(), &names), "waiting in join(\"b\")");
+        let q = Beacon::default();
+        q.doing(Doing::Get, 0);
+        assert_eq!(describe(q.seen(), &names), "waiting in get(\"q\")");
         b.gil(GIL_WAITING);
         assert_eq!(
             describe(b.seen(), &names),

@@ -116,6 +116,11 @@ pub const LOOP_TIMES: Limit<u64> =
     Limit::new(1, u64::MAX).says("must be at least 1, or None for until stopped");
 /// How deep loops may nest (a loop in a thread's program is depth 1).
 pub const LOOP_DEPTH: Limit<u64> = Limit::new(1, 16);
+/// Locks and queues of a scenario, together.
+pub const SYNC_OBJECTS: Limit<u64> = Limit::new(0, 1024);
+/// A queue's `maxsize` (0: unbounded, as `queue.Queue`).
+pub const QUEUE_MAXSIZE: Limit<u64> =
+    Limit::new(0, 1 << 40).says("must be between 0 (unbounded) and 2^40");
 /// When a signal is sent, µs after the start.
 pub const SIGNAL_AT_US: Limit<u64> = Limit::new(0, 86_400_000_000).says("at most one day");
 
@@ -184,6 +189,8 @@ pub fn limits(mem_bytes: u64) -> Vec<(&'static str, Bound)> {
         ("loop_times", LOOP_TIMES.into()),
         ("loop_depth", LOOP_DEPTH.into()),
         ("signal_at_us", SIGNAL_AT_US.into()),
+        ("sync_objects", SYNC_OBJECTS.into()),
+        ("queue_maxsize", QUEUE_MAXSIZE.into()),
         ("tick_ns", TICK_NS.into()),
         ("stop_duration_s", STOP_DURATION_S.into()),
         ("watchdog_s", WATCHDOG_S.into()),

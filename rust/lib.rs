@@ -13,6 +13,8 @@
 //! - [`scenario`]: what to run, and its validation;
 //! - [`observe`]: a real CPython's GIL observed with kernel uprobes, in the same schema;
 //! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
+//! - [`threading`]: `threading.Lock` and `queue.Queue` as CPython builds them (spec, checks,
+//!   run-time objects) for the lock and queue ops;
 //! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
 
 pub mod affinity;
@@ -30,6 +32,7 @@ pub mod rusage;
 pub mod scenario;
 pub mod signals;
 pub mod tables;
+pub mod threading;
 
 #[cfg(feature = "python")]
 mod python;

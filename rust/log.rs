@@ -73,10 +73,16 @@ pub enum Ev {
     /// That call returned (GIL still held; its one check point follows); arg = ticks done
     /// (fewer than asked when the run was stopped during it).
     CallEnd,
+    /// An item went into a queue (`put`, inside the queue's mutex); arg = the queue's index in
+    /// the scenario's `queues`.
+    Put,
+    /// An item came out of a queue (`get`, inside its mutex); arg = the queue's index. Per
+    /// queue, the n-th `got` takes the n-th `put`'s item (a FIFO queue).
+    Got,
 }
 
 /// Names of the event kinds, in discriminant order (the `event` column's dictionary).
-pub const EVENT_NAMES: [&str; 20] = [
+pub const EVENT_NAMES: [&str; 22] = [
     "start",
     "exit",
     "request",
@@ -97,6 +103,8 @@ pub const EVENT_NAMES: [&str; 20] = [
     "preempt",
     "call_begin",
     "call_end",
+    "put",
+    "got",
 ];
 
 /// Blocking operations, as `io_begin`'s arg.
@@ -110,11 +118,20 @@ pub enum IoOp {
     /// C work with the GIL released that occupies the core (the `native` op: hashlib on a big
     /// buffer, zlib, a numpy kernel); its `io_end` arg is 0.
     Native = 4,
+    /// Waiting for a taken lock (`acquire`, or a queue's mutex); `io_end` arg 0 (-1: a signal
+    /// interrupted it, 3.2+).
+    Lock = 5,
+    /// A `get` waiting on the queue's `not_empty` condition (its waiter lock).
+    Get = 6,
+    /// A `put` waiting on a bounded queue's `not_full` condition.
+    Put = 7,
 }
 
 /// Names of the blocking operations, in [`IoOp`] order (`io_begin`'s arg indexes them): the
 /// ops of the same names in a scenario.
-pub const IO_OP_NAMES: [&str; 5] = ["send", "recv", "sleep", "join", "native"];
+pub const IO_OP_NAMES: [&str; 8] = [
+    "send", "recv", "sleep", "join", "native", "lock", "get", "put",
+];
 
 /// Bytes one stored event takes in a thread's buffer: `t_ns`, `cpu`, `event`, `arg` (the
 /// merged log adds the 2-byte `thread` column; during the merge both forms exist).
@@ -293,6 +310,9 @@ mod tests {
             IoOp::Sleep,
             IoOp::Join,
             IoOp::Native,
+            IoOp::Lock,
+            IoOp::Get,
+            IoOp::Put,
         ] {
             let name = IO_OP_NAMES[op as usize];
             assert_eq!(format!("{op:?}").to_lowercase(), name);

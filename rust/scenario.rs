@@ -8,6 +8,7 @@ use crate::contract::{
     REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS, TICK_NS,
     WATCHDOG_S,
 };
+use crate::threading::{self, QueueSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -38,6 +39,16 @@ pub enum Op {
     Recv { bytes: u64 },
     /// Wait for another thread to finish, with the GIL released.
     Join { thread: String },
+    /// `lock.acquire()` of one of the scenario's `locks`, as the policy's interpreter does it
+    /// (2.x: the GIL always released around `sem_wait`; 3.2+: a try first, the GIL released
+    /// only when the lock is taken). See `threading.rs`.
+    Acquire { lock: String },
+    /// `lock.release()`: a `sem_post`, the GIL held.
+    Release { lock: String },
+    /// `q.put(item)` on one of the scenario's `queues` (waits for room when it is bounded).
+    Put { queue: String },
+    /// `q.get()`: waits for an item.
+    Get { queue: String },
     /// Repeat `body` `times` times, or until the run stops when `times` is absent.
     Loop {
         #[serde(default)]
@@ -145,6 +156,12 @@ pub struct Scenario {
     /// interpreter's threads (no thread may then name a core).
     #[serde(default = "yes")]
     pub pin_threads: bool,
+    /// The `threading.Lock`s the threads' `acquire`/`release` name.
+    #[serde(default)]
+    pub locks: Vec<String>,
+    /// The `queue.Queue`s the threads' `put`/`get` name.
+    #[serde(default)]
+    pub queues: Vec<QueueSpec>,
 }
 
 /// What a run does when a thread's share of the event budget is full.
@@ -230,6 +247,8 @@ impl Scenario {
                 format!("{n} threads; at most {} are allowed", THREADS.hi),
             );
         }
+        threading::validate_objects(self)?;
+        let objects = threading::Names::of(self);
         let mut index = HashMap::new();
         for (i, t) in self.threads.iter().enumerate() {
             let f = format!("threads[{i}].name");
@@ -259,10 +278,19 @@ impl Scenario {
                 );
             }
             for (j, op) in t.program.iter().enumerate() {
-                self.validate_op(i, t, &index, op, &format!("threads[{i}].program[{j}]"), 0)?;
+                self.validate_op(
+                    i,
+                    t,
+                    &index,
+                    &objects,
+                    op,
+                    &format!("threads[{i}].program[{j}]"),
+                    0,
+                )?;
             }
         }
         self.validate_joins(&index)?;
+        threading::validate_programs(self, &objects)?;
         for (i, sg) in self.signals.iter().enumerate() {
             if !crate::signals::ALLOWED.iter().any(|&(s, _)| s == sg.signum) {
                 let names: Vec<String> = crate::signals::ALLOWED
@@ -374,11 +402,15 @@ impl Scenario {
         i: usize,
         t: &ThreadSpec,
         index: &HashMap<&str, usize>,
+        objects: &threading::Names,
         op: &Op,
         f: &str,
         depth: usize,
     ) -> Result<(), SpecError> {
         match op {
+            Op::Acquire { .. } | Op::Release { .. } | Op::Put { .. } | Op::Get { .. } => {
+                threading::validate_op(objects, op, f)
+            }
             Op::Cpu { ticks } | Op::Native { ticks } | Op::Held { ticks }
                 if !CPU_TICKS.contains(*ticks) =>
             {
@@ -424,7 +456,15 @@ impl Scenario {
                     return err(format!("{f}.body"), "a loop needs at least one op");
                 }
                 for (j, o) in body.iter().enumerate() {
-                    self.validate_op(i, t, index, o, &format!("{f}.body[{j}]"), depth + 1)?;
+                    self.validate_op(
+                        i,
+                        t,
+                        index,
+                        objects,
+                        o,
+                        &format!("{f}.body[{j}]"),
+                        depth + 1,
+                    )?;
                 }
                 Ok(())
             }
@@ -669,6 +709,8 @@ mod tests {
             watchdog_s: None,
             signals: vec![],
             pin_threads: true,
+            locks: vec![],
+            queues: vec![],
         }
     }
 

@@ -17,8 +17,8 @@ from .policies import (
 from .profiles import CalibrationError, Profile, calibrate
 from .run import EVENT_NAMES, EventBudgetError, Run, RunHalted, WatchdogError, load_run, run
 from .scenario import (
-    Cpu, Drain, Driver, Held, Join, Loop, Native, Op, Recv, Scenario, Send, Signal, Sleep, Thread,
-    cpu, drain, driver, held, join, loop, native, recv, send, signal, sleep,
+    Acquire, Cpu, Drain, Driver, Get, Held, Join, Loop, Native, Op, Put, Queue, Recv, Release, Scenario, Send, Signal,
+    Sleep, Thread, acquire, cpu, drain, driver, get, held, join, loop, native, put, recv, release, send, signal, sleep,
 )
 from .analysis import summary
 from .sweeps import load, sweep
@@ -31,6 +31,7 @@ __all__ = [
     "CPYTHON_VERSIONS", "resolve_gil",
     "calibrate", "Profile", "CalibrationError",
     "Scenario", "Thread", "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Loop",
+    "Acquire", "Release", "Put", "Get", "Queue", "acquire", "release", "put", "get",
     "cpu", "native", "held", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES", "RunHalted", "WatchdogError", "EventBudgetError",
     "sweep", "load",

@@ -1,4 +1,5 @@
-"""Analysis of an event log: holding periods, hand-offs, waits, I/O response, and a summary.
+"""Analysis of an event log: holding periods, hand-offs, waits, I/O response, held calls,
+queue items, and a summary.
 
 Every function is vectorised (numpy over the Arrow columns, no per-row Python loop) and takes
 the ``events`` table of a run (any table with its schema: ``t_ns``, ``thread``, ``cpu``,
@@ -24,7 +25,7 @@ from .eventlog import CODE, IO_OPS, Log, by_time, decode, neighbour, pairs
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["holds", "handoffs", "waits", "io_response", "calls", "summary", "HOLD_ENDS", "IO_OPS"]
+__all__ = ["holds", "handoffs", "waits", "io_response", "calls", "items", "summary", "HOLD_ENDS", "IO_OPS"]
 
 #: How a holding period ended (the ``ended_by`` column of :func:`holds`).
 HOLD_ENDS = ("poll", "forced_drop", "blocking", "exit")
@@ -124,7 +125,8 @@ def waits(events: _Events) -> pa.Table:
 
 def io_response(events: _Events) -> pa.Table:
     """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join, native: C work
-    with the GIL released), ``bytes`` (0 for native work),
+    with the GIL released, lock: a wait for a taken lock, get/put: a queue's wait for an item
+    or for room), ``bytes`` (0 for native work and waits),
     ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
     again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
     call (the convoy delay)."""
@@ -167,6 +169,36 @@ def calls(events: _Events) -> pa.Table:
         "end_ns": pa.array(lg.t[end]),
         "call_ns": pa.array(lg.t[end] - lg.t[beg]),
         "ticks": pa.array(lg.arg[end]),
+    })
+
+
+def items(events: _Events) -> pa.Table:
+    """One row per queue item taken out (a ``get`` op): ``queue`` (its index in the scenario's
+    ``queues``), ``producer`` and ``consumer`` (threads), ``put_ns``, ``got_ns`` and
+    ``latency_ns`` (put → got: time in the queue), ordered by ``got_ns``. Per queue the n-th
+    ``got`` takes the n-th ``put``'s item (``put``/``got`` are logged inside the queue's mutex);
+    items still in the queue at the end are left out. A run whose log was truncated
+    (``meta["events_truncated"]``) can pair the wrong items."""
+    lg = decode(events)
+    put = np.flatnonzero(lg.ev == CODE["put"])
+    got = np.flatnonzero(lg.ev == CODE["got"])
+    pi, gi = [], []
+    for q in np.union1d(lg.arg[put], lg.arg[got]):
+        p, g = put[lg.arg[put] == q], got[lg.arg[got] == q]
+        k = min(p.size, g.size)
+        pi.append(p[:k])
+        gi.append(g[:k])
+    p = np.concatenate(pi) if pi else np.zeros(0, dtype=np.int64)
+    g = np.concatenate(gi) if gi else np.zeros(0, dtype=np.int64)
+    s = np.argsort(g, kind="stable")
+    p, g = p[s], g[s]
+    return pa.table({
+        "queue": pa.array(lg.arg[g].astype(np.uint32)),
+        "producer": pa.array(lg.thread[p].astype(np.uint16)),
+        "consumer": pa.array(lg.thread[g].astype(np.uint16)),
+        "put_ns": pa.array(lg.t[p]),
+        "got_ns": pa.array(lg.t[g]),
+        "latency_ns": pa.array(lg.t[g] - lg.t[p]),
     })
 
 
@@ -235,7 +267,8 @@ def summary(run: "Run") -> Dict[str, Any]:
     From the event log, when it was recorded: ``handoffs``, ``handoff_latency_{p50,p90,p99,max}_us``,
     ``futile_handoff_fraction``, ``idle_gil_waiting_s`` (the GIL free while someone waited),
     ``wait_{p50,p90,p99,max}_ms``, and for blocking calls ``io_response_{p50,p90,p99,max}_ms``
-    (I/O completion → GIL held again).
+    (I/O completion → GIL held again); with queues, ``items`` (taken out) and
+    ``item_latency_{p50,p90,p99,max}_ms`` (put → got, :func:`items`).
     """
     m = run.meta
     th = run.threads.to_pydict()
@@ -289,4 +322,8 @@ def summary(run: "Run") -> Dict[str, Any]:
         out.update(_quantiles(waits(lg).column("wait_ns").to_numpy(), "wait"))
         io = io_response(lg)
         out.update(_quantiles(io.column("response_ns").to_numpy(), "io_response"))
+        if m.get("queues"):
+            it = items(lg).column("latency_ns").to_numpy()
+            out["items"] = int(it.size)
+            out.update(_quantiles(it, "item_latency"))
     return out

@@ -56,6 +56,9 @@ LABELS = {
     "io:sleep": "blocking sleep",
     "io:join": "blocking join",
     "io:native": "C work, GIL released",
+    "io:lock": "waits for a lock",
+    "io:get": "queue get waits for an item",
+    "io:put": "queue put waits for room",
     "call": "held call (C work, GIL held, no check point)",
     "alive": "alive, outside the GIL",
     "futile_wakeup": "futile wake-up (GIL taken again)",
@@ -70,7 +73,7 @@ LABELS = {
 _COLORS = {
     "hold": "#2ca02c", "wait": "#d62728", "switch": "#9467bd",
     "io:send": "#1f77b4", "io:recv": "#17becf", "io:sleep": "#aec7e8", "io:join": "#8c564b",
-    "io:native": "#dbdb8d", "call": "#d95f02",
+    "io:native": "#dbdb8d", "io:lock": "#f7b6d2", "io:get": "#c5b0d5", "io:put": "#c49c94", "call": "#d95f02",
     "alive": "#b0b0b0",
 }
 # Bar half-heights in lane units (lanes are 1 apart; the y axis points down).

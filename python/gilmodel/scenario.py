@@ -4,7 +4,9 @@ A :class:`Scenario` is a policy, a list of :class:`Thread` s, a core map and a s
 thread's program is a list of ops: :func:`cpu` (interpreter work), :func:`native` (C work
 with the GIL released), :func:`held` (C work that keeps the GIL, with no check point),
 :func:`sleep`, :func:`send`, :func:`recv` (real system calls with the GIL released),
-:func:`join`, and :func:`loop`. Constructors check their own arguments; :meth:`Scenario.validate` checks the
+:func:`join`, :func:`acquire` and :func:`release` (a ``threading.Lock`` of the scenario's
+``locks``), :func:`put` and :func:`get` (a ``queue.Queue`` of its ``queues``), and :func:`loop`.
+Constructors check their own arguments; :meth:`Scenario.validate` checks the
 whole (cores, joins, stop rule) in the core, before any thread starts.
 """
 
@@ -19,8 +21,9 @@ from ._check import check_bool, check_choice, check_float, check_int, check_seq,
 from .policies import POLICIES, Policy
 
 __all__ = [
-    "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Loop",
-    "cpu", "native", "held", "sleep", "send", "recv", "join", "loop",
+    "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Acquire", "Release", "Put", "Get", "Loop",
+    "cpu", "native", "held", "sleep", "send", "recv", "join", "acquire", "release", "put", "get", "loop",
+    "Queue",
     "Drain", "Driver", "drain", "driver",
     "Thread", "Scenario", "Signal", "signal", "SIGNALS",
     "DEFAULT_MAX_EVENTS", "DEFAULT_LOG_BYTES", "EVENT_BYTES",
@@ -149,6 +152,80 @@ class Join:
 
 
 @dataclass(frozen=True)
+class Acquire:
+    """``lock.acquire()`` of one of the scenario's ``locks``, as the policy's interpreter does
+    it: 3.2+ tries first with the GIL held and releases the GIL only to wait (interruptibly);
+    2.x always releases it around the wait (a free lock too). A wait is logged
+    ``io_begin``/``io_end`` with the op ``lock``."""
+
+    lock: str
+
+    def __post_init__(self) -> None:
+        check_str("acquire.lock", self.lock)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "acquire", "lock": self.lock}
+
+
+@dataclass(frozen=True)
+class Release:
+    """``lock.release()``, with the GIL held (the thread must have acquired it in its program)."""
+
+    lock: str
+
+    def __post_init__(self) -> None:
+        check_str("release.lock", self.lock)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "release", "lock": self.lock}
+
+
+@dataclass(frozen=True)
+class Put:
+    """``q.put(item)`` on one of the scenario's ``queues``, as ``queue.Queue`` does it (its mutex,
+    then, while a bounded queue is full, a wait on ``not_full``, logged as the I/O op ``put``).
+    Logs a ``put`` event (arg: the queue's index)."""
+
+    queue: str
+
+    def __post_init__(self) -> None:
+        check_str("put.queue", self.queue)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "put", "queue": self.queue}
+
+
+@dataclass(frozen=True)
+class Get:
+    """``q.get()``: while the queue is empty, a wait on ``not_empty`` (the I/O op ``get``).
+    Logs a ``got`` event (arg: the queue's index); per queue the n-th ``got`` takes the n-th
+    ``put``'s item."""
+
+    queue: str
+
+    def __post_init__(self) -> None:
+        check_str("get.queue", self.queue)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "get", "queue": self.queue}
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A ``queue.Queue(maxsize)`` of a scenario (``maxsize`` 0: unbounded)."""
+
+    name: str
+    maxsize: int = 0
+
+    def __post_init__(self) -> None:
+        check_str("Queue.name", self.name)
+        check_int("Queue.maxsize", self.maxsize, *_LIMITS["queue_maxsize"])
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"name": self.name, "maxsize": self.maxsize}
+
+
+@dataclass(frozen=True)
 class Loop:
     """Repeat ``body`` ``times`` times, or until the run stops when ``times`` is None."""
 
@@ -163,7 +240,7 @@ class Loop:
             raise ValueError("loop.body: a loop needs at least one op")
         for i, op in enumerate(self.body):
             if not isinstance(op, _OPS):
-                raise TypeError("loop.body[%d]: expected an op (cpu, native, held, sleep, send, recv, join, loop), got %r" % (i, op))
+                raise TypeError("loop.body[%d]: expected an op (%s), got %r" % (i, _OP_WORDS, op))
         if _nesting(self) > _MAX_LOOP_DEPTH:
             raise ValueError("loop.body: loops nest deeper than %d" % _MAX_LOOP_DEPTH)
 
@@ -180,8 +257,9 @@ class _Hang:
         return {"op": "_hang"}
 
 
-Op = Union[Cpu, Native, Held, Sleep, Send, Recv, Join, Loop]
-_OPS = (Cpu, Native, Held, Sleep, Send, Recv, Join, Loop, _Hang)
+Op = Union[Cpu, Native, Held, Sleep, Send, Recv, Join, Acquire, Release, Put, Get, Loop]
+_OPS = (Cpu, Native, Held, Sleep, Send, Recv, Join, Acquire, Release, Put, Get, Loop, _Hang)
+_OP_WORDS = "cpu, native, held, sleep, send, recv, join, acquire, release, put, get, loop"
 
 
 def _nesting(op: Op) -> int:
@@ -224,6 +302,26 @@ def recv(nbytes: int = 64) -> Recv:
 def join(thread: str) -> Join:
     """Wait for the named thread to finish, with the GIL released."""
     return Join(thread)
+
+
+def acquire(lock: str) -> Acquire:
+    """``lock.acquire()`` of the scenario's lock ``lock`` (see :class:`Acquire`)."""
+    return Acquire(lock)
+
+
+def release(lock: str) -> Release:
+    """``lock.release()`` of the scenario's lock ``lock``."""
+    return Release(lock)
+
+
+def put(queue: str) -> Put:
+    """``q.put(item)`` on the scenario's queue ``queue`` (see :class:`Put`)."""
+    return Put(queue)
+
+
+def get(queue: str) -> Get:
+    """``q.get()`` on the scenario's queue ``queue`` (see :class:`Get`)."""
+    return Get(queue)
 
 
 def loop(*body: Op, times: Optional[int] = None) -> Loop:
@@ -417,6 +515,15 @@ class Scenario:
             scheduler places and moves it, as it does a real interpreter's unpinned threads
             (no thread may then name a core; ``run.threads``' ``core`` is -1 and its
             ``affinity`` column lists the cores, read back from the kernel).
+        locks: names of the ``threading.Lock`` s the threads' :func:`acquire` / :func:`release`
+            use.
+        queues: the ``queue.Queue`` s the threads' :func:`put` / :func:`get` use: names
+            (unbounded) or :class:`Queue` (name, maxsize). The core refuses, before any thread
+            starts, a release without its acquire, a lock acquired twice, two threads taking
+            two locks in opposite orders, a get that can never be satisfied, and a bounded
+            queue filled beyond what is read; a deadlock at run time is stopped by the watchdog,
+            naming the lock or queue each thread waits on. ``run.meta["locks"]`` and
+            ``["queues"]`` count what each did.
         profile: the calibration profile ``tick_ns`` came from (set by :meth:`resolved`;
             ``run.meta["profile"]`` records it); not compared, not sent to the core.
 
@@ -436,6 +543,8 @@ class Scenario:
     on_overflow: str = "truncate"
     watchdog_s: Optional[float] = None
     pin_threads: bool = True
+    locks: Tuple[str, ...] = ()
+    queues: Tuple[Queue, ...] = ()
     #: The calibration profile :meth:`resolved` took its ``tick_ns`` from (None: explicit).
     profile: Optional[Any] = field(default=None, compare=False, repr=False)
 
@@ -454,6 +563,8 @@ class Scenario:
         on_overflow: str = "truncate",
         watchdog_s: Optional[float] = None,
         pin_threads: bool = True,
+        locks: Sequence[str] = (),
+        queues: Sequence[Union[str, Queue]] = (),
         profile: Optional[Any] = None,
     ):
         if not isinstance(gil, tuple(POLICIES.values())):
@@ -501,10 +612,18 @@ class Scenario:
         for i, sg in enumerate(signals):
             if not isinstance(sg, Signal):
                 raise TypeError("Scenario.signals[%d]: expected signal(...), got %r" % (i, sg))
+        locks = (locks,) if isinstance(locks, str) else check_seq("Scenario.locks", locks)
+        for i, lk in enumerate(locks):
+            check_str("Scenario.locks[%d]" % i, lk)
+        queues = (queues,) if isinstance(queues, (str, Queue)) else check_seq("Scenario.queues", queues)
+        queues = tuple(Queue(q) if isinstance(q, str) else q for q in queues)
+        for i, q in enumerate(queues):
+            if not isinstance(q, Queue):
+                raise TypeError("Scenario.queues[%d]: expected a name or Queue(name, maxsize), got %s" % (i, show(q)))
         for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
                          tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals,
                          on_overflow=on_overflow, watchdog_s=watchdog_s, pin_threads=pin_threads,
-                         profile=profile).items():
+                         locks=tuple(locks), queues=queues, profile=profile).items():
             object.__setattr__(self, k, v)
 
     def resolved(self, quiet: bool = False) -> "Scenario":
@@ -537,6 +656,8 @@ class Scenario:
             "watchdog_s": self.watchdog_s,
             "signals": [sg.to_spec() for sg in self.signals],
             "pin_threads": self.pin_threads,
+            "locks": list(self.locks),
+            "queues": [q.to_spec() for q in self.queues],
         }
 
     def to_json(self, resolve: bool = True) -> str:
@@ -553,7 +674,7 @@ class Scenario:
         kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
                   duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name,
                   signals=self.signals, on_overflow=self.on_overflow, watchdog_s=self.watchdog_s,
-                  pin_threads=self.pin_threads, profile=self.profile)
+                  pin_threads=self.pin_threads, locks=self.locks, queues=self.queues, profile=self.profile)
         if self.profile is not None and "profile" not in changes:
             # A resolved scenario: a new tick_ns is explicit; a new policy is resolved anew.
             if "tick_ns" in changes:

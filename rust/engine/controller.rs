@@ -62,6 +62,7 @@ pub(super) fn supervise<G>(
         }
         if sh.stop.load(Relaxed) && !woke_sockets {
             setup.wake_sockets();
+            sh.objects.wake_all(n);
             woke_sockets = true;
         }
         let mut slice = deadline.map_or(SLICE_NS, |d| (d - now_ns()).clamp(100_000, SLICE_NS));

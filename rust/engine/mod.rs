@@ -14,7 +14,8 @@
 //!   scenario's cores (`peer_thread.rs`, `peer.rs`).
 //!
 //! A worker stops at its next check point or op boundary after the stop flag is raised;
-//! sleeps wake within 10 ms, socket calls at once (shutdown). Nothing waits unboundedly on a
+//! sleeps wake within 10 ms, socket calls at once (shutdown), lock and queue waits at once
+//! (every semaphore posted, `Objects::wake_all`). Nothing waits unboundedly on a
 //! thread that has been told to stop, so a stop always ends the run.
 //!
 //! # Watchdog and event budget
@@ -44,6 +45,7 @@ use crate::log::{EventBuf, Events};
 use crate::prim::{PrimCounts, Semaphore};
 use crate::scenario::{Placement, Scenario, SignalSpec, SpecError};
 use crate::signals::{self, Pending};
+use crate::threading::Objects;
 use peer_thread::PeerEnd;
 use start::Setup;
 use std::collections::HashMap;
@@ -183,6 +185,10 @@ pub struct Shared<'a, G> {
     main_pthread: AtomicU64,
     /// One per scenario thread: its progress and current op, for the watchdog.
     pub beacons: Vec<Beacon>,
+    /// The scenario's locks and queues, and each thread's waiter lock (`threading.rs`).
+    pub objects: Objects,
+    pub lock_index: HashMap<&'a str, usize>,
+    pub queue_index: HashMap<&'a str, usize>,
     finished: StdMutex<usize>,
     finished_cv: StdCondvar,
 }
@@ -223,6 +229,19 @@ impl<'a, G> Shared<'a, G> {
             }),
             main_pthread: AtomicU64::new(0),
             beacons: (0..n).map(|_| Beacon::default()).collect(),
+            objects: Objects::new(sc),
+            lock_index: sc
+                .locks
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.as_str(), i))
+                .collect(),
+            queue_index: sc
+                .queues
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (q.name.as_str(), i))
+                .collect(),
             finished: StdMutex::new(0),
             finished_cv: StdCondvar::new(),
         }

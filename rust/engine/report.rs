@@ -100,6 +100,7 @@ fn meta<G>(
         StoppedBy::AllDone => end_ns,
         _ => sh.stop_at.load(Relaxed) - sh.t0.load(Relaxed),
     };
+    let (locks, queues) = sh.objects.meta();
     serde_json::json!({
         "scenario": sc.name,
         "gil": sc.gil,
@@ -128,6 +129,8 @@ fn meta<G>(
         "host": host::info(),
         "version": env!("CARGO_PKG_VERSION"),
         "scenario_spec": sc,
+        "locks": locks,
+        "queues": queues,
         "signals": sc.signals.iter().zip(&watched.signals_sent).map(|(s, sent)| serde_json::json!({
             "at_us": s.at_us, "signum": s.signum, "sent_ns": sent,
         })).collect::<Vec<_>>(),
@@ -173,6 +176,12 @@ fn watchdog_report(
     seen: &[Seen],
 ) -> String {
     let names: Vec<String> = sc.threads.iter().map(|t| t.name.clone()).collect();
+    let queues: Vec<String> = sc.queues.iter().map(|q| q.name.clone()).collect();
+    let words = beacon::Names {
+        threads: &names,
+        locks: &sc.locks,
+        queues: &queues,
+    };
     let holders: Vec<String> = seen
         .iter()
         .enumerate()
@@ -208,7 +217,7 @@ fn watchdog_report(
         m.push_str(&format!(
             "\n  {:?} (thread {i}): {}; last events: {last}",
             stats[i].name,
-            beacon::describe(*s, &names)
+            beacon::describe(*s, &words)
         ));
     }
     m.push_str(

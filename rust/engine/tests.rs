@@ -2,8 +2,9 @@
 
 use super::*;
 use crate::gil::{IntervalConfig, LockKind, TickConfig};
-use crate::log::Ev;
+use crate::log::{Ev, IoOp};
 use crate::scenario::{Op, Overflow, PeerSpec, PolicySpec, StopSpec, ThreadSpec};
+use crate::threading::QueueSpec;
 
 fn cpu(name: &str, ticks: u64) -> ThreadSpec {
     ThreadSpec {
@@ -57,6 +58,8 @@ fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
         watchdog_s: None,
         signals: vec![],
         pin_threads: true,
+        locks: vec![],
+        queues: vec![],
     }
 }
 
@@ -96,8 +99,29 @@ fn count(out: &RunOutput, thread: u16, ev: Ev) -> u64 {
         .count() as u64
 }
 
-/// The invariants every run of every policy must keep.
+/// The invariants every run of the classic policies must keep: [`check_log`], and the
+/// counters match the events.
 fn check_invariants(out: &RunOutput) {
+    check_log(out, true);
+    for (k, st) in out.threads.iter().enumerate() {
+        let k = k as u16;
+        assert_eq!(
+            st.gil.acquisitions,
+            count(out, k, Ev::Acquire),
+            "{}",
+            st.name
+        );
+        assert_eq!(st.gil.drop_requests, count(out, k, Ev::DropRequest));
+        assert_eq!(st.gil.forced_drops, count(out, k, Ev::ForcedDrop));
+        assert_eq!(st.gil.timeouts, count(out, k, Ev::Timeout));
+        assert_eq!(st.events_dropped, 0);
+    }
+}
+
+/// The log's invariants under every policy: per thread, time goes on and request → acquire →
+/// release in turn; with `one_holder` (every policy but no GIL), at most one holder at a time
+/// and nothing held at the end.
+fn check_log(out: &RunOutput, one_holder: bool) {
     let e = &out.events;
     let n = out.threads.len();
     let mut holder: Option<u16> = None;
@@ -114,32 +138,19 @@ fn check_invariants(out: &RunOutput) {
         } else if ev == Ev::Acquire as i8 {
             assert_eq!(*s, 1, "acquire without request (thread {th}, event {i})");
             assert!(
-                holder.is_none(),
+                !one_holder || holder.is_none(),
                 "thread {th} acquires while {holder:?} holds (event {i})"
             );
             holder = Some(th);
             *s = 2;
         } else if ev == Ev::Release as i8 {
             assert_eq!(*s, 2);
-            assert_eq!(holder, Some(th));
+            assert!(!one_holder || holder == Some(th));
             holder = None;
             *s = 0;
         }
     }
-    assert!(holder.is_none());
-    for (k, st) in out.threads.iter().enumerate() {
-        let k = k as u16;
-        assert_eq!(
-            st.gil.acquisitions,
-            count(out, k, Ev::Acquire),
-            "{}",
-            st.name
-        );
-        assert_eq!(st.gil.drop_requests, count(out, k, Ev::DropRequest));
-        assert_eq!(st.gil.forced_drops, count(out, k, Ev::ForcedDrop));
-        assert_eq!(st.gil.timeouts, count(out, k, Ev::Timeout));
-        assert_eq!(st.events_dropped, 0);
-    }
+    assert!(!one_holder || holder.is_none());
 }
 
 #[test]
@@ -440,4 +451,235 @@ fn pinning_is_what_the_kernel_reports() {
         assert_eq!(t.affinity, allowed, "unpinned: every core of the scenario");
     }
     assert_eq!(out.meta["pin_threads"], false);
+}
+
+fn every_policy() -> Vec<PolicySpec> {
+    let mut v = policies();
+    v.push(PolicySpec::Priority(Default::default()));
+    v.push(PolicySpec::Bfs(Default::default()));
+    v.push(PolicySpec::Fifo(Default::default()));
+    v.push(PolicySpec::NoGil(Default::default()));
+    v
+}
+
+fn program(name: &str, program: Vec<Op>) -> ThreadSpec {
+    ThreadSpec {
+        name: name.into(),
+        program,
+        core: None,
+        peer: None,
+    }
+}
+
+fn looped(times: u64, body: Vec<Op>) -> Vec<Op> {
+    vec![Op::Loop {
+        times: Some(times),
+        body,
+    }]
+}
+
+/// Per queue, in the merged log: the items in the queue after each `put`/`got` (never below
+/// 0, never above `maxsize` when bounded), and the counts.
+fn queue_depths(out: &RunOutput, queues: usize) -> Vec<(i64, i64, u64, u64)> {
+    let e = &out.events;
+    let mut v = vec![(0i64, 0i64, 0u64, 0u64); queues]; // (depth, most, puts, gots)
+    for i in 0..e.len() {
+        let (put, got) = (e.event[i] == Ev::Put as i8, e.event[i] == Ev::Got as i8);
+        if !(put || got) {
+            continue;
+        }
+        let q = e.arg[i] as usize;
+        if put {
+            v[q].0 += 1;
+            v[q].2 += 1;
+        } else {
+            v[q].0 -= 1;
+            v[q].3 += 1;
+            assert!(
+                v[q].0 >= 0,
+                "queue {q}: an item got before it was put (event {i})"
+            );
+        }
+        v[q].1 = v[q].1.max(v[q].0);
+    }
+    v
+}
+
+#[test]
+fn producers_and_consumers_on_a_bounded_queue_on_every_policy() {
+    let produce = |n| {
+        looped(
+            n,
+            vec![Op::Cpu { ticks: 40 }, Op::Put { queue: "q".into() }],
+        )
+    };
+    let consume = |n| {
+        looped(
+            n,
+            vec![Op::Get { queue: "q".into() }, Op::Cpu { ticks: 60 }],
+        )
+    };
+    for p in every_policy() {
+        let mut sc = scenario(
+            p.clone(),
+            vec![
+                program("p1", produce(300)),
+                program("p2", produce(300)),
+                program("c1", consume(200)),
+                program("c2", consume(400)),
+            ],
+        );
+        sc.queues = vec![QueueSpec {
+            name: "q".into(),
+            maxsize: 4,
+        }];
+        let out = run(&sc, &mut || false).unwrap();
+        check_log(&out, !matches!(p, PolicySpec::NoGil(_)));
+        let d = queue_depths(&out, 1);
+        assert_eq!((d[0].2, d[0].3, d[0].0), (600, 600, 0), "{p:?}");
+        assert!(d[0].1 <= 4, "{p:?}: {} items in a queue of 4", d[0].1);
+        let q = &out.meta["queues"][0];
+        assert_eq!(
+            (q["puts"].as_u64(), q["gets"].as_u64()),
+            (Some(600), Some(600))
+        );
+        assert_eq!(q["mutex"]["overlaps"], 0, "{p:?}");
+        // Blocked gets and puts are waits with the GIL released, logged as io ops.
+        let waits: u64 =
+            q["waits_for_item"].as_u64().unwrap() + q["waits_for_room"].as_u64().unwrap();
+        let io = (0..out.events.len())
+            .filter(|&i| {
+                out.events.event[i] == Ev::IoBegin as i8
+                    && (out.events.arg[i] == IoOp::Get as i64
+                        || out.events.arg[i] == IoOp::Put as i64)
+            })
+            .count() as u64;
+        assert!(
+            io <= waits,
+            "{p:?}: {io} condition waits logged, {waits} counted"
+        );
+    }
+}
+
+#[test]
+fn a_lock_admits_one_holder_and_is_taken_per_version() {
+    // Two threads in and out of one lock, interpreter work inside and outside it.
+    let body = vec![
+        Op::Acquire { lock: "l".into() },
+        Op::Cpu { ticks: 300 },
+        Op::Release { lock: "l".into() },
+        Op::Cpu { ticks: 100 },
+    ];
+    for p in every_policy() {
+        let mut sc = scenario(
+            p.clone(),
+            vec![
+                program("a", looped(200, body.clone())),
+                program("b", looped(200, body.clone())),
+            ],
+        );
+        sc.locks = vec!["l".into()];
+        let out = run(&sc, &mut || false).unwrap();
+        check_log(&out, !matches!(p, PolicySpec::NoGil(_)));
+        let l = &out.meta["locks"][0];
+        assert_eq!(l["acquired"], 400, "{p:?}");
+        assert_eq!(l["overlaps"], 0, "{p:?}: two holders at once");
+        let lock_waits = (0..out.events.len())
+            .filter(|&i| {
+                out.events.event[i] == Ev::IoBegin as i8 && out.events.arg[i] == IoOp::Lock as i64
+            })
+            .count() as u64;
+        if matches!(p, PolicySpec::Tick(_)) {
+            // 2.x releases the GIL around every acquire, a free lock's too.
+            assert_eq!(lock_waits, 400, "{p:?}");
+        } else {
+            // 3.2+ releases it only to wait for a taken lock.
+            assert_eq!(lock_waits, l["contended"].as_u64().unwrap(), "{p:?}");
+            assert!(lock_waits < 400, "{p:?}");
+        }
+    }
+}
+
+#[test]
+fn watchdog_names_the_queues_of_a_deadlock() {
+    // Each thread waits for the other's item first: the static counts are fine (one put, one
+    // get per queue), the order is not.
+    let a = program(
+        "a",
+        vec![
+            Op::Get { queue: "q1".into() },
+            Op::Put { queue: "q2".into() },
+        ],
+    );
+    let b = program(
+        "b",
+        vec![
+            Op::Get { queue: "q2".into() },
+            Op::Put { queue: "q1".into() },
+        ],
+    );
+    for p in [
+        PolicySpec::Interval(IntervalConfig::default()),
+        PolicySpec::Tick(TickConfig::default()),
+    ] {
+        let mut sc = scenario(p.clone(), vec![a.clone(), b.clone()]);
+        sc.queues = ["q1", "q2"]
+            .iter()
+            .map(|n| QueueSpec {
+                name: (*n).into(),
+                maxsize: 0,
+            })
+            .collect();
+        sc.watchdog_s = Some(0.2);
+        let (why, msg, out, wall) = halted(&sc);
+        assert_eq!(why, StoppedBy::Watchdog);
+        assert!(wall < 0.2 + 0.5, "{wall} s");
+        assert!(
+            msg.contains(r#"waiting in get("q1")"#) && msg.contains(r#"waiting in get("q2")"#),
+            "{msg}"
+        );
+        check_log(&out, !matches!(p, PolicySpec::NoGil(_)));
+        assert!(out.threads.iter().all(|t| t.stopped), "{p:?}");
+    }
+}
+
+#[test]
+fn a_stop_wakes_threads_blocked_on_locks_and_queues() {
+    // "w" waits for an item that never comes until the stop; "x" for a lock "h" keeps.
+    let mut sc = scenario(
+        PolicySpec::Interval(IntervalConfig::default()),
+        vec![
+            program("w", vec![Op::Get { queue: "q".into() }]),
+            program(
+                "h",
+                vec![
+                    Op::Acquire { lock: "l".into() },
+                    Op::Sleep { us: 2_000_000 },
+                    Op::Release { lock: "l".into() },
+                    Op::Put { queue: "q".into() },
+                ],
+            ),
+            program(
+                "x",
+                vec![
+                    Op::Sleep { us: 20_000 },
+                    Op::Acquire { lock: "l".into() },
+                    Op::Release { lock: "l".into() },
+                ],
+            ),
+        ],
+    );
+    sc.locks = vec!["l".into()];
+    sc.queues = vec![QueueSpec {
+        name: "q".into(),
+        maxsize: 0,
+    }];
+    sc.stop.duration_s = Some(0.15);
+    let t = now_ns();
+    let out = run(&sc, &mut || false).unwrap();
+    let wall = (now_ns() - t) as f64 * 1e-9;
+    assert_eq!(out.meta["stopped_by"], "duration");
+    assert!(wall < 0.15 + 0.3, "{wall} s");
+    check_log(&out, true);
+    assert!(out.threads.iter().all(|t| t.stopped));
 }

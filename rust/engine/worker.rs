@@ -10,6 +10,7 @@ use crate::gil::{Gil, ThreadCx};
 use crate::log::{Ev, IoOp};
 use crate::prim::SemWait;
 use crate::scenario::Op;
+use crate::threading::{Cond, Lock};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -134,6 +135,34 @@ impl Worker<'_> {
                     }
                     Flow::Continue
                 }
+                Op::Acquire { lock } => {
+                    let l = sh.lock_index[lock.as_str()];
+                    cx.beacon.doing(Doing::Lock, l as u64);
+                    let f = self.acquire(sh, cx, &sh.objects.locks[l], IoOp::Lock);
+                    sh.gil.tick(cx);
+                    f
+                }
+                Op::Release { lock } => {
+                    let l = sh.lock_index[lock.as_str()];
+                    cx.beacon.doing(Doing::Lock, l as u64);
+                    sh.objects.locks[l].release();
+                    sh.gil.tick(cx);
+                    Flow::Continue
+                }
+                Op::Put { queue } => {
+                    let q = sh.queue_index[queue.as_str()];
+                    cx.beacon.doing(Doing::Put, q as u64);
+                    let f = self.queue_op(sh, cx, q, Cond::NotFull);
+                    sh.gil.tick(cx);
+                    f
+                }
+                Op::Get { queue } => {
+                    let q = sh.queue_index[queue.as_str()];
+                    cx.beacon.doing(Doing::Get, q as u64);
+                    let f = self.queue_op(sh, cx, q, Cond::NotEmpty);
+                    sh.gil.tick(cx);
+                    f
+                }
                 Op::Loop { times, body } => self.repeat(sh, cx, *times, body),
                 Op::Hang => {
                     // Test-only: a hang, holding the GIL, that ends only when the run stops.
@@ -149,6 +178,121 @@ impl Worker<'_> {
             }
         }
         Flow::Continue
+    }
+
+    /// `lock.acquire()` as the policy's interpreter does it (`threading.rs`): 3.2+ tries
+    /// with the GIL held and releases it only to wait, interruptibly; 2.x always releases it
+    /// around a `sem_wait` retried on `EINTR`. `io` names the wait in the log (`lock`, or a
+    /// condition wait's `get`/`put`).
+    fn acquire<G: Gil>(
+        &mut self,
+        sh: &Shared<G>,
+        cx: &mut ThreadCx,
+        lock: &Lock,
+        io: IoOp,
+    ) -> Flow {
+        let py3 = sh.gil.interruptible();
+        if py3 && lock.sem.try_wait() {
+            lock.took(cx.idx, false);
+            return Flow::Continue;
+        }
+        loop {
+            // 2.x waits whether or not the lock is taken; whether it was is read, for `meta`,
+            // with `sem_getvalue` (no call CPython makes, and not counted in `prim`).
+            let mut waited = py3;
+            let r = sh.gil.blocking(cx, io, || {
+                if py3 {
+                    match lock.sem.wait_once() {
+                        SemWait::Acquired => 0,
+                        SemWait::Interrupted => -1,
+                    }
+                } else {
+                    waited = lock.sem.value() <= 0;
+                    lock.sem.wait();
+                    0
+                }
+            });
+            if sh.stop.load(Relaxed) {
+                // Perhaps woken by the stop (`Objects::wake_all`), not by a release.
+                return Flow::Stopped;
+            }
+            if r == 0 {
+                lock.took(cx.idx, waited);
+                return Flow::Continue;
+            }
+            // PY_LOCK_INTR: the handlers run with the GIL held, then the non-blocking try.
+            self.run_handlers(sh, cx);
+            if lock.sem.try_wait() {
+                lock.took(cx.idx, true);
+                return Flow::Continue;
+            }
+        }
+    }
+
+    /// `q.put(item)` (`c` = `NotFull`) or `q.get()` (`NotEmpty`), as `Lib/queue.py` does them:
+    /// take the mutex; while the queue is full (empty), `Condition.wait`; move the item; notify
+    /// the other condition; release the mutex.
+    fn queue_op<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, q: usize, c: Cond) -> Flow {
+        let queue = &sh.objects.queues[q];
+        let f = self.acquire(sh, cx, &queue.mutex, IoOp::Lock);
+        if f != Flow::Continue {
+            return f;
+        }
+        loop {
+            let mut st = queue.state.lock().unwrap_or_else(|e| e.into_inner());
+            let must_wait = match c {
+                Cond::NotFull => queue.full(&st),
+                Cond::NotEmpty => st.items == 0,
+            };
+            if !must_wait {
+                let other = match c {
+                    Cond::NotFull => {
+                        st.items += 1;
+                        st.puts += 1;
+                        st.most_items = st.most_items.max(st.items);
+                        cx.event(Ev::Put, q as i64);
+                        Cond::NotEmpty
+                    }
+                    Cond::NotEmpty => {
+                        st.items -= 1;
+                        st.gets += 1;
+                        cx.event(Ev::Got, q as i64);
+                        Cond::NotFull
+                    }
+                };
+                let woken = st.notify(other);
+                drop(st);
+                if let Some(w) = woken {
+                    sh.objects.waiters[w as usize].release();
+                }
+                queue.mutex.release();
+                return Flow::Continue;
+            }
+            // Condition.wait: queue this thread's waiter lock, release the mutex, block on the
+            // waiter lock until notified, take the mutex again.
+            st.enqueue(c, cx.idx);
+            drop(st);
+            queue.mutex.release();
+            let io = match c {
+                Cond::NotFull => IoOp::Put,
+                Cond::NotEmpty => IoOp::Get,
+            };
+            let f = self.acquire(sh, cx, &sh.objects.waiters[cx.idx as usize], io);
+            if f != Flow::Continue {
+                return f;
+            }
+            cx.beacon.doing(
+                match c {
+                    Cond::NotFull => Doing::Put,
+                    Cond::NotEmpty => Doing::Get,
+                },
+                q as u64,
+            );
+            let f = self.acquire(sh, cx, &queue.mutex, IoOp::Lock);
+            if f != Flow::Continue {
+                return f;
+            }
+        }
     }
 
     fn repeat<G: Gil>(
