@@ -204,8 +204,8 @@ def spans(run: "Run", start: Optional[float] = None, end: Optional[float] = None
     Columns: ``thread`` (uint16), ``state`` (``hold``: acquire → release; ``wait``: request →
     acquire; ``io``: io_begin → io_end; ``switch``: switch_wait → switch_done; ``call``:
     call_begin → call_end, a held call, the GIL still held, cutting its hold in two), ``op``
-    (the blocking operation of an ``io`` span: send, recv, sleep, join, native; null
-    otherwise),
+    (the blocking operation of an ``io`` span: send, recv, sleep, join, native, lock, get,
+    put; null otherwise),
     ``start_ns``, ``end_ns`` and ``open`` (the log ended in that state: the span is drawn to
     the end of the run). Between spans a thread is alive but in none of these states.
     """
@@ -224,8 +224,8 @@ def spans(run: "Run", start: Optional[float] = None, end: Optional[float] = None
 def occupancy(run: "Run", start: Optional[float] = None, end: Optional[float] = None, bins: int = COLUMNS) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """The aggregated view: the window (seconds; None: the whole run) cut into ``bins`` equal
     bins. Returns ``(edges_ns, fractions)``: ``bins + 1`` float edges, and for each bar kind
-    (:data:`BARS`: ``hold``, ``call``, ``wait``, ``switch``, ``io:send``, ``io:recv``,
-    ``io:sleep``, ``io:join``, ``io:native``) a
+    (:data:`BARS`: ``hold``, ``call``, ``wait``, ``switch``, and ``io:`` with each blocking
+    operation: ``io:send`` … ``io:native``, ``io:lock``, ``io:get``, ``io:put``) a
     ``(threads, bins)`` array of the fraction of each bin's time each thread spent in it (per
     thread and bin the fractions sum to at most 1)."""
     if int(bins) < 1:

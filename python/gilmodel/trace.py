@@ -7,12 +7,14 @@ Layout of the trace (one process, ``pid`` 1, named after the scenario):
   period named after the holder: the whole run's hand-offs at a glance;
 * one track per scenario thread (``tid`` = thread index + 1, named ``name (core N)``), with
   complete events that never overlap on a track: ``hold`` (acquire → release), ``wait``
-  (request → acquire), ``send``/``recv``/``sleep``/``join``/``native`` (the blocking call
-  itself; ``native``: C work with the GIL released) and ``switch wait`` (FORCE_SWITCHING: the
+  (request → acquire), ``send``/``recv``/``sleep``/``join``/``native``/``lock``/``get``/``put``
+  (the blocking call itself; ``native``: C work with the GIL released; ``lock``, ``get``,
+  ``put``: a wait for a lock, a queue's item, a queue's room) and ``switch wait`` (FORCE_SWITCHING: the
   dropper waiting until another thread takes the GIL), and one kind that nests: ``held call``
   (call_begin → call_end, C work that keeps the GIL with no check point), inside its ``hold``;
 * thread-scoped instant events (``ph: "i"``, ``s: "t"``) for ``timeout``, ``drop_request``,
-  ``forced_drop``, ``futile_wakeup``, ``signal`` and ``handler``;
+  ``forced_drop``, ``futile_wakeup``, ``signal``, ``handler``, and a queue's ``put`` and
+  ``got``;
 * a counter track ``GIL waiters`` (``ph: "C"``): threads between request and acquire.
 
 Timestamps are microseconds since the run's start (the format's unit), with nanosecond
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["to_trace", "INSTANT_EVENTS"]
 
 #: Event kinds exported as instant events on their thread's track.
-INSTANT_EVENTS = ("timeout", "drop_request", "forced_drop", "futile_wakeup", "signal", "handler")
+INSTANT_EVENTS = ("timeout", "drop_request", "forced_drop", "futile_wakeup", "signal", "handler", "put", "got")
 
 _PID = 1
 _GIL_TID = 0
