@@ -32,6 +32,7 @@ FIELDS = {
     "threads_sweep": ("rows",),
     "native_work": ("alone_s", "threaded_s", "chunk_ms", "speedup"),
     "long_call": ("call_ms", "p50_ms", "p99_ms", "calls"),
+    "thread_pool": ("queue_us", "rows"),
 }
 SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "handoffs": {"duration": 0.05},
          "io_latency": {"cpu_threads": 1, "pings": 4, "gap_us": 6000}, "convoy": {"bytes": 32768, "chunk": 1024, "cpu_threads": 1},
@@ -40,7 +41,8 @@ SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "hand
          "three_threads": {"duration": 0.05},
          "threads_sweep": {"ks": "0,1,2", "duration": 0.03, "pings": 3, "gap_us": 6000, "bytes": 16384},
          "native_work": {"threads": 2, "chunks": 3, "chunk_kib": 256},
-         "long_call": {"n": 20000, "pings": 3, "gap_us": 20000}}
+         "long_call": {"n": 20000, "pings": 3, "gap_us": 20000},
+         "thread_pool": {"ks": "1,2", "tasks": 20, "n": 2000}}
 
 
 def test_probe_files_ship_in_the_package():
@@ -68,6 +70,9 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
     if probe == "threads_sweep":
         assert [row["k"] for row in r["rows"]] == [0, 1, 2] and r["rows"][0]["convoy_factor"] == 1.0
         assert all(row["requests_per_s"] > 0 and row["p50_ms"] > 0 for row in r["rows"])
+    if probe == "thread_pool":
+        assert [row["k"] for row in r["rows"]] == [1, 2] and r["queue_us"] > 0
+        assert r["rows"][0]["top_part"] == 1.0 and all(row["tasks_per_s"] > 0 for row in r["rows"])
     assert not os.path.exists(os.path.join(os.path.dirname(path(probe)), "_probe.pyc"))
 
 
@@ -75,7 +80,8 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
 def test_probes_run_under_python27():
     it = fidelity.detect(PY27)
     assert it.minor == "2.7"
-    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy", "three_threads", "threads_sweep", "native_work"):
+    for probe in ("calibrate", "cpu_pair", "io_latency", "convoy", "three_threads", "threads_sweep", "native_work",
+                  "thread_pool"):
         r = run_probe(it, probe, SMALL[probe], CORES[:1])
         for f in FIELDS[probe]:
             assert f in r, (probe, f)
@@ -97,6 +103,11 @@ def test_the_c_work_probes_have_a_model_side_under_every_policy(policy):
     assert lc["pings"] == 3 and lc["p50_ms"] > 0
     with pytest.raises(ValueError, match="call_ms"):
         model_probe("long_call", "3.11", CORES[:2], SMALL["long_call"], cal, gil=gil)
+    p = model_probe("thread_pool", "3.11", CORES[:2], dict(SMALL["thread_pool"], queue_us=2.0), cal, gil=gil)
+    assert [row["k"] for row in p["rows"]] == [1, 2] and p["rows"][0]["top_part"] == 1.0
+    assert all(row["tasks_per_s"] > 0 for row in p["rows"])
+    with pytest.raises(ValueError, match="queue_us"):
+        model_probe("thread_pool", "3.11", CORES[:2], SMALL["thread_pool"], cal, gil=gil)
 
 
 @pytest.mark.parametrize("policy", sorted(gm.POLICIES))

@@ -164,6 +164,16 @@ def _hashing(runs: Dict[str, Run]):
     return {"alone_s": t["alone_s"], "threaded_s": t["threaded_s"], "hashing_speedup": t["speedup"]}, {}
 
 
+def _pipeline(runs: Dict[str, Run]):
+    t = scenarios.pipeline_times(runs["run"])
+    return {"items_per_s": t["items_per_s"]}, {}
+
+
+def _pool(runs: Dict[str, Run]):
+    t = scenarios.pool_times(runs["run"])
+    return {"tasks_per_s": t["tasks_per_s"]}, {"worker_tasks": t["worker_tasks"]}
+
+
 _SYSCALL_RATIOS = tuple("%s_ratio" % k for k in ("ctx_switches", "voluntary_ctx_switches", "involuntary_ctx_switches",
                                                  "primitive_calls", "elapsed_s", "futex_level", "blocking_waits"))
 _ALL = (
@@ -186,6 +196,12 @@ _ALL = (
     Experiment("long_call", "a thread answering pings next to one making long GIL-holding calls (sorted(), a regex): "
                "io_latency_* follow the call's length, not the switch interval",
                scenarios.long_call),
+    Experiment("pipeline", "producers and consumers through a queue.Queue: items_per_s, and item_latency_* (time in "
+               "the queue: a woken consumer must win the GIL from the producer)",
+               scenarios.pipeline, measure=_pipeline, needs_log=True, own_metrics=("items_per_s",)),
+    Experiment("thread_pool", "a main thread submitting tasks to k workers over queues and collecting the results: "
+               "tasks_per_s, and each worker's part", scenarios.thread_pool, measure=_pool, needs_log=True,
+               own_metrics=("tasks_per_s",)),
     Experiment("syscalls", "cpu_pair's two runs and what each costs the OS: context switches, primitive calls (P2)",
                scenarios.cpu_pair, phases=("sequential", "threaded"), measure=_syscalls, own_metrics=_SYSCALL_RATIOS),
 )

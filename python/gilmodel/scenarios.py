@@ -15,11 +15,12 @@ import numpy as np
 from ._check import check_float, check_int
 from .policies import IntervalGIL, Policy
 from .run import Run, run
-from .scenario import Scenario, Thread, cpu, drain, driver, held, join, loop, native, recv, send, signal, sleep
+from .scenario import (Queue, Scenario, Thread, cpu, drain, driver, get, held, join, loop, native, put, recv, send, signal,
+                       sleep)
 
 __all__ = ["cpu_pair", "pair_times", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "convoy_times",
            "convoy_factor", "ctrl_c", "syscalls", "syscalls_report", "FUTEX_LEVEL", "hashing", "hashing_times",
-           "long_call"]
+           "long_call", "pipeline", "pipeline_times", "thread_pool", "pool_times"]
 
 Cores = Optional[Sequence[int]]
 
@@ -184,6 +185,85 @@ def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings
                 peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core)))
     caller = Thread("caller", [loop(cpu(python_ticks), held(call_ticks))], core=cs[1 % len(cs)])
     return Scenario(gil, [io, caller], cores=cs, stop_thread="io", tick_ns=tick_ns, name="long_call")
+
+
+def _split(total: int, parts: int) -> list:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def pipeline(gil: Policy, cores: Cores = None, producers: int = 1, consumers: int = 1, items: int = 2000,
+             produce_ticks: int = 2000, consume_ticks: int = 2000, native_ticks: int = 0, maxsize: int = 0,
+             tick_ns: Optional[float] = None) -> Scenario:
+    """A producer/consumer pipeline through one ``queue.Queue(maxsize)``: ``producers``
+    threads make ``items`` items between them (``produce_ticks`` of Python work each, then
+    :func:`~gilmodel.put`), ``consumers`` threads take them (:func:`~gilmodel.get`, then
+    ``consume_ticks`` of Python work and ``native_ticks`` of C work with the GIL released).
+    The ticks stand for everything the interpreter runs per item, ``put``'s and ``get``'s
+    bytecode included (the model runs the queue's locks, not its bytecode). What it shows:
+    how fast items flow (``items_per_s``, :func:`pipeline_times`) and how long each waits in
+    the queue (``item_latency_*_ms``): a consumer woken by a put must win the GIL from the
+    producer, the convoy question between Python threads. Threads are round-robin over
+    ``cores``; the run ends when every item is consumed."""
+    check_int("pipeline.producers", producers, 1, 500)
+    check_int("pipeline.consumers", consumers, 1, 500)
+    check_int("pipeline.items", items, max(producers, consumers))
+    cs = _cores(cores)
+    work = [cpu(consume_ticks)] + ([native(native_ticks)] if native_ticks else [])
+    progs = [("producer%d" % i, [loop(cpu(produce_ticks), put("q"), times=n)]) for i, n in enumerate(_split(items, producers))]
+    progs += [("consumer%d" % i, [loop(get("q"), *work, times=n)]) for i, n in enumerate(_split(items, consumers))]
+    ts = [Thread(name, prog, core=cs[i % len(cs)]) for i, (name, prog) in enumerate(progs)]
+    return Scenario(gil, ts, cores=cs, tick_ns=tick_ns, queues=[Queue("q", maxsize)], name="pipeline")
+
+
+def pipeline_times(r: Run) -> Dict[str, float]:
+    """``items``, ``items_per_s`` (consumed over the run's elapsed time), and the median time
+    an item spent in the queue, ``item_latency_p50_ms`` (:func:`gilmodel.analysis.items`)."""
+    from . import analysis
+    it = analysis.items(r.events).column("latency_ns").to_numpy()
+    elapsed = max(r.meta["elapsed_ns"], 1) / 1e9
+    return {"items": int(it.size), "items_per_s": it.size / elapsed,
+            "item_latency_p50_ms": float(np.median(it)) / 1e6 if it.size else float("nan")}
+
+
+def thread_pool(gil: Policy, cores: Cores = None, workers: int = 4, tasks: int = 400, task_ticks: int = 20_000,
+                native_ticks: int = 0, submit_ticks: int = 500, queue_ticks: int = 0,
+                tick_ns: Optional[float] = None) -> Scenario:
+    """A thread pool: the main thread submits ``tasks`` tasks to a queue (``submit_ticks`` of
+    Python work each, then a put), ``workers`` threads take them, run each (``task_ticks`` of
+    Python work and ``native_ticks`` of C work with the GIL released) and put a result on a
+    second queue, from which the main thread collects every result. What it shows: Python-only
+    tasks get no faster with more workers (the GIL runs one at a time), tasks of mostly C work
+    do, up to the cores (``tasks_per_s`` and each worker's part, :func:`pool_times`).
+    ``queue_ticks`` of interpreter work go before each put and each get (the queue's bytecode,
+    which the model does not run; ``validate`` takes it from the real interpreter). The run
+    ends when the main thread has every result (the workers are then stopped)."""
+    check_int("thread_pool.workers", workers, 1, 1000)
+    check_int("thread_pool.tasks", tasks, 1)
+    check_int("thread_pool.queue_ticks", queue_ticks, 0)
+    cs = _cores(cores)
+
+    def q(op):
+        return [cpu(queue_ticks), op] if queue_ticks else [op]
+
+    main = Thread("main", [loop(cpu(submit_ticks), *q(put("tasks")), times=tasks), loop(*q(get("results")), times=tasks)],
+                  core=cs[0])
+    work = [cpu(task_ticks)] + ([native(native_ticks)] if native_ticks else [])
+    ws = [Thread("worker%d" % i, [loop(*q(get("tasks")), *work, *q(put("results")))], core=cs[(i + 1) % len(cs)])
+          for i in range(workers)]
+    return Scenario(gil, [main] + ws, cores=cs, tick_ns=tick_ns, queues=["tasks", "results"], stop_thread="main",
+                    name="thread_pool")
+
+
+def pool_times(r: Run) -> Dict[str, Any]:
+    """``tasks_per_s`` (results collected over the run's elapsed time) and ``worker_tasks``:
+    how many tasks each worker took, by name."""
+    from . import analysis
+    it = analysis.items(r.events).to_pandas()
+    taken = it[it.queue == 0].consumer.value_counts()
+    names = r.threads.column("name").to_pylist()
+    done = int((it.queue == 1).sum())
+    return {"tasks_per_s": done / (max(r.meta["elapsed_ns"], 1) / 1e9),
+            "worker_tasks": {names[k]: int(taken.get(k, 0)) for k in range(1, len(names))}}
 
 
 def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: int = 4 << 20, chunk_bytes: int = 1024,

@@ -42,14 +42,17 @@ METRICS = {
     "long_call": ("p50_ms", "p99_ms"),
 }
 #: Fields the model side of a probe takes from the real side of the same repeat: the length of
-#: a C call, which is the machine's and the interpreter's C code's, not the GIL's.
-FROM_REAL = {"native_work": ("chunk_ms",), "long_call": ("call_ms",)}
+#: a C call, which is the machine's and the interpreter's C code's, not the GIL's; the cost of
+#: a queue's put and get (their bytecode), which the model does not run.
+FROM_REAL = {"native_work": ("chunk_ms",), "long_call": ("call_ms",), "thread_pool": ("queue_us",)}
 #: What ``quick=True`` (``gilmodel validate --quick``) leaves out: the sweeps over switch
 #: intervals and over the number of CPU threads, and the three-thread split (three_threads and
 #: threads_sweep alone took 175 s for 2.7 and 3.11 together, 5 repeats, 2-core VM).
 SLOW_PROBES = ("switch_sweep", "three_threads", "threads_sweep")
 #: Per-k fields of threads_sweep's rows (``requests_per_s@k4``: with 4 CPU threads).
 SWEEP_K_METRICS = ("requests_per_s", "p50_ms", "p99_ms", "convoy_factor")
+#: Per-k fields of thread_pool's rows (``tasks_per_s@k2``: with 2 workers).
+POOL_K_METRICS = ("tasks_per_s", "top_part")
 
 
 def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
@@ -63,6 +66,8 @@ def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
     if probe == "threads_sweep":
         return {"%s@k%d" % (m, row["k"]): (float("nan") if row.get(m) is None else float(row[m]))
                 for row in result["rows"] for m in SWEEP_K_METRICS if not (m == "convoy_factor" and row["k"] == 0)}
+    if probe == "thread_pool":
+        return {"%s@k%d" % (m, row["k"]): float(row[m]) for row in result["rows"] for m in POOL_K_METRICS}
     return {k: (float("nan") if result.get(k) is None else float(result[k])) for k in METRICS[probe]}
 
 

@@ -144,6 +144,8 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
         return _native_work(gil, cs, cal, args)
     if probe == "long_call":
         return _long_call(gil, cs, cal, args)
+    if probe == "thread_pool":
+        return _thread_pool(gil, cs, cal, args)
     raise ValueError("unknown probe %r" % probe)
 
 
@@ -175,6 +177,24 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
                              gap_us=args["gap_us"], work_ticks=cal.echo_work_ticks, tick_ns=cal.model_tick_ns).metrics
     return {"n": args["n"], "pings": m.get("io_pings"), "gap_us": args["gap_us"], "call_ms": args["call_ms"],
             "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms")}
+
+
+def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:
+    """The pool for each k: each task the probe's countdown of ``n`` iterations as ticks, each
+    put and each get half the real uncontended pair's cost (``queue_us``, from the real side of
+    the same repeat: the queue's bytecode, which the model does not run)."""
+    if args.get("queue_us") is None:
+        raise ValueError("thread_pool: the model needs the real queue's cost (queue_us), from the real side")
+    task = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
+    q = max(1, int(round(args["queue_us"] * 1e3 / 2 / cal.model_tick_ns)))
+    rows = []
+    for k in (int(x) for x in str(args["ks"]).split(",")):
+        r = get("thread_pool").run(gil, cs, prepare=_prepare, workers=k, tasks=args["tasks"], task_ticks=task,
+                                   submit_ticks=max(1, int(round(cal.ns_per_iter / cal.model_tick_ns))), queue_ticks=q,
+                                   tick_ns=cal.model_tick_ns)
+        parts = r.detail["worker_tasks"].values()
+        rows.append({"k": k, "tasks_per_s": r.metrics["tasks_per_s"], "top_part": max(parts) / float(args["tasks"])})
+    return {"tasks": args["tasks"], "n": args["n"], "queue_us": args["queue_us"], "rows": rows}
 
 
 def _three_threads_run(gil, cs, cal, duration_s) -> Run:

@@ -15,12 +15,14 @@ from .. import _procs
 from . import path as probe_path
 from ..interpreters import Interpreter
 
-__all__ = ["ProbeError", "run_probe", "probe_args", "applies", "SWEEP_MS", "SWEEP_KS"]
+__all__ = ["ProbeError", "run_probe", "probe_args", "applies", "SWEEP_MS", "SWEEP_KS", "POOL_KS"]
 
 #: Switch intervals of ``switch_sweep`` (ms).
 SWEEP_MS = (0.1, 0.5, 2.0, 5.0, 20.0, 50.0)
 #: Numbers of CPU-bound threads of ``threads_sweep``.
 SWEEP_KS = (0, 1, 2, 4, 8)
+#: Numbers of workers of ``thread_pool``.
+POOL_KS = (1, 2, 4)
 
 
 class ProbeError(RuntimeError):
@@ -66,6 +68,8 @@ def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any
         return {"threads": 2, "chunks": max(4, int(40 * s)), "chunk_kib": 1024}
     if probe == "long_call":
         return {"n": max(20_000, int(200_000 * s)), "pings": max(5, int(30 * s)), "gap_us": 40_000}
+    if probe == "thread_pool":
+        return {"ks": ",".join(map(str, POOL_KS)), "tasks": max(20, int(400 * s)), "n": 20_000}
     raise ValueError("unknown probe %r" % probe)
 
 
