@@ -8,8 +8,9 @@ size (1.0: the sizes of the committed gallery; tests use a small fraction).
 Experiments, named for what they show (the old names ``p1`` … ``p8``, after the phenomena
 P1–P8 of docs/design.md §1, are aliases): ``battle`` (P1, two CPU threads), ``syscall-storm``
 (P2), ``ctrl-c`` (P3), ``interval-handoffs`` (P4), ``dedupe-ablation`` (P5, the drop-request
-check), ``who-wins`` (P6), ``convoy`` (P7) and ``better-gils`` (P8/P9: the proposed fixes and
-baselines beside CPython's GILs). Their workloads and metrics come from the registry
+check), ``who-wins`` (P6), ``convoy`` (P7), ``better-gils`` (P8/P9: the proposed fixes and
+baselines beside CPython's GILs) and ``thread-pool`` (threads waiting on each other through a
+``queue.Queue``, real beside model). Their workloads and metrics come from the registry
 (:mod:`gilmodel.experiments`) where it has them. Every scenario runs with the measured profile
 of its interpreter (no explicit ``tick_ns``); ``battle``, ``interval-handoffs`` and ``convoy``
 also run the real interpreters' probes on the same cores, beside the model (``real_*``
@@ -362,6 +363,49 @@ def better_gils(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     return _save(fig, out, "better-gils"), rows
 
 
+def thread_pool(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """Threads that wait on each other: a ``queue.Queue`` pool of 1, 2 and 4 workers running
+    Python tasks (a countdown each), under the 2.7 and 3.11 GILs, on 1 and 2 cores: tasks per
+    second, the model (:func:`gilmodel.scenarios.thread_pool`, through ``validate``'s model side)
+    beside the real interpreter's ``thread_pool`` probe on the same cores. The model's queue
+    ops cost what the real probe measured (``queue_us``); without a real interpreter, 2 µs."""
+    from .fidelity.model_side import model_probe
+    from .probes.runner import probe_args
+
+    args = probe_args("thread_pool", scale, {})
+    rows, shown = [], None
+    for v in ("2.7", "3.11"):
+        prof = profiles.for_version(v)
+        for label, cs in _layouts(cores):
+            real, who = _real(v, "thread_pool", args, cs)
+            model = model_probe("thread_pool", v, cs, dict(args, queue_us=real["queue_us"] if real else 2.0), prof)
+            for i, m in enumerate(model["rows"]):
+                rows.append({"version": v, "cores": label, "workers": m["k"], "tasks_per_s": m["tasks_per_s"],
+                             "real_tasks_per_s": real["rows"][i]["tasks_per_s"] if real else None,
+                             "top_part": m["top_part"], "real_top_part": real["rows"][i]["top_part"] if real else None,
+                             "real": who})
+            say("  thread-pool %s %s: %s tasks/s (real %s)" % (v, label, ", ".join("%.0f" % m["tasks_per_s"] for m in model["rows"]),
+                                                           "-" if real is None else ", ".join("%.0f" % r["tasks_per_s"] for r in real["rows"])))
+    two = _layouts(cores)[-1]
+    shown = get("thread_pool").run(cpython("3.11"), two[1], workers=2, tasks=max(20, int(100 * scale))).runs["run"]
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    for (v, label), color in zip([(v, l) for v in ("2.7", "3.11") for l, _ in _layouts(cores)],
+                                 ["#d62728", "#ff9896", "#2ca02c", "#98df8a"]):
+        mine = [r for r in rows if r["version"] == v and r["cores"] == label]
+        ks = [r["workers"] for r in mine]
+        ax.plot(ks, [r["tasks_per_s"] for r in mine], "-o", color=color, label="%s %s model" % (v, label))
+        if all(r["real_tasks_per_s"] is not None for r in mine):
+            ax.plot(ks, [r["real_tasks_per_s"] for r in mine], "--s", color=color, mfc="white", label="real")
+    ax.set_xticks([1, 2, 4])
+    ax.set_xlabel("workers")
+    ax.set_ylabel("tasks per second")
+    ax.set_title("A pool of Python tasks: more workers, no faster", fontsize=10, loc="left")
+    ax.legend(fontsize=6, frameon=False, ncol=2)
+    _lanes(ax2, shown, 0.0, 10.0, "3.11, 2 workers, %s: tasks taken in turn (first 10 ms)" % two[0])
+    return _save(fig, out, "thread-pool"), rows
+
+
 def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:
     """A compact GIL timeline on ``ax``: the lanes of :func:`gilmodel.plot.draw_lanes` (~700
     pixel columns wide)."""
@@ -387,9 +431,10 @@ EXPERIMENTS: Dict[str, Tuple[str, Callable]] = {
     "who-wins": ("Who wins the GIL is up to the OS (P6)", who_wins),
     "convoy": ("Convoy effect (P7)", convoy),
     "better-gils": ("Better GILs: priority, BFS, FIFO and no GIL beside CPython's (P8, P9)", better_gils),
+    "thread-pool": ("Threads that wait on each other: a queue.Queue pool of workers", thread_pool),
 }
 #: The old names, one per phenomenon of docs/design.md §1 (``p8`` shows P8 and P9).
-ALIASES: Dict[str, str] = {"p%d" % (i + 1): name for i, name in enumerate(EXPERIMENTS)}
+ALIASES: Dict[str, str] = {"p%d" % (i + 1): name for i, name in enumerate(list(EXPERIMENTS)[:8])}
 
 
 def canonical(name: str) -> str:
