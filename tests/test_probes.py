@@ -220,3 +220,16 @@ def test_validate_quick_leaves_out_the_slow_probes(tmp_path):
     res = gm.validate(repeats=1, scale=0.02, out=None, progress=False, cores=[CORES[:1]], say=lambda s: None, quick=True)
     ran = set(res.verdicts.probe)
     assert not ran & set(fidelity.SLOW_PROBES) and {"cpu_pair", "convoy"} <= ran
+
+
+def test_validation_says_when_the_machine_was_busy_or_changed_speed():
+    import pandas as pd
+
+    def samples(ticks):
+        return pd.DataFrame([dict(probe="calibrate", side="real", metric="tick_ns", version="3.11.7", value=t) for t in ticks])
+
+    quiet = {"foreign_cores": 0.02, "steal_cores": 0.01, "wall_s": 60.0}
+    s = fidelity.steadiness(samples([29.0, 30.0, 31.0]), quiet)
+    assert s["warnings"] == [] and abs(s["tick_spread"]["3.11.7"] - 31 / 29) < 1e-9
+    s = fidelity.steadiness(samples([29.0, 52.0]), dict(quiet, steal_cores=0.6))
+    assert len(s["warnings"]) == 2 and "busy" in s["warnings"][0] and "x1.8" in s["warnings"][1]

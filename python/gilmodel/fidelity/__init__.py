@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import pandas as pd
 
-from .. import _core, profiles
+from .. import _core, _procs, profiles
 from ..interpreters import Interpreter, detect, discover
 from ..probes import PROBES
 from ..probes.runner import ProbeError, applies, probe_args, run_probe
@@ -69,6 +69,37 @@ def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
     if probe == "thread_pool":
         return {"%s@k%d" % (m, row["k"]): float(row[m]) for row in result["rows"] for m in POOL_K_METRICS}
     return {k: (float("nan") if result.get(k) is None else float(result[k])) for k in METRICS[probe]}
+
+
+#: The real tick's max / min over a validation's repeats above which the report says the
+#: machine's speed changed during the run (real repeats on the quiet 2-core VM: within 1.1).
+UNSTEADY_TICK = 1.3
+#: Other processes' (or the hypervisor's) average busy cores over the run above which the
+#: report says the machine was busy.
+BUSY_CORES = 0.25
+
+
+def steadiness(samples: pd.DataFrame, busy: Dict[str, Any]) -> Dict[str, Any]:
+    """How steady the machine was during a validation: what others took over the whole run
+    (``foreign_cores``, ``steal_cores``: :func:`gilmodel._procs.contention`), each
+    interpreter's real tick max / min over the repeats (``tick_spread``), and ``warnings``
+    in words where either says the figures may be the machine's rather than the model's."""
+    out: Dict[str, Any] = {"foreign_cores": busy["foreign_cores"], "steal_cores": busy["steal_cores"],
+                           "wall_s": busy["wall_s"], "tick_spread": {}, "warnings": []}
+    if busy["foreign_cores"] > BUSY_CORES or busy["steal_cores"] > BUSY_CORES:
+        out["warnings"].append("the machine was busy: other processes %.2f cores and the hypervisor's steal %.2f cores "
+                               "on average over the %.0f s run (quiet: under %.2f)" % (
+                                   busy["foreign_cores"], busy["steal_cores"], busy["wall_s"], BUSY_CORES))
+    if len(samples):
+        t = samples[(samples.probe == "calibrate") & (samples.side == "real") & (samples.metric == "tick_ns")]
+        for version, g in t.groupby("version"):
+            lo, hi = float(g.value.min()), float(g.value.max())
+            out["tick_spread"][version] = hi / lo if lo > 0 else float("nan")
+            if lo > 0 and hi / lo > UNSTEADY_TICK:
+                out["warnings"].append("CPython %s's tick took %.1f to %.1f ns over the repeats (x%.1f): the machine's "
+                                       "speed changed during the run, so real and model figures of different moments "
+                                       "are compared; rerun on a steady machine" % (version, lo, hi, hi / lo))
+    return out
 
 
 @dataclass
@@ -151,6 +182,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
     errors: List[str] = []
     calibs: Dict[str, Dict[str, Any]] = {}
     t_start = time.time()
+    before = _procs.cpu_sample(tree=True)
     import json
 
     for it in interps:
@@ -204,7 +236,8 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
             vrows.append(dict(interpreter=interp, version=version, cores=cs, probe=probe, metric=metric,
                               tolerance=tol.rel, quartiles=tol.quartiles, **v.__dict__))
     vdf = pd.DataFrame(vrows)
-    meta = {"command": command, "repeats": repeats, "scale": scale, "core_sets": core_sets, "probes": ["calibrate"] + wanted,
+    busy = _procs.contention(before, _procs.cpu_sample(tree=True))
+    meta = {"machine": steadiness(sdf, busy), "command": command, "repeats": repeats, "scale": scale, "core_sets": core_sets, "probes": ["calibrate"] + wanted,
             "seconds": round(time.time() - t_start, 1), "host": json.loads(_core.host_info()), "gilmodel": _core.__version__,
             "python": sys.version.split()[0]}
     res = Validation(sdf, vdf, pd.DataFrame(runs), interps, calibs, errors, {}, meta)

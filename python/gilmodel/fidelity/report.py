@@ -57,6 +57,8 @@ def side_by_side(res: "Validation") -> str:
     v = res.verdicts
     if len(v):
         lines += ["", "%d of %d metrics within tolerance" % (int(v["ok"].sum()), len(v))]
+    for w in res.meta.get("machine", {}).get("warnings", []):
+        lines.append("warning: " + w)
     for e in res.errors:
         lines.append("error: " + e)
     return "\n".join(lines)
@@ -73,6 +75,13 @@ def markdown(res: "Validation") -> str:
                m.get("gilmodel"), m.get("python")),
            "Repeats: %d per side, interleaved; scale %g; core sets %s; took %.0f s" % (
                m.get("repeats"), m.get("scale"), m.get("core_sets"), m.get("seconds", 0)), ""]
+    mach = m.get("machine", {})
+    if mach:
+        out += ["Machine during the run: other processes %.2f cores, the hypervisor's steal %.2f cores on average; "
+                "the real tick's max / min over the repeats: %s" % (
+                    mach["foreign_cores"], mach["steal_cores"],
+                    ", ".join("%s x%.2f" % kv for kv in mach["tick_spread"].items()) or "-"), ""]
+        out += ["**Warning: %s.**" % w for w in mach["warnings"]] + ([""] if mach["warnings"] else [])
     if len(v):
         out += ["**%d of %d metrics within tolerance.**" % (int(v["ok"].sum()), len(v)), "",
                 "| version | cores | metrics | within tolerance | outside |", "|---|---|---|---|---|"]
