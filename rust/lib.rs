@@ -10,6 +10,7 @@
 //!   algorithm and the checks of its knobs);
 //! - [`engine`]: threads, programs of ops, socket peers, stop rules, the run's report;
 //! - [`log`]: the per-thread event buffers and their merge;
+//! - [`perfetto`]: the native Perfetto trace encoder (protobuf, from arrays);
 //! - [`scenario`]: what to run, and its validation;
 //! - [`observe`]: a real CPython's GIL observed with kernel uprobes, in the same schema;
 //! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
@@ -27,6 +28,7 @@ pub mod host;
 pub mod log;
 #[cfg(target_os = "linux")]
 pub mod observe;
+pub mod perfetto;
 pub mod prim;
 pub mod rusage;
 pub mod scenario;

@@ -164,6 +164,79 @@ fn host_info() -> String {
     crate::host::info().to_string()
 }
 
+/// One run of a native trace, as the front gives it: title, thread track labels, thread
+/// names, the event log's columns (`event` as the log's codes), and the run's time shift.
+type RunRow<'py> = (
+    String,
+    Vec<String>,
+    Vec<String>,
+    numpy::PyReadonlyArray1<'py, i64>,
+    numpy::PyReadonlyArray1<'py, u16>,
+    numpy::PyReadonlyArray1<'py, i16>,
+    numpy::PyReadonlyArray1<'py, i8>,
+    numpy::PyReadonlyArray1<'py, i64>,
+    i64,
+);
+
+/// Write `runs` as a native Perfetto trace to `path` (gzip-compressed with `gzip`), keeping
+/// the window `[lo, hi]` ns of each run (rust/perfetto.rs). Returns the bytes of protobuf
+/// written (before compression). Python's GIL is released while it encodes.
+#[pyfunction]
+fn perfetto_trace(
+    py: Python<'_>,
+    path: &str,
+    gzip: bool,
+    runs: Vec<RunRow<'_>>,
+    lo: i64,
+    hi: i64,
+) -> PyResult<u64> {
+    use crate::perfetto::{write_runs, RunLog, TraceError};
+    let cols = runs
+        .iter()
+        .map(|r| {
+            Ok((
+                r.3.as_slice()?,
+                r.4.as_slice()?,
+                r.5.as_slice()?,
+                r.6.as_slice()?,
+                r.7.as_slice()?,
+            ))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let logs: Vec<RunLog> = runs
+        .iter()
+        .zip(&cols)
+        .map(|(r, c)| RunLog {
+            title: &r.0,
+            labels: &r.1,
+            names: &r.2,
+            t: c.0,
+            thread: c.1,
+            cpu: c.2,
+            event: c.3,
+            arg: c.4,
+            shift: r.8,
+        })
+        .collect();
+    let file =
+        std::fs::File::create(path).map_err(|e| PyRuntimeError::new_err(format!("{path}: {e}")))?;
+    py.detach(|| {
+        let w = std::io::BufWriter::with_capacity(1 << 20, file);
+        if gzip {
+            let mut z = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
+            let n = write_runs(&mut z, &logs, lo, hi)?;
+            z.finish()?;
+            Ok(n)
+        } else {
+            write_runs(w, &logs, lo, hi)
+        }
+    })
+    .map_err(|e: TraceError| match e {
+        TraceError::Input(m) => PyValueError::new_err(m),
+        TraceError::Io(e) => PyRuntimeError::new_err(format!("{path}: {e}")),
+    })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
@@ -173,6 +246,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(calibration, m)?)?;
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
+    m.add_function(wrap_pyfunction!(perfetto_trace, m)?)?;
     m.add("EVENT_NAMES", EVENT_NAMES.to_vec())?;
     m.add("OP_NAMES", PyTuple::new(m.py(), IO_OP_NAMES)?)?;
     m.add("LIMITS", limits(m.py())?)?;

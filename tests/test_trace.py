@@ -104,8 +104,11 @@ def test_hand_built_run_exact(tmp_path):
     assert [(e["tid"], e["ts"], e["dur"]) for e in slices(evs, "switch wait")] == [(1, 4.2, 0.9)]
     inst = sorted((e["name"], e["tid"], e["ts"]) for e in evs if e["ph"] == "i")
     assert inst == [("drop_request", 2, 3.0), ("forced_drop", 1, 4.0), ("futile_wakeup", 2, 4.5), ("timeout", 2, 3.0)]
-    waiters = [(e["ts"], e["args"]["waiting"]) for e in evs if e["ph"] == "C"]
+    waiters = [(e["ts"], e["args"]["waiting"]) for e in evs if e["ph"] == "C" and e["name"] == "GIL waiters"]
     assert waiters == [(1.0, 1), (2.0, 0), (2.5, 1), (5.0, 0), (5.5, 1), (7.0, 0), (8.1, 1), (9.5, 0)]
+    # The holder's CPU at each acquisition (the hand-built log puts thread k on CPU k % 2).
+    cpu = [(e["ts"], e["args"]["cpu"]) for e in evs if e["ph"] == "C" and e["name"] == "holder's CPU"]
+    assert cpu == [(2.0, 0), (5.0, 1), (7.0, 0), (9.5, 1)]
 
 
 def test_window_cuts_slices_and_carries_the_waiter_level(tmp_path):
@@ -115,7 +118,7 @@ def test_window_cuts_slices_and_carries_the_waiter_level(tmp_path):
             assert 3.0 <= e["ts"] <= 6.0 and e["ts"] + e.get("dur", 0) <= 6.0 + 1e-9, e
     assert [(e["ts"], e["dur"]) for e in slices(evs, tid=0)] == [(3.0, 1.1), (5.0, 1.0)]
     # The thread waiting since 2.5 µs is still counted at the window's start.
-    assert [(e["ts"], e["args"]["waiting"]) for e in evs if e["ph"] == "C"][:2] == [(3.0, 1), (5.0, 0)]
+    assert [(e["ts"], e["args"]["waiting"]) for e in evs if e["name"] == "GIL waiters"][:2] == [(3.0, 1), (5.0, 0)]
     with pytest.raises(ValueError, match="start_ns"):
         hand_run().to_trace(tmp_path / "bad.json", start_ns=5000, end_ns=4000)
 
@@ -135,15 +138,108 @@ def test_real_run_matches_analysis(tmp_path, policy):
     for kind in INSTANT_EVENTS:
         assert sum(1 for e in evs if e["ph"] == "i" and e["name"] == kind) == counts.count(kind)
     # The waiter counter never goes negative nor above the number of threads.
-    levels = [e["args"]["waiting"] for e in evs if e["ph"] == "C"]
+    levels = [e["args"]["waiting"] for e in evs if e["ph"] == "C" and e["name"] == "GIL waiters"]
     assert levels and 0 <= min(levels) and max(levels) <= run.threads.num_rows
 
 
 def test_cli_trace(tmp_path):
     run = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), cores=CORES, duration_s=0.05))
     run.to_parquet(tmp_path / "run.parquet")
-    out = subprocess.run([sys.executable, "-m", "gilmodel.cli", "trace", str(tmp_path / "run.parquet")],
+    out = subprocess.run([sys.executable, "-m", "gilmodel.cli", "trace", "--format", "json", str(tmp_path / "run.parquet")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     evs = check_format(load(tmp_path / "run.trace.json"))
     assert len(slices(evs, "hold")) == analysis.holds(run.events).num_rows
+    # The default is native; --beside adds a second run as its own process.
+    out = subprocess.run([sys.executable, "-m", "gilmodel.cli", "trace", str(tmp_path / "run.parquet"), "--beside",
+                          str(tmp_path / "run.parquet")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "perfetto" in out.stdout, out.stderr
+    tracks, procs, sl, _, _ = read_native(tmp_path / "run.perfetto-trace")
+    assert sum(1 for u, n, s, e in sl if n == "hold") == 2 * analysis.holds(run.events).num_rows
+
+
+def read_native(path):
+    """A native trace read back with the perfetto package's own protobuf definitions: track
+    names by uuid, and (track, name, start, end) slices, (track, name, t) instants and
+    (track, t, value) counter samples, replaying begins and ends as Perfetto does."""
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        tr = pb.Trace.FromString(f.read())
+    names, tracks, procs = {}, {}, {}
+    clock_incremental, t = False, 0
+    stacks, sl, inst, cnt = {}, [], [], []
+    for p in tr.packet:
+        assert p.trusted_packet_sequence_id == 1
+        if p.HasField("clock_snapshot"):
+            clock_incremental = any(c.clock_id == 64 and c.is_incremental for c in p.clock_snapshot.clocks)
+            assert p.trace_packet_defaults.timestamp_clock_id == 64
+        for n in p.interned_data.event_names:
+            names[n.iid] = n.name
+        if p.HasField("track_descriptor"):
+            d = p.track_descriptor
+            label = d.thread.thread_name if d.HasField("thread") else d.process.process_name if d.HasField("process") else d.name
+            tracks[d.uuid] = label
+            procs[d.uuid] = d.parent_uuid or d.uuid
+        if p.HasField("track_event"):
+            assert clock_incremental and p.sequence_flags == 2
+            t += p.timestamp
+            e = p.track_event
+            if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
+                stacks.setdefault(e.track_uuid, []).append((names[e.name_iid], t))
+            elif e.type == pb.TrackEvent.TYPE_SLICE_END:
+                name, start = stacks[e.track_uuid].pop()
+                sl.append((e.track_uuid, name, start, t))
+            elif e.type == pb.TrackEvent.TYPE_INSTANT:
+                inst.append((e.track_uuid, names[e.name_iid], t))
+            else:
+                assert e.type == pb.TrackEvent.TYPE_COUNTER
+                cnt.append((e.track_uuid, t, e.counter_value))
+    assert all(not s for s in stacks.values()), "every slice begun is ended"
+    return tracks, procs, sl, inst, cnt
+
+
+def json_slices(evs):
+    track = {(e["pid"], e["tid"]): e["args"]["name"] for e in evs if e["ph"] == "M" and e["name"] == "thread_name"}
+    return sorted((track[(e["pid"], e["tid"])], e["name"], round(e["ts"] * 1000), round((e["ts"] + e["dur"]) * 1000))
+                  for e in evs if e["ph"] == "X")
+
+
+@pytest.mark.parametrize("suffix", [".perfetto-trace", ".pftrace.gz"])
+def test_native_trace_reads_back_and_matches_analysis_and_json(tmp_path, suffix):
+    run = gm.run(gm.scenarios.io_latency(gm.cpython("3.11"), cores=CORES, pings=20, gap_us=6000))
+    tracks, procs, sl, inst, cnt = read_native(run.to_trace(tmp_path / ("r" + suffix)))
+    names = run.threads.column("name").to_pylist()
+    # One hold slice per holding period of analysis.holds, exactly, on its thread's track.
+    h = analysis.holds(run.events).to_pandas()
+    got = sorted((tracks[u], s, e) for u, n, s, e in sl if n == "hold")
+    want = sorted((run.threads.column("name")[int(k)].as_py() + ("" if c is None or c < 0 else " (core %d)" % c), s, e)
+                  for k, s, e, c in zip(h.thread, h.start_ns, h.end_ns, [run.threads.column("core").to_pylist()[int(k)] for k in h.thread]))
+    assert got == want and len(got) == len(h) > 0
+    gil = sorted((n, s, e) for u, n, s, e in sl if tracks[u] == "GIL")
+    assert gil == sorted((names[int(k)], s, e) for k, s, e in zip(h.thread, h.start_ns, h.end_ns))
+    # The JSON trace of the same run holds the same slices (in ns), instants and counters.
+    evs = check_format(load(run.to_trace(tmp_path / "r.json")))
+    js = json_slices(evs)
+    assert sorted((tracks[u], n, s, e) for u, n, s, e in sl) == js
+    assert sorted((n, t) for _, n, t in inst) == sorted((e["name"], round(e["ts"] * 1000)) for e in evs if e["ph"] == "i")
+    assert sorted((tracks[u], t, v) for u, t, v in cnt) == sorted(
+        (e["name"], round(e["ts"] * 1000), list(e["args"].values())[0]) for e in evs if e["ph"] == "C")
+
+
+def test_two_runs_side_by_side_are_two_processes(tmp_path):
+    a = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), cores=CORES, duration_s=0.03))
+    b = gm.run(gm.scenarios.handoffs(gm.cpython("2.7"), cores=CORES, duration_s=0.03))
+    tracks, procs, sl, _, _ = read_native(gm.trace.to_trace([a, b], str(tmp_path / "ab.perfetto-trace")))
+    roots = {u for u, parent in procs.items() if parent == u}
+    assert sorted(tracks[u] for u in roots) == ["gilmodel: handoffs (interval)", "gilmodel: handoffs (tick)"]
+    per = {}
+    for u, n, s, e in sl:
+        if n == "hold":
+            per[procs[u]] = per.get(procs[u], 0) + 1
+    assert sorted(per.values()) == sorted([analysis.holds(a.events).num_rows, analysis.holds(b.events).num_rows])
+    evs = check_format(load(gm.trace.to_trace([a, b], str(tmp_path / "ab.json"))))
+    assert {e["pid"] for e in evs} == {1, 2}
+    with pytest.raises(ValueError, match="format"):
+        gm.trace.to_trace(a, str(tmp_path / "x.json"), format="svg")

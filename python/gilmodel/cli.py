@@ -103,10 +103,14 @@ def _cmd_plot(a) -> int:
 def _cmd_trace(a) -> int:
     from .run import load_run
 
-    r = load_run(a.run)
-    out = a.out or (a.run.rsplit(".", 1)[0] + ".trace.json")
-    r.to_trace(out, None if a.start is None else int(a.start * 1e9), None if a.end is None else int(a.end * 1e9))
-    print("wrote %s (open it in ui.perfetto.dev)" % out)
+    from .trace import format_of, to_trace
+
+    runs = [load_run(a.run)] + ([load_run(a.beside)] if a.beside else [])
+    fmt = a.format or (format_of(a.out) if a.out else "perfetto")
+    out = a.out or (a.run.rsplit(".", 1)[0] + (".perfetto-trace" if fmt == "perfetto" else ".trace.json"))
+    to_trace(runs if len(runs) > 1 else runs[0], out, None if a.start is None else int(a.start * 1e9),
+             None if a.end is None else int(a.end * 1e9), format=fmt)
+    print("wrote %s (%s; open it in ui.perfetto.dev)" % (out, fmt))
     return 0
 
 
@@ -310,7 +314,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     r.add_argument("--out", help="write the (last) run to this Parquet file")
     r.set_defaults(fn=_cmd_run)
     for name, fn, what in (("plot", _cmd_plot, "draw the GIL timeline of a run saved with --out / Run.to_parquet"),
-                           ("trace", _cmd_trace, "export a saved run as a Perfetto / Chrome trace (JSON)")):
+                           ("trace", _cmd_trace, "export a saved run as a Perfetto trace (native protobuf by default, "
+                                                 "or Chrome JSON)")):
         q = sub.add_parser(name, help=what)
         q.add_argument("run", help="a run's Parquet file")
         q.add_argument("--out", help="output file (default: next to the run; PNG/SVG/PDF by suffix for plot)")
@@ -320,6 +325,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             q.add_argument("--beside", metavar="RUN", help="a second run drawn below the first on one time axis, each "
                                                           "from its workload's start (its first started thread): an "
                                                           "observed real run beside a model run")
+        if name == "trace":
+            q.add_argument("--beside", metavar="RUN", help="a second run in the same trace, as a process of its own, "
+                                                          "the workloads' starts aligned (a model run and an observed one, "
+                                                          "or two policies)")
+            q.add_argument("--format", choices=("perfetto", "json"),
+                           help="native Perfetto protobuf (default, any size) or Chrome Trace Event JSON (small runs); "
+                                "default: by --out's suffix (.perfetto-trace, .pftrace, .pb; .gz compresses), else perfetto")
         q.set_defaults(fn=fn)
     o = sub.add_parser("observe", help="observe a real CPython's GIL event by event (kernel uprobes; root): "
                        "gilmodel observe [--out run.parquet] -- python3 app.py ARGS, or --pid PID",
