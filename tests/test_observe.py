@@ -131,6 +131,17 @@ def test_everything_that_takes_a_run_takes_an_observed_one(script, tmp_path):
     run.plot(tmp_path / "o.png")
     assert (tmp_path / "o.png").stat().st_size > 10_000
     run.to_trace(tmp_path / "o.trace.json")
+    # The native trace, the observed run beside a model run as two processes.
+    model = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), duration_s=0.02))
+    gm.trace.to_trace([run, model], str(tmp_path / "both.perfetto-trace"))
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+    tr = pb.Trace.FromString((tmp_path / "both.perfetto-trace").read_bytes())
+    procs = [p.track_descriptor.process.process_name for p in tr.packet if p.track_descriptor.HasField("process")]
+    assert len(procs) == 2 and procs[0].startswith("observed") and "interval" in procs[1]
+    hold = next(n.iid for p in tr.packet for n in p.interned_data.event_names if n.name == "hold")
+    holds = sum(1 for p in tr.packet if p.HasField("track_event") and p.track_event.type == pb.TrackEvent.TYPE_SLICE_BEGIN
+                and p.track_event.name_iid == hold)
+    assert holds == gm.analysis.holds(run.events).num_rows + gm.analysis.holds(model.events).num_rows
     run.to_parquet(tmp_path / "o.parquet")
     back = gm.load_run(tmp_path / "o.parquet")
     assert back.events.equals(run.events) and back.meta["observed"]["pid"] == run.meta["observed"]["pid"]
