@@ -66,11 +66,14 @@ def _count_between(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 
 def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
     """Rows of each (release, acquire) consecutive in global order: the GIL was free in
-    between."""
-    m = np.nonzero((lg.ev == CODE["acquire"]) | (lg.ev == CODE["release"]))[0]
-    e = lg.ev[m]
-    ok = (e[:-1] == CODE["release"]) & (e[1:] == CODE["acquire"])
-    return m[:-1][ok], m[1:][ok]
+    between (computed once per decoded log: handoffs and the summary's idle time share it)."""
+    got = getattr(lg, "_free_gaps", None)
+    if got is None:
+        m = np.nonzero((lg.ev == CODE["acquire"]) | (lg.ev == CODE["release"]))[0]
+        e = lg.ev[m]
+        ok = (e[:-1] == CODE["release"]) & (e[1:] == CODE["acquire"])
+        got = lg._free_gaps = (m[:-1][ok], m[1:][ok])
+    return got
 
 
 def handoffs(events: _Events) -> pa.Table:
@@ -123,14 +126,9 @@ def waits(events: _Events) -> pa.Table:
     })
 
 
-def io_response(events: _Events) -> pa.Table:
-    """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join, native: C work
-    with the GIL released, lock: a wait for a taken lock, get/put: a queue's wait for an item
-    or for room), ``bytes`` (0 for native work and waits),
-    ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
-    again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
-    call (the convoy delay)."""
-    lg = decode(events)
+def _io_pairs(lg: Log) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of each blocking call's io_begin, io_end and the acquire after it, in per-thread
+    order (calls whose thread never took the GIL again are left out)."""
     beg, end = (lg.order[p] for p in pairs(lg, "io_begin", "io_end"))
     end2, acq = (lg.order[p] for p in pairs(lg, "io_end", "acquire"))
     # io_end → request → acquire: pair each end with the next acquire of its thread (pairs
@@ -140,6 +138,18 @@ def io_response(events: _Events) -> pa.Table:
     keep = np.isin(end, end2)
     beg, end = beg[keep], end[keep]
     acq = acq[np.searchsorted(end2, end)] if end.size else end
+    return beg, end, acq
+
+
+def io_response(events: _Events) -> pa.Table:
+    """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join, native: C work
+    with the GIL released, lock: a wait for a taken lock, get/put: a queue's wait for an item
+    or for room), ``bytes`` (0 for native work and waits),
+    ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
+    again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
+    call (the convoy delay)."""
+    lg = decode(events)
+    beg, end, acq = _io_pairs(lg)
     s = by_time(lg.t.size, beg)
     beg, end, acq = beg[s], end[s], acq[s]
     ops = np.clip(lg.arg[beg], 0, len(IO_OPS) - 1).astype(np.int8)
@@ -216,11 +226,15 @@ def _idle_with_waiters_ns(lg: Log) -> int:
     r_t, a_t = lg.t[r], lg.t[a]
     if r_t.size == 0:
         return 0
-    # Waiters at time x: requests so far minus acquisitions so far (request → acquire per thread).
-    req_t = lg.t[lg.ev == CODE["request"]]
-    acq_t = lg.t[lg.ev == CODE["acquire"]]
-    waiting_at_release = np.searchsorted(req_t, r_t, side="right") - np.searchsorted(acq_t, r_t, side="right")
-    first_req_after = req_t[np.minimum(np.searchsorted(req_t, r_t, side="right"), req_t.size - 1)]
+    # Waiters at time x: requests so far minus acquisitions so far (request → acquire per
+    # thread), "so far" being every row at or before x in time: running counts over the log,
+    # read at the last row not after x.
+    is_req = lg.ev == CODE["request"]
+    req_t = lg.t[is_req]
+    last = np.searchsorted(lg.t, r_t, side="right") - 1
+    n_req = np.cumsum(is_req)[last]
+    waiting_at_release = n_req - np.cumsum(lg.ev == CODE["acquire"])[last]
+    first_req_after = req_t[np.minimum(n_req, req_t.size - 1)]
     start = np.where(waiting_at_release > 0, r_t, np.minimum(first_req_after, a_t))
     return int(np.clip(a_t - start, 0, None).sum())
 
@@ -319,9 +333,12 @@ def summary(run: "Run") -> Dict[str, Any]:
         out.update(_quantiles(lat, "handoff_latency", 1e3, "us"))
         out["futile_handoff_fraction"] = float(ho.column("futile").to_numpy(zero_copy_only=False).mean()) if lat.size else 0.0
         out["idle_gil_waiting_s"] = _idle_with_waiters_ns(lg) / 1e9
-        out.update(_quantiles(waits(lg).column("wait_ns").to_numpy(), "wait"))
-        io = io_response(lg)
-        out.update(_quantiles(io.column("response_ns").to_numpy(), "io_response"))
+        # The distributions alone, in no particular order: the tables' columns without their
+        # sort and extra counts (summary is what every sweep point computes).
+        preq, pacq = pairs(lg, "request", "acquire")
+        out.update(_quantiles(lg.t[lg.order[pacq]] - lg.t[lg.order[preq]], "wait"))
+        _, end, acq = _io_pairs(lg)
+        out.update(_quantiles(lg.t[acq] - lg.t[end], "io_response"))
         if m.get("queues"):
             it = items(lg).column("latency_ns").to_numpy()
             out["items"] = int(it.size)
