@@ -34,7 +34,7 @@ import gzip
 import json
 import os
 import tempfile
-from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
