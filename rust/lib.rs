@@ -10,6 +10,7 @@
 //!   algorithm and the checks of its knobs);
 //! - [`engine`]: threads, programs of ops, socket peers, stop rules, the run's report;
 //! - [`log`]: the per-thread event buffers and their merge;
+//! - [`analysis`]: one pass over a merged log for the analysis tables;
 //! - [`perfetto`]: the native Perfetto trace encoder (protobuf, from arrays);
 //! - [`scenario`]: what to run, and its validation;
 //! - [`observe`]: a real CPython's GIL observed with kernel uprobes, in the same schema;
@@ -19,6 +20,7 @@
 //! - `python` (feature `python`): the PyO3 glue, the only place that knows about Python.
 
 pub mod affinity;
+pub mod analysis;
 pub mod beacon;
 pub mod clock;
 pub mod contract;

@@ -237,6 +237,57 @@ fn perfetto_trace(
     })
 }
 
+/// The rows of every table of `gilmodel.analysis`, in one pass over an event log
+/// (rust/analysis.rs): a dict of numpy arrays, and `idle_with_waiters_ns`. Python's GIL is
+/// released during the pass.
+#[pyfunction]
+fn analysis_pass<'py>(
+    py: Python<'py>,
+    t: numpy::PyReadonlyArray1<'py, i64>,
+    thread: numpy::PyReadonlyArray1<'py, u16>,
+    event: numpy::PyReadonlyArray1<'py, i8>,
+    arg: numpy::PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (t, th, ev, a) = (
+        t.as_slice()?,
+        thread.as_slice()?,
+        event.as_slice()?,
+        arg.as_slice()?,
+    );
+    if [th.len(), ev.len(), a.len()].iter().any(|&k| k != t.len()) {
+        return Err(PyValueError::new_err(
+            "analysis_pass: columns of different lengths",
+        ));
+    }
+    let r = py.detach(|| crate::analysis::pass(t, th, ev, a));
+    let d = PyDict::new(py);
+    for (name, v) in [
+        ("hold_acquire", r.hold_acquire),
+        ("hold_release", r.hold_release),
+        ("wait_request", r.wait_request),
+        ("wait_acquire", r.wait_acquire),
+        ("gap_release", r.gap_release),
+        ("gap_acquire", r.gap_acquire),
+        ("io_begin", r.io_begin),
+        ("io_end", r.io_end),
+        ("io_acquire", r.io_acquire),
+        ("call_begin", r.call_begin),
+        ("call_end", r.call_end),
+    ] {
+        d.set_item(name, v.into_pyarray(py))?;
+    }
+    for (name, v) in [
+        ("wait_timeouts", r.wait_timeouts),
+        ("wait_drop_requests", r.wait_drop_requests),
+        ("wait_futile_wakeups", r.wait_futile),
+    ] {
+        d.set_item(name, v.into_pyarray(py))?;
+    }
+    d.set_item("hold_ended", r.hold_ended.into_pyarray(py))?;
+    d.set_item("idle_with_waiters_ns", r.idle_with_waiters_ns)?;
+    Ok(d)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
@@ -247,6 +298,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add_function(wrap_pyfunction!(perfetto_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis_pass, m)?)?;
     m.add("EVENT_NAMES", EVENT_NAMES.to_vec())?;
     m.add("OP_NAMES", PyTuple::new(m.py(), IO_OP_NAMES)?)?;
     m.add("LIMITS", limits(m.py())?)?;

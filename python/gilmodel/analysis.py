@@ -1,13 +1,15 @@
 """Analysis of an event log: holding periods, hand-offs, waits, I/O response, held calls,
 queue items, and a summary.
 
-Every function is vectorised (numpy over the Arrow columns, no per-row Python loop) and takes
+Every table is built from one pass of the core over the log (rust/analysis.rs, cached on the
+decoded log: :attr:`gilmodel.eventlog.Log.rows`) and numpy gathers, no per-row Python loop.
+Every function takes
 the ``events`` table of a run (any table with its schema: ``t_ns``, ``thread``, ``cpu``,
 ``event``, ``arg``, in time order), or that table already decoded by
 :func:`gilmodel.eventlog.decode` (to decode it once for several of them). Results are Arrow
 tables, or a dict for :func:`summary`.
 
-Pairing (:func:`gilmodel.eventlog.pairs`) relies on the log's invariants: per thread,
+Pairing (as :func:`gilmodel.eventlog.pairs` does it) relies on the log's invariants: per thread,
 ``request`` → ``acquire`` → ``release`` repeat in that order; globally at most one thread
 holds the GIL. Pairs cut off by the end of the log (a truncated run, a thread stopped while
 waiting) are left out.
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
 import numpy as np
 import pyarrow as pa
 
-from .eventlog import CODE, IO_OPS, Log, by_time, decode, neighbour, pairs
+from .eventlog import CODE, IO_OPS, Log, decode
 
 if TYPE_CHECKING:
     from .run import Run
@@ -38,16 +40,8 @@ def holds(events: _Events) -> pa.Table:
     release or a policy check; ``forced_drop``: a drop request; ``blocking``: a blocking call;
     ``exit``: the thread finished), ordered by start."""
     lg = decode(events)
-    pa_, pr = pairs(lg, "acquire", "release")
-    prev_ev = neighbour(lg, pr, -1)
-    next_ev = neighbour(lg, pr, +1)
-    acq, rel = lg.order[pa_], lg.order[pr]
-    ended = np.zeros(rel.size, dtype=np.int8)  # poll
-    ended[next_ev == CODE["io_begin"]] = 2
-    ended[next_ev == CODE["exit"]] = 3
-    ended[prev_ev == CODE["forced_drop"]] = 1
-    s = by_time(lg.t.size, acq)
-    acq, rel, ended = acq[s], rel[s], ended[s]
+    rw = lg.rows
+    acq, rel = rw["hold_acquire"], rw["hold_release"]
     return pa.table({
         "thread": pa.array(lg.thread[acq].astype(np.uint16)),
         "cpu": pa.array(lg.cpu[acq]),
@@ -55,7 +49,7 @@ def holds(events: _Events) -> pa.Table:
         "end_ns": pa.array(lg.t[rel]),
         "dur_ns": pa.array(lg.t[rel] - lg.t[acq]),
         "ticks": pa.array(lg.arg[rel]),
-        "ended_by": pa.DictionaryArray.from_arrays(pa.array(ended), pa.array(HOLD_ENDS)),
+        "ended_by": pa.DictionaryArray.from_arrays(pa.array(rw["hold_ended"]), pa.array(HOLD_ENDS)),
     })
 
 
@@ -66,14 +60,8 @@ def _count_between(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 
 def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
     """Rows of each (release, acquire) consecutive in global order: the GIL was free in
-    between (computed once per decoded log: handoffs and the summary's idle time share it)."""
-    got = getattr(lg, "_free_gaps", None)
-    if got is None:
-        m = np.nonzero((lg.ev == CODE["acquire"]) | (lg.ev == CODE["release"]))[0]
-        e = lg.ev[m]
-        ok = (e[:-1] == CODE["release"]) & (e[1:] == CODE["acquire"])
-        got = lg._free_gaps = (m[:-1][ok], m[1:][ok])
-    return got
+    between."""
+    return lg.rows["gap_release"], lg.rows["gap_acquire"]
 
 
 def handoffs(events: _Events) -> pa.Table:
@@ -101,44 +89,17 @@ def waits(events: _Events) -> pa.Table:
     ``timeouts`` (timed waits that ran out meanwhile), ``drop_requests`` (set by this waiter
     meanwhile), ``futile_wakeups`` (this waiter's, meanwhile)."""
     lg = decode(events)
-    preq, pacq = pairs(lg, "request", "acquire")
-    req, acq = lg.order[preq], lg.order[pacq]
-
-    # Per thread, counts of an event kind between request and acquire: cumulative counts in
-    # the thread-ordered sequence, differenced. Only the rare kinds are counted, so work on
-    # their positions alone.
-    def between(code: int, weighted: bool = False) -> np.ndarray:
-        at = np.nonzero(lg.ev_o == code)[0]
-        w = lg.arg[lg.order[at]] if weighted else np.ones(at.size, dtype=np.int64)
-        c = np.concatenate([[0], np.cumsum(w)])
-        return c[np.searchsorted(at, pacq)] - c[np.searchsorted(at, preq, side="right")]
-
-    s = by_time(lg.t.size, req)
-    req, acq, preq, pacq = req[s], acq[s], preq[s], pacq[s]
+    rw = lg.rows
+    req, acq = rw["wait_request"], rw["wait_acquire"]
     return pa.table({
         "thread": pa.array(lg.thread[req].astype(np.uint16)),
         "request_ns": pa.array(lg.t[req]),
         "acquire_ns": pa.array(lg.t[acq]),
         "wait_ns": pa.array(lg.t[acq] - lg.t[req]),
-        "timeouts": pa.array(between(CODE["timeout"])),
-        "drop_requests": pa.array(between(CODE["drop_request"])),
-        "futile_wakeups": pa.array(between(CODE["futile_wakeup"], weighted=True)),
+        "timeouts": pa.array(rw["wait_timeouts"]),
+        "drop_requests": pa.array(rw["wait_drop_requests"]),
+        "futile_wakeups": pa.array(rw["wait_futile_wakeups"]),
     })
-
-
-def _io_pairs(lg: Log) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of each blocking call's io_begin, io_end and the acquire after it, in per-thread
-    order (calls whose thread never took the GIL again are left out)."""
-    beg, end = (lg.order[p] for p in pairs(lg, "io_begin", "io_end"))
-    end2, acq = (lg.order[p] for p in pairs(lg, "io_end", "acquire"))
-    # io_end → request → acquire: pair each end with the next acquire of its thread (pairs
-    # come in per-thread order; sort them by row to look them up).
-    s2 = np.argsort(end2)
-    end2, acq = end2[s2], acq[s2]
-    keep = np.isin(end, end2)
-    beg, end = beg[keep], end[keep]
-    acq = acq[np.searchsorted(end2, end)] if end.size else end
-    return beg, end, acq
 
 
 def io_response(events: _Events) -> pa.Table:
@@ -149,9 +110,8 @@ def io_response(events: _Events) -> pa.Table:
     again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
     call (the convoy delay)."""
     lg = decode(events)
-    beg, end, acq = _io_pairs(lg)
-    s = by_time(lg.t.size, beg)
-    beg, end, acq = beg[s], end[s], acq[s]
+    rw = lg.rows
+    beg, end, acq = rw["io_begin"], rw["io_end"], rw["io_acquire"]
     ops = np.clip(lg.arg[beg], 0, len(IO_OPS) - 1).astype(np.int8)
     return pa.table({
         "thread": pa.array(lg.thread[beg].astype(np.uint16)),
@@ -170,9 +130,7 @@ def calls(events: _Events) -> pa.Table:
     ``thread``, ``begin_ns``, ``end_ns`` (call_begin → call_end, inside one of the thread's
     holds), ``call_ns`` and ``ticks`` (done; fewer than asked when the run stopped during it)."""
     lg = decode(events)
-    beg, end = (lg.order[p] for p in pairs(lg, "call_begin", "call_end"))
-    s = by_time(lg.t.size, beg)
-    beg, end = beg[s], end[s]
+    beg, end = lg.rows["call_begin"], lg.rows["call_end"]
     return pa.table({
         "thread": pa.array(lg.thread[beg].astype(np.uint16)),
         "begin_ns": pa.array(lg.t[beg]),
@@ -221,22 +179,9 @@ def _quantiles(x: np.ndarray, prefix: str, scale: float = 1e6, unit: str = "ms")
 
 
 def _idle_with_waiters_ns(lg: Log) -> int:
-    """Time the GIL was free while at least one thread waited for it."""
-    r, a = _free_gaps(lg)
-    r_t, a_t = lg.t[r], lg.t[a]
-    if r_t.size == 0:
-        return 0
-    # Waiters at time x: requests so far minus acquisitions so far (request → acquire per
-    # thread), "so far" being every row at or before x in time: running counts over the log,
-    # read at the last row not after x.
-    is_req = lg.ev == CODE["request"]
-    req_t = lg.t[is_req]
-    last = np.searchsorted(lg.t, r_t, side="right") - 1
-    n_req = np.cumsum(is_req)[last]
-    waiting_at_release = n_req - np.cumsum(lg.ev == CODE["acquire"])[last]
-    first_req_after = req_t[np.minimum(n_req, req_t.size - 1)]
-    start = np.where(waiting_at_release > 0, r_t, np.minimum(first_req_after, a_t))
-    return int(np.clip(a_t - start, 0, None).sum())
+    """Time the GIL was free while at least one thread waited for it (from the core's pass:
+    waiters at a release count every request and acquisition at or before its time)."""
+    return int(lg.rows["idle_with_waiters_ns"])
 
 
 #: A ping sent this long after its schedule was held back by the previous round trip.
@@ -333,12 +278,10 @@ def summary(run: "Run") -> Dict[str, Any]:
         out.update(_quantiles(lat, "handoff_latency", 1e3, "us"))
         out["futile_handoff_fraction"] = float(ho.column("futile").to_numpy(zero_copy_only=False).mean()) if lat.size else 0.0
         out["idle_gil_waiting_s"] = _idle_with_waiters_ns(lg) / 1e9
-        # The distributions alone, in no particular order: the tables' columns without their
-        # sort and extra counts (summary is what every sweep point computes).
-        preq, pacq = pairs(lg, "request", "acquire")
-        out.update(_quantiles(lg.t[lg.order[pacq]] - lg.t[lg.order[preq]], "wait"))
-        _, end, acq = _io_pairs(lg)
-        out.update(_quantiles(lg.t[acq] - lg.t[end], "io_response"))
+        # The distributions alone, without building the tables.
+        rw = lg.rows
+        out.update(_quantiles(lg.t[rw["wait_acquire"]] - lg.t[rw["wait_request"]], "wait"))
+        out.update(_quantiles(lg.t[rw["io_acquire"]] - lg.t[rw["io_end"]], "io_response"))
         if m.get("queues"):
             it = items(lg).column("latency_ns").to_numpy()
             out["items"] = int(it.size)

@@ -7,30 +7,34 @@ the per-thread views of it that every reader shares.
 * :func:`decode` → :class:`Log`: the columns as numpy arrays, the ``event`` column as codes
   in ``EVENT_NAMES`` order (:data:`CODE`) whatever the table's dictionary, and the rows in
   per-thread sequence order;
-* :func:`pairs`, :func:`neighbour`, :func:`by_time`: events paired within each thread's own
-  sequence (request → acquire, acquire → release, io_begin → io_end, …), their neighbours,
-  and back to time order;
+* :func:`analysis_rows` (:attr:`Log.rows`): the rows of every table of
+  :mod:`gilmodel.analysis` (holds, waits, free gaps, blocking and held calls) from one pass of
+  the core over the log, and the idle time with waiters;
+* :func:`pairs`: events paired within each thread's own sequence (request → acquire,
+  io_begin → io_end, …), as the core's pass pairs them;
 * :func:`state_spans` → :class:`Spans`: the intervals each thread spends in one state
   (:data:`STATES`: holds the GIL, waits for it, is in a blocking call, waits for its release
   to be taken up, is in a held call: C work that keeps the GIL).
 
 Pairing relies on the log's invariants (docs/design.md §4): per thread, ``request`` →
 ``acquire`` → ``release`` repeat in that order; globally at most one thread holds the GIL.
-Everything is vectorised numpy over whole columns; no Python loop runs over events. This
-module depends only on the Rust core's names, numpy and pyarrow.
+Everything is the core's pass or vectorised numpy over whole columns; no Python loop runs
+over events. This module depends only on the Rust core, numpy and pyarrow.
 """
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Tuple, Union
+from typing import Any, Dict, NamedTuple, Tuple, Union
+
+import weakref
 
 import numpy as np
 import pyarrow as pa
 
+from . import _core
 from ._core import EVENT_NAMES, OP_NAMES
 
-__all__ = ["CODE", "IO_OPS", "STATES", "Log", "decode", "thread_order", "pairs", "neighbour", "by_time",
-           "Spans", "state_spans"]
+__all__ = ["CODE", "IO_OPS", "STATES", "Log", "decode", "analysis_rows", "thread_order", "pairs", "Spans", "state_spans"]
 
 #: Event code of each event kind: its index in ``EVENT_NAMES`` (the ``ev`` of :class:`Log`).
 CODE: Dict[str, int] = {name: i for i, name in enumerate(EVENT_NAMES)}
@@ -54,14 +58,28 @@ class Log:
             arrays of the table's types (int64, uint16, int16, int64 in a run); cast
             ``thread`` and ``cpu`` before arithmetic that can leave their range.
         ev: the ``event`` column as int8 codes (:data:`CODE`).
-        order: the row indices in per-thread sequence order (:func:`thread_order`).
+        order: the row indices in per-thread sequence order (:func:`thread_order`),
+            computed when first read.
         ev_o, th_o: ``ev[order]`` and ``thread[order]``, computed when first read.
+        rows: the analysis tables' rows from one pass of the core (:func:`analysis_rows`),
+            computed when first read.
     """
 
     def __init__(self, t: np.ndarray, thread: np.ndarray, cpu: np.ndarray, ev: np.ndarray, arg: np.ndarray):
         self.t, self.thread, self.cpu, self.ev, self.arg = t, thread, cpu, ev, arg
-        self.order = thread_order(thread)
-        self._ev_o = self._th_o = None
+        self._order = self._ev_o = self._th_o = self._rows = None
+
+    @property
+    def order(self) -> np.ndarray:
+        if self._order is None:
+            self._order = thread_order(self.thread)
+        return self._order
+
+    @property
+    def rows(self) -> Dict[str, Any]:
+        if self._rows is None:
+            self._rows = analysis_rows(self)
+        return self._rows
 
     @property
     def ev_o(self) -> np.ndarray:
@@ -80,7 +98,9 @@ def decode(events: Union[pa.Table, Log], what: str = "events") -> Log:
     """Decode an events table (any table with a run's schema: ``t_ns``, ``thread``, ``cpu``,
     ``event``, ``arg``, in time order; ``event`` dictionary-encoded, or plain strings as in a
     table rebuilt by hand). A :class:`Log` is returned as it is, so that functions taking a
-    table can be handed the log decoded once.
+    table can be handed the log decoded once; a table decoded lately (the last
+    :data:`_KEEP_DECODED`, while they live: tables are immutable) gives the same :class:`Log`
+    again, with its analysis pass.
 
     Raises:
         ValueError: an event kind the core does not have (``what`` names the table in the
@@ -88,6 +108,25 @@ def decode(events: Union[pa.Table, Log], what: str = "events") -> Log:
     """
     if isinstance(events, Log):
         return events
+    # The last tables decoded, by identity while they live: every analysis function called on
+    # one run's events shares one decoding and one pass of the core.
+    got = _DECODED.get(id(events))
+    if got is not None and got[0]() is events:
+        return got[1]
+    lg = _decode(events, what)
+    key = id(events)
+    _DECODED[key] = (weakref.ref(events, lambda _, key=key: _DECODED.pop(key, None)), lg)
+    while len(_DECODED) > _KEEP_DECODED:
+        _DECODED.pop(next(iter(_DECODED)))
+    return lg
+
+
+#: How many decoded tables :func:`decode` keeps (each as long as its table lives).
+_KEEP_DECODED = 4
+_DECODED: Dict[int, Tuple[Any, "Log"]] = {}
+
+
+def _decode(events: pa.Table, what: str) -> Log:
     col = events.column("event")
     if pa.types.is_dictionary(col.type):
         arr = col.unify_dictionaries().combine_chunks() if col.num_chunks > 1 else col.combine_chunks()
@@ -101,6 +140,17 @@ def decode(events: Union[pa.Table, Log], what: str = "events") -> Log:
     ev = lut[arr.indices.to_numpy(zero_copy_only=False)]
     return Log(events.column("t_ns").to_numpy(), events.column("thread").to_numpy(), events.column("cpu").to_numpy(),
                ev, events.column("arg").to_numpy())
+
+
+def analysis_rows(lg: "Log") -> Dict[str, Any]:
+    """The rows of every table of :mod:`gilmodel.analysis`, from one pass of the core over the
+    log (rust/analysis.rs, which pairs as :func:`pairs` does): ``hold_acquire`` /
+    ``hold_release`` / ``hold_ended``, ``wait_request`` / ``wait_acquire`` and the counts
+    between them, ``gap_release`` / ``gap_acquire`` (the GIL free between two holders),
+    ``io_begin`` / ``io_end`` / ``io_acquire``, ``call_begin`` / ``call_end``, each in the
+    order of its first row; and ``idle_with_waiters_ns``."""
+    return _core.analysis_pass(np.ascontiguousarray(lg.t, dtype=np.int64), np.ascontiguousarray(lg.thread, dtype=np.uint16),
+                               np.ascontiguousarray(lg.ev, dtype=np.int8), np.ascontiguousarray(lg.arg, dtype=np.int64))
 
 
 def thread_order(thread: np.ndarray) -> np.ndarray:
@@ -121,26 +171,6 @@ def pairs(lg: Log, first: str, second: str) -> Tuple[np.ndarray, np.ndarray]:
     e, th = lg.ev_o[p], lg.th_o[p]
     ok = (e[:-1] == a) & (e[1:] == b) & (th[:-1] == th[1:])
     return p[:-1][ok], p[1:][ok]
-
-
-def neighbour(lg: Log, p: np.ndarray, step: int) -> np.ndarray:
-    """The event code just before (step=-1) or after (step=+1) each position ``p`` of
-    ``lg.order`` in the same thread; -1 where there is none."""
-    q = p + step
-    inside = (q >= 0) & (q < lg.order.size)
-    out = np.full(p.size, -1, dtype=np.int16)
-    qi = q[inside]
-    out[inside] = np.where(lg.th_o[qi] == lg.th_o[p[inside]], lg.ev_o[qi], -1)
-    return out
-
-
-def by_time(n: int, rows: np.ndarray) -> np.ndarray:
-    """The permutation that puts ``rows`` (distinct row indices of a log of ``n`` rows, e.g.
-    per-thread runs) in increasing order, i.e. in time order: a mark-and-compress over the n
-    rows, linear time."""
-    idx = np.full(n, -1, dtype=np.int64)
-    idx[rows] = np.arange(rows.size)
-    return idx[idx >= 0]
 
 
 _NONE = -1       # a state event that leaves the thread in no state of STATES

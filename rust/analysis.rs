@@ -1,0 +1,373 @@
+//! One pass over an event log for `gilmodel.analysis`: the rows of every holding period,
+//! wait, free gap between holders, blocking call and held call, and the time the GIL was free
+//! while someone waited. The Python front gathers its tables' columns from these rows
+//! (`python/gilmodel/analysis.py`); this pass replaces what were a dozen numpy passes with
+//! fancy indexing over a per-thread sort of the whole log.
+//!
+//! The pairing is `eventlog.pairs`' exactly, for any log (a hand-built one too): per thread,
+//! among the events of the two kinds, a first-kind event immediately followed by a
+//! second-kind one. Counts "between" two events of a pair are of the same thread's events
+//! strictly between them in its own order. The neighbours of a release (what ended the hold)
+//! are the thread's previous and next events. The free gaps are consecutive release →
+//! acquire in the global order. The idle time is computed on times, as the numpy version
+//! did, ties included: "waiting at a release" counts every request and acquisition at or
+//! before the release's time, even in later rows.
+
+use crate::log::Ev;
+
+/// The rows (indices into the log) the analysis tables are made of, each list in the order
+/// of its first row.
+#[derive(Default, Debug)]
+pub struct Rows {
+    pub hold_acquire: Vec<u64>,
+    pub hold_release: Vec<u64>,
+    /// 0 poll, 1 forced_drop, 2 blocking, 3 exit (`analysis.HOLD_ENDS`).
+    pub hold_ended: Vec<i8>,
+    pub wait_request: Vec<u64>,
+    pub wait_acquire: Vec<u64>,
+    pub wait_timeouts: Vec<i64>,
+    pub wait_drop_requests: Vec<i64>,
+    pub wait_futile: Vec<i64>,
+    pub gap_release: Vec<u64>,
+    pub gap_acquire: Vec<u64>,
+    pub io_begin: Vec<u64>,
+    pub io_end: Vec<u64>,
+    pub io_acquire: Vec<u64>,
+    pub call_begin: Vec<u64>,
+    pub call_end: Vec<u64>,
+    /// ns the GIL was free while at least one thread waited for it.
+    pub idle_with_waiters_ns: i64,
+}
+
+// `Last::kind`: 0 none yet, then the first or the second kind of the pair.
+const FIRST: u8 = 1;
+const SECOND: u8 = 2;
+
+/// The last event of a pair's two kinds seen on a thread: which, and its row.
+#[derive(Clone, Copy, Default)]
+struct Last {
+    kind: u8,
+    row: usize,
+}
+
+#[derive(Clone, Default)]
+struct Thread {
+    hold: Last,
+    wait: Last,
+    io: Last,
+    io_taken: Last,
+    call: Last,
+    /// Output slots of the pair begun last (reserved at its first row, so that every list
+    /// comes out in the order of its first rows without a sort; slots never filled are
+    /// dropped at the end).
+    hold_slot: usize,
+    wait_slot: usize,
+    io_slot: usize,
+    call_slot: usize,
+    /// The io slot whose end is `io_taken`'s io_end (if that end was paired).
+    io_pair: Option<usize>,
+    prev: i8,
+    /// A hold whose end is decided by the thread's next event.
+    pending_hold: Option<usize>,
+    timeouts: i64,
+    drops: i64,
+    futile: i64,
+    at_request: (i64, i64, i64),
+}
+
+const UNSET: u64 = u64::MAX;
+// Event codes as patterns (a jump table, not a chain of comparisons).
+const REQUEST: i8 = Ev::Request as i8;
+const ACQUIRE: i8 = Ev::Acquire as i8;
+const RELEASE: i8 = Ev::Release as i8;
+const IO_BEGIN: i8 = Ev::IoBegin as i8;
+const IO_END: i8 = Ev::IoEnd as i8;
+const CALL_BEGIN: i8 = Ev::CallBegin as i8;
+const CALL_END: i8 = Ev::CallEnd as i8;
+const TIMEOUT: i8 = Ev::Timeout as i8;
+const DROP_REQUEST: i8 = Ev::DropRequest as i8;
+const FUTILE: i8 = Ev::FutileWakeup as i8;
+
+/// Keep the entries of parallel lists whose `key` is set.
+fn compact<T: Copy>(key: &[u64], col: &mut Vec<T>) {
+    let mut j = 0;
+    for i in 0..key.len() {
+        if key[i] != UNSET {
+            col[j] = col[i];
+            j += 1;
+        }
+    }
+    col.truncate(j);
+}
+
+/// One pass over the log (`t` in time order; `event` as [`Ev`] codes).
+pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
+    let n = t.len();
+    let threads = thread.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut th = vec![Thread::default(); threads];
+    let mut r = Rows::default();
+    // The global acquire/release sequence, for the free gaps.
+    let mut last_global = Last::default();
+    // Running counts of requests and acquisitions, and the times of the requests.
+    let (mut n_req, mut n_acq) = (0i64, 0i64);
+    let mut req_t: Vec<i64> = Vec::with_capacity(n / 3);
+    // The latest release: its time, and the counts at the last row with that time.
+    let (mut rel_t, mut rel_req, mut rel_acq) = (i64::MIN, 0i64, 0i64);
+    // Gaps whose counts are final once the time moves past their release's time.
+    let mut open_gaps: Vec<(i64, i64)> = Vec::new(); // (release time, acquire time)
+    let mut idle = 0i64;
+    let mut zero_waiting: Vec<(i64, i64, i64)> = Vec::new(); // (a_t, n_req at r_t): decided at the end
+    for v in [
+        &mut r.hold_acquire,
+        &mut r.hold_release,
+        &mut r.wait_request,
+        &mut r.wait_acquire,
+    ] {
+        v.reserve(n / 3);
+    }
+    for i in 0..n {
+        if t[i] != rel_t && !open_gaps.is_empty() {
+            for (rt, at) in open_gaps.drain(..) {
+                if rel_req - rel_acq > 0 {
+                    idle += (at - rt).max(0);
+                } else {
+                    zero_waiting.push((rt, at, rel_req));
+                }
+            }
+        }
+        let (k, e) = (thread[i] as usize, event[i]);
+        let s = &mut th[k];
+        if let Some(h) = s.pending_hold.take() {
+            r.hold_ended[h] = if e == Ev::IoBegin as i8 {
+                2
+            } else if e == Ev::Exit as i8 {
+                3
+            } else {
+                0
+            };
+        }
+        match e {
+            REQUEST => {
+                s.wait = Last {
+                    kind: FIRST,
+                    row: i,
+                };
+                s.wait_slot = r.wait_request.len();
+                r.wait_request.push(i as u64);
+                r.wait_acquire.push(UNSET);
+                r.wait_timeouts.push(0);
+                r.wait_drop_requests.push(0);
+                r.wait_futile.push(0);
+                s.at_request = (s.timeouts, s.drops, s.futile);
+                n_req += 1;
+                req_t.push(t[i]);
+            }
+            ACQUIRE => {
+                if s.wait.kind == FIRST {
+                    // The wait, and the counts between its request and this acquisition.
+                    let w = s.wait_slot;
+                    r.wait_acquire[w] = i as u64;
+                    r.wait_timeouts[w] = s.timeouts - s.at_request.0;
+                    r.wait_drop_requests[w] = s.drops - s.at_request.1;
+                    r.wait_futile[w] = s.futile - s.at_request.2;
+                }
+                s.wait = Last {
+                    kind: SECOND,
+                    row: i,
+                };
+                s.hold = Last {
+                    kind: FIRST,
+                    row: i,
+                };
+                s.hold_slot = r.hold_acquire.len();
+                r.hold_acquire.push(i as u64);
+                r.hold_release.push(UNSET);
+                r.hold_ended.push(0);
+                if s.io_taken.kind == FIRST {
+                    if let Some(slot) = s.io_pair {
+                        r.io_acquire[slot] = i as u64;
+                    }
+                }
+                s.io_taken = Last {
+                    kind: SECOND,
+                    row: i,
+                };
+                if last_global.kind == SECOND {
+                    r.gap_release.push(last_global.row as u64);
+                    r.gap_acquire.push(i as u64);
+                    open_gaps.push((t[last_global.row], t[i]));
+                }
+                last_global = Last {
+                    kind: FIRST,
+                    row: i,
+                };
+                n_acq += 1;
+            }
+            RELEASE => {
+                if s.hold.kind == FIRST {
+                    let h = s.hold_slot;
+                    r.hold_release[h] = i as u64;
+                    if s.prev == Ev::ForcedDrop as i8 {
+                        r.hold_ended[h] = 1;
+                    } else {
+                        s.pending_hold = Some(h);
+                    }
+                }
+                s.hold = Last {
+                    kind: SECOND,
+                    row: i,
+                };
+                last_global = Last {
+                    kind: SECOND,
+                    row: i,
+                };
+                rel_t = t[i];
+            }
+            IO_BEGIN => {
+                s.io = Last {
+                    kind: FIRST,
+                    row: i,
+                };
+                s.io_slot = r.io_begin.len();
+                r.io_begin.push(i as u64);
+                r.io_end.push(UNSET);
+                r.io_acquire.push(UNSET);
+            }
+            IO_END => {
+                s.io_pair = (s.io.kind == FIRST).then(|| {
+                    r.io_end[s.io_slot] = i as u64;
+                    s.io_slot
+                });
+                s.io = Last {
+                    kind: SECOND,
+                    row: i,
+                };
+                s.io_taken = Last {
+                    kind: FIRST,
+                    row: i,
+                };
+            }
+            CALL_BEGIN => {
+                s.call = Last {
+                    kind: FIRST,
+                    row: i,
+                };
+                s.call_slot = r.call_begin.len();
+                r.call_begin.push(i as u64);
+                r.call_end.push(UNSET);
+            }
+            CALL_END => {
+                if s.call.kind == FIRST {
+                    r.call_end[s.call_slot] = i as u64;
+                }
+                s.call = Last {
+                    kind: SECOND,
+                    row: i,
+                };
+            }
+            TIMEOUT => s.timeouts += 1,
+            DROP_REQUEST => s.drops += 1,
+            FUTILE => s.futile += arg[i],
+            _ => {}
+        }
+        s.prev = e;
+        if t[i] == rel_t {
+            (rel_req, rel_acq) = (n_req, n_acq);
+        }
+    }
+    for (rt, at) in open_gaps.drain(..) {
+        if rel_req - rel_acq > 0 {
+            idle += (at - rt).max(0);
+        } else {
+            zero_waiting.push((rt, at, rel_req));
+        }
+    }
+    // A gap with no one waiting at the release counts from the first request after it (by
+    // time; the last request of all when there is none after), up to the acquisition.
+    if let Some(&last_req) = req_t.last() {
+        for &(_, at, nreq) in &zero_waiting {
+            let next = req_t.get(nreq as usize).copied().unwrap_or(last_req);
+            idle += (at - next.min(at)).max(0);
+        }
+    }
+    r.idle_with_waiters_ns = idle;
+    // Drop the slots of pairs the log does not complete.
+    let key = std::mem::take(&mut r.hold_release);
+    compact(&key, &mut r.hold_acquire);
+    compact(&key, &mut r.hold_ended);
+    r.hold_release = key.into_iter().filter(|&x| x != UNSET).collect();
+    let key = std::mem::take(&mut r.wait_acquire);
+    let m = r.wait_request.len();
+    for v in [
+        &mut r.wait_timeouts,
+        &mut r.wait_drop_requests,
+        &mut r.wait_futile,
+    ] {
+        v.resize(m, 0);
+        compact(&key, v);
+    }
+    compact(&key, &mut r.wait_request);
+    r.wait_acquire = key.into_iter().filter(|&x| x != UNSET).collect();
+    let key = std::mem::take(&mut r.io_acquire);
+    compact(&key, &mut r.io_begin);
+    compact(&key, &mut r.io_end);
+    r.io_acquire = key.into_iter().filter(|&x| x != UNSET).collect();
+    let key = std::mem::take(&mut r.call_end);
+    compact(&key, &mut r.call_begin);
+    r.call_end = key.into_iter().filter(|&x| x != UNSET).collect();
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Ev::*;
+
+    fn run(rows: &[(i64, u16, Ev, i64)]) -> Rows {
+        let t: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        let th: Vec<u16> = rows.iter().map(|r| r.1).collect();
+        let ev: Vec<i8> = rows.iter().map(|r| r.2 as i8).collect();
+        let arg: Vec<i64> = rows.iter().map(|r| r.3).collect();
+        pass(&t, &th, &ev, &arg)
+    }
+
+    #[test]
+    fn pairs_counts_ends_and_gaps() {
+        let r = run(&[
+            (0, 0, Start, 0),
+            (0, 1, Start, 0),
+            (10, 0, Request, 0),
+            (20, 0, Acquire, 1),
+            (25, 1, Request, 0),
+            (30, 1, Timeout, 0),
+            (30, 1, DropRequest, 0),
+            (40, 0, ForcedDrop, 0),
+            (41, 0, Release, 5),
+            (45, 1, FutileWakeup, 2),
+            (50, 1, Acquire, 2),
+            (60, 1, Release, 3),
+            (61, 1, IoBegin, 0),
+            (70, 1, IoEnd, 8),
+            (71, 1, Request, 0),
+            (80, 1, Acquire, 3),
+            (90, 1, Release, 1),
+            (91, 1, Exit, 0),
+            (92, 0, Request, 0), // never acquired
+        ]);
+        assert_eq!(r.hold_acquire, vec![3, 10, 15]);
+        assert_eq!(r.hold_release, vec![8, 11, 16]);
+        assert_eq!(r.hold_ended, vec![1, 2, 3]);
+        assert_eq!(r.wait_request, vec![2, 4, 14]);
+        assert_eq!(r.wait_timeouts, vec![0, 1, 0]);
+        assert_eq!(r.wait_drop_requests, vec![0, 1, 0]);
+        assert_eq!(r.wait_futile, vec![0, 2, 0]);
+        assert_eq!((r.gap_release, r.gap_acquire), (vec![8, 11], vec![10, 15]));
+        assert_eq!(
+            (r.io_begin, r.io_end, r.io_acquire),
+            (vec![12], vec![13], vec![15])
+        );
+        // Free 41→50 with thread 1 waiting: 9 ns; free 60→80, nobody waiting at 60, the next
+        // request at 71: 9 ns.
+        assert_eq!(r.idle_with_waiters_ns, 9 + 9);
+    }
+}
