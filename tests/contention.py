@@ -20,8 +20,10 @@ import warnings
 from gilmodel import _procs
 
 #: Other processes' average busy cores above which a run counts as disturbed. Measured on the
-#: quiet 2-core dev VM: 0.00-0.04 during the suite; one busy shell loop: 0.9-1.0.
-BUSY_CORES = 0.25
+#: quiet 2-core dev VM: 0.00-0.04 during the suite; one busy shell loop: 0.9-1.0. It was 0.25
+#: until a CI run in which an observed echo thread found the GIL free half the time with the
+#: hypervisor stealing 0.20 cores, counted as quiet, so not retried.
+BUSY_CORES = 0.15
 ATTEMPTS = 5
 QUIET_WAIT_S = 30.0
 #: Steal comes in bursts: in one CI run a 0.5 s quiet window was followed by an attempt with

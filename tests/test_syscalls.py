@@ -27,7 +27,10 @@ def best_of(n, version, cores, ok):
     return r
 
 
+# Whether the two threads meet on their two cores is the machine's: in a CI run under heavy
+# steal the best of 3 had 6 voluntary switches for the 20 asked.
 @needs_2_cores
+@pytest.mark.timing
 @pytest.mark.parametrize("version", ["2.7", "2.6-osx"])
 def test_storm_on_two_cores(version):
     r = best_of(3, version, CORES[:2], lambda r: r["ratios"]["voluntary_ctx_switches"] >= 20 and r["ratios"]["ctx_switches"] > 1)
