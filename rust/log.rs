@@ -118,10 +118,12 @@ pub enum IoOp {
     /// C work with the GIL released that occupies the core (the `native` op: hashlib on a big
     /// buffer, zlib, a numpy kernel); its `io_end` arg is 0.
     Native = 4,
-    /// Waiting for a taken lock (`acquire`, or a queue's mutex); `io_end` arg 0 (-1: a signal
-    /// interrupted it, 3.2+).
+    /// A lock acquire with the GIL released (`acquire`, a queue's mutex): under 3.2+ only a
+    /// wait for a taken lock; under 2.x every acquire, a free lock's too, and `Condition`'s
+    /// `acquire(0)` tests. `io_end` arg 0 (-1: a signal interrupted the wait, 3.2+).
     Lock = 5,
-    /// A `get` waiting on the queue's `not_empty` condition (its waiter lock).
+    /// A `get` waiting on the queue's `not_empty` condition (its waiter lock); `io_end` arg as
+    /// for `Lock`.
     Get = 6,
     /// A `put` waiting on a bounded queue's `not_full` condition.
     Put = 7,

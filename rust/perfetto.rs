@@ -176,6 +176,9 @@ pub struct RunLog<'a> {
     pub event: &'a [i8],
     pub arg: &'a [i64],
     pub shift: i64,
+    /// Draw the `GIL` track's slices (who holds it); false under no GIL, where holds overlap
+    /// and slices of one track cannot.
+    pub gil_track: bool,
 }
 
 /// Why a trace cannot be written.
@@ -235,24 +238,71 @@ struct Open {
     switch: Option<i64>,
 }
 
-/// Per thread, the last row of each closing kind (so that a slice is begun only when its end
-/// is in the log): acquire, release, call_end, switch_done, and the last io_end an acquire
-/// follows (`analysis.io_response` keeps only those).
-#[derive(Default, Clone, Copy)]
-struct Last {
-    acquire: usize,
-    release: usize,
-    call_end: usize,
-    switch_done: usize,
-    io_end_taken: usize,
-    io_end: usize,
+// What `paired[row]` says: the row begins a slice whose end the log has, paired as
+// `gilmodel.eventlog.pairs` pairs (per thread, consecutive among the two kinds).
+const P_WAIT: u8 = 1;
+const P_HOLD: u8 = 2;
+const P_IO: u8 = 4;
+const P_CALL: u8 = 8;
+const P_SWITCH: u8 = 16;
+
+/// For each row, which slices it begins and the log ends: the first pass.
+fn paired_rows(r: &RunLog) -> Vec<u8> {
+    #[derive(Default, Clone, Copy)]
+    struct Th {
+        wait: Option<usize>,
+        hold: Option<usize>,
+        io: Option<usize>,
+        /// The io_begin whose io_end was the thread's last io_end/acquire event.
+        io_done: Option<usize>,
+        call: Option<usize>,
+        switch: Option<usize>,
+    }
+    let mut th = vec![Th::default(); r.labels.len()];
+    let mut out = vec![0u8; r.t.len()];
+    for i in 0..r.t.len() {
+        let s = &mut th[r.thread[i] as usize];
+        match r.event[i] {
+            e if e == Ev::Request as i8 => s.wait = Some(i),
+            e if e == Ev::Acquire as i8 => {
+                if let Some(o) = s.wait.take() {
+                    out[o] |= P_WAIT;
+                }
+                if let Some(b) = s.io_done.take() {
+                    out[b] |= P_IO; // its io_end is followed by this acquisition
+                }
+                s.hold = Some(i);
+            }
+            e if e == Ev::Release as i8 => {
+                if let Some(o) = s.hold.take() {
+                    out[o] |= P_HOLD;
+                }
+            }
+            e if e == Ev::IoBegin as i8 => s.io = Some(i),
+            e if e == Ev::IoEnd as i8 => s.io_done = s.io.take(),
+            e if e == Ev::CallBegin as i8 => s.call = Some(i),
+            e if e == Ev::CallEnd as i8 => {
+                if let Some(o) = s.call.take() {
+                    out[o] |= P_CALL;
+                }
+            }
+            e if e == Ev::SwitchWait as i8 => s.switch = Some(i),
+            e if e == Ev::SwitchDone as i8 => {
+                if let Some(o) = s.switch.take() {
+                    out[o] |= P_SWITCH;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 struct RunState<'a> {
     r: &'a RunLog<'a>,
     idx: usize,
     pos: usize,
-    last: Vec<Last>,
+    paired: Vec<u8>,
     open: Vec<Open>,
     waiters: i64,
     waiters_seen: bool,
@@ -332,32 +382,12 @@ pub fn write_runs<W: Write>(w: W, runs: &[RunLog], lo: i64, hi: i64) -> Result<u
     for (idx, r) in runs.iter().enumerate() {
         let name0 = names.len() as u32;
         names.extend(r.names.iter().cloned());
-        let mut last = vec![Last::default(); r.labels.len()];
-        let mut io_end_seen = vec![0usize; r.labels.len()];
-        for i in 0..r.t.len() {
-            let (k, e) = (r.thread[i] as usize, r.event[i]);
-            let l = &mut last[k];
-            // Rows are compared with `>`: row 0 is never a closer that matters (a start).
-            match e {
-                x if x == Ev::Acquire as i8 => {
-                    l.acquire = i;
-                    l.io_end_taken = io_end_seen[k];
-                }
-                x if x == Ev::Release as i8 => l.release = i,
-                x if x == Ev::CallEnd as i8 => l.call_end = i,
-                x if x == Ev::SwitchDone as i8 => l.switch_done = i,
-                x if x == Ev::IoEnd as i8 => {
-                    l.io_end = i;
-                    io_end_seen[k] = i;
-                }
-                _ => {}
-            }
-        }
+        let paired = paired_rows(r);
         st.push(RunState {
             r,
             idx,
             pos: 0,
-            last,
+            paired,
             open: vec![Open::default(); r.labels.len()],
             waiters: 0,
             waiters_seen: false,
@@ -506,13 +536,15 @@ fn open_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Result
     for k in 0..s.open.len() {
         let (track, op) = (s.track(k), s.open[k].clone());
         if op.hold.is_some() {
-            o.event(
-                t,
-                SLICE_BEGIN,
-                b0 + GIL_TRACK,
-                Some(s.name0 + k as u32),
-                None,
-            )?;
+            if s.r.gil_track {
+                o.event(
+                    t,
+                    SLICE_BEGIN,
+                    b0 + GIL_TRACK,
+                    Some(s.name0 + k as u32),
+                    None,
+                )?;
+            }
             o.event(t, SLICE_BEGIN, track, Some(HOLD), None)?;
         }
         if op.wait.is_some() {
@@ -543,14 +575,18 @@ fn close_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Resul
     let b0 = base(s.idx);
     for k in 0..s.open.len() {
         let (track, op) = (s.track(k), std::mem::take(&mut s.open[k]));
-        if op.call.is_some() {
+        // One end for each slice begun, the innermost (a held call) first.
+        let open = [
+            op.call.is_some(),
+            op.switch.is_some(),
+            op.io.is_some(),
+            op.wait.is_some(),
+            op.hold.is_some(),
+        ];
+        for _ in open.iter().filter(|&&x| x) {
             o.event(t, SLICE_END, track, None, None)?;
         }
-        if op.switch.is_some() || op.io.is_some() || op.wait.is_some() {
-            o.event(t, SLICE_END, track, None, None)?;
-        }
-        if op.hold.is_some() {
-            o.event(t, SLICE_END, track, None, None)?;
+        if op.hold.is_some() && s.r.gil_track {
             o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
         }
     }
@@ -569,7 +605,8 @@ fn step<W: Write>(
     let r = s.r;
     let (k, e) = (r.thread[i] as usize, r.event[i]);
     let inside = s.phase == 1;
-    let (track, b0, last) = (s.track(k), base(s.idx), s.last[k]);
+    let (track, b0, pr) = (s.track(k), base(s.idx), s.paired[i]);
+    let gil = r.gil_track;
     let op = &mut s.open[k];
     macro_rules! begin {
         ($slot:expr, $val:expr, $name:expr, $on:expr) => {
@@ -590,7 +627,7 @@ fn step<W: Write>(
     }
     match e {
         x if x == Ev::Request as i8 => {
-            begin!(op.wait, t, WAIT, last.acquire > i);
+            begin!(op.wait, t, WAIT, pr & P_WAIT != 0);
             s.waiters += 1;
             s.waiters_seen = true;
             if inside {
@@ -599,9 +636,9 @@ fn step<W: Write>(
         }
         x if x == Ev::Acquire as i8 => {
             end!(op.wait);
-            if last.release > i {
+            if pr & P_HOLD != 0 {
                 op.hold = Some(t);
-                if inside {
+                if inside && gil {
                     o.event(
                         t,
                         SLICE_BEGIN,
@@ -609,6 +646,8 @@ fn step<W: Write>(
                         Some(s.name0 + k as u32),
                         None,
                     )?;
+                }
+                if inside {
                     o.event(t, SLICE_BEGIN, track, Some(HOLD), None)?;
                 }
             }
@@ -623,18 +662,20 @@ fn step<W: Write>(
         x if x == Ev::Release as i8 => {
             if op.hold.take().is_some() && inside {
                 o.event(t, SLICE_END, track, None, None)?;
-                o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
+                if gil {
+                    o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
+                }
             }
         }
         x if x == Ev::IoBegin as i8 => {
             let n = FIXED.len() as u32
                 + r.arg[i].clamp(0, crate::log::IO_OP_NAMES.len() as i64 - 1) as u32;
-            begin!(op.io, (t, n), n, last.io_end_taken > i);
+            begin!(op.io, (t, n), n, pr & P_IO != 0);
         }
         x if x == Ev::IoEnd as i8 => end!(op.io),
-        x if x == Ev::CallBegin as i8 => begin!(op.call, t, CALL, last.call_end > i),
+        x if x == Ev::CallBegin as i8 => begin!(op.call, t, CALL, pr & P_CALL != 0),
         x if x == Ev::CallEnd as i8 => end!(op.call),
-        x if x == Ev::SwitchWait as i8 => begin!(op.switch, t, SWITCH, last.switch_done > i),
+        x if x == Ev::SwitchWait as i8 => begin!(op.switch, t, SWITCH, pr & P_SWITCH != 0),
         x if x == Ev::SwitchDone as i8 => end!(op.switch),
         _ => {
             if inside {
@@ -736,6 +777,7 @@ mod tests {
             event: &e,
             arg: &vec![0; n],
             shift: 0,
+            gil_track: true,
         };
         let mut buf = Vec::new();
         write_runs(&mut buf, std::slice::from_ref(&run), 0, 100).unwrap();
@@ -790,6 +832,7 @@ mod tests {
             event: &[0, 1],
             arg: &[0, 0],
             shift: 0,
+            gil_track: true,
         };
         let e = write_runs(Vec::new(), &[run], 0, 10)
             .unwrap_err()

@@ -165,7 +165,8 @@ fn host_info() -> String {
 }
 
 /// One run of a native trace, as the front gives it: title, thread track labels, thread
-/// names, the event log's columns (`event` as the log's codes), and the run's time shift.
+/// names, the event log's columns (`event` as the log's codes), the run's time shift, and
+/// whether to draw the GIL track.
 type RunRow<'py> = (
     String,
     Vec<String>,
@@ -176,6 +177,7 @@ type RunRow<'py> = (
     numpy::PyReadonlyArray1<'py, i8>,
     numpy::PyReadonlyArray1<'py, i64>,
     i64,
+    bool,
 );
 
 /// Write `runs` as a native Perfetto trace to `path` (gzip-compressed with `gzip`), keeping
@@ -216,6 +218,7 @@ fn perfetto_trace(
             event: c.3,
             arg: c.4,
             shift: r.8,
+            gil_track: r.9,
         })
         .collect();
     let file =

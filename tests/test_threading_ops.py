@@ -157,3 +157,16 @@ def test_a_pool_of_python_tasks_does_not_scale_and_one_of_c_tasks_does(version):
 
     py, c = ratio(task_ticks=20_000), ratio(task_ticks=200, native_ticks=20_000)
     assert py < 1.3 and c > 1.4, (py, c)
+
+
+@pytest.mark.parametrize("version, per_op", [("2.7", 2), ("3.11", 0)])
+def test_2_7_queue_ops_release_the_gil_for_their_locks_and_3_11_does_not(version, per_op):
+    # One thread, 10 puts then 10 gets, never waiting: under 2.7 each takes the mutex (a GIL
+    # release, the lock free or not) and notifies, whose _is_owned test is an acquire(0) (one
+    # more); under 3.11 both are tries with the GIL held.
+    run = gm.run(gm.Scenario(gm.cpython(version), [gm.Thread("a", [gm.loop(gm.put("q"), times=10),
+                                                                     gm.loop(gm.get("q"), times=10)])],
+                             cores=CORES[:1], tick_ns=50.0, queues=["q"]))
+    io = analysis.io_response(run.events).to_pandas()
+    assert int((io.op == "lock").sum()) == per_op * 20
+    assert run.meta["queues"][0]["gets"] == 10

@@ -243,3 +243,22 @@ def test_two_runs_side_by_side_are_two_processes(tmp_path):
     assert {e["pid"] for e in evs} == {1, 2}
     with pytest.raises(ValueError, match="format"):
         gm.trace.to_trace(a, str(tmp_path / "x.json"), format="svg")
+
+
+def test_native_and_json_agree_on_a_log_that_breaks_the_invariants_and_under_no_gil(tmp_path):
+    # A hand-built log: an acquire not followed by a release (a lost drop, in an observed run),
+    # a blocking call whose thread never takes the GIL again, a wait cut off by the end.
+    bad = hand_run()
+    ev = log([
+        (0, 0, "start", 0), (0, 1, "start", 1), (10, 0, "request", 0), (20, 0, "acquire", 1), (30, 0, "acquire", 2),
+        (40, 0, "release", 3), (50, 0, "io_begin", 0), (60, 0, "io_end", 8), (70, 1, "request", 0), (80, 1, "acquire", 3),
+        (90, 1, "release", 1), (95, 0, "exit", 0), (96, 1, "request", 0),
+    ])
+    bad = gm.Run(ev, bad.threads, bad.io, dict(bad.meta, end_ns=100))
+    nogil = gm.run(gm.Scenario(gm.NoGIL(), [gm.Thread("a", [gm.loop(gm.cpu(200), gm.sleep(20), times=20)]),
+                                            gm.Thread("b", [gm.loop(gm.cpu(300), times=20)])], cores=CORES, tick_ns=50.0))
+    for name, run in (("bad", bad), ("nogil", nogil)):
+        tracks, _, sl, inst, cnt = read_native(run.to_trace(tmp_path / (name + ".perfetto-trace")))
+        evs = check_format(load(run.to_trace(tmp_path / (name + ".json"))))
+        assert sorted((tracks[u], n, s, e) for u, n, s, e in sl) == json_slices(evs), name
+    assert not any(tracks[u] == "GIL" for u, *_ in sl), "no GIL-track slices under no GIL"

@@ -9,7 +9,7 @@ returned as Arrow tables.
 >>> run.summary()["elapsed_s"]  # doctest: +SKIP
 """
 
-from . import analysis, experiments, plot, profiles, scenarios
+from . import analysis, experiments, plot, profiles, scenarios, trace
 from ._core import __version__
 from .policies import (
     CPYTHON_VERSIONS, POLICIES, BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython, resolve_gil,
@@ -26,7 +26,7 @@ from .fidelity import validate
 from .observe import ObserveError, ObserveInterrupted, observe
 
 __all__ = [
-    "__version__", "scenarios", "experiments", "analysis", "plot", "profiles",
+    "__version__", "scenarios", "experiments", "analysis", "plot", "profiles", "trace",
     "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
     "CPYTHON_VERSIONS", "resolve_gil",
     "calibrate", "Profile", "CalibrationError",

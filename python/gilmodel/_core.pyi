@@ -1,6 +1,6 @@
 """The Rust core (PyO3). Use the package's Python API; these are its building blocks."""
 
-from typing import Dict, List, Literal, Optional, Tuple, TypedDict, Union
+from typing import Any, Dict, List, Literal, Optional, Tuple, TypedDict, Union
 
 import numpy as np
 
@@ -124,7 +124,33 @@ class LoopOp(_LoopOp, total=False):
     times: Optional[int]
 
 
-OpSpec = Union[CpuOp, NativeOp, HeldOp, SleepOp, SendOp, RecvOp, JoinOp, LoopOp]
+class AcquireOp(TypedDict):
+    op: Literal["acquire"]
+    lock: str
+
+
+class ReleaseOp(TypedDict):
+    op: Literal["release"]
+    lock: str
+
+
+class PutOp(TypedDict):
+    op: Literal["put"]
+    queue: str
+
+
+class GetOp(TypedDict):
+    op: Literal["get"]
+    queue: str
+
+
+class QueueSpec(TypedDict):
+    name: str
+    #: 0: unbounded.
+    maxsize: int
+
+
+OpSpec = Union[CpuOp, NativeOp, HeldOp, SleepOp, SendOp, RecvOp, JoinOp, AcquireOp, ReleaseOp, PutOp, GetOp, LoopOp]
 
 
 class _DrainSpec(TypedDict):
@@ -194,6 +220,8 @@ class ScenarioSpec(_ScenarioSpec, total=False):
     watchdog_s: Optional[float]
     signals: List[SignalSpec]
     pin_threads: bool
+    locks: List[str]
+    queues: List[QueueSpec]
 
 
 # ---- what run() returns
@@ -254,3 +282,22 @@ def allowed_cores() -> List[int]:
 
 def host_info() -> str:
     """Host facts as JSON."""
+
+
+def perfetto_trace(path: str, gzip: bool,
+                   runs: List[Tuple[str, List[str], List[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                    int, bool]],
+                   lo: int, hi: int) -> int:
+    """Write ``runs`` as a native Perfetto trace (rust/perfetto.rs): each run as (title, thread
+    track labels, thread names, ``t_ns`` int64, ``thread`` uint16, ``cpu`` int16, ``event`` int8
+    codes, ``arg`` int64, time shift ns, draw the GIL track), the window ``[lo, hi]`` ns of each
+    run's own time; returns the bytes of protobuf written (before compression)."""
+
+
+def analysis_pass(t: np.ndarray, thread: np.ndarray, event: np.ndarray, arg: np.ndarray) -> Dict[str, Any]:
+    """The rows of every table of ``gilmodel.analysis`` from one pass over a log (int64,
+    uint16, int8 codes, int64; rust/analysis.rs): uint64 row arrays ``hold_acquire``,
+    ``hold_release``, ``wait_request``, ``wait_acquire``, ``gap_release``, ``gap_acquire``,
+    ``io_begin``, ``io_end``, ``io_acquire``, ``call_begin``, ``call_end``; int64
+    ``wait_timeouts``, ``wait_drop_requests``, ``wait_futile_wakeups``; int8 ``hold_ended``; and
+    the int ``idle_with_waiters_ns``."""

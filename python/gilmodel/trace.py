@@ -7,7 +7,7 @@ core), and tests/test_trace.py checks that they hold the same slices, instants a
 Layout, per run (one process, named after the scenario and policy, or ``observed: ...``):
 
 * track ``GIL``: who holds the GIL, one slice per holding period named after the holder: the
-  whole run's hand-offs at a glance;
+  whole run's hand-offs at a glance (left empty under no GIL, where holds overlap);
 * one track per scenario thread (named ``name (core N)``), with slices that never overlap on a
   track: ``hold`` (acquire → release), ``wait`` (request → acquire),
   ``send``/``recv``/``sleep``/``join``/``native``/``lock``/``get``/``put`` (the blocking call
@@ -101,8 +101,9 @@ def _content(run: "Run", lo: int, hi: int, args: bool = True) -> _Content:
     h = analysis.holds(lg)
     th = h.column("thread").to_numpy().astype(np.int64)
     hs, he = h.column("start_ns").to_numpy(), h.column("end_ns").to_numpy()
-    # The GIL track: each holding period named after its holder.
-    groups.append(_Group(np.zeros_like(th), hs, he, (th, names)))
+    # The GIL track: each holding period named after its holder (not under no GIL).
+    if _gil_track(run):
+        groups.append(_Group(np.zeros_like(th), hs, he, (th, names)))
 
     def cols(t, *names_):
         return tuple((n, t.column(n).to_numpy(zero_copy_only=False)) for n in names_) if args else ()
@@ -190,8 +191,15 @@ def _write_native(runs: List["Run"], shifts: List[int], tmp: str, gzip_it: bool,
         labels, names, title = _labels(r)
         rows.append((title, labels, names, np.ascontiguousarray(lg.t, dtype=np.int64),
                      np.ascontiguousarray(lg.thread, dtype=np.uint16), np.ascontiguousarray(lg.cpu, dtype=np.int16),
-                     np.ascontiguousarray(lg.ev, dtype=np.int8), np.ascontiguousarray(lg.arg, dtype=np.int64), int(shift)))
+                     np.ascontiguousarray(lg.ev, dtype=np.int8), np.ascontiguousarray(lg.arg, dtype=np.int64), int(shift),
+                     _gil_track(r)))
     return _core.perfetto_trace(tmp, gzip_it, rows, lo, hi)
+
+
+def _gil_track(run: "Run") -> bool:
+    """Whether the trace draws the GIL track's slices: not under no GIL, where holds overlap
+    (and slices of one track cannot)."""
+    return run.meta["gil"].get("policy") != "nogil"
 
 
 def _labels(run: "Run") -> Tuple[List[str], List[str], str]:
@@ -226,9 +234,9 @@ def to_trace(run: Union["Run", Sequence["Run"]], path: str, start_ns: Optional[i
     ``run`` may be several runs (a model run and an observed real one, or two policies): each
     becomes a process of its own in one trace, their workloads' starts aligned
     (:func:`gilmodel.plot.workload_start_ns`). ``start_ns`` / ``end_ns`` (since each run's
-    start) keep only that window, cutting slices at its edges. JSON takes about 100 bytes an
-    event and is for small runs; the native format is written by the core, at about 30 bytes
-    an event raw and 5 gzip-compressed (``benches/trace.py``)."""
+    start) keep only that window, cutting slices at its edges. JSON takes about 190 bytes an
+    event and is for small runs; the native format is written by the core, at about 50 bytes
+    an event raw and 3 gzip-compressed (``benches/trace.py``)."""
     from .plot import workload_start_ns
 
     runs = [run] if not isinstance(run, (list, tuple)) else list(run)

@@ -62,8 +62,12 @@ pub(super) fn supervise<G>(
         }
         if sh.stop.load(Relaxed) && !woke_sockets {
             setup.wake_sockets();
-            sh.objects.wake_all(n);
             woke_sockets = true;
+        }
+        if sh.stop.load(Relaxed) {
+            // Every slice until all are joined: a thread that took a post of the stop's and
+            // went on to wait again is woken by the next round.
+            sh.objects.wake_all(n);
         }
         let mut slice = deadline.map_or(SLICE_NS, |d| (d - now_ns()).clamp(100_000, SLICE_NS));
         if let Some(at) = signals.next_at() {

@@ -683,3 +683,47 @@ fn a_stop_wakes_threads_blocked_on_locks_and_queues() {
     check_log(&out, true);
     assert!(out.threads.iter().all(|t| t.stopped));
 }
+
+#[test]
+fn a_stop_ends_endless_queue_loops_on_every_policy() {
+    // Consumers looping on a queue a slow producer feeds; a duration stop raised while they are
+    // between a try and a wait must still end the run (every slice re-posts the semaphores).
+    for p in every_policy() {
+        for _ in 0..5 {
+            let consumer = |name: &str| {
+                program(
+                    name,
+                    vec![Op::Loop {
+                        times: None,
+                        body: vec![Op::Get { queue: "q".into() }],
+                    }],
+                )
+            };
+            let mut sc = scenario(
+                p.clone(),
+                vec![
+                    program(
+                        "p",
+                        vec![Op::Loop {
+                            times: None,
+                            body: vec![Op::Sleep { us: 300 }, Op::Put { queue: "q".into() }],
+                        }],
+                    ),
+                    consumer("c1"),
+                    consumer("c2"),
+                    consumer("c3"),
+                ],
+            );
+            sc.queues = vec![QueueSpec {
+                name: "q".into(),
+                maxsize: 0,
+            }];
+            sc.stop.duration_s = Some(0.02);
+            let t = now_ns();
+            let out = run(&sc, &mut || false).unwrap();
+            let wall = (now_ns() - t) as f64 * 1e-9;
+            assert_eq!(out.meta["stopped_by"], "duration", "{p:?}");
+            assert!(wall < 1.0, "{p:?}: {wall} s");
+        }
+    }
+}

@@ -193,6 +193,11 @@ impl Worker<'_> {
     ) -> Flow {
         let py3 = sh.gil.interruptible();
         if py3 && lock.sem.try_wait() {
+            // A try can take a post of the stop's (`Objects::wake_all`) as well as a release:
+            // after a stop, whatever was taken, the program ends.
+            if sh.stop.load(Relaxed) {
+                return Flow::Stopped;
+            }
             lock.took(cx.idx, false);
             return Flow::Continue;
         }
@@ -223,15 +228,34 @@ impl Worker<'_> {
             // PY_LOCK_INTR: the handlers run with the GIL held, then the non-blocking try.
             self.run_handlers(sh, cx);
             if lock.sem.try_wait() {
+                if sh.stop.load(Relaxed) {
+                    return Flow::Stopped;
+                }
                 lock.took(cx.idx, true);
                 return Flow::Continue;
             }
         }
     }
 
+    /// A non-blocking `acquire(0)` of a lock that cannot change hands here (`Condition`'s
+    /// `_is_owned` test of its held mutex, the first acquire of a fresh waiter lock): 2.x
+    /// releases and retakes the GIL around it (`lock_PyThread_acquire_lock` wraps every
+    /// acquire in `Py_BEGIN_ALLOW_THREADS`); 3.2+ tries it with the GIL held, no GIL event.
+    fn lock_try_2x<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx) -> Flow {
+        if !sh.gil.interruptible() {
+            sh.gil.blocking(cx, IoOp::Lock, || 0);
+            if sh.stop.load(Relaxed) {
+                return Flow::Stopped;
+            }
+        }
+        Flow::Continue
+    }
+
     /// `q.put(item)` (`c` = `NotFull`) or `q.get()` (`NotEmpty`), as `Lib/queue.py` does them:
     /// take the mutex; while the queue is full (empty), `Condition.wait`; move the item; notify
-    /// the other condition; release the mutex.
+    /// the other condition (under 2.x, `notify` and `wait` each test the mutex with an
+    /// `acquire(0)`, and `wait` takes its fresh waiter lock once before queueing it: GIL
+    /// releases of their own, [`Self::lock_try_2x`]); release the mutex.
     fn queue_op<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, q: usize, c: Cond) -> Flow {
         let queue = &sh.objects.queues[q];
         let f = self.acquire(sh, cx, &queue.mutex, IoOp::Lock);
@@ -239,12 +263,22 @@ impl Worker<'_> {
             return f;
         }
         loop {
+            if sh.stop.load(Relaxed) {
+                return Flow::Stopped;
+            }
+            // Condition.wait's or notify's `_is_owned` (2.x: a GIL release of its own; the mutex
+            // stays held, so no other thread changes the queue meanwhile).
+            let f = self.lock_try_2x(sh, cx);
+            if f != Flow::Continue {
+                return f;
+            }
             let mut st = queue.state.lock().unwrap_or_else(|e| e.into_inner());
             let must_wait = match c {
                 Cond::NotFull => queue.full(&st),
                 Cond::NotEmpty => st.items == 0,
             };
             if !must_wait {
+                // Nothing else could change it: the mutex is held.
                 let other = match c {
                     Cond::NotFull => {
                         st.items += 1;
@@ -268,8 +302,14 @@ impl Worker<'_> {
                 queue.mutex.release();
                 return Flow::Continue;
             }
-            // Condition.wait: queue this thread's waiter lock, release the mutex, block on the
-            // waiter lock until notified, take the mutex again.
+            // Condition.wait: take a fresh waiter lock (2.x: one more GIL release), queue it,
+            // release the mutex, block on the waiter lock until notified, take the mutex again.
+            drop(st);
+            let f = self.lock_try_2x(sh, cx);
+            if f != Flow::Continue {
+                return f;
+            }
+            let mut st = queue.state.lock().unwrap_or_else(|e| e.into_inner());
             st.enqueue(c, cx.idx);
             drop(st);
             queue.mutex.release();
