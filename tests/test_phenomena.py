@@ -26,13 +26,18 @@ def test_tick_gil_cpu_pair_is_slower_threaded_and_wakes_futilely(version):
 
 
 @needs_2_cores
+@pytest.mark.timing
 def test_interval_gil_cpu_pair_ratio_near_one_and_switch_rate_near_one_per_interval():
     # Measured (8 pairs): ratio 0.98–1.02, one outlier pair at 0.89 when the two cores ran at
-    # different speeds; the median of 3 pairs is asserted. 196–200 switches/s at 5 ms.
+    # different speeds; the median of 3 pairs is asserted. 196–200 switches/s at 5 ms. A CI run
+    # had 0.98, 0.87 and 0.88 with no steal and no other process: the host ran the cores at
+    # different speeds, which no contention reading sees. So the lower bound is 0.8: a GIL
+    # cannot make two CPU threads faster than one after the other; the point is that the
+    # interval GIL does not make them slower (2.7's tick GIL: 1.19-1.30).
     # Each task ~0.1 s of 3.11's measured ticks, so thread start-up and the last interval are small.
     ticks = int(0.1e9 / gm.profiles.for_policy(gm.cpython("3.11")).model_tick_ns)
     res = [gm.scenarios.cpu_pair_ratio(gm.cpython("3.11"), TWO, ticks)["ratio"] for _ in range(3)]
-    assert 0.9 < statistics.median(res) < 1.1, res
+    assert 0.8 < statistics.median(res) < 1.1, res
     s = gm.run(gm.scenarios.handoffs(gm.cpython("3.11"), TWO, 0.5)).summary()
     assert 150 < s["switches_per_s"] < 250, s
     s2 = gm.run(gm.scenarios.handoffs(gm.IntervalGIL(interval_us=1000), TWO, 0.3)).summary()
