@@ -13,6 +13,9 @@ from gilmodel import scenarios
 from conftest import CORES
 
 
+# When the main thread reaches its join, and the signal arrives, is the machine's: a CI run
+# under steal delivered the signal 7 ms late, before the main thread was in its join.
+@pytest.mark.timing
 def test_tick_gil_handler_waits_for_the_join_while_workers_storm():
     # The mechanism at a fixed 50 ns tick: with 2.7's measured ticks (7 ns, modelled in groups of
     # 3) a release and retake (~0.3 us) costs many ticks, so the storm's rate rises less (3.6x).
