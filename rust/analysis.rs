@@ -50,6 +50,41 @@ struct Last {
     row: usize,
 }
 
+impl Last {
+    fn first(row: usize) -> Self {
+        Last { kind: FIRST, row }
+    }
+    fn second(row: usize) -> Self {
+        Last { kind: SECOND, row }
+    }
+}
+
+/// Free gaps whose waiter count is not final yet (their release's time may still have rows),
+/// and what the settled ones add up to.
+#[derive(Default)]
+struct Gaps {
+    /// (release time, acquire time).
+    open: Vec<(i64, i64)>,
+    idle: i64,
+    /// (acquire time, requests at the release's time) of gaps nobody waited at: decided at
+    /// the end, by the first request after the release.
+    nobody_waiting: Vec<(i64, i64)>,
+}
+
+impl Gaps {
+    /// The open gaps' counts are final: `waiting` threads at their release, `n_req`
+    /// requests until then.
+    fn settle(&mut self, waiting: i64, n_req: i64) {
+        for (rt, at) in self.open.drain(..) {
+            if waiting > 0 {
+                self.idle += (at - rt).max(0);
+            } else {
+                self.nobody_waiting.push((at, n_req));
+            }
+        }
+    }
+}
+
 #[derive(Clone, Default)]
 struct Thread {
     hold: Last,
@@ -114,9 +149,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
     // The latest release: its time, and the counts at the last row with that time.
     let (mut rel_t, mut rel_req, mut rel_acq) = (i64::MIN, 0i64, 0i64);
     // Gaps whose counts are final once the time moves past their release's time.
-    let mut open_gaps: Vec<(i64, i64)> = Vec::new(); // (release time, acquire time)
-    let mut idle = 0i64;
-    let mut zero_waiting: Vec<(i64, i64, i64)> = Vec::new(); // (a_t, n_req at r_t): decided at the end
+    let mut gaps = Gaps::default();
     for v in [
         &mut r.hold_acquire,
         &mut r.hold_release,
@@ -126,14 +159,8 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
         v.reserve(n / 3);
     }
     for i in 0..n {
-        if t[i] != rel_t && !open_gaps.is_empty() {
-            for (rt, at) in open_gaps.drain(..) {
-                if rel_req - rel_acq > 0 {
-                    idle += (at - rt).max(0);
-                } else {
-                    zero_waiting.push((rt, at, rel_req));
-                }
-            }
+        if t[i] != rel_t && !gaps.open.is_empty() {
+            gaps.settle(rel_req - rel_acq, rel_req);
         }
         let (k, e) = (thread[i] as usize, event[i]);
         let s = &mut th[k];
@@ -148,10 +175,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
         }
         match e {
             REQUEST => {
-                s.wait = Last {
-                    kind: FIRST,
-                    row: i,
-                };
+                s.wait = Last::first(i);
                 s.wait_slot = r.wait_request.len();
                 r.wait_request.push(i as u64);
                 r.wait_acquire.push(UNSET);
@@ -171,14 +195,8 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                     r.wait_drop_requests[w] = s.drops - s.at_request.1;
                     r.wait_futile[w] = s.futile - s.at_request.2;
                 }
-                s.wait = Last {
-                    kind: SECOND,
-                    row: i,
-                };
-                s.hold = Last {
-                    kind: FIRST,
-                    row: i,
-                };
+                s.wait = Last::second(i);
+                s.hold = Last::first(i);
                 s.hold_slot = r.hold_acquire.len();
                 r.hold_acquire.push(i as u64);
                 r.hold_release.push(UNSET);
@@ -188,19 +206,13 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                         r.io_acquire[slot] = i as u64;
                     }
                 }
-                s.io_taken = Last {
-                    kind: SECOND,
-                    row: i,
-                };
+                s.io_taken = Last::second(i);
                 if last_global.kind == SECOND {
                     r.gap_release.push(last_global.row as u64);
                     r.gap_acquire.push(i as u64);
-                    open_gaps.push((t[last_global.row], t[i]));
+                    gaps.open.push((t[last_global.row], t[i]));
                 }
-                last_global = Last {
-                    kind: FIRST,
-                    row: i,
-                };
+                last_global = Last::first(i);
                 n_acq += 1;
             }
             RELEASE => {
@@ -213,21 +225,12 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                         s.pending_hold = Some(h);
                     }
                 }
-                s.hold = Last {
-                    kind: SECOND,
-                    row: i,
-                };
-                last_global = Last {
-                    kind: SECOND,
-                    row: i,
-                };
+                s.hold = Last::second(i);
+                last_global = Last::second(i);
                 rel_t = t[i];
             }
             IO_BEGIN => {
-                s.io = Last {
-                    kind: FIRST,
-                    row: i,
-                };
+                s.io = Last::first(i);
                 s.io_slot = r.io_begin.len();
                 r.io_begin.push(i as u64);
                 r.io_end.push(UNSET);
@@ -238,20 +241,11 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                     r.io_end[s.io_slot] = i as u64;
                     s.io_slot
                 });
-                s.io = Last {
-                    kind: SECOND,
-                    row: i,
-                };
-                s.io_taken = Last {
-                    kind: FIRST,
-                    row: i,
-                };
+                s.io = Last::second(i);
+                s.io_taken = Last::first(i);
             }
             CALL_BEGIN => {
-                s.call = Last {
-                    kind: FIRST,
-                    row: i,
-                };
+                s.call = Last::first(i);
                 s.call_slot = r.call_begin.len();
                 r.call_begin.push(i as u64);
                 r.call_end.push(UNSET);
@@ -260,10 +254,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                 if s.call.kind == FIRST {
                     r.call_end[s.call_slot] = i as u64;
                 }
-                s.call = Last {
-                    kind: SECOND,
-                    row: i,
-                };
+                s.call = Last::second(i);
             }
             TIMEOUT => s.timeouts += 1,
             DROP_REQUEST => s.drops += 1,
@@ -275,22 +266,16 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
             (rel_req, rel_acq) = (n_req, n_acq);
         }
     }
-    for (rt, at) in open_gaps.drain(..) {
-        if rel_req - rel_acq > 0 {
-            idle += (at - rt).max(0);
-        } else {
-            zero_waiting.push((rt, at, rel_req));
-        }
-    }
+    gaps.settle(rel_req - rel_acq, rel_req);
     // A gap with no one waiting at the release counts from the first request after it (by
     // time; the last request of all when there is none after), up to the acquisition.
     if let Some(&last_req) = req_t.last() {
-        for &(_, at, nreq) in &zero_waiting {
+        for &(at, nreq) in &gaps.nobody_waiting {
             let next = req_t.get(nreq as usize).copied().unwrap_or(last_req);
-            idle += (at - next.min(at)).max(0);
+            gaps.idle += (at - next.min(at)).max(0);
         }
     }
-    r.idle_with_waiters_ns = idle;
+    r.idle_with_waiters_ns = gaps.idle;
     // Drop the slots of pairs the log does not complete.
     let key = std::mem::take(&mut r.hold_release);
     compact(&key, &mut r.hold_acquire);

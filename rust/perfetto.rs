@@ -528,6 +528,31 @@ fn descriptor<W: Write>(
     o.flush_packet()
 }
 
+/// A hold begins (`SLICE_BEGIN`) or ends (`SLICE_END`) at `t`: its slice on the GIL track
+/// (named after its holder, `holder`; with `gil_track`) around its slice on the thread's.
+fn hold<W: Write>(
+    o: &mut Out<W>,
+    t: i64,
+    kind: u64,
+    b0: u64,
+    gil_track: bool,
+    track: u64,
+    holder: u32,
+) -> io::Result<()> {
+    if kind == SLICE_BEGIN {
+        if gil_track {
+            o.event(t, SLICE_BEGIN, b0 + GIL_TRACK, Some(holder), None)?;
+        }
+        o.event(t, SLICE_BEGIN, track, Some(HOLD), None)
+    } else {
+        o.event(t, SLICE_END, track, None, None)?;
+        if gil_track {
+            o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
+        }
+        Ok(())
+    }
+}
+
 /// The window opens at `t`: every slice open since before it begins there, outermost first,
 /// and the counters show their level.
 fn open_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Result<()> {
@@ -536,16 +561,15 @@ fn open_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Result
     for k in 0..s.open.len() {
         let (track, op) = (s.track(k), s.open[k].clone());
         if op.hold.is_some() {
-            if s.r.gil_track {
-                o.event(
-                    t,
-                    SLICE_BEGIN,
-                    b0 + GIL_TRACK,
-                    Some(s.name0 + k as u32),
-                    None,
-                )?;
-            }
-            o.event(t, SLICE_BEGIN, track, Some(HOLD), None)?;
+            hold(
+                o,
+                t,
+                SLICE_BEGIN,
+                b0,
+                s.r.gil_track,
+                track,
+                s.name0 + k as u32,
+            )?;
         }
         if op.wait.is_some() {
             o.event(t, SLICE_BEGIN, track, Some(WAIT), None)?;
@@ -638,17 +662,8 @@ fn step<W: Write>(
             end!(op.wait);
             if pr & P_HOLD != 0 {
                 op.hold = Some(t);
-                if inside && gil {
-                    o.event(
-                        t,
-                        SLICE_BEGIN,
-                        b0 + GIL_TRACK,
-                        Some(s.name0 + k as u32),
-                        None,
-                    )?;
-                }
                 if inside {
-                    o.event(t, SLICE_BEGIN, track, Some(HOLD), None)?;
+                    hold(o, t, SLICE_BEGIN, b0, gil, track, s.name0 + k as u32)?;
                 }
             }
             s.waiters -= 1;
@@ -661,10 +676,7 @@ fn step<W: Write>(
         }
         x if x == Ev::Release as i8 => {
             if op.hold.take().is_some() && inside {
-                o.event(t, SLICE_END, track, None, None)?;
-                if gil {
-                    o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
-                }
+                hold(o, t, SLICE_END, b0, gil, track, 0)?;
             }
         }
         x if x == Ev::IoBegin as i8 => {

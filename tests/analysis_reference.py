@@ -1,13 +1,14 @@
 """The numpy implementation of gilmodel.analysis's tables as it was before the core's single
-pass (gilmodel 9ddb53a, python/gilmodel/analysis.py), kept as the reference the property test
-holds the pass to (tests/test_analysis_pass.py): same rows, same counts, on any log."""
+pass (gilmodel 9ddb53a, python/gilmodel/analysis.py): the tables the pass replaced, kept as the
+reference the property test holds it to (tests/test_analysis_pass.py): same rows, same counts,
+on any log. What the pass did not replace (items, _count_between) is imported, not copied."""
 
 from typing import Tuple
 
 import numpy as np
 import pyarrow as pa
 
-from gilmodel.analysis import HOLD_ENDS
+from gilmodel.analysis import HOLD_ENDS, _count_between
 from gilmodel.eventlog import CODE, IO_OPS, Log, decode, pairs
 
 _Events = object
@@ -61,21 +62,12 @@ def holds(events: _Events) -> pa.Table:
     })
 
 
-def _count_between(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """How many of the sorted ``times`` fall in (lo, hi]."""
-    return np.searchsorted(times, hi, side="right") - np.searchsorted(times, lo, side="right")
-
-
 def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows of each (release, acquire) consecutive in global order: the GIL was free in
-    between (computed once per decoded log: handoffs and the summary's idle time share it)."""
-    got = getattr(lg, "_free_gaps", None)
-    if got is None:
-        m = np.nonzero((lg.ev == CODE["acquire"]) | (lg.ev == CODE["release"]))[0]
-        e = lg.ev[m]
-        ok = (e[:-1] == CODE["release"]) & (e[1:] == CODE["acquire"])
-        got = lg._free_gaps = (m[:-1][ok], m[1:][ok])
-    return got
+    """Rows of each (release, acquire) consecutive in global order."""
+    m = np.nonzero((lg.ev == CODE["acquire"]) | (lg.ev == CODE["release"]))[0]
+    e = lg.ev[m]
+    ok = (e[:-1] == CODE["release"]) & (e[1:] == CODE["acquire"])
+    return m[:-1][ok], m[1:][ok]
 
 
 def handoffs(events: _Events) -> pa.Table:
@@ -182,38 +174,6 @@ def calls(events: _Events) -> pa.Table:
         "call_ns": pa.array(lg.t[end] - lg.t[beg]),
         "ticks": pa.array(lg.arg[end]),
     })
-
-
-def items(events: _Events) -> pa.Table:
-    """One row per queue item taken out (a ``get`` op): ``queue`` (its index in the scenario's
-    ``queues``), ``producer`` and ``consumer`` (threads), ``put_ns``, ``got_ns`` and
-    ``latency_ns`` (put → got: time in the queue), ordered by ``got_ns``. Per queue the n-th
-    ``got`` takes the n-th ``put``'s item (``put``/``got`` are logged inside the queue's mutex);
-    items still in the queue at the end are left out. A run whose log was truncated
-    (``meta["events_truncated"]``) can pair the wrong items."""
-    lg = decode(events)
-    put = np.flatnonzero(lg.ev == CODE["put"])
-    got = np.flatnonzero(lg.ev == CODE["got"])
-    pi, gi = [], []
-    for q in np.union1d(lg.arg[put], lg.arg[got]):
-        p, g = put[lg.arg[put] == q], got[lg.arg[got] == q]
-        k = min(p.size, g.size)
-        pi.append(p[:k])
-        gi.append(g[:k])
-    p = np.concatenate(pi) if pi else np.zeros(0, dtype=np.int64)
-    g = np.concatenate(gi) if gi else np.zeros(0, dtype=np.int64)
-    s = np.argsort(g, kind="stable")
-    p, g = p[s], g[s]
-    return pa.table({
-        "queue": pa.array(lg.arg[g].astype(np.uint32)),
-        "producer": pa.array(lg.thread[p].astype(np.uint16)),
-        "consumer": pa.array(lg.thread[g].astype(np.uint16)),
-        "put_ns": pa.array(lg.t[p]),
-        "got_ns": pa.array(lg.t[g]),
-        "latency_ns": pa.array(lg.t[g] - lg.t[p]),
-    })
-
-
 
 
 def idle_with_waiters_ns(lg: Log) -> int:

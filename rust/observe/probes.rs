@@ -349,25 +349,15 @@ impl ProbeSet {
             let mut ring_fd: Option<i32> = None;
             for &task in tasks {
                 for (k, p) in probes.iter().enumerate() {
-                    let mut b = Builder::new(Tracepoint::with_id(defs.ids[k]));
-                    b.observe_pid(task)
-                        .one_cpu(cpu)
-                        .inherit(true)
-                        .inherit_thread(true)
-                        .sample_period(1)
-                        .sample(
-                            SampleFlag::IDENTIFIER
-                                | SampleFlag::TID
-                                | SampleFlag::TIME
-                                | SampleFlag::CPU
-                                | SampleFlag::REGS_USER,
-                        )
-                        .sample_regs_user(REGS.0)
-                        .clockid(Clock::MONOTONIC)
-                        .sample_id_all(true)
-                        .enabled(!on_exec)
-                        .enable_on_exec(on_exec)
-                        .wakeup_watermark(ring_pages * page / 2);
+                    let mut b = tracepoint(
+                        defs.ids[k],
+                        task,
+                        cpu,
+                        SampleFlag::REGS_USER,
+                        on_exec,
+                        ring_pages * page / 2,
+                    );
+                    b.sample_regs_user(REGS.0);
                     if k == 0 {
                         // One event per task and CPU reports the task's life, names and switches.
                         b.task(true).comm(true).comm_exec(true).context_switch(true);
@@ -395,26 +385,16 @@ impl ProbeSet {
                     .iter()
                     .flat_map(|&(a, b)| [(Hook::SysEnter, a), (Hook::SysExit, b)])
                 {
-                    let mut b = Builder::new(Tracepoint::with_id(id));
-                    b.observe_pid(task)
-                        .one_cpu(cpu)
-                        .inherit(true)
-                        .inherit_thread(true)
-                        .sample_period(1)
-                        .sample(
-                            SampleFlag::IDENTIFIER
-                                | SampleFlag::TID
-                                | SampleFlag::TIME
-                                | SampleFlag::CPU
-                                | SampleFlag::RAW,
-                        )
-                        // The tracepoint fires in the kernel (perf-event2's Builder excludes it by default).
-                        .include_kernel()
-                        .clockid(Clock::MONOTONIC)
-                        .sample_id_all(true)
-                        .enabled(!on_exec)
-                        .enable_on_exec(on_exec)
-                        .wakeup_watermark(ring_pages * page / 2);
+                    let mut b = tracepoint(
+                        id,
+                        task,
+                        cpu,
+                        SampleFlag::RAW,
+                        on_exec,
+                        ring_pages * page / 2,
+                    );
+                    // The tracepoint fires in the kernel (perf-event2's Builder excludes it by default).
+                    b.include_kernel();
                     let c = b
                         .build()
                         .map_err(|e| format!("{} (raw_syscalls)", explain_open_error(&e)))?;
@@ -514,6 +494,34 @@ impl ProbeSet {
         }
         out.len() - before
     }
+}
+
+/// A tracepoint event of one task (and the threads it starts) on one CPU, sampled at every
+/// hit with its id, thread, time, CPU and `extra`, on `CLOCK_MONOTONIC`, enabled now or at the
+/// task's `execve`: what every probe of an observation shares.
+fn tracepoint(
+    id: u64,
+    task: i32,
+    cpu: usize,
+    extra: SampleFlag,
+    on_exec: bool,
+    watermark: usize,
+) -> Builder<'static> {
+    let mut b = Builder::new(Tracepoint::with_id(id));
+    b.observe_pid(task)
+        .one_cpu(cpu)
+        .inherit(true)
+        .inherit_thread(true)
+        .sample_period(1)
+        .sample(
+            SampleFlag::IDENTIFIER | SampleFlag::TID | SampleFlag::TIME | SampleFlag::CPU | extra,
+        )
+        .clockid(Clock::MONOTONIC)
+        .sample_id_all(true)
+        .enabled(!on_exec)
+        .enable_on_exec(on_exec)
+        .wakeup_watermark(watermark);
+    b
 }
 
 fn raise_fd_limit() {
