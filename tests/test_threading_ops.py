@@ -146,7 +146,9 @@ def test_a_pool_of_python_tasks_does_not_scale_and_one_of_c_tasks_does(version):
     # The same pool, 1 then 2 workers on 2 cores: Python-only tasks take turns at the GIL, tasks
     # that are mostly C work with the GIL released run side by side. Measured on the 2-core VM,
     # 5 runs each: Python 0.71-0.85x (2.7), 0.86-1.13x (3.11); C 1.36-2.33x (2.7), 1.95-2.13x
-    # (3.11). Asked, of the median of 3: under 1.3x and over 1.4x.
+    # (3.11); again after 2.7's Condition releases were modelled: Python 0.74-0.81x (2.7),
+    # 0.93-1.15x (3.11); C 1.62-1.98x, 1.80-2.03x. Asked, of the median of 3: under 1.3x and
+    # over 1.4x.
     import statistics
 
     def ratio(**kw):
