@@ -103,6 +103,9 @@ pub const CPU_TICKS: Limit<u64> = Limit::new(1, 1 << 50).says("must be between 1
 /// `sleep(us)`.
 pub const SLEEP_US: Limit<u64> =
     Limit::new(1, 3_600_000_000).says("must be between 1 µs and 1 hour");
+/// A thread's `start_us`: how long after the others' release it starts (0: with them).
+pub const START_US: Limit<u64> =
+    Limit::new(0, 3_600_000_000).says("must be between 0 and 1 hour (in µs)");
 /// Bytes of one `send` or `recv`, and of a driver's ping.
 pub const IO_BYTES: Limit<u64> = Limit::new(1, 64 << 20);
 /// Bytes a driver reads back after each ping (0: no reply, no round trip timed).
@@ -182,6 +185,7 @@ pub fn limits(mem_bytes: u64) -> Vec<(&'static str, Bound)> {
         ("thread_name_chars", THREAD_NAME_CHARS.into()),
         ("cpu_ticks", CPU_TICKS.into()),
         ("sleep_us", SLEEP_US.into()),
+        ("start_us", START_US.into()),
         ("io_bytes", IO_BYTES.into()),
         ("reply_bytes", REPLY_BYTES.into()),
         ("driver_pings", DRIVER_PINGS.into()),

@@ -5,8 +5,8 @@
 
 use crate::contract::{
     err, max_events, CPU_TICKS, DRIVER_GAP_US, DRIVER_PINGS, IO_BYTES, LOOP_DEPTH, LOOP_TIMES,
-    REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS, TICK_NS,
-    WATCHDOG_S,
+    REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, START_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS,
+    TICK_NS, WATCHDOG_S,
 };
 use crate::threading::{self, QueueSpec};
 use serde::{Deserialize, Serialize};
@@ -106,6 +106,10 @@ pub struct ThreadSpec {
     pub core: Option<usize>,
     #[serde(default)]
     pub peer: Option<PeerSpec>,
+    /// Microseconds after the release of the threads that this one starts (logs `start` and
+    /// asks for the GIL): a thread a program starts later (a replayed one, gilmodel.whatif).
+    #[serde(default)]
+    pub start_us: u64,
 }
 
 /// When the run ends: when all threads finished, or when `thread` finished, or after
@@ -271,6 +275,7 @@ impl Scenario {
         }
         for (i, t) in self.threads.iter().enumerate() {
             self.validate_peer(i, t)?;
+            START_US.check(format!("threads[{i}].start_us"), t.start_us)?;
             if t.program.is_empty() {
                 return err(
                     format!("threads[{i}].program"),
@@ -341,7 +346,7 @@ impl Scenario {
     }
 
     /// The longest a thread of this scenario may legitimately go without progress (a tick, an
-    /// op begun, a GIL acquisition), in seconds: its longest `sleep`, the longest `gap_us` of a
+    /// op begun, a GIL acquisition), in seconds: its longest `sleep` or `start_us`, the longest `gap_us` of a
     /// driver (a `recv` waits that long for the next ping), and the policy's own
     /// ([`Knobs::longest_wait_us`](crate::gil::Knobs::longest_wait_us): its interval, slice or
     /// least hold).
@@ -358,7 +363,7 @@ impl Scenario {
         }
         let mut us = 0u64;
         for t in &self.threads {
-            us = us.max(sleeps(&t.program));
+            us = us.max(sleeps(&t.program)).max(t.start_us);
             if let Some(PeerSpec::Driver { gap_us, .. }) = &t.peer {
                 us = us.max(*gap_us);
             }
@@ -692,6 +697,7 @@ mod tests {
             program: vec![Op::Cpu { ticks: 10 }],
             core: None,
             peer: None,
+            start_us: 0,
         }
     }
 

@@ -184,6 +184,7 @@ class _ThreadSpec(TypedDict):
 class ThreadSpec(_ThreadSpec, total=False):
     core: Optional[int]
     peer: Optional[PeerSpec]
+    start_us: int
 
 
 class StopSpec(TypedDict, total=False):

@@ -435,14 +435,18 @@ def signal(at_us: int, signum: Union[int, str] = "SIGINT", handler: Sequence[Cpu
 
 @dataclass(frozen=True)
 class Thread:
-    """A scenario thread: a unique name, a program, an optional core and an optional peer."""
+    """A scenario thread: a unique name, a program, an optional core, an optional peer, and
+    ``start_us``: how long after the release of the threads it starts (logs ``start`` and asks
+    for the GIL), as a thread a program starts later does; 0 (default): with the others."""
 
     name: str
     program: Tuple[Op, ...]
     core: Optional[int] = None
     peer: Optional[Peer] = None
+    start_us: int = 0
 
-    def __init__(self, name: str, program: Sequence[Op], core: Optional[int] = None, peer: Optional[Peer] = None):
+    def __init__(self, name: str, program: Sequence[Op], core: Optional[int] = None, peer: Optional[Peer] = None,
+                 start_us: int = 0):
         check_str("Thread.name", name)
         lo, hi = _LIMITS["thread_name_chars"]
         if not lo <= len(name) <= hi:
@@ -459,10 +463,12 @@ class Thread:
             check_int("Thread(%r).core" % name, core, *_CORE_RANGE)
         if peer is not None and not isinstance(peer, (Drain, Driver)):
             raise TypeError("Thread(%r).peer: expected drain() or driver(...), got %r" % (name, peer))
+        check_int("Thread(%r).start_us" % name, start_us, *_LIMITS["start_us"])
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "program", program)
         object.__setattr__(self, "core", core)
         object.__setattr__(self, "peer", peer)
+        object.__setattr__(self, "start_us", start_us)
 
     def to_spec(self) -> Dict[str, Any]:
         return {
@@ -470,6 +476,7 @@ class Thread:
             "program": [o.to_spec() for o in self.program],
             "core": self.core,
             "peer": None if self.peer is None else self.peer.to_spec(),
+            "start_us": self.start_us,
         }
 
 

@@ -12,6 +12,7 @@ fn cpu(name: &str, ticks: u64) -> ThreadSpec {
         program: vec![Op::Cpu { ticks }],
         core: None,
         peer: None,
+        start_us: 0,
     }
 }
 
@@ -24,6 +25,7 @@ fn endless(name: &str) -> ThreadSpec {
         }],
         core: None,
         peer: None,
+        start_us: 0,
     }
 }
 
@@ -41,6 +43,7 @@ fn driven(body: Vec<Op>, pings: u64) -> ThreadSpec {
             reply_bytes: 8,
             core: None,
         }),
+        start_us: 0,
     }
 }
 
@@ -283,6 +286,35 @@ fn driver_round_trips_are_recorded() {
 }
 
 #[test]
+fn a_thread_with_start_us_starts_that_much_later_and_the_stop_cuts_its_wait() {
+    let mut late = cpu("late", 1000);
+    late.start_us = 30_000;
+    let sc = scenario(
+        PolicySpec::Interval(IntervalConfig::default()),
+        vec![cpu("a", 1000), late.clone()],
+    );
+    let out = run(&sc, &mut || false).unwrap();
+    let (a, b) = (&out.threads[0], &out.threads[1]);
+    assert!(
+        b.start_ns - a.start_ns >= 30_000_000,
+        "{} {}",
+        a.start_ns,
+        b.start_ns
+    );
+    assert!(b.ticks == 1000 && !b.stopped);
+    // A run stopped meanwhile does not wait for the late start.
+    late.start_us = 3_000_000_000;
+    let mut sc = scenario(
+        PolicySpec::Interval(IntervalConfig::default()),
+        vec![cpu("a", 1000), late],
+    );
+    sc.stop.duration_s = Some(0.05);
+    let t = std::time::Instant::now();
+    run(&sc, &mut || false).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 5.0);
+}
+
+#[test]
 fn logging_off_keeps_counters() {
     let mut sc = scenario(
         PolicySpec::Tick(TickConfig::default()),
@@ -468,6 +500,7 @@ fn program(name: &str, program: Vec<Op>) -> ThreadSpec {
         program,
         core: None,
         peer: None,
+        start_us: 0,
     }
 }
 

@@ -2,6 +2,7 @@
 //! pinning, the start gate, its program under the GIL ([`Worker`]), the row of `threads` it
 //! hands back.
 
+use super::peer::sleep_until_or_stop;
 use super::worker::{Flow, Worker};
 use super::{spin, Setup, Shared, StoppedBy, ThreadStats};
 use crate::affinity;
@@ -57,6 +58,9 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
     };
     if !setup.gate.arrive_and_wait() {
         return None;
+    }
+    if spec.start_us > 0 {
+        sleep_until_or_stop(now_ns() + spec.start_us as i64 * 1000, &sh.stop);
     }
     let start = now_ns();
     // The start event's arg: the core pinned to; -1 unpinned.

@@ -19,7 +19,10 @@
 //!
 //! Blocking system calls (x86_64, `raw_syscalls` filtered to
 //! [`super::probes::BLOCKING_SYSCALLS`]) made with the GIL released are `io_begin`/`io_end`
-//! with the model's op (send, recv, sleep) and, at the end, the bytes or 0.
+//! with the model's op (send, recv, sleep, lock) and, at the end, the bytes or 0. `lock` is a
+//! `futex` wait outside the GIL's own functions: a wait for a lock, a `Condition`, a queue or a
+//! `join`. The futex waits inside 3.x's `drop_gil` (from its entry to its return: its mutex,
+//! FORCE_SWITCHING's wait) are the GIL's own and left out.
 //!
 //! Threads: a `start` at the thread's creation (`PERF_RECORD_FORK`) or, for threads already
 //! running when observation began, at their first record; an `exit` at `PERF_RECORD_EXIT`.
@@ -58,10 +61,18 @@ struct Th {
     req_at: usize,
     /// The blocking system call it is in (its number), between `io_begin` and `io_end`.
     in_io: Option<u64>,
+    /// Inside `drop_gil` (3.x): from its entry to its return (or, its return unseen, the next take).
+    in_drop: bool,
 }
 
 /// The model's op (`io_begin`'s arg) for a blocking system call, if it is one observed.
-fn op_of(nr: u64) -> Option<i64> {
+/// `futex`'s waits are kept, its wakes not (`arg1`: its op, flags masked).
+fn op_of(nr: u64, arg1: u64) -> Option<i64> {
+    const FUTEX_WAIT: u64 = 0;
+    const FUTEX_WAIT_BITSET: u64 = 9;
+    if nr == super::probes::FUTEX_NR && !matches!(arg1 & 127, FUTEX_WAIT | FUTEX_WAIT_BITSET) {
+        return None;
+    }
     super::probes::BLOCKING_SYSCALLS
         .iter()
         .find(|(n, _)| *n as u64 == nr)
@@ -163,6 +174,10 @@ pub fn decode(
                     (Flavour::Interval, Hook::TakeEntry) => (true, false, false),
                     (Flavour::Interval, Hook::TakeReturn) => (false, true, false),
                     (Flavour::Interval, Hook::DropEntry) => (false, false, true),
+                    (Flavour::Interval, Hook::DropReturn) => {
+                        th.in_drop = false;
+                        (false, false, false)
+                    }
                     (Flavour::Lock, Hook::LockEntry) => {
                         th.pending_lock = Some(arg0);
                         if !is_gil(arg0) {
@@ -178,8 +193,9 @@ pub fn decode(
                     // Blocking calls made with the GIL released (a write while holding it, a
                     // print, is not a wait for anything the GIL decides).
                     (_, Hook::SysEnter) => {
-                        if let (false, false, None, Some(op)) =
-                            (th.holding, th.in_take, th.in_io, op_of(arg0))
+                        let gil_own = th.in_drop && arg0 == super::probes::FUTEX_NR;
+                        if let (false, false, None, false, Some(op)) =
+                            (th.holding, th.in_take, th.in_io, gil_own, op_of(arg0, ret))
                         {
                             th.in_io = Some(arg0);
                             out.push((t, idx, cpu, Some(Ev::IoBegin), op));
@@ -229,6 +245,7 @@ pub fn decode(
                     }
                     th.req_at = out.len();
                     th.in_take = true;
+                    th.in_drop = false;
                     th.requested_at = t;
                     th.saved_switches = switches;
                     th.woke_at = None;
@@ -261,6 +278,7 @@ pub fn decode(
                         th.in_take = false;
                     } else if th.holding {
                         th.holding = false;
+                        th.in_drop = flavour == Flavour::Interval;
                         th.stats.gil.hold_ns += t - th.acquired_at;
                         holder = None;
                         out.push((t, idx, cpu, Some(Ev::Release), 0));
@@ -310,5 +328,75 @@ pub fn decode(
         tids,
         switches,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::probes::FUTEX_NR;
+
+    fn hit(t: u64, tid: u32, hook: Hook, arg0: u64, ret: u64) -> Raw {
+        Raw {
+            t,
+            pid: 1,
+            tid,
+            cpu: 0,
+            what: What::Hit { hook, arg0, ret },
+        }
+    }
+
+    /// Thread `thread`'s events as (code, arg).
+    fn kinds(d: &Decoded, thread: u16) -> Vec<(i8, i64)> {
+        (0..d.events.t_ns.len())
+            .filter(|&k| d.events.thread[k] == thread)
+            .map(|k| (d.events.event[k], d.events.arg[k]))
+            .collect()
+    }
+    const IO: [i8; 2] = [Ev::IoBegin as i8, Ev::IoEnd as i8];
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn futex_waits_outside_the_gil_are_lock_spans_and_wakes_and_drop_gils_own_are_not() {
+        use Hook::*;
+        const WAIT_PRIVATE: u64 = 128; // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
+        const WAKE_PRIVATE: u64 = 129;
+        let raws = vec![
+            // Thread 1 (main) takes the GIL, drops it, wakes a lock's waiter (a wake: not a
+            // span) and waits for a lock (a join) with the GIL released.
+            hit(10, 1, TakeEntry, 0, 0),
+            hit(11, 1, TakeReturn, 0, 0),
+            hit(16, 1, DropEntry, 0, 0),
+            // drop_gil's own mutex, contended: not a span.
+            hit(17, 1, SysEnter, FUTEX_NR, WAIT_PRIVATE),
+            hit(17, 1, SysExit, FUTEX_NR, 0),
+            hit(18, 1, DropReturn, 0, 0),
+            hit(19, 1, SysEnter, FUTEX_NR, WAKE_PRIVATE),
+            hit(20, 1, SysExit, FUTEX_NR, 1),
+            hit(21, 1, SysEnter, FUTEX_NR, WAIT_PRIVATE),
+            // Thread 2 takes the GIL and is asked to drop by thread 3's timeout.
+            hit(22, 2, TakeEntry, 0, 0),
+            hit(23, 2, TakeReturn, 0, 0),
+            hit(30, 3, TakeEntry, 0, 0),
+            hit(40, 3, TimedWaitReturn, 0, ETIMEDOUT),
+            // Thread 2 drops as asked and waits in FORCE_SWITCHING (a futex: not a span).
+            hit(41, 2, DropEntry, 0, 0),
+            hit(42, 2, SysEnter, FUTEX_NR, WAIT_PRIVATE),
+            hit(43, 3, TakeReturn, 0, 0),
+            hit(44, 2, SysExit, FUTEX_NR, 0),
+            hit(44, 2, DropReturn, 0, 0),
+            hit(45, 2, TakeEntry, 0, 0),
+            hit(50, 1, SysExit, FUTEX_NR, 0),
+            hit(51, 1, TakeEntry, 0, 0),
+        ];
+        let d = decode(raws, 1, Flavour::Interval, None, 0, 100);
+        let main = kinds(&d, 0);
+        let io: Vec<_> = main.iter().filter(|(e, _)| IO.contains(e)).collect();
+        assert_eq!(io, [&(IO[0], 5), &(IO[1], 0)]);
+        let other = kinds(&d, 1);
+        assert!(!other.iter().any(|(e, _)| IO.contains(e)), "{other:?}");
+        assert!(kinds(&d, 2)
+            .iter()
+            .any(|&(e, _)| e == Ev::DropRequest as i8));
     }
 }

@@ -148,6 +148,7 @@ pub fn plan(spec: &ObserveSpec) -> Result<(Flavour, Vec<Probe>, Option<u64>, Sym
             add(Hook::TakeEntry, "take_gil", false)?;
             add(Hook::TakeReturn, "take_gil", true)?;
             add(Hook::DropEntry, "drop_gil", false)?;
+            add(Hook::DropReturn, "drop_gil", true)?;
         }
         Flavour::Lock => {
             add(Hook::LockEntry, "PyThread_acquire_lock", false)?;

@@ -59,8 +59,11 @@ pub struct Definitions {
 }
 
 /// The blocking system calls observed, by number (x86_64), and the model's op for each
-/// (rust/log.rs `IoOp`: 0 send, 1 recv, 2 sleep): reads, receives and waits for readiness
-/// are `recv`; writes, sends and connects `send`; the sleeps `sleep`.
+/// (rust/log.rs `IoOp`: 0 send, 1 recv, 2 sleep, 5 lock): reads, receives and waits for
+/// readiness are `recv`; writes, sends and connects `send`; the sleeps `sleep`; `futex` is
+/// `lock` when it waits ([`FUTEX_NR`]; its wakes are dropped by the decoder): with the GIL
+/// released outside the GIL's own functions, that is a wait for a `threading` lock, a
+/// `Condition`, a `queue.Queue`, a `join` (all locks in CPython), or glibc's own locks.
 #[cfg(target_arch = "x86_64")]
 pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[
     (0, 1),   // read
@@ -82,7 +85,14 @@ pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[
     (307, 0), // sendmmsg
     (35, 2),  // nanosleep
     (230, 2), // clock_nanosleep
+    (202, 5), // futex (its waits only: see FUTEX_NR)
 ];
+/// `futex`'s number: the decoder keeps its waits (`FUTEX_WAIT`, `FUTEX_WAIT_BITSET`, read
+/// from its second argument) and drops the wakes (a lock's release).
+#[cfg(target_arch = "x86_64")]
+pub const FUTEX_NR: u64 = 202;
+#[cfg(not(target_arch = "x86_64"))]
+pub const FUTEX_NR: u64 = u64::MAX;
 #[cfg(not(target_arch = "x86_64"))]
 pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[];
 
@@ -203,6 +213,9 @@ pub enum Hook {
     TakeReturn,
     /// `drop_gil` entered (3.x).
     DropEntry,
+    /// `drop_gil` returned (3.x): the futex waits inside it (its mutex, FORCE_SWITCHING's
+    /// wait) are the GIL's own, not a wait for a lock of the program.
+    DropReturn,
     /// `pthread_cond_timedwait` returned; RET = 0 or ETIMEDOUT (3.x: waits inside take_gil).
     TimedWaitReturn,
     /// `PyThread_acquire_lock` entered; ARG0 = the lock (2.7).
@@ -212,7 +225,7 @@ pub enum Hook {
     /// `PyThread_release_lock` entered; ARG0 = the lock (2.7).
     UnlockEntry,
     /// A blocking system call entered (`raw_syscalls:sys_enter`, filtered to
-    /// [`BLOCKING_SYSCALLS`]); ARG0 = its number.
+    /// [`BLOCKING_SYSCALLS`]); ARG0 = its number, RET = its second argument (`futex`'s op).
     SysEnter,
     /// It returned (`raw_syscalls:sys_exit`); ARG0 = its number, RET = its result.
     SysExit,
@@ -587,8 +600,10 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
                     u32_at(b, 24)? as u16,
                 );
                 if matches!(hook, Hook::SysEnter | Hook::SysExit) {
-                    // { u32 size; raw: common fields (8 bytes), long id, then args[6] or long ret }
-                    let (nr, ret) = (u64_at(b, 32 + 4 + 8)?, u64_at(b, 32 + 4 + 16)?);
+                    // { u32 size; raw: common fields (8 bytes), long id, then args[6] or long ret }:
+                    // at an exit its result, at an entry its second argument.
+                    let at = if hook == Hook::SysExit { 16 } else { 24 };
+                    let (nr, ret) = (u64_at(b, 32 + 4 + 8)?, u64_at(b, 32 + 4 + at)?);
                     return Some(Raw {
                         t,
                         pid,
