@@ -24,6 +24,7 @@ from .analysis import summary
 from .sweeps import load, sweep
 from .fidelity import validate
 from .observe import ObserveError, ObserveInterrupted, observe
+from .whatif import Replay, WhatIf, WhatIfError, scenario_from, whatif
 
 __all__ = [
     "__version__", "scenarios", "experiments", "analysis", "plot", "profiles", "trace",
@@ -37,4 +38,5 @@ __all__ = [
     "sweep", "load",
     "validate",
     "observe", "ObserveError", "ObserveInterrupted",
+    "whatif", "scenario_from", "WhatIf", "Replay", "WhatIfError",
 ]

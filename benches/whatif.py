@@ -1,0 +1,74 @@
+"""`gm.whatif` on the validation workloads run as real programs (python/gilmodel/probes/):
+
+- ``cpu_pair``: two CPU-bound threads (after the same work done sequentially);
+- ``io_latency``: a thread echoing pings from another process beside a CPU-bound thread;
+- ``convoy``: a thread sending 1 MiB in 1 KiB chunks beside a CPU-bound thread.
+
+Each is observed REPEATS times; each observation is replayed once under the interpreter's
+own GIL (the check: replay / real for elapsed time and each busy thread's hold and wait
+totals, which the issue wants within ±20 %) and under the priority GIL and BFS (the echo's
+I/O response p50 / p99, which should drop). Prints a Markdown table of medians over the
+observations.
+
+    sudo .venv/bin/python benches/whatif.py [REPEATS] [PYTHON ...]
+"""
+
+import os
+import statistics
+import sys
+import tempfile
+
+import gilmodel as gm
+from gilmodel.probes import path as probe_path
+
+WORKLOADS = [
+    ("cpu_pair", ["--n", "3000000"]),
+    ("io_latency", ["--cpu-threads", "1", "--pings", "100", "--gap-us", "5000"]),
+    ("convoy", ["--bytes", str(1 << 20), "--cpu-threads", "1"]),
+]
+GILS = [("priority", gm.PriorityGIL()), ("bfs", gm.BfsGIL())]
+
+
+def main():
+    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    pythons = sys.argv[2:] or [sys.executable]
+    print("| interpreter | workload | elapsed replay/real | worst busy hold ratio | worst busy wait ratio | within ±20 % "
+          "| I/O p50 / p99 ms: real | own replay | priority | bfs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for py in pythons:
+        for name, args in WORKLOADS:
+            rows = []
+            for _ in range(repeats):
+                with tempfile.NamedTemporaryFile("w+", suffix=".json") as out:
+                    res = gm.whatif([py, "-E", "-s", "-B", probe_path(name)] + args, gils=GILS, repeats=1,
+                                    progress=False, quiet=True, stdout=out.name)
+                rows.append(res)
+            version = rows[0].replay.version
+
+            def med(f):
+                vals = [f(r) for r in rows]
+                vals = [v for v in vals if v is not None]
+                return statistics.median(vals) if vals else float("nan")
+
+            def worst(r, kind):
+                v = [x for k, x in r.reproduces["ratios"].items() if k.startswith(kind + ":")]
+                return max(v, key=lambda x: abs(x - 1.0)) if v else None
+
+            def io(r, row):
+                t = r.table.to_pylist()[row]
+                return t["io_p50_ms"], t["io_p99_ms"]
+
+            cells = []
+            for k in range(4):
+                cells.append("%.3f / %.3f" % (med(lambda r: io(r, k)[0]), med(lambda r: io(r, k)[1])))
+            ok = sum(r.reproduces["ok"] for r in rows)
+            print("| %s | %s | %.2f | %.2f | %.2f | %d of %d | %s |" % (
+                version, name, med(lambda r: r.reproduces["ratios"]["elapsed"]), med(lambda r: worst(r, "hold")),
+                med(lambda r: worst(r, "wait")), ok, repeats, " | ".join(cells)))
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        sys.exit("benches/whatif.py observes real programs: run it as root")
+    main()

@@ -1,0 +1,561 @@
+"""What would another GIL do to my program: replay an observed real run under any GIL.
+
+:func:`scenario_from` turns an observed run (:func:`gilmodel.observe`) into a
+:class:`~gilmodel.Scenario` whose threads do what the real threads did, op for op;
+:func:`whatif` observes a program (or takes a saved observation), replays it under the
+interpreter's own GIL (the check: the replay must reproduce the observation) and under the
+other policies and switch intervals, and returns the comparison as Arrow tables with a picture.
+
+What a real thread's log becomes (docs/whatif.md says it with the evidence):
+
+- **Interpreter work** (the GIL held): the hold's length in model ticks of the interpreter's
+  calibrated profile (:mod:`gilmodel.profiles`), as ``cpu(ticks)``. Holds split only by the
+  GIL's own switching (a drop request under 3.x; 2.x's periodic release and re-request within
+  ``switch_gap_us``) are one piece of work, so another GIL may cut it elsewhere.
+- **A long C call that keeps the GIL**: under 3.x, a hold that goes on more than
+  ``held_late_us`` after a drop request asked it to end is ``held`` from that request to its
+  end; under 2.x, a hold longer than ``held_2x_us`` (2.x releases every few microseconds
+  otherwise).
+- **A blocking call made with the GIL released** (observed system calls: reads, receives,
+  polls, accepts → ``recv``; writes, sends, connects → ``send``; sleeps; futex waits → ``lock``:
+  a lock, ``Condition``, queue or ``join``): replayed as its observed duration, ``sleep(us)``
+  when it is at least ``short_io_us``, else a ``native`` spin of that length (a call that
+  returned at once ran on its CPU).
+- **GIL-released time with no blocking call** (C code without the GIL, e.g. ``hashlib``):
+  ``native(ticks)`` of its length.
+- **A join**: a lock wait that began before another thread's last release of the GIL and
+  ended within ``join_window_us`` of it (the nearest such thread, one that finished before the
+  waiter) is ``join(that thread)``: it ends when that thread ends, under every GIL.
+- **A thread's start**: its first request, after the program's first, as ``start_us``.
+
+What is approximated: a blocking call keeps its observed duration under every GIL, so a
+``recv`` whose data comes from another thread or a client that answers sooner under a better
+GIL does not end sooner in the replay; a lock wait other than a join likewise (whom it
+waited for is not captured); a thread starts at its observed time, not when its creator reaches the
+``start()``. The replay's threads are not pinned and run on the observed run's CPUs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pyarrow as pa
+
+from . import profiles
+from .eventlog import CODE, decode
+from .policies import BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
+from .run import Run, load_run, run as run_scenario
+from .scenario import _LIMITS, Op, Scenario, Thread, cpu, held, join, native, sleep
+
+__all__ = ["scenario_from", "Replay", "whatif", "WhatIf", "WhatIfError", "default_gils", "REPRODUCE_TOLERANCE"]
+
+#: The replay under the program's own GIL must give elapsed time and each busy thread's hold
+#: and wait totals within this fraction of the observation (``WhatIf.reproduces``).
+REPRODUCE_TOLERANCE = 0.20
+# The io ops that are waits for another thread: a lock (observed futex waits) and a join (a
+# model run's own); rust/log.rs IoOp.
+_WAITS = (3, 5)
+# A model run's C work with the GIL released (rust/log.rs IoOp::Native): native whatever its length.
+_NATIVE = 4
+# A thread counts in the per-thread check when it held or waited at least this share of the
+# run (a thread that did almost nothing has totals too small to compare).
+_BUSY_SHARE = 0.02
+
+
+class WhatIfError(ValueError):
+    """The run cannot be replayed (partial, empty, too many threads, not an observed run of a
+    known interpreter); the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """An observed run as a scenario.
+
+    Attributes:
+        scenario: the replay under the interpreter's own GIL (explicit ``tick_ns``; the GIL
+            adjusted to the profile's model tick, :meth:`Profile.adjust`).
+        own: the interpreter's own GIL (``cpython(version)``).
+        version: the interpreter's version (``"3.11.7"``).
+        profile: the calibration profile whose model tick the ops are counted in.
+        origin_ns: the observed time (ns) that is the replay's 0: the first request for the GIL.
+        threads: one row per replayed thread: its name, ``start_us``, the ops it became, by
+            kind, and the observed time in each (``hold_ns``, ``held_ns``, ``blocking_ns``,
+            ``native_ns``).
+        notes: what the observation or the replay left out, or approximated beyond the above.
+    """
+
+    scenario: Scenario
+    own: Policy
+    version: str
+    profile: Any
+    origin_ns: int
+    threads: pa.Table
+    notes: Tuple[str, ...] = ()
+
+
+def _interpreter_of(run: Run, gil: Optional[Policy]) -> Tuple[str, Policy]:
+    g = run.meta.get("gil", {})
+    if gil is not None:
+        v = getattr(gil, "python", None) or profiles.default_version(gil)
+        return v, gil
+    v = g.get("interpreter")
+    if g.get("policy") == "real" and v:
+        return v, cpython(v)
+    raise WhatIfError("scenario_from: this run is not an observation of a real CPython (meta['gil'] = %r); give gil= "
+                      "(e.g. gm.cpython('3.11')) to replay a model run" % (g,))
+
+
+def _check_complete(run: Run, partial: bool) -> List[str]:
+    notes = []
+    m = run.meta
+    obs = m.get("observed", {})
+    lost = int(m.get("events_dropped", 0) or 0)
+    why = []
+    if lost:
+        why.append("%d records were lost (the ring buffers overflowed: observe with a larger ring_pages)" % lost)
+    if m.get("events_truncated"):
+        why.append("the event budget cut it (observe with a larger max_events)")
+    lost_returns = int(obs.get("lost_returns", 0) or 0)
+    if lost_returns:
+        notes.append("%d takes of the GIL whose return the kernel did not report were left out by the observer" % lost_returns)
+    if why:
+        if not partial:
+            raise WhatIfError("the observation is partial: %s. A replay built from it would be wrong without saying so; "
+                              "observe again, or pass partial=True to replay what there is" % "; ".join(why))
+        notes.append("partial observation, replayed as it is: " + "; ".join(why))
+    if m.get("stopped_by") not in (None, "target_exited", "all_done", "thread"):
+        notes.append("the observation ended by %s, not with the program: only what was observed is replayed" % m.get("stopped_by"))
+    target = obs.get("target") or {}
+    if target and target != {"exit_code": 0}:
+        how = ", ".join("%s %s" % (k.replace("_", " "), v) for k, v in target.items())
+        notes.append("the program did not exit cleanly (%s): the replay is of what it did until then" % how)
+    others = int(obs.get("other_process_records", 0) or 0)
+    if others:
+        notes.append("%d records came from other processes the program started (not followed): their work is not in the "
+                     "replay, only the time this process spent waiting for them" % others)
+    return notes
+
+
+def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = None, partial: bool = False,
+                  short_io_us: float = 50.0, switch_gap_us: Optional[float] = None, held_late_us: float = 500.0,
+                  held_2x_us: float = 1000.0, join_window_us: float = 2000.0, quiet: bool = False) -> Replay:
+    """An observed run (or a saved one's path) as a :class:`Replay`: each real thread a program
+    of the model's ops (see the module's doc for the rules and what they approximate).
+
+    Args:
+        gil: the GIL the program ran under; default: the observed interpreter's own
+            (``meta["gil"]["interpreter"]``). Needed to replay a model run.
+        partial: replay an observation that lost records or was cut by its event budget
+            (refused by default; the replay's ``notes`` then say so).
+        short_io_us: blocking calls shorter than this are replayed as a ``native`` spin
+            rather than a ``sleep`` (a sleep's timer slack alone is ~50 µs).
+        switch_gap_us: a release followed by the thread's next request within this, with no
+            blocking call between, is the GIL's own switching (2.x's periodic release), not
+            work outside the GIL; default 20 µs, 100 µs under 2.x (where the observer's probes
+            make each periodic release take ~14 µs: docs/whatif.md).
+        held_late_us, held_2x_us: when a hold is a C call that keeps the GIL (see the
+            module's doc).
+        join_window_us: a lock wait that ends this near another thread's last release (and
+            began before it) is a ``join`` of that thread.
+        quiet: no notice when the interpreter's profile is measured.
+
+    Raises:
+        WhatIfError: a partial observation (without ``partial``), one with no GIL activity,
+        more threads than a scenario may have, a model run without ``gil``.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    version, own = _interpreter_of(run, gil)
+    notes = _check_complete(run, partial)
+    lg = decode(run.events)
+    t, th, ev = lg.t, lg.thread, lg.ev
+    req = np.flatnonzero(ev == CODE["request"])
+    if not (ev == CODE["acquire"]).any():
+        raise WhatIfError("the observed program never took the GIL (%d events): nothing to replay; did it exit at once?"
+                          % t.size)
+    names = list(run.threads.column("name").to_pylist())
+    n_threads = len(names)
+    lo, hi = _LIMITS["threads"]
+    active = sorted(set(th[req].tolist()))
+    if len(active) > hi:
+        raise WhatIfError("the program ran %d threads that took the GIL; a scenario has at most %d, so it cannot be replayed"
+                          % (len(active), hi))
+    prof = profiles.for_version(".".join(version.split(".")[:2]), quiet=quiet)
+    tick = prof.model_tick_ns
+    origin = int(t[req[0]])
+    # A drop request anywhere: the holder at that time was asked to drop.
+    drops = np.sort(t[ev == CODE["drop_request"]])
+    lock_flavour = isinstance(own, TickGIL)
+    if switch_gap_us is None:
+        switch_gap_us = 100.0 if lock_flavour else 20.0
+    switch_gap_ns = switch_gap_us * 1e3
+    to_ticks = lambda ns: max(1, int(round(ns / tick)))  # noqa: E731
+
+    # Replay names (unique, within the core's length) and each thread's last release.
+    names_of: Dict[int, str] = {}
+    for i in active:
+        name = (names[i] if i < n_threads else "thread-%d" % i)[:_LIMITS["thread_name_chars"][1]]
+        while name in names_of.values():
+            name = name[:56] + "-%d" % i
+        names_of[i] = name
+    rel_rows = ev == CODE["release"]
+    last_release = {i: int(t[rel_rows & (th == i)][-1]) for i in active if (rel_rows & (th == i)).any()}
+    last_event = {i: int(t[th == i][-1]) for i in active}
+    join_ns = join_window_us * 1e3
+
+    def joined(i: int, begin: int, end: int) -> Optional[int]:
+        """The thread a wait of thread ``i`` over [begin, end] was a join of: the one whose
+        last release is nearest its end, within the window, and before ``i``'s last event (so
+        two threads never join each other)."""
+        best, gap = None, join_ns
+        for j, r in last_release.items():
+            if j != i and begin <= r <= end + join_ns and abs(end - r) <= gap and last_event[j] < last_event[i]:
+                best, gap = j, abs(end - r)
+        return best
+
+    threads: List[Thread] = []
+    rows: Dict[str, List[Any]] = {k: [] for k in ("thread", "name", "start_us", "cpu_ops", "held_ops", "sleep_ops",
+                                                   "native_ops", "join_ops", "hold_ns", "held_ns", "blocking_ns",
+                                                   "native_ns", "switch_ns")}
+    for i in active:
+        sel = th == i
+        tt, ee, aa = t[sel], ev[sel], lg.arg[sel]
+        prog: List[Op] = []
+        counts = dict(cpu_ops=0, held_ops=0, sleep_ops=0, native_ops=0, join_ops=0, hold_ns=0, held_ns=0, blocking_ns=0,
+                      native_ns=0, switch_ns=0)
+        work = [0]
+
+        def flush() -> None:
+            if work[0] > 0:
+                prog.append(cpu(to_ticks(work[0])))
+                counts["cpu_ops"] += 1
+                work[0] = 0
+
+        def add_native(ns: int) -> None:
+            flush()
+            prog.append(native(to_ticks(ns)))
+            counts["native_ops"] += 1
+            counts["native_ns"] += ns
+
+        acq_t = rel_t = dropped_at = None
+        forced = False
+        ios: List[Tuple[int, int, int]] = []
+        io_begin = io_op = None
+        first_req = None
+        for k in range(tt.size):
+            e, now = int(ee[k]), int(tt[k])
+            if e == CODE["request"]:
+                if first_req is None:
+                    first_req = now
+                elif rel_t is not None:
+                    gap = now - rel_t
+                    if ios:
+                        flush()
+                        inside = 0
+                        for b, d, op in ios:
+                            inside += d
+                            j = joined(i, b, b + d) if op in _WAITS else None
+                            if j is not None:
+                                prog.append(join(names_of[j]))
+                                counts["join_ops"] += 1
+                                counts["blocking_ns"] += d
+                            elif d >= short_io_us * 1e3 and op != _NATIVE:
+                                prog.append(sleep(max(1, int(round(d / 1e3)))))
+                                counts["sleep_ops"] += 1
+                                counts["blocking_ns"] += d
+                            else:
+                                add_native(d)
+                        # The time around the calls in the same release (µs of C code, the
+                        # scheduler, a forced drop's FORCE_SWITCHING wait) is not replayed.
+                    elif not forced and gap >= switch_gap_ns:
+                        add_native(gap)
+                    else:
+                        counts["switch_ns"] += gap
+                ios = []
+            elif e == CODE["acquire"]:
+                acq_t, dropped_at = now, None
+            elif e == CODE["forced_drop"] and acq_t is not None and dropped_at is None:
+                dropped_at = now  # a model run's own record of a forced drop
+            elif e == CODE["release"] and acq_t is not None:
+                hold = now - acq_t
+                counts["hold_ns"] += hold
+                j = np.searchsorted(drops, acq_t)
+                first_drop = int(drops[j]) if j < drops.size and drops[j] <= now else dropped_at
+                forced = first_drop is not None
+                if forced and now - first_drop > held_late_us * 1e3:
+                    work[0] += first_drop - acq_t
+                    flush()
+                    prog.append(held(to_ticks(now - first_drop)))
+                    counts["held_ops"] += 1
+                    counts["held_ns"] += now - first_drop
+                elif lock_flavour and hold > held_2x_us * 1e3:
+                    flush()
+                    prog.append(held(to_ticks(hold)))
+                    counts["held_ops"] += 1
+                    counts["held_ns"] += hold
+                else:
+                    work[0] += hold
+                acq_t, rel_t = None, now
+            elif e == CODE["io_begin"]:
+                io_begin, io_op = now, int(aa[k])
+            elif e == CODE["io_end"] and io_begin is not None:
+                ios.append((io_begin, now - io_begin, io_op))
+                io_begin = None
+        flush()
+        if not prog:
+            continue
+        name = names_of[i]
+        start_us = 0 if first_req is None else max(0, int(round((first_req - origin) / 1e3)))
+        threads.append(Thread(name, prog, start_us=start_us))
+        for k, v in dict(thread=i, name=name, start_us=start_us, **counts).items():
+            rows[k].append(v)
+    sw = int(np.sum(rows["switch_ns"]))
+    if lock_flavour and sw:
+        notes.append("2.x: the observer's probes fire at every periodic release, so the observed threads spent %.3f s "
+                     "between a release and their next request; the replay leaves that time out (its own GIL switches "
+                     "take what they take): it stands for the program unobserved, and its check compares hold totals "
+                     "only" % (sw / 1e9))
+    if len(threads) == 1:
+        notes.append("one thread took the GIL: nothing contends for it, so every GIL replays alike")
+    cores = sorted(set(int(c) for c in lg.cpu[lg.cpu >= 0].tolist()))
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = [c for c in cores if c in allowed] or allowed
+    sc = Scenario(prof.adjust(own), threads, cores=cores, pin_threads=False, tick_ns=tick, profile=prof,
+                  name="replay of %s" % run.meta.get("scenario", "a run"))
+    return Replay(sc, own, version, prof, origin, pa.table(rows), tuple(notes))
+
+
+def default_gils(own: Policy) -> List[Tuple[str, Policy]]:
+    """The GILs :func:`whatif` compares by default: the program's own, it with a shorter and a
+    longer switch interval (2.x: check interval), and the proposed fixes with their defaults."""
+    if isinstance(own, TickGIL):
+        ci = own.check_interval
+        out = [("own (check interval %d)" % ci, own),
+               ("check interval %d" % max(1, ci // 10), dataclasses.replace(own, check_interval=max(1, ci // 10))),
+               ("check interval %d" % (ci * 10), dataclasses.replace(own, check_interval=ci * 10)),
+               ("interval (3.2+, 5 ms)", IntervalGIL())]
+    else:
+        us = getattr(own, "interval_us", 5000)
+        out = [("own (%g ms)" % (us / 1e3), own)]
+        for v in (1000, 200):
+            if v != us:
+                out.append(("interval %g ms" % (v / 1e3), dataclasses.replace(own, interval_us=v)))
+    out += [("priority", PriorityGIL()), ("bfs", BfsGIL()), ("fifo", FifoGIL()), ("no GIL", NoGIL())]
+    return out
+
+
+def _figures(r: Run, min_call_ns: float) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
+    """Elapsed (the first request for the GIL to the last release), hand-offs/s, GIL
+    utilisation, the GIL's delay after blocking calls of at least ``min_call_ns`` (the waits:
+    a call that returned at once is not a wait); per thread: start, finish, hold and wait
+    totals, that delay's median."""
+    from . import analysis
+
+    lg = decode(r.events)
+    req = np.flatnonzero(lg.ev == CODE["request"])
+    rel = np.flatnonzero(lg.ev == CODE["release"])
+    t0 = int(lg.t[req[0]]) if req.size else 0
+    t1 = int(lg.t[rel[-1]]) if rel.size else t0
+    el = max(t1 - t0, 1)
+    h, w, io = analysis.holds(r.events), analysis.waits(r.events), analysis.io_response(r.events)
+    hd, hth = np.asarray(h.column("dur_ns")), np.asarray(h.column("thread"))
+    wd, wth = np.asarray(w.column("wait_ns")), np.asarray(w.column("thread"))
+    waited = np.asarray(io.column("call_ns")) >= min_call_ns
+    resp, ith = np.asarray(io.column("response_ns"))[waited], np.asarray(io.column("thread"))[waited]
+
+    def q(a: np.ndarray, p: float) -> float:
+        return float(np.percentile(a, p)) / 1e6 if a.size else float("nan")
+
+    nogil = r.meta.get("gil", {}).get("policy") == "nogil"
+    run_fig = {"elapsed_s": el / 1e9, "handoffs_per_s": analysis.handoffs(r.events).num_rows / (el / 1e9),
+               # Under no GIL holds overlap: no utilisation to speak of.
+               "gil_utilisation": float("nan") if nogil else min(1.0, float(hd.sum()) / el),
+               "io_p50_ms": q(resp, 50), "io_p99_ms": q(resp, 99), "io_calls": int(resp.size)}
+    per: Dict[str, Dict[str, float]] = {}
+    for i, n in enumerate(r.threads.column("name").to_pylist()):
+        mine = lg.thread == i
+        mq, mr = mine & (lg.ev == CODE["request"]), mine & (lg.ev == CODE["release"])
+        if not mq.any():
+            continue
+        per[n] = {"start_s": (float(lg.t[mq][0]) - t0) / 1e9,
+                  "finish_s": (float(lg.t[mr][-1]) - t0) / 1e9 if mr.any() else float("nan"),
+                  "hold_s": float(hd[hth == i].sum()) / 1e9, "wait_s": float(wd[wth == i].sum()) / 1e9,
+                  "io_p50_ms": q(resp[ith == i], 50)}
+    return run_fig, per
+
+
+@dataclass
+class WhatIf:
+    """The answer of :func:`whatif`.
+
+    Attributes:
+        table: one row per GIL (the observation first, ``source`` = ``"real"``): ``gil``,
+            ``source``, ``elapsed_s``, ``speedup`` (the own-GIL replay's elapsed over this
+            row's), ``handoffs_per_s``, ``gil_utilisation``, ``io_p50_ms``, ``io_p99_ms``
+            (the GIL's delay after a blocking call: acquire − the call's end), ``io_calls``;
+            medians over ``repeats``. The I/O figures are over calls of at least
+            ``short_io_us`` (the waits; a call that returned at once is not one).
+        threads: one row per GIL and thread: ``start_s``, ``finish_s``, ``hold_s``,
+            ``wait_s``, ``io_p50_ms`` (medians).
+        reproduces: the own-GIL replay against the observation: ``ratios``: ``elapsed`` and,
+            per busy thread, ``hold:<name>`` / ``wait:<name>`` as replay / real; ``ok`` when all
+            are within :data:`REPRODUCE_TOLERANCE` (under 2.x the hold totals only:
+            ``holds_only``).
+        replay: the :class:`Replay` (the scenario, what was captured, the notes).
+        observed: the observed run; runs: one replayed run per GIL (the last repeat).
+    """
+
+    table: pa.Table
+    threads: pa.Table
+    reproduces: Dict[str, Any]
+    replay: Replay
+    observed: Run
+    runs: Dict[str, Run] = field(default_factory=dict)
+
+    def best(self) -> str:
+        """The GIL (other than the program's own) that answers blocking calls soonest (lowest
+        ``io_p99_ms``) when the program makes any, else that finishes soonest."""
+        rows = self.table.to_pylist()[2:]
+        if not rows:
+            return self.table.column("gil")[1].as_py()
+        if any(r["io_calls"] for r in rows) and all(np.isfinite(r["io_p99_ms"]) for r in rows):
+            return min(rows, key=lambda r: r["io_p99_ms"])["gil"]
+        return min(rows, key=lambda r: r["elapsed_s"])["gil"]
+
+    def plot(self, path: Union[str, os.PathLike], end_ms: Optional[float] = None) -> str:
+        """The real timeline, the replay under the program's own GIL and under :meth:`best`,
+        on one time axis (each aligned at the program's first thread start)."""
+        from .plot import beside
+
+        own = self.table.column("gil")[1].as_py()
+        b = self.best()
+        runs = [("real: %s" % self.observed.meta.get("scenario", ""), self.observed),
+                ("replay, %s" % own, self.runs[own]), ("replay, %s (best)" % b, self.runs[b])]
+        if end_ms is None:
+            end_ms = min(50.0, min(r.meta.get("elapsed_ns", 0) for _, r in runs) / 1e6)
+        return beside(runs, path, 0.0, end_ms)
+
+    def format(self) -> str:
+        """The table as text, with the reproduction check and the notes."""
+        cols = [("gil", "%-24s"), ("elapsed_s", "%9.3f"), ("speedup", "%7.2f"), ("handoffs_per_s", "%10.0f"),
+                ("gil_utilisation", "%6.2f"), ("io_p50_ms", "%9.3f"), ("io_p99_ms", "%9.3f")]
+        head = "%-24s %9s %7s %10s %6s %9s %9s" % ("GIL", "elapsed_s", "speedup", "handoffs/s", "util", "io_p50_ms",
+                                                    "io_p99_ms")
+        lines = [head]
+        for r in self.table.to_pylist():
+            lines.append(" ".join(f % r[c] for c, f in cols))
+        rp = self.reproduces
+        lines.append("")
+        tol = "±%d %%%s" % (REPRODUCE_TOLERANCE * 100, " in hold totals (2.x)" if rp.get("holds_only") else "")
+        lines.append("replay under the own GIL / real: " + ", ".join("%s %.2f" % (k, v) for k, v in rp["ratios"].items())
+                     + ("  (within %s)" % tol if rp["ok"]
+                        else "  (NOT within %s: the table's alternatives inherit the error)" % tol))
+        for n in self.replay.notes:
+            lines.append("note: " + n)
+        return "\n".join(lines)
+
+
+def _median_rows(rows: List[Dict[str, float]]) -> Dict[str, float]:
+    return {k: float(np.nanmedian([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows) else float("nan")
+            for k in rows[0]}
+
+
+def whatif(command: Optional[Sequence[str]] = None, *, run: Union[Run, str, os.PathLike, None] = None,
+           gils: Optional[Sequence[Tuple[str, Policy]]] = None, repeats: int = 3, cpus: Optional[Sequence[int]] = None,
+           partial: bool = False, progress: bool = True, quiet: bool = False, stdout: Optional[str] = None,
+           **rules: float) -> WhatIf:
+    """Observe ``command`` (``["python3", "app.py", ...]``; needs root and uprobes, see
+    :func:`gilmodel.observe`), or take an observed ``run`` (or its Parquet path), and replay it
+    under its own GIL and under ``gils`` (default :func:`default_gils`).
+
+    Args:
+        gils: ``(label, policy)`` pairs to compare (the own GIL is always first).
+        repeats: replays per GIL; the table has medians.
+        cpus: the CPUs the command runs on (and so the replays).
+        stdout: a file for the command's standard output (default: this process's).
+        partial: replay an observation that lost records (see :func:`scenario_from`).
+        progress: a progress bar on stderr.
+        rules: :func:`scenario_from`'s thresholds (``short_io_us`` …).
+
+    Returns:
+        A :class:`WhatIf`.
+    """
+    from .observe import observe
+
+    if (command is None) == (run is None):
+        raise WhatIfError("whatif: give a command to observe or an observed run (one of them)")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise WhatIfError("whatif: repeats must be an integer >= 1, got %r" % (repeats,))
+    if cpus is not None and command is None:
+        raise WhatIfError("whatif: cpus is for a launched command (a saved observation replays on the CPUs it ran on)")
+    if command is not None:
+        observed = observe(list(command), cpus=cpus, stdout=stdout)
+    else:
+        observed = run if isinstance(run, Run) else load_run(run)
+    rp = scenario_from(observed, partial=partial, quiet=quiet, **rules)
+    own_label = default_gils(rp.own)[0][0]
+    todo: List[Tuple[str, Policy]] = [(own_label, rp.scenario.gil)]
+    for label, g in (default_gils(rp.own)[1:] if gils is None else gils):
+        if label == own_label or label == "real":
+            raise WhatIfError("whatif: the label %r is taken (the observation and the own GIL's replay)" % label)
+        todo.append((label, rp.profile.adjust(g)))
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo) * repeats, disable=not progress, unit="replay", file=sys.stderr, dynamic_ncols=True)
+    min_call = rules.get("short_io_us", 50.0) * 1e3
+    real_fig, real_per = _figures(observed, min_call)
+    table = [dict(gil="real", source="real", **real_fig)]
+    per_rows = [dict(gil="real", thread=n, **v) for n, v in real_per.items()]
+    runs: Dict[str, Run] = {}
+    try:
+        for label, g in todo:
+            bar.set_description(label)
+            sc = rp.scenario.replace(gil=g, tick_ns=rp.scenario.tick_ns, profile=rp.profile)
+            figs, pers = [], []
+            for _ in range(repeats):
+                r = run_scenario(sc)
+                f, p = _figures(r, min_call)
+                figs.append(f)
+                pers.append(p)
+                runs[label] = r
+                bar.update(1)
+            table.append(dict(gil=label, source="model", **_median_rows(figs)))
+            for n in pers[0]:
+                per_rows.append(dict(gil=label, thread=n, **_median_rows([p[n] for p in pers if n in p])))
+    finally:
+        bar.close()
+    own_el = table[1]["elapsed_s"]
+    for row in table:
+        row["speedup"] = own_el / row["elapsed_s"] if row["elapsed_s"] > 0 else float("nan")
+    order = ["gil", "source", "elapsed_s", "speedup", "handoffs_per_s", "gil_utilisation", "io_p50_ms", "io_p99_ms",
+             "io_calls"]
+    tab = pa.table({k: [r[k] for r in table] for k in order})
+    thr = pa.table({k: [r[k] for r in per_rows] for k in ("gil", "thread", "start_s", "finish_s", "hold_s", "wait_s",
+                                                           "io_p50_ms")})
+    return WhatIf(tab, thr, _reproduction(table, per_rows, own_label, holds_only=isinstance(rp.own, TickGIL)), rp,
+                  observed, runs)
+
+
+def _reproduction(table: List[Dict[str, Any]], per_rows: List[Dict[str, Any]], own: str,
+                  holds_only: bool = False) -> Dict[str, Any]:
+    """The own-GIL replay over the observation; ``holds_only`` (2.x): only hold totals decide
+    ``ok`` (the observer slows 2.x's switches, see :func:`scenario_from`'s notes)."""
+    real, mine = table[0], table[1]
+    ratios = {"elapsed": mine["elapsed_s"] / real["elapsed_s"]}
+    rp = {r["thread"]: r for r in per_rows if r["gil"] == "real"}
+    mp = {r["thread"]: r for r in per_rows if r["gil"] == own}
+    total = sum(r["hold_s"] + r["wait_s"] for r in rp.values()) or 1.0
+    for n, r in rp.items():
+        if n not in mp:
+            continue
+        for k in ("hold", "wait"):
+            if r[k + "_s"] >= _BUSY_SHARE * total:
+                ratios["%s:%s" % (k, n)] = mp[n][k + "_s"] / r[k + "_s"]
+    judged = [v for k, v in ratios.items() if not holds_only or k.startswith("hold:")]
+    ok = all(abs(v - 1.0) <= REPRODUCE_TOLERANCE for v in judged)
+    return {"ratios": ratios, "ok": ok, "tolerance": REPRODUCE_TOLERANCE, "holds_only": holds_only}

@@ -1,0 +1,188 @@
+"""Replaying a run under any GIL (python/gilmodel/whatif.py): what a thread's log becomes, the
+checks on what cannot be replayed, and the whole path on a real program (observed with uprobes,
+where this machine can)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import gilmodel as gm
+from gilmodel.observe import can_observe
+from gilmodel.run import Run, _events_table
+from gilmodel.eventlog import CODE
+
+WHY = can_observe()
+TICK_NS = 50.0
+
+
+def model_run():
+    """A program of the kind a replay must capture: a CPU thread, a thread that sleeps and
+    works, C work without the GIL, and a main thread that joins both (3.11's GIL, explicit
+    ticks, on the first two allowed cores)."""
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    sc = gm.Scenario(gm.cpython("3.11"), [
+        gm.Thread("main", [gm.cpu(2000), gm.join("worker"), gm.join("sleeper"), gm.cpu(1000)]),
+        gm.Thread("worker", [gm.cpu(1_000_000), gm.native(200_000), gm.cpu(1_000_000)]),
+        gm.Thread("sleeper", [gm.loop(gm.sleep(4000), gm.cpu(400), times=8)]),
+    ], cores=cores, pin_threads=False, tick_ns=TICK_NS)
+    return gm.run(sc)
+
+
+def ticks_of(program, kind):
+    return sum(op.ticks for op in program if isinstance(op, kind))
+
+
+def test_a_model_runs_threads_become_programs_of_what_they_did():
+    r = model_run()
+    rp = gm.scenario_from(r, gil=gm.cpython("3.11"), quiet=True)
+    progs = {t.name: t.program for t in rp.scenario.threads}
+    assert set(progs) == {"main", "worker", "sleeper"}
+    tick = rp.profile.model_tick_ns
+    holds = gm.analysis.holds(r.events).to_pandas().groupby("thread").dur_ns.sum()
+    io = gm.analysis.io_response(r.events).to_pandas()
+    # The worker's work under the GIL, in the profile's ticks, is its hold time (to a tick a
+    # piece); its C work is one native op of its observed length.
+    w = progs["worker"]
+    assert abs(ticks_of(w, gm.Cpu) * tick - holds[1]) <= tick * (len(w) + 1)
+    nat = io[(io.thread == 1) & (io.op == "native")].call_ns.sum()
+    assert len([o for o in w if isinstance(o, gm.Native)]) == 1
+    assert abs(ticks_of(w, gm.Native) * tick - nat) <= tick
+    # The sleeper's sleeps are sleeps of their logged length: 4 ms and the timer's slack; less
+    # when the sleep waited for a forced switch before its io_begin (its deadline is set before,
+    # as 3.11's time.sleep sets it), down to a few µs, and those (under short_io_us) are
+    # replayed as a native spin.
+    sl = [o.us for o in progs["sleeper"] if isinstance(o, gm.Sleep)]
+    spans = io[(io.thread == 2) & (io.op == "sleep")].call_ns.to_numpy()
+    assert spans.size == 8
+    assert np.allclose(sl, spans[spans >= 50e3] / 1e3, atol=1), (sl, spans)
+    assert len(sl) >= 6 and 4000 <= np.median(sl) < 5000, sl
+    # The main thread's waits are joins of the threads it waited for, in order.
+    joins = [o.thread for o in progs["main"] if isinstance(o, gm.Join)]
+    assert joins == ["worker", "sleeper"] or joins == ["worker"], progs["main"]
+    # Threads start when they first asked for the GIL, and the replay runs where the run ran.
+    assert all(t.start_us < 5000 for t in rp.scenario.threads)
+    assert not rp.scenario.pin_threads and set(rp.scenario.cores) <= set(os.sched_getaffinity(0))
+    t = rp.threads.to_pandas().set_index("name")
+    assert t.loc["sleeper", "sleep_ops"] == len(sl) and t.loc["main", "join_ops"] == len(joins)
+    assert rp.notes == ()
+
+
+@pytest.mark.timing  # the replay's elapsed time against the run's, measured in the same test
+def test_a_model_run_replayed_under_its_own_gil_reproduces_it_and_a_join_follows_the_joined_thread():
+    r = model_run()
+    # A model run needs its GIL named (its log does not say which interpreter it stands for).
+    with pytest.raises(gm.WhatIfError, match="gil="):
+        gm.scenario_from(r)
+    rp = gm.scenario_from(r, gil=gm.cpython("3.11"), quiet=True)
+    mine = gm.run(rp.scenario)
+    el = lambda run: run.summary()["elapsed_s"]  # noqa: E731
+    assert 0.75 < el(mine) / el(r) < 1.33, (el(mine), el(r))
+    # Under FIFO the worker hands the GIL over at every sleeper's wake-up and the main thread's
+    # join ends when the worker does: the main thread's end follows the worker's.
+    fifo = gm.run(rp.scenario.replace(gil=gm.FifoGIL(), tick_ns=rp.scenario.tick_ns, profile=rp.profile))
+    th = fifo.threads.to_pandas().set_index("name")
+    assert th.loc["main", "exit_ns"] >= th.loc["worker", "exit_ns"]
+
+
+def synthetic(n_threads, dropped=0, truncated=False):
+    """An observed-looking run: each thread requests, takes and releases the GIL once."""
+    t, thread, ev = [], [], []
+    for i in range(n_threads):
+        for k, e in enumerate(("request", "acquire", "release")):
+            t.append(1000 * (3 * i + k))
+            thread.append(i)
+            ev.append(CODE[e])
+    n = len(t)
+    events = _events_table({"t_ns": np.array(t, np.int64), "thread": np.array(thread, np.uint16),
+                            "cpu": np.zeros(n, np.int16), "event": np.array(ev, np.int8), "arg": np.zeros(n, np.int64)})
+    threads = pa.table({"thread": list(range(n_threads)), "name": ["t%d" % i for i in range(n_threads)]})
+    meta = {"gil": {"policy": "real", "interpreter": "3.11.7", "flavour": "Interval"}, "events_dropped": dropped,
+            "events_truncated": truncated, "stopped_by": "target_exited", "observed": {"target": {"exit_code": 0}},
+            "scenario": "observed: synthetic", "elapsed_ns": t[-1]}
+    return Run(events, threads, pa.table({}), meta)
+
+
+def test_what_cannot_be_replayed_is_refused_with_the_reason():
+    with pytest.raises(gm.WhatIfError, match="lost.*ring_pages"):
+        gm.scenario_from(synthetic(2, dropped=7), quiet=True)
+    with pytest.raises(gm.WhatIfError, match="event budget"):
+        gm.scenario_from(synthetic(2, truncated=True), quiet=True)
+    rp = gm.scenario_from(synthetic(2, dropped=7), partial=True, quiet=True)
+    assert any("partial" in n and "7 records" in n for n in rp.notes)
+    with pytest.raises(gm.WhatIfError, match="at most 1024"):
+        gm.scenario_from(synthetic(1025), quiet=True)
+    empty = synthetic(1)
+    empty.events = empty.events.slice(0, 1)  # a request, never an acquisition
+    with pytest.raises(gm.WhatIfError, match="never took the GIL"):
+        gm.scenario_from(empty, quiet=True)
+    one = gm.scenario_from(synthetic(1), quiet=True)
+    assert any("one thread" in n for n in one.notes)
+    with pytest.raises(gm.WhatIfError, match="one of them"):
+        gm.whatif()
+    with pytest.raises(gm.WhatIfError, match="repeats"):
+        gm.whatif(run=synthetic(2), repeats=0)
+
+
+def test_the_cli_says_what_is_missing_without_a_traceback():
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "whatif"], capture_output=True, text=True)
+    assert p.returncode != 0 and "--from" in p.stderr and "Traceback" not in p.stderr
+
+
+PROGRAM = textwrap.dedent("""
+    import threading, time
+    def cpu(n):
+        while n:
+            n -= 1
+    def sleeper():
+        for _ in range(10):
+            time.sleep(0.005)
+    ts = [threading.Thread(target=cpu, args=(%d,)), threading.Thread(target=sleeper)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+""")
+
+
+def _py311():
+    p = os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python3.11")
+    return p if os.path.exists(p) else None
+
+
+@pytest.mark.skipif(WHY is not None, reason="observing needs uprobes and root: %s" % WHY)
+@pytest.mark.skipif(_py311() is None, reason="CPython 3.11 with symbols is not installed under ~/.pyenv/versions")
+def test_a_real_program_observed_and_replayed_under_other_gils(tmp_path):
+    prog = tmp_path / "app.py"
+    prog.write_text(PROGRAM % 2_000_000)
+    res = gm.whatif([_py311(), str(prog)], repeats=1, progress=False, quiet=True,
+                    gils=[("priority", gm.PriorityGIL()), ("no GIL", gm.NoGIL())])
+    tab = res.table.to_pandas()
+    assert list(tab.gil) == ["real", "own (5 ms)", "priority", "no GIL"]
+    assert list(tab.source) == ["real", "model", "model", "model"]
+    assert (tab.elapsed_s > 0).all() and set(res.runs) == {"own (5 ms)", "priority", "no GIL"}
+    # The sleeper's ten waits are in the table's I/O figures on both sides.
+    assert (tab.io_calls >= 10).all(), tab
+    # The main thread's joins were seen as lock waits and replayed as a join of the CPU thread.
+    main = next(t for t in res.replay.scenario.threads if t.name == "main")
+    assert any(isinstance(o, gm.Join) for o in main.program), main.program
+    io = gm.analysis.io_response(res.observed.events).to_pandas()
+    assert ((io.thread == 0) & (io.op == "lock")).any()
+    # The check of the replay against the real run is there, as ratios.
+    assert "elapsed" in res.reproduces["ratios"] and isinstance(res.reproduces["ok"], bool)
+    assert res.best() in ("priority", "no GIL")
+    png = res.plot(tmp_path / "w.png")
+    assert os.path.getsize(png) > 10_000
+    # The CLI replays the saved observation.
+    obs = tmp_path / "obs.parquet"
+    res.observed.to_parquet(obs)
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "whatif", "--from", str(obs), "--repeats", "1",
+                        "--gil", "bfs", "--out", str(out), "--no-progress"], capture_output=True, text=True)
+    assert p.returncode in (0, 1), p.stderr
+    assert "bfs" in p.stdout and "replay under the own GIL / real" in p.stdout
+    assert sorted(os.listdir(out)) == ["whatif.parquet", "whatif.png", "whatif_threads.parquet"]
