@@ -391,7 +391,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                    "prints a table: elapsed, hand-offs/s, GIL utilisation, the GIL's delay after blocking "
                                    "calls. Writes the tables, a picture (real, own replay, best alternative) and the "
                                    "observation to --out. Exit status 1 when the own-GIL replay does not reproduce the "
-                                   "observation within ±20 %%, 2 when it cannot observe or replay (the message says why).")
+                                   "observation within ±20 % (2.x: its hold totals), 2 when it cannot observe or replay "
+                                   "(the message says why).")
     w.add_argument("--from", dest="source", metavar="RUN.parquet", help="replay a saved observation (gilmodel observe --out)")
     w.add_argument("--gil", action="append", help="GILs to compare (CPython versions or policy names, comma-separated; "
                                                   "default: the own GIL with two other intervals and every proposed fix)")
