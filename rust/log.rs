@@ -79,10 +79,16 @@ pub enum Ev {
     /// An item came out of a queue (`get`, inside its mutex); arg = the queue's index. Per
     /// queue, the n-th `got` takes the n-th `put`'s item (a FIFO queue).
     Got,
+    /// Observed runs only: logged right after the `io_begin` of a `lock` wait (a futex wait);
+    /// arg = the futex's address, which the waker's `lock_wake` names.
+    LockWait,
+    /// Observed runs only: this thread woke waiters of a futex (a lock's release, a
+    /// `Condition`'s notify), outside the GIL's own functions; arg = the futex's address.
+    LockWake,
 }
 
 /// Names of the event kinds, in discriminant order (the `event` column's dictionary).
-pub const EVENT_NAMES: [&str; 22] = [
+pub const EVENT_NAMES: [&str; 24] = [
     "start",
     "exit",
     "request",
@@ -105,6 +111,8 @@ pub const EVENT_NAMES: [&str; 22] = [
     "call_end",
     "put",
     "got",
+    "lock_wait",
+    "lock_wake",
 ];
 
 /// Blocking operations, as `io_begin`'s arg.
@@ -373,5 +381,6 @@ mod tests {
         assert_eq!(EVENT_NAMES[Ev::FutileWakeup as usize], "futile_wakeup");
         assert_eq!(EVENT_NAMES[Ev::CallBegin as usize], "call_begin");
         assert_eq!(EVENT_NAMES[Ev::CallEnd as usize], "call_end");
+        assert_eq!(EVENT_NAMES[Ev::LockWake as usize], "lock_wake");
     }
 }

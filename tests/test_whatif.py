@@ -167,9 +167,11 @@ def test_a_real_program_observed_and_replayed_under_other_gils(tmp_path):
     assert (tab.elapsed_s > 0).all() and set(res.runs) == {"own (5 ms)", "priority", "no GIL"}
     # The sleeper's ten waits are in the table's I/O figures on both sides.
     assert (tab.io_calls >= 10).all(), tab
-    # The main thread's joins were seen as lock waits and replayed as a join of the CPU thread.
+    # The main thread's join of the CPU thread was seen as a lock wait, woken by that thread at
+    # its end: replayed as a get of what the CPU thread puts there (or, unpaired, a join).
     main = next(t for t in res.replay.scenario.threads if t.name == "main")
-    assert any(isinstance(o, gm.Join) for o in main.program), main.program
+    assert any(isinstance(o, gm.Join) and o.thread == "thread-1"
+               or isinstance(o, gm.Get) and o.queue == "wake:thread-1->main" for o in main.program), main.program
     io = gm.analysis.io_response(res.observed.events).to_pandas()
     assert ((io.thread == 0) & (io.op == "lock")).any()
     # The check of the replay against the real run is there, as ratios.
@@ -186,3 +188,52 @@ def test_a_real_program_observed_and_replayed_under_other_gils(tmp_path):
     assert p.returncode in (0, 1), p.stderr
     assert "bfs" in p.stdout and "replay under the own GIL / real" in p.stdout
     assert sorted(os.listdir(out)) == ["whatif.parquet", "whatif.png", "whatif_threads.parquet"]
+
+
+QUEUE_PROGRAM = textwrap.dedent("""
+    import threading, queue
+    q = queue.Queue()
+    def work(n):
+        while n:
+            n -= 1
+    def producer():
+        for i in range(10):
+            work(100000)
+            q.put(i)
+        q.put(None)
+    def consumer():
+        while q.get() is not None:
+            work(20000)
+    ts = [threading.Thread(target=producer), threading.Thread(target=consumer)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+""")
+
+
+@pytest.mark.skipif(WHY is not None, reason="observing needs uprobes and root: %s" % WHY)
+@pytest.mark.skipif(_py311() is None, reason="CPython 3.11 with symbols is not installed under ~/.pyenv/versions")
+def test_who_woke_whom_a_consumers_waits_become_gets_of_its_producers_puts(tmp_path):
+    prog = tmp_path / "pc.py"
+    prog.write_text(QUEUE_PROGRAM)
+    run = gm.observe([_py311(), str(prog)])
+    N = CODE
+    ev = np.asarray(run.events.column("event").combine_chunks().indices)
+    # Every lock wait names its futex, and some thread woke one of them.
+    assert (ev == N["lock_wait"]).sum() == ((ev == N["io_begin"]) & (np.asarray(run.events.column("arg")) == 5)).sum()
+    assert (ev == N["lock_wake"]).any()
+    rp = gm.scenario_from(run, quiet=True)
+    progs = {t.name: t.program for t in rp.scenario.threads}
+    # The consumer (thread-2) waits on queues the producer (thread-1) puts to, and the main
+    # thread's joins and start() waits became gets of the threads that woke it.
+    gets = {o.queue for o in progs["thread-2"] if isinstance(o, gm.Get)}
+    assert gets and all(q.startswith("wake:thread-1->thread-2") for q in gets), progs["thread-2"]
+    puts = [o.queue for p in progs.values() for o in p if isinstance(o, gm.Put)]
+    for q in {o.queue for p in progs.values() for o in p if isinstance(o, gm.Get)}:
+        assert puts.count(q) >= sum(isinstance(o, gm.Get) and o.queue == q for p in progs.values() for o in p)
+    assert {q.name for q in rp.scenario.queues} == set(puts)
+    # The replay runs to its end: every get is satisfied.
+    r = gm.run(rp.scenario)
+    assert r.meta["stopped_by"] == "all_done"
+    assert r.meta["queues"] and all(v["puts"] >= v["gets"] for v in r.meta["queues"]), r.meta["queues"]

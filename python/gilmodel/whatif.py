@@ -23,16 +23,20 @@ What a real thread's log becomes (docs/whatif.md says it with the evidence):
   returned at once ran on its CPU).
 - **GIL-released time with no blocking call** (C code without the GIL, e.g. ``hashlib``):
   ``native(ticks)`` of its length.
-- **A join**: a lock wait that began before another thread's last release of the GIL and
+- **Who woke whom**: a lock wait whose futex another replayed thread woke during it (the last
+  such ``lock_wake``) is ``get`` of a queue ``wake:<waker>-><waiter>``, and the waker's program
+  has a ``put`` of it where it woke it: the wait ends when the waker gets there, under every
+  GIL (a consumer and its producer, ``start()`` and the new thread, ``join`` and its end).
+- **A join**: an unpaired lock wait that began before another thread's last release of the GIL and
   ended within ``join_window_us`` of it (the nearest such thread, one that finished before the
   waiter) is ``join(that thread)``: it ends when that thread ends, under every GIL.
 - **A thread's start**: its first request, after the program's first, as ``start_us``.
 
-What is approximated: a blocking call keeps its observed duration under every GIL, so a
-``recv`` whose data comes from another thread or a client that answers sooner under a better
-GIL does not end sooner in the replay; a lock wait other than a join likewise (whom it
-waited for is not captured); a thread starts at its observed time, not when its creator reaches the
-``start()``. The replay's threads are not pinned and run on the observed run's CPUs.
+What is approximated: a system call other than a paired lock wait keeps its observed
+duration under every GIL, so a ``recv`` whose data comes from a client that answers sooner
+under a better GIL does not end sooner in the replay; a thread starts at its observed time,
+not when its creator reaches the ``start()``. The replay's threads are not pinned and run on
+the observed run's CPUs.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from . import profiles
 from .eventlog import CODE, decode
 from .policies import BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
 from .run import Run, load_run, run as run_scenario
-from .scenario import _LIMITS, Op, Scenario, Thread, cpu, held, join, native, sleep
+from .scenario import _LIMITS, Get, Op, Put, Scenario, Thread, cpu, get, held, join, native, put, sleep
 
 __all__ = ["scenario_from", "Replay", "whatif", "WhatIf", "WhatIfError", "default_gils", "REPRODUCE_TOLERANCE"]
 
@@ -62,6 +66,10 @@ REPRODUCE_TOLERANCE = 0.20
 _WAITS = (3, 5)
 # A model run's C work with the GIL released (rust/log.rs IoOp::Native): native whatever its length.
 _NATIVE = 4
+# An observed lock wait (a futex wait: rust/observe/probes.rs), and a marker of this module's
+# for a put to make when the thread next holds the GIL.
+_LOCK = 5
+_PUT = -1
 # A thread counts in the per-thread check when it held or waited at least this share of the
 # run (a thread that did almost nothing has totals too small to compare).
 _BUSY_SHARE = 0.02
@@ -218,16 +226,49 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 best, gap = j, abs(end - r)
         return best
 
+    # Who woke whom: each lock wait (its io_begin is followed by a lock_wait naming the futex)
+    # ended by the last lock_wake of that futex by another replayed thread within the wait. The
+    # pair becomes a queue: the waker puts where it woke, the waiter gets where it waited.
+    wait_addr: Dict[Tuple[int, int], int] = {}
+    lw = np.flatnonzero(ev == CODE["lock_wait"])
+    for k in lw:
+        wait_addr[(int(th[k]), int(t[k]))] = int(lg.arg[k])
+    wk = np.flatnonzero((ev == CODE["lock_wake"]) & np.isin(th, active))
+    wake_t, wake_th, wake_addr = t[wk], th[wk], lg.arg[wk]
+    woken_by: Dict[Tuple[int, int], str] = {}   # (waiter, wait's begin) -> queue
+    puts_at: Dict[Tuple[int, int], List[str]] = {}  # (waker, wake's time) -> queues
+    begins = np.flatnonzero((ev == CODE["io_begin"]) & (lg.arg == 5))
+    ends_by_thread: Dict[int, np.ndarray] = {}
+    for b in begins:
+        i, tb = int(th[b]), int(t[b])
+        a = wait_addr.get((i, tb))
+        if a is None or i not in names_of:
+            continue
+        mine = ends_by_thread.setdefault(i, np.flatnonzero((th == i) & (ev == CODE["io_end"])))
+        e_at = np.searchsorted(t[mine], tb, side="left")
+        if e_at >= mine.size:
+            continue
+        te = int(t[mine[e_at]])
+        m = np.flatnonzero((wake_addr == a) & (wake_th != i) & (wake_t >= tb) & (wake_t <= te))
+        if not m.size:
+            continue
+        j = m[np.argmax(wake_t[m])]
+        q = "wake:%s->%s" % (names_of[int(wake_th[j])], names_of[i])
+        woken_by[(i, tb)] = q
+        puts_at.setdefault((int(wake_th[j]), int(wake_t[j])), []).append(q)
+    gets_at: List[Tuple[int, int, str, int]] = []  # (thread, op index, queue, duration) to undo
+
     threads: List[Thread] = []
     rows: Dict[str, List[Any]] = {k: [] for k in ("thread", "name", "start_us", "cpu_ops", "held_ops", "sleep_ops",
-                                                   "native_ops", "join_ops", "hold_ns", "held_ns", "blocking_ns",
-                                                   "native_ns", "switch_ns")}
+                                                   "native_ops", "join_ops", "get_ops", "put_ops", "hold_ns", "held_ns",
+                                                   "blocking_ns", "native_ns", "switch_ns")}
+    progs: Dict[int, List[Op]] = {}
     for i in active:
         sel = th == i
         tt, ee, aa = t[sel], ev[sel], lg.arg[sel]
         prog: List[Op] = []
-        counts = dict(cpu_ops=0, held_ops=0, sleep_ops=0, native_ops=0, join_ops=0, hold_ns=0, held_ns=0, blocking_ns=0,
-                      native_ns=0, switch_ns=0)
+        counts = dict(cpu_ops=0, held_ops=0, sleep_ops=0, native_ops=0, join_ops=0, get_ops=0, put_ops=0, hold_ns=0,
+                      held_ns=0, blocking_ns=0, native_ns=0, switch_ns=0)
         work = [0]
 
         def flush() -> None:
@@ -244,6 +285,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
 
         acq_t = rel_t = dropped_at = None
         forced = False
+        woken_by_q: Dict[int, str] = {}
         ios: List[Tuple[int, int, int]] = []
         io_begin = io_op = None
         first_req = None
@@ -259,8 +301,18 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                         inside = 0
                         for b, d, op in ios:
                             inside += d
-                            j = joined(i, b, b + d) if op in _WAITS else None
-                            if j is not None:
+                            if op == _PUT:
+                                prog.append(put(woken_by_q[b]))
+                                counts["put_ops"] += 1
+                                continue
+                            q = woken_by.get((i, b)) if op == _LOCK else None
+                            j = joined(i, b, b + d) if op in _WAITS and q is None else None
+                            if q is not None:
+                                gets_at.append((i, len(prog), q, d))
+                                prog.append(get(q))
+                                counts["get_ops"] += 1
+                                counts["blocking_ns"] += d
+                            elif j is not None:
                                 prog.append(join(names_of[j]))
                                 counts["join_ops"] += 1
                                 counts["blocking_ns"] += d
@@ -301,19 +353,56 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 else:
                     work[0] += hold
                 acq_t, rel_t = None, now
+            elif e == CODE["lock_wake"] and (i, now) in puts_at:
+                qs = puts_at.pop((i, now))
+                if acq_t is not None:
+                    # Woken inside a hold: the work before the wake, then the puts.
+                    work[0] += now - acq_t
+                    acq_t = now
+                    flush()
+                    for q in qs:
+                        prog.append(put(q))
+                        counts["put_ops"] += 1
+                else:
+                    for q in qs:  # outside the GIL: put when the thread next holds it
+                        woken_by_q[now] = q
+                        ios.append((now, 0, _PUT))
+                        now += 1  # one marker a queue (times only key the markers)
             elif e == CODE["io_begin"]:
                 io_begin, io_op = now, int(aa[k])
             elif e == CODE["io_end"] and io_begin is not None:
                 ios.append((io_begin, now - io_begin, io_op))
                 io_begin = None
         flush()
+        for b, d, op in ios:  # puts still pending when the thread's log ended
+            if op == _PUT:
+                prog.append(put(woken_by_q[b]))
+                counts["put_ops"] += 1
         if not prog:
             continue
-        name = names_of[i]
+        progs[i] = prog
         start_us = 0 if first_req is None else max(0, int(round((first_req - origin) / 1e3)))
-        threads.append(Thread(name, prog, start_us=start_us))
-        for k, v in dict(thread=i, name=name, start_us=start_us, **counts).items():
+        for k, v in dict(thread=i, name=names_of[i], start_us=start_us, **counts).items():
             rows[k].append(v)
+    # A get whose put did not make it into its waker's program (its log ended first) would
+    # wait for ever: it is replayed as its duration instead.
+    made: Dict[str, int] = {}
+    for prog in progs.values():
+        for op in prog:
+            if isinstance(op, Put):
+                made[op.queue] = made.get(op.queue, 0) + 1
+    for i, at, q, d in gets_at:
+        if made.get(q, 0) > 0:
+            made[q] -= 1
+        else:
+            progs[i][at] = sleep(max(1, int(round(d / 1e3)))) if d >= short_io_us * 1e3 else native(to_ticks(d))
+            r = rows["thread"].index(i)
+            rows["get_ops"][r] -= 1
+    queues = sorted({op.queue for prog in progs.values() for op in prog if isinstance(op, Get)})
+    for i, prog in progs.items():
+        # Puts whose get was undone, or never paired, would fill a queue nobody reads: drop them.
+        progs[i] = [op for op in prog if not isinstance(op, Put) or op.queue in queues] or [cpu(1)]
+    threads = [Thread(names_of[i], progs[i], start_us=rows["start_us"][rows["thread"].index(i)]) for i in progs]
     sw = int(np.sum(rows["switch_ns"]))
     if lock_flavour and sw:
         notes.append("2.x: the observer's probes fire at every periodic release, so the observed threads spent %.3f s "
@@ -325,7 +414,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
     cores = sorted(set(int(c) for c in lg.cpu[lg.cpu >= 0].tolist()))
     allowed = sorted(os.sched_getaffinity(0))
     cores = [c for c in cores if c in allowed] or allowed
-    sc = Scenario(prof.adjust(own), threads, cores=cores, pin_threads=False, tick_ns=tick, profile=prof,
+    sc = Scenario(prof.adjust(own), threads, cores=cores, pin_threads=False, tick_ns=tick, profile=prof, queues=queues,
                   name="replay of %s" % run.meta.get("scenario", "a run"))
     return Replay(sc, own, version, prof, origin, pa.table(rows), tuple(notes))
 
@@ -351,8 +440,8 @@ def default_gils(own: Policy) -> List[Tuple[str, Policy]]:
 
 def _figures(r: Run, min_call_ns: float) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
     """Elapsed (the first request for the GIL to the last release), hand-offs/s, GIL
-    utilisation, the GIL's delay after blocking calls of at least ``min_call_ns`` (the waits:
-    a call that returned at once is not a wait); per thread: start, finish, hold and wait
+    utilisation, the GIL's delay after blocking calls (not ``native`` work) of at least
+    ``min_call_ns`` (the waits: a call that returned at once is not a wait); per thread: start, finish, hold and wait
     totals, that delay's median."""
     from . import analysis
 
@@ -365,7 +454,11 @@ def _figures(r: Run, min_call_ns: float) -> Tuple[Dict[str, float], Dict[str, Di
     h, w, io = analysis.holds(r.events), analysis.waits(r.events), analysis.io_response(r.events)
     hd, hth = np.asarray(h.column("dur_ns")), np.asarray(h.column("thread"))
     wd, wth = np.asarray(w.column("wait_ns")), np.asarray(w.column("thread"))
-    waited = np.asarray(io.column("call_ns")) >= min_call_ns
+    # Blocking calls only: a replay's native spins (C work without the GIL) are not calls the
+    # real run made.
+    ops = io.column("op").combine_chunks()
+    is_native = np.asarray(ops.indices) == ops.dictionary.to_pylist().index("native")
+    waited = (np.asarray(io.column("call_ns")) >= min_call_ns) & ~is_native
     resp, ith = np.asarray(io.column("response_ns"))[waited], np.asarray(io.column("thread"))[waited]
 
     def q(a: np.ndarray, p: float) -> float:

@@ -22,7 +22,10 @@
 //! with the model's op (send, recv, sleep, lock) and, at the end, the bytes or 0. `lock` is a
 //! `futex` wait outside the GIL's own functions: a wait for a lock, a `Condition`, a queue or a
 //! `join`. The futex waits inside 3.x's `drop_gil` (from its entry to its return: its mutex,
-//! FORCE_SWITCHING's wait) are the GIL's own and left out.
+//! FORCE_SWITCHING's wait) are the GIL's own and left out. Each `lock` wait is followed by a
+//! `lock_wait` naming the futex's address; a futex wake that woke someone, outside the GIL's
+//! own functions (3.x: `take_gil`, `drop_gil`; 2.x: the `sem_post` of the GIL's release), is a
+//! `lock_wake` naming its address: the pair says who woke whom.
 //!
 //! Threads: a `start` at the thread's creation (`PERF_RECORD_FORK`) or, for threads already
 //! running when observation began, at their first record; an `exit` at `PERF_RECORD_EXIT`.
@@ -42,6 +45,10 @@ pub enum Flavour {
 }
 
 const ETIMEDOUT: u64 = libc::ETIMEDOUT as u64;
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAKE: u64 = 1;
+const FUTEX_WAIT_BITSET: u64 = 9;
+const FUTEX_WAKE_BITSET: u64 = 10;
 
 #[derive(Default)]
 struct Th {
@@ -63,13 +70,17 @@ struct Th {
     in_io: Option<u64>,
     /// Inside `drop_gil` (3.x): from its entry to its return (or, its return unseen, the next take).
     in_drop: bool,
+    /// 2.x: released the GIL, whose `sem_post` (a futex wake, when it has waiters) is the
+    /// GIL's own; cleared by the next futex wake or take.
+    gil_post: bool,
+    /// A futex wake entered outside the GIL's functions (its address), logged at its exit if
+    /// it woke anyone.
+    wake: Option<u64>,
 }
 
 /// The model's op (`io_begin`'s arg) for a blocking system call, if it is one observed.
 /// `futex`'s waits are kept, its wakes not (`arg1`: its op, flags masked).
 fn op_of(nr: u64, arg1: u64) -> Option<i64> {
-    const FUTEX_WAIT: u64 = 0;
-    const FUTEX_WAIT_BITSET: u64 = 9;
     if nr == super::probes::FUTEX_NR && !matches!(arg1 & 127, FUTEX_WAIT | FUTEX_WAIT_BITSET) {
         return None;
     }
@@ -167,7 +178,12 @@ pub fn decode(
                     th.stats.nvcsw += 1;
                 }
             }
-            What::Hit { hook, arg0, ret } => {
+            What::Hit {
+                hook,
+                arg0,
+                ret,
+                arg1,
+            } => {
                 th.stats.events += 1;
                 let is_gil = |lock: u64| gil_lock.is_some_and(|g| g == lock);
                 let (take, taken, dropped) = match (flavour, hook) {
@@ -193,12 +209,21 @@ pub fn decode(
                     // Blocking calls made with the GIL released (a write while holding it, a
                     // print, is not a wait for anything the GIL decides).
                     (_, Hook::SysEnter) => {
-                        let gil_own = th.in_drop && arg0 == super::probes::FUTEX_NR;
+                        let futex = arg0 == super::probes::FUTEX_NR;
+                        let gil_own = th.in_drop && futex;
                         if let (false, false, None, false, Some(op)) =
                             (th.holding, th.in_take, th.in_io, gil_own, op_of(arg0, ret))
                         {
                             th.in_io = Some(arg0);
                             out.push((t, idx, cpu, Some(Ev::IoBegin), op));
+                            if futex {
+                                out.push((t, idx, cpu, Some(Ev::LockWait), arg1 as i64));
+                            }
+                        } else if futex && matches!(ret & 127, FUTEX_WAKE | FUTEX_WAKE_BITSET) {
+                            // A wake of the program's (a lock's release, a notify), not the GIL's.
+                            if !(th.in_drop || th.in_take || std::mem::take(&mut th.gil_post)) {
+                                th.wake = Some(arg1);
+                            }
                         }
                         (false, false, false)
                     }
@@ -206,6 +231,10 @@ pub fn decode(
                         if th.in_io == Some(arg0) {
                             th.in_io = None;
                             out.push((t, idx, cpu, Some(Ev::IoEnd), (ret as i64).max(0)));
+                        } else if let Some(a) = th.wake.take() {
+                            if arg0 == super::probes::FUTEX_NR && (ret as i64) > 0 {
+                                out.push((t, idx, cpu, Some(Ev::LockWake), a as i64));
+                            }
                         }
                         (false, false, false)
                     }
@@ -246,6 +275,7 @@ pub fn decode(
                     th.req_at = out.len();
                     th.in_take = true;
                     th.in_drop = false;
+                    th.gil_post = false;
                     th.requested_at = t;
                     th.saved_switches = switches;
                     th.woke_at = None;
@@ -279,6 +309,7 @@ pub fn decode(
                     } else if th.holding {
                         th.holding = false;
                         th.in_drop = flavour == Flavour::Interval;
+                        th.gil_post = flavour == Flavour::Lock;
                         th.stats.gil.hold_ns += t - th.acquired_at;
                         holder = None;
                         out.push((t, idx, cpu, Some(Ev::Release), 0));
@@ -337,12 +368,22 @@ mod tests {
     use crate::observe::probes::FUTEX_NR;
 
     fn hit(t: u64, tid: u32, hook: Hook, arg0: u64, ret: u64) -> Raw {
+        at(t, tid, hook, arg0, ret, 0)
+    }
+
+    /// A hit with a system call's first argument (`futex`'s address).
+    fn at(t: u64, tid: u32, hook: Hook, arg0: u64, ret: u64, arg1: u64) -> Raw {
         Raw {
             t,
             pid: 1,
             tid,
             cpu: 0,
-            what: What::Hit { hook, arg0, ret },
+            what: What::Hit {
+                hook,
+                arg0,
+                ret,
+                arg1,
+            },
         }
     }
 
@@ -371,9 +412,9 @@ mod tests {
             hit(17, 1, SysEnter, FUTEX_NR, WAIT_PRIVATE),
             hit(17, 1, SysExit, FUTEX_NR, 0),
             hit(18, 1, DropReturn, 0, 0),
-            hit(19, 1, SysEnter, FUTEX_NR, WAKE_PRIVATE),
+            at(19, 1, SysEnter, FUTEX_NR, WAKE_PRIVATE, 0xB),
             hit(20, 1, SysExit, FUTEX_NR, 1),
-            hit(21, 1, SysEnter, FUTEX_NR, WAIT_PRIVATE),
+            at(21, 1, SysEnter, FUTEX_NR, WAIT_PRIVATE, 0xA),
             // Thread 2 takes the GIL and is asked to drop by thread 3's timeout.
             hit(22, 2, TakeEntry, 0, 0),
             hit(23, 2, TakeReturn, 0, 0),
@@ -383,6 +424,9 @@ mod tests {
             hit(41, 2, DropEntry, 0, 0),
             hit(42, 2, SysEnter, FUTEX_NR, WAIT_PRIVATE),
             hit(43, 3, TakeReturn, 0, 0),
+            // Thread 3, holding the GIL, releases the lock main waits on: it wakes it.
+            at(46, 3, SysEnter, FUTEX_NR, WAKE_PRIVATE, 0xA),
+            hit(47, 3, SysExit, FUTEX_NR, 1),
             hit(44, 2, SysExit, FUTEX_NR, 0),
             hit(44, 2, DropReturn, 0, 0),
             hit(45, 2, TakeEntry, 0, 0),
@@ -393,6 +437,18 @@ mod tests {
         let main = kinds(&d, 0);
         let io: Vec<_> = main.iter().filter(|(e, _)| IO.contains(e)).collect();
         assert_eq!(io, [&(IO[0], 5), &(IO[1], 0)]);
+        // Who woke whom: main waited on 0xA (and woke 0xB's waiter), thread 3 woke 0xA.
+        let of = |th: u16, e: Ev| -> Vec<i64> {
+            kinds(&d, th)
+                .iter()
+                .filter(|k| k.0 == e as i8)
+                .map(|k| k.1)
+                .collect()
+        };
+        assert_eq!(of(0, Ev::LockWait), [0xA]);
+        assert_eq!(of(0, Ev::LockWake), [0xB]);
+        assert_eq!(of(2, Ev::LockWake), [0xA]);
+        assert!(of(1, Ev::LockWake).is_empty() && of(1, Ev::LockWait).is_empty());
         let other = kinds(&d, 1);
         assert!(!other.iter().any(|(e, _)| IO.contains(e)), "{other:?}");
         assert!(kinds(&d, 2)

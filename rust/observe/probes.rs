@@ -225,7 +225,8 @@ pub enum Hook {
     /// `PyThread_release_lock` entered; ARG0 = the lock (2.7).
     UnlockEntry,
     /// A blocking system call entered (`raw_syscalls:sys_enter`, filtered to
-    /// [`BLOCKING_SYSCALLS`]); ARG0 = its number, RET = its second argument (`futex`'s op).
+    /// [`BLOCKING_SYSCALLS`]); ARG0 = its number, RET = its second argument (`futex`'s op),
+    /// ARG1 = its first (`futex`'s address).
     SysEnter,
     /// It returned (`raw_syscalls:sys_exit`); ARG0 = its number, RET = its result.
     SysExit,
@@ -269,6 +270,8 @@ pub enum What {
         hook: Hook,
         arg0: u64,
         ret: u64,
+        /// A system call's entry: its first argument (`futex`'s address); else 0.
+        arg1: u64,
     },
     /// A task started (a thread, or a forked process when pid != tid's tgid): its first
     /// record, which starts it in the log.
@@ -604,6 +607,11 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
                     // at an exit its result, at an entry its second argument.
                     let at = if hook == Hook::SysExit { 16 } else { 24 };
                     let (nr, ret) = (u64_at(b, 32 + 4 + 8)?, u64_at(b, 32 + 4 + at)?);
+                    let first = if hook == Hook::SysExit {
+                        0
+                    } else {
+                        u64_at(b, 32 + 4 + 16)?
+                    };
                     return Some(Raw {
                         t,
                         pid,
@@ -613,6 +621,7 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
                             hook,
                             arg0: nr,
                             ret,
+                            arg1: first,
                         },
                     });
                 }
@@ -633,6 +642,7 @@ fn parse(ty: u32, misc: u16, b: &[u8], hooks: &HashMap<u64, Hook>) -> Parsed {
                         hook,
                         arg0: reg(REGS.1)?,
                         ret: reg(REGS.2)?,
+                        arg1: 0,
                     },
                 })
             };
