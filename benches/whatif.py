@@ -2,7 +2,9 @@
 
 - ``cpu_pair``: two CPU-bound threads (after the same work done sequentially);
 - ``io_latency``: a thread echoing pings from another process beside a CPU-bound thread;
-- ``convoy``: a thread sending 1 MiB in 1 KiB chunks beside a CPU-bound thread.
+- ``convoy``: a thread sending 1 MiB in 1 KiB chunks beside a CPU-bound thread;
+- ``thread_pool``: a main thread feeding 400 tasks to 2 workers through a ``queue.Queue`` and
+  collecting their results through another (the waits paired with their wakes).
 
 Each is observed REPEATS times; each observation is replayed once under the interpreter's
 own GIL (the check: replay / real for elapsed time and each busy thread's hold and wait
@@ -25,6 +27,7 @@ WORKLOADS = [
     ("cpu_pair", ["--n", "3000000"]),
     ("io_latency", ["--cpu-threads", "1", "--pings", "100", "--gap-us", "5000"]),
     ("convoy", ["--bytes", str(1 << 20), "--cpu-threads", "1"]),
+    ("thread_pool", ["--ks", "2", "--tasks", "400"]),
 ]
 GILS = [("priority", gm.PriorityGIL()), ("bfs", gm.BfsGIL())]
 

@@ -237,3 +237,40 @@ def test_who_woke_whom_a_consumers_waits_become_gets_of_its_producers_puts(tmp_p
     r = gm.run(rp.scenario)
     assert r.meta["stopped_by"] == "all_done"
     assert r.meta["queues"] and all(v["puts"] >= v["gets"] for v in r.meta["queues"]), r.meta["queues"]
+
+
+def log_of(rows, names):
+    """An observed-looking run from (t_ns, thread, event, arg) rows."""
+    rows = sorted(rows, key=lambda r: (r[0], r[1]))
+    t, thread, ev, arg = (np.array(c) for c in zip(*rows))
+    events = _events_table({"t_ns": t.astype(np.int64), "thread": thread.astype(np.uint16),
+                            "cpu": np.zeros(len(rows), np.int16), "event": np.array([CODE[e] for e in ev], np.int8),
+                            "arg": arg.astype(np.int64)})
+    run = synthetic(len(names))
+    return Run(events, pa.table({"thread": list(range(len(names))), "name": names}), pa.table({}), run.meta)
+
+
+def test_a_wait_the_waiter_woke_its_target_after_is_not_a_join_of_it():
+    # t0 waits (unpaired) until 100 us; t1 ends 1.5 ms later, but only after t0 woke it at
+    # 100.5 us: that first wait cannot have been a join of t1 (the replay would hang). t0's
+    # second wait ends as t1 ends, and t1 woke no one then: that one is a join.
+    us = 1000
+    rows = [(0, 0, "request", 0), (1 * us, 0, "acquire", 1), (2 * us, 0, "release", 0),
+            (2 * us, 0, "io_begin", 5), (2 * us, 0, "lock_wait", 7), (100 * us, 0, "io_end", 0),
+            (100 * us + 1, 0, "request", 0), (100 * us + 2, 0, "acquire", 3), (100 * us + 500, 0, "lock_wake", 9),
+            (101 * us, 0, "release", 0), (101 * us, 0, "io_begin", 5), (101 * us, 0, "lock_wait", 8),
+            (1700 * us, 0, "io_end", 0), (1700 * us + 1, 0, "request", 0), (1700 * us + 2, 0, "acquire", 5),
+            (1701 * us, 0, "release", 0), (1701 * us, 0, "exit", 0),
+            (2 * us + 1, 1, "request", 0), (2 * us + 2, 1, "acquire", 2), (50 * us, 1, "release", 0),
+            (50 * us, 1, "io_begin", 5), (50 * us, 1, "lock_wait", 9), (100 * us + 600, 1, "io_end", 0),
+            (100 * us + 601, 1, "request", 0), (101 * us + 1, 1, "acquire", 4), (1699 * us, 1, "release", 0),
+            (1699 * us, 1, "exit", 0)]
+    rp = gm.scenario_from(log_of(rows, ["t0", "t1"]), quiet=True)
+    p0, p1 = ({t.name: t.program for t in rp.scenario.threads}[n] for n in ("t0", "t1"))
+    waits0 = [o for o in p0 if isinstance(o, (gm.Sleep, gm.Join, gm.Get, gm.Native))]
+    assert isinstance(waits0[0], gm.Sleep) and waits0[0].us == 98, p0
+    assert isinstance(waits0[-1], gm.Join) and waits0[-1].thread == "t1", p0
+    assert [o.queue for o in p0 if isinstance(o, gm.Put)] == ["wake:t0->t1"]
+    assert [o.queue for o in p1 if isinstance(o, gm.Get)] == ["wake:t0->t1"]
+    r = gm.run(rp.scenario.replace(watchdog_s=2.0, tick_ns=rp.scenario.tick_ns, profile=rp.profile))
+    assert r.meta["stopped_by"] == "all_done"

@@ -53,7 +53,7 @@ import pyarrow as pa
 from . import profiles
 from .eventlog import CODE, decode
 from .policies import BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
-from .run import Run, load_run, run as run_scenario
+from .run import Run, RunHalted, load_run, run as run_scenario
 from .scenario import _LIMITS, Get, Op, Put, Scenario, Thread, cpu, get, held, join, native, put, sleep
 
 __all__ = ["scenario_from", "Replay", "whatif", "WhatIf", "WhatIfError", "default_gils", "REPRODUCE_TOLERANCE"]
@@ -219,10 +219,12 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
     def joined(i: int, begin: int, end: int) -> Optional[int]:
         """The thread a wait of thread ``i`` over [begin, end] was a join of: the one whose
         last release is nearest its end, within the window, and before ``i``'s last event (so
-        two threads never join each other)."""
+        two threads never join each other), and that ``i`` did not wake after the wait (it
+        was not finished: it still waited for ``i``)."""
         best, gap = None, join_ns
         for j, r in last_release.items():
-            if j != i and begin <= r <= end + join_ns and abs(end - r) <= gap and last_event[j] < last_event[i]:
+            if j != i and begin <= r <= end + join_ns and abs(end - r) <= gap and last_event[j] < last_event[i] \
+                    and last_wake.get((i, j), -1) <= end:
                 best, gap = j, abs(end - r)
         return best
 
@@ -236,6 +238,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
     wk = np.flatnonzero((ev == CODE["lock_wake"]) & np.isin(th, active))
     wake_t, wake_th, wake_addr = t[wk], th[wk], lg.arg[wk]
     woken_by: Dict[Tuple[int, int], str] = {}   # (waiter, wait's begin) -> queue
+    last_wake: Dict[Tuple[int, int], int] = {}  # (waker, waiter) -> the last paired wake's time
     puts_at: Dict[Tuple[int, int], List[str]] = {}  # (waker, wake's time) -> queues
     begins = np.flatnonzero((ev == CODE["io_begin"]) & (lg.arg == 5))
     ends_by_thread: Dict[int, np.ndarray] = {}
@@ -256,6 +259,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         q = "wake:%s->%s" % (names_of[int(wake_th[j])], names_of[i])
         woken_by[(i, tb)] = q
         puts_at.setdefault((int(wake_th[j]), int(wake_t[j])), []).append(q)
+        last_wake[(int(wake_th[j]), i)] = max(last_wake.get((int(wake_th[j]), i), -1), int(wake_t[j]))
     gets_at: List[Tuple[int, int, str, int]] = []  # (thread, op index, queue, duration) to undo
 
     threads: List[Thread] = []
@@ -491,8 +495,9 @@ class WhatIf:
             ``source``, ``elapsed_s``, ``speedup`` (the own-GIL replay's elapsed over this
             row's), ``handoffs_per_s``, ``gil_utilisation``, ``io_p50_ms``, ``io_p99_ms``
             (the GIL's delay after a blocking call: acquire − the call's end), ``io_calls``;
-            medians over ``repeats``. The I/O figures are over calls of at least
-            ``short_io_us`` (the waits; a call that returned at once is not one).
+            medians over ``repeats``; ``failed``: its replays the watchdog stopped. The I/O
+            figures are over calls of at least ``short_io_us`` (the waits; a call that
+            returned at once is not one).
         threads: one row per GIL and thread: ``start_s``, ``finish_s``, ``hold_s``,
             ``wait_s``, ``io_p50_ms`` (medians).
         reproduces: the own-GIL replay against the observation: ``ratios``: ``elapsed`` and,
@@ -500,7 +505,11 @@ class WhatIf:
             are within :data:`REPRODUCE_TOLERANCE` (under 2.x the hold totals only:
             ``holds_only``).
         replay: the :class:`Replay` (the scenario, what was captured, the notes).
-        observed: the observed run; runs: one replayed run per GIL (the last repeat).
+        observed: the observed run; runs: one replayed run per GIL (the last repeat that
+            finished).
+        failures: replays the watchdog or the event budget stopped (a GIL under which the
+            replay hung), one line each; their rows count them in ``failed`` and have NaN
+            figures when no repeat finished.
     """
 
     table: pa.Table
@@ -509,11 +518,12 @@ class WhatIf:
     replay: Replay
     observed: Run
     runs: Dict[str, Run] = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)
 
     def best(self) -> str:
         """The GIL (other than the program's own) that answers blocking calls soonest (lowest
         ``io_p99_ms``) when the program makes any, else that finishes soonest."""
-        rows = self.table.to_pylist()[2:]
+        rows = [r for r in self.table.to_pylist()[2:] if r["gil"] in self.runs]
         if not rows:
             return self.table.column("gil")[1].as_py()
         if any(r["io_calls"] for r in rows) and all(np.isfinite(r["io_p99_ms"]) for r in rows):
@@ -527,8 +537,11 @@ class WhatIf:
 
         own = self.table.column("gil")[1].as_py()
         b = self.best()
-        runs = [("real: %s" % self.observed.meta.get("scenario", ""), self.observed),
-                ("replay, %s" % own, self.runs[own]), ("replay, %s (best)" % b, self.runs[b])]
+        runs = [("real: %s" % self.observed.meta.get("scenario", ""), self.observed)]
+        if own in self.runs:
+            runs.append(("replay, %s" % own, self.runs[own]))
+        if b != own and b in self.runs:
+            runs.append(("replay, %s (best)" % b, self.runs[b]))
         if end_ms is None:
             end_ms = min(50.0, min(r.meta.get("elapsed_ns", 0) for _, r in runs) / 1e6)
         return beside(runs, path, 0.0, end_ms)
@@ -550,6 +563,8 @@ class WhatIf:
                         else "  (NOT within %s: the table's alternatives inherit the error)" % tol))
         for n in self.replay.notes:
             lines.append("note: " + n)
+        for f in self.failures:
+            lines.append("failed: " + f)
         return "\n".join(lines)
 
 
@@ -602,7 +617,8 @@ def whatif(command: Optional[Sequence[str]] = None, *, run: Union[Run, str, os.P
     bar = tqdm(total=len(todo) * repeats, disable=not progress, unit="replay", file=sys.stderr, dynamic_ncols=True)
     min_call = rules.get("short_io_us", 50.0) * 1e3
     real_fig, real_per = _figures(observed, min_call)
-    table = [dict(gil="real", source="real", **real_fig)]
+    table = [dict(gil="real", source="real", failed=0, **real_fig)]
+    failures: List[str] = []
     per_rows = [dict(gil="real", thread=n, **v) for n, v in real_per.items()]
     runs: Dict[str, Run] = {}
     try:
@@ -611,13 +627,21 @@ def whatif(command: Optional[Sequence[str]] = None, *, run: Union[Run, str, os.P
             sc = rp.scenario.replace(gil=g, tick_ns=rp.scenario.tick_ns, profile=rp.profile)
             figs, pers = [], []
             for _ in range(repeats):
-                r = run_scenario(sc)
+                bar.update(1)
+                try:
+                    r = run_scenario(sc)
+                except RunHalted as e:
+                    # A replay that hung (the watchdog) or overflowed: said, not hidden.
+                    failures.append("%s: %s" % (label, str(e).splitlines()[0]))
+                    continue
                 f, p = _figures(r, min_call)
                 figs.append(f)
                 pers.append(p)
                 runs[label] = r
-                bar.update(1)
-            table.append(dict(gil=label, source="model", **_median_rows(figs)))
+            failed = repeats - len(figs)
+            if not figs:
+                figs, pers = [{k: float("nan") for k in real_fig}], [{}]
+            table.append(dict(gil=label, source="model", failed=failed, **_median_rows(figs)))
             for n in pers[0]:
                 per_rows.append(dict(gil=label, thread=n, **_median_rows([p[n] for p in pers if n in p])))
     finally:
@@ -626,12 +650,12 @@ def whatif(command: Optional[Sequence[str]] = None, *, run: Union[Run, str, os.P
     for row in table:
         row["speedup"] = own_el / row["elapsed_s"] if row["elapsed_s"] > 0 else float("nan")
     order = ["gil", "source", "elapsed_s", "speedup", "handoffs_per_s", "gil_utilisation", "io_p50_ms", "io_p99_ms",
-             "io_calls"]
+             "io_calls", "failed"]
     tab = pa.table({k: [r[k] for r in table] for k in order})
     thr = pa.table({k: [r[k] for r in per_rows] for k in ("gil", "thread", "start_s", "finish_s", "hold_s", "wait_s",
                                                            "io_p50_ms")})
     return WhatIf(tab, thr, _reproduction(table, per_rows, own_label, holds_only=isinstance(rp.own, TickGIL)), rp,
-                  observed, runs)
+                  observed, runs, failures)
 
 
 def _reproduction(table: List[Dict[str, Any]], per_rows: List[Dict[str, Any]], own: str,
