@@ -482,7 +482,8 @@ def _figures(r: Run, min_call_ns: float) -> Tuple[Dict[str, float], Dict[str, Di
         per[n] = {"start_s": (float(lg.t[mq][0]) - t0) / 1e9,
                   "finish_s": (float(lg.t[mr][-1]) - t0) / 1e9 if mr.any() else float("nan"),
                   "hold_s": float(hd[hth == i].sum()) / 1e9, "wait_s": float(wd[wth == i].sum()) / 1e9,
-                  "io_p50_ms": q(resp[ith == i], 50)}
+                  "io_p50_ms": q(resp[ith == i], 50), "io_p99_ms": q(resp[ith == i], 99),
+                  "io_calls": float((ith == i).sum()), "io_delay_s": float(resp[ith == i].sum()) / 1e9}
     return run_fig, per
 
 
@@ -499,7 +500,8 @@ class WhatIf:
             figures are over calls of at least ``short_io_us`` (the waits; a call that
             returned at once is not one).
         threads: one row per GIL and thread: ``start_s``, ``finish_s``, ``hold_s``,
-            ``wait_s``, ``io_p50_ms`` (medians).
+            ``wait_s``, ``io_p50_ms``, ``io_p99_ms``, ``io_calls``, ``io_delay_s`` (the delays'
+            sum) (medians).
         reproduces: the own-GIL replay against the observation: ``ratios``: ``elapsed`` and,
             per busy thread, ``hold:<name>`` / ``wait:<name>`` as replay / real; ``ok`` when all
             are within :data:`REPRODUCE_TOLERANCE` (under 2.x the hold totals only:
@@ -653,7 +655,7 @@ def whatif(command: Optional[Sequence[str]] = None, *, run: Union[Run, str, os.P
              "io_calls", "failed"]
     tab = pa.table({k: [r[k] for r in table] for k in order})
     thr = pa.table({k: [r[k] for r in per_rows] for k in ("gil", "thread", "start_s", "finish_s", "hold_s", "wait_s",
-                                                           "io_p50_ms")})
+                                                           "io_p50_ms", "io_p99_ms", "io_calls", "io_delay_s")})
     return WhatIf(tab, thr, _reproduction(table, per_rows, own_label, holds_only=isinstance(rp.own, TickGIL)), rp,
                   observed, runs, failures)
 
