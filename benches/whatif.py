@@ -8,10 +8,9 @@
 
 Each is observed REPEATS times; each observation is replayed once under the interpreter's
 own GIL (the check: replay / real for elapsed time and each busy thread's hold and wait
-totals, which the issue wants within ±20 %) and under the priority GIL and BFS: the GIL's
-delay after the blocking calls of the thread the GIL delayed most after them in the real run
-(the echo thread; the sender; the pool's main thread collecting results), p50 / p99, which
-should drop. Prints a
+totals, to be within ±20 %) and under the priority GIL and BFS: the GIL's delay after the
+blocking calls of the thread the GIL delayed most after them in the real run (the echo thread;
+the sender; the pool's main thread collecting results), p50 / p99, which should drop. Prints a
 Markdown table of medians over the observations.
 
     sudo .venv/bin/python benches/whatif.py [REPEATS] [PYTHON ...]

@@ -128,7 +128,9 @@ pub enum IoOp {
     Native = 4,
     /// A lock acquire with the GIL released (`acquire`, a queue's mutex): under 3.2+ only a
     /// wait for a taken lock; under 2.x every acquire, a free lock's too, and `Condition`'s
-    /// `acquire(0)` tests. `io_end` arg 0 (-1: a signal interrupted the wait, 3.2+).
+    /// `acquire(0)` tests. `io_end` arg 0 (-1: a signal interrupted the wait, 3.2+). In an
+    /// observed run: any futex wait made with the GIL released (a lock, `Condition`, queue or
+    /// `join`, or glibc's own locks), followed by its `lock_wait` (rust/observe/decode.rs).
     Lock = 5,
     /// A `get` waiting on the queue's `not_empty` condition (its waiter lock); `io_end` arg as
     /// for `Lock`.

@@ -274,3 +274,42 @@ def test_a_wait_the_waiter_woke_its_target_after_is_not_a_join_of_it():
     assert [o.queue for o in p1 if isinstance(o, gm.Get)] == ["wake:t0->t1"]
     r = gm.run(rp.scenario.replace(watchdog_s=2.0, tick_ns=rp.scenario.tick_ns, profile=rp.profile))
     assert r.meta["stopped_by"] == "all_done"
+
+
+def test_wakes_split_holds_where_they_happened_and_unmatched_pairs_are_undone():
+    us, ms = 1000, 1_000_000
+    rows = [
+        # t0 holds from 1 us; t2's timeout asks it to drop at 3.9 ms; it wakes futex 9 (t1's
+        # wait) at 4 ms inside that hold and drops at 4.01 ms; then a hold, a wake of futex 10
+        # outside the GIL, two holds, and a wake of futex 12 whose waiter never asks for the
+        # GIL again.
+        (0, 0, "request", 0), (1 * us, 0, "acquire", 1), (4 * ms, 0, "lock_wake", 9), (4 * ms + 10 * us, 0, "release", 0),
+        (4 * ms + 110 * us, 0, "request", 0), (5 * ms, 0, "acquire", 4), (6 * ms, 0, "release", 0),
+        (6 * ms + 500 * us, 0, "lock_wake", 10), (7 * ms, 0, "request", 0), (7 * ms + 100 * us, 0, "acquire", 6),
+        (8 * ms, 0, "release", 0), (8 * ms + 10 * us, 0, "request", 0), (8 * ms + 450 * us, 0, "acquire", 8),
+        (8 * ms + 500 * us, 0, "lock_wake", 12), (8 * ms + 600 * us, 0, "release", 0), (8 * ms + 700 * us, 0, "exit", 0),
+        (100, 1, "request", 0), (200, 1, "acquire", 0), (1 * us, 1, "release", 0),
+        (1 * us, 1, "io_begin", 5), (1 * us, 1, "lock_wait", 9), (4 * ms + 100 * us, 1, "io_end", 0),
+        (4 * ms + 100 * us + 1, 1, "request", 0), (4 * ms + 200 * us, 1, "acquire", 3), (4 * ms + 300 * us, 1, "release", 0),
+        (4 * ms + 300 * us, 1, "io_begin", 5), (4 * ms + 300 * us, 1, "lock_wait", 10), (6 * ms + 600 * us, 1, "io_end", 0),
+        (6 * ms + 600 * us + 1, 1, "request", 0), (8 * ms + 1, 1, "acquire", 7), (8 * ms + 100 * us, 1, "release", 0),
+        (8 * ms + 100 * us, 1, "io_begin", 5), (8 * ms + 100 * us, 1, "lock_wait", 12), (9 * ms, 1, "io_end", 0),
+        (9 * ms, 1, "exit", 0),
+        (1 * ms, 2, "request", 0), (3 * ms + 900 * us, 2, "timeout", 0), (3 * ms + 900 * us, 2, "drop_request", 0),
+        (4 * ms + 10 * us + 1, 2, "acquire", 2), (4 * ms + 50 * us, 2, "release", 0), (4 * ms + 60 * us, 2, "exit", 0),
+    ]
+    rp = gm.scenario_from(log_of(rows, ["t0", "t1", "t2"]), quiet=True)
+    progs = {t.name: t.program for t in rp.scenario.threads}
+    t0 = rp.threads.to_pandas().set_index("name")
+    # The hold the wake split counts whole, and its drop request (before the wake) still makes
+    # the next gap the GIL's own switch, not C work.
+    assert t0.loc["t0", "hold_ns"] == (4 * ms + 10 * us - 1 * us) + 1 * ms + 900 * us + 150 * us
+    assert not any(isinstance(o, gm.Native) for o in progs["t0"]), progs["t0"]
+    kinds = [type(o).__name__ for o in progs["t0"]]
+    assert kinds == ["Cpu", "Put", "Cpu", "Put", "Cpu"], progs["t0"]  # the put of futex 12 undone
+    tick = rp.profile.model_tick_ns
+    assert abs(progs["t0"][0].ticks * tick - (4 * ms - 1 * us)) <= tick
+    assert [o.queue for o in progs["t1"] if isinstance(o, gm.Get)] == ["wake:t0->t1"] * 2
+    assert t0.loc["t1", "paired_waits"] == 2 and t0.loc["t0", "put_ops"] == 2
+    r = gm.run(rp.scenario.replace(watchdog_s=2.0, tick_ns=rp.scenario.tick_ns, profile=rp.profile))
+    assert r.meta["stopped_by"] == "all_done"

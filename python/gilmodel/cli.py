@@ -156,7 +156,8 @@ def _cmd_whatif(a) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if bool(cmd) == (a.source is not None):
-        raise SystemExit("gilmodel whatif: give a command after -- (e.g. -- python3 app.py) or --from RUN.parquet")
+        raise SystemExit("gilmodel whatif: give a command after -- (e.g. -- python3 app.py) or --from RUN.parquet, "
+                         "not both")
     gils = None
     if a.gil:
         gils = [(n.strip(), resolve_gil(n.strip())) for g in a.gil for n in g.split(",") if n.strip()]

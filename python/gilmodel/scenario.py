@@ -512,7 +512,7 @@ class Scenario:
             :class:`gilmodel.WatchdogError` is raised, naming the GIL holder and what each
             thread waited on, with the partial run as ``.run``. None (default): ``max(5 s, 4 ×
             the longest expected wait)``, the longest wait being the scenario's longest
-            ``sleep``, a driver's ``gap_us`` or the policy's interval (``interval_us``,
+            ``sleep`` or thread ``start_us``, a driver's ``gap_us`` or the policy's interval (``interval_us``,
             ``slice_us``, ``min_hold_us``). It cannot be switched off; 86400 (a day) is the
             most. ``meta["watchdog_s"]`` has the value used.
         name: a label kept in ``meta``.

@@ -51,10 +51,12 @@ import numpy as np
 import pyarrow as pa
 
 from . import profiles
-from .eventlog import CODE, decode
+from .eventlog import CODE, IO_OPS, decode
 from .policies import BfsGIL, FifoGIL, IntervalGIL, NoGIL, Policy, PriorityGIL, TickGIL, cpython
 from .run import Run, RunHalted, load_run, run as run_scenario
-from .scenario import _LIMITS, Get, Op, Put, Scenario, Thread, cpu, get, held, join, native, put, sleep
+from .scenario import (
+    _LIMITS, Cpu, Get, Held, Join, Native, Op, Put, Scenario, Sleep, Thread, cpu, get, held, join, native, put, sleep,
+)
 
 __all__ = ["scenario_from", "Replay", "whatif", "WhatIf", "WhatIfError", "default_gils", "REPRODUCE_TOLERANCE"]
 
@@ -63,12 +65,12 @@ __all__ = ["scenario_from", "Replay", "whatif", "WhatIf", "WhatIfError", "defaul
 REPRODUCE_TOLERANCE = 0.20
 # The io ops that are waits for another thread: a lock (observed futex waits) and a join (a
 # model run's own); rust/log.rs IoOp.
-_WAITS = (3, 5)
-# A model run's C work with the GIL released (rust/log.rs IoOp::Native): native whatever its length.
-_NATIVE = 4
+_WAITS = (IO_OPS.index("join"), IO_OPS.index("lock"))
+# A model run's C work with the GIL released: native whatever its length.
+_NATIVE = IO_OPS.index("native")
 # An observed lock wait (a futex wait: rust/observe/probes.rs), and a marker of this module's
 # for a put to make when the thread next holds the GIL.
-_LOCK = 5
+_LOCK = IO_OPS.index("lock")
 _PUT = -1
 # A thread counts in the per-thread check when it held or waited at least this share of the
 # run (a thread that did almost nothing has totals too small to compare).
@@ -91,9 +93,11 @@ class Replay:
         version: the interpreter's version (``"3.11.7"``).
         profile: the calibration profile whose model tick the ops are counted in.
         origin_ns: the observed time (ns) that is the replay's 0: the first request for the GIL.
-        threads: one row per replayed thread: its name, ``start_us``, the ops it became, by
-            kind, and the observed time in each (``hold_ns``, ``held_ns``, ``blocking_ns``,
-            ``native_ns``).
+        threads: one row per replayed thread: its name, ``start_us``, the observed time in
+            holds (``hold_ns``), held calls, blocking calls, C work and the GIL's own switches
+            (``held_ns``, ``blocking_ns``, ``native_ns``, ``switch_ns``), the ops it became by
+            kind (``cpu_ops`` … ``put_ops``) and ``paired_waits``: its lock waits replayed as
+            gets of the thread that woke them.
         notes: what the observation or the replay left out, or approximated beyond the above.
     """
 
@@ -203,24 +207,74 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         switch_gap_us = 100.0 if lock_flavour else 20.0
     switch_gap_ns = switch_gap_us * 1e3
     to_ticks = lambda ns: max(1, int(round(ns / tick)))  # noqa: E731
+    longest_us = _LIMITS["sleep_us"][1]
 
-    # Replay names (unique, within the core's length) and each thread's last release.
+    def waited(ns: int) -> List[Op]:
+        """A blocking call of ``ns`` replayed as its duration: sleeps (an hour at most each),
+        or a native spin when it is shorter than ``short_io_us``."""
+        if ns < short_io_us * 1e3:
+            return [native(to_ticks(ns))]
+        us = max(1, int(round(ns / 1e3)))
+        return [sleep(min(longest_us, us - k)) for k in range(0, us, longest_us)]
+
+    # Replay names (unique, within the core's length) and each thread's rows, last release and
+    # last event.
+    most = _LIMITS["thread_name_chars"][1]
     names_of: Dict[int, str] = {}
     for i in active:
-        name = (names[i] if i < n_threads else "thread-%d" % i)[:_LIMITS["thread_name_chars"][1]]
+        name = (names[i] if i < n_threads else "thread-%d" % i)[:most]
         while name in names_of.values():
-            name = name[:56] + "-%d" % i
+            name = name[:most - 8] + "-%d" % i
         names_of[i] = name
-    rel_rows = ev == CODE["release"]
-    last_release = {i: int(t[rel_rows & (th == i)][-1]) for i in active if (rel_rows & (th == i)).any()}
-    last_event = {i: int(t[th == i][-1]) for i in active}
+    rows_of = {i: np.flatnonzero(th == i) for i in active}
+    last_release: Dict[int, int] = {}
+    for i, r in rows_of.items():
+        rel = r[ev[r] == CODE["release"]]
+        if rel.size:
+            last_release[i] = int(t[rel[-1]])
+    last_event = {i: int(t[r[-1]]) for i, r in rows_of.items()}
     join_ns = join_window_us * 1e3
 
+    # Who woke whom: a lock wait (its io_begin is followed by a lock_wait naming the futex) is
+    # paired with the last lock_wake of that futex by another replayed thread between the wait's
+    # begin and end. The last: a wake earlier in the wait woke another waiter of that futex, or
+    # this one would have returned then. Each pair is a queue `wake:<waker>-><waiter>`: the
+    # waker puts where it woke, the waiter gets where it waited.
+    pair_of_wait: Dict[Tuple[int, int], Tuple[int, str]] = {}   # (waiter, wait's begin) -> pair
+    pairs_of_wake: Dict[Tuple[int, int], List[Tuple[int, str]]] = {}  # (waker, wake's time) -> pairs
+    last_wake: Dict[Tuple[int, int], int] = {}  # (waker, waiter) -> its last paired wake's time
+    wk = np.flatnonzero((ev == CODE["lock_wake"]) & np.isin(th, active))
+    by_addr: Dict[int, np.ndarray] = {}
+    for a in np.unique(lg.arg[wk]):
+        rws = wk[lg.arg[wk] == a]
+        by_addr[int(a)] = rws[np.argsort(t[rws], kind="stable")]
+    for k in np.flatnonzero(ev == CODE["lock_wait"]):
+        i, tb, a = int(th[k]), int(t[k]), int(lg.arg[k])
+        cand = by_addr.get(a)
+        if cand is None or i not in rows_of:
+            continue
+        r = rows_of[i]
+        ends = r[ev[r] == CODE["io_end"]]
+        at = np.searchsorted(t[ends], tb, side="left")
+        if at >= ends.size:
+            continue
+        te = int(t[ends[at]])
+        lo_, hi_ = np.searchsorted(t[cand], tb, side="left"), np.searchsorted(t[cand], te, side="right")
+        inside = cand[lo_:hi_]
+        inside = inside[th[inside] != i]
+        if not inside.size:
+            continue
+        w, tw = int(th[inside[-1]]), int(t[inside[-1]])
+        pair = (len(pair_of_wait), "wake:%s->%s" % (names_of[w], names_of[i]))
+        pair_of_wait[(i, tb)] = pair
+        pairs_of_wake.setdefault((w, tw), []).append(pair)
+        last_wake[(w, i)] = max(last_wake.get((w, i), -1), tw)
+
     def joined(i: int, begin: int, end: int) -> Optional[int]:
-        """The thread a wait of thread ``i`` over [begin, end] was a join of: the one whose
-        last release is nearest its end, within the window, and before ``i``'s last event (so
-        two threads never join each other), and that ``i`` did not wake after the wait (it
-        was not finished: it still waited for ``i``)."""
+        """The thread an unpaired wait of thread ``i`` over [begin, end] was a join of: the one
+        whose last release is nearest its end, within the window, and before ``i``'s last
+        event (so two threads never join each other), and that ``i`` did not wake after the
+        wait (it was not finished: it still waited for ``i``)."""
         best, gap = None, join_ns
         for j, r in last_release.items():
             if j != i and begin <= r <= end + join_ns and abs(end - r) <= gap and last_event[j] < last_event[i] \
@@ -228,113 +282,81 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 best, gap = j, abs(end - r)
         return best
 
-    # Who woke whom: each lock wait (its io_begin is followed by a lock_wait naming the futex)
-    # ended by the last lock_wake of that futex by another replayed thread within the wait. The
-    # pair becomes a queue: the waker puts where it woke, the waiter gets where it waited.
-    wait_addr: Dict[Tuple[int, int], int] = {}
-    lw = np.flatnonzero(ev == CODE["lock_wait"])
-    for k in lw:
-        wait_addr[(int(th[k]), int(t[k]))] = int(lg.arg[k])
-    wk = np.flatnonzero((ev == CODE["lock_wake"]) & np.isin(th, active))
-    wake_t, wake_th, wake_addr = t[wk], th[wk], lg.arg[wk]
-    woken_by: Dict[Tuple[int, int], str] = {}   # (waiter, wait's begin) -> queue
-    last_wake: Dict[Tuple[int, int], int] = {}  # (waker, waiter) -> the last paired wake's time
-    puts_at: Dict[Tuple[int, int], List[str]] = {}  # (waker, wake's time) -> queues
-    begins = np.flatnonzero((ev == CODE["io_begin"]) & (lg.arg == 5))
-    ends_by_thread: Dict[int, np.ndarray] = {}
-    for b in begins:
-        i, tb = int(th[b]), int(t[b])
-        a = wait_addr.get((i, tb))
-        if a is None or i not in names_of:
-            continue
-        mine = ends_by_thread.setdefault(i, np.flatnonzero((th == i) & (ev == CODE["io_end"])))
-        e_at = np.searchsorted(t[mine], tb, side="left")
-        if e_at >= mine.size:
-            continue
-        te = int(t[mine[e_at]])
-        m = np.flatnonzero((wake_addr == a) & (wake_th != i) & (wake_t >= tb) & (wake_t <= te))
-        if not m.size:
-            continue
-        j = m[np.argmax(wake_t[m])]
-        q = "wake:%s->%s" % (names_of[int(wake_th[j])], names_of[i])
-        woken_by[(i, tb)] = q
-        puts_at.setdefault((int(wake_th[j]), int(wake_t[j])), []).append(q)
-        last_wake[(int(wake_th[j]), i)] = max(last_wake.get((int(wake_th[j]), i), -1), int(wake_t[j]))
-    gets_at: List[Tuple[int, int, str, int]] = []  # (thread, op index, queue, duration) to undo
-
-    threads: List[Thread] = []
-    rows: Dict[str, List[Any]] = {k: [] for k in ("thread", "name", "start_us", "cpu_ops", "held_ops", "sleep_ops",
-                                                   "native_ops", "join_ops", "get_ops", "put_ops", "hold_ns", "held_ns",
-                                                   "blocking_ns", "native_ns", "switch_ns")}
+    rows: Dict[str, List[Any]] = {k: [] for k in ("thread", "name", "start_us", "hold_ns", "held_ns", "blocking_ns",
+                                                   "native_ns", "switch_ns")}
     progs: Dict[int, List[Op]] = {}
+    put_at: Dict[int, Tuple[int, int]] = {}       # pair -> (waker, op index) of its put
+    get_at: Dict[int, Tuple[int, int, int]] = {}  # pair -> (waiter, op index, wait's ns) of its get
     for i in active:
-        sel = th == i
-        tt, ee, aa = t[sel], ev[sel], lg.arg[sel]
+        r = rows_of[i]
+        tt, ee, aa = t[r], ev[r], lg.arg[r]
         prog: List[Op] = []
-        counts = dict(cpu_ops=0, held_ops=0, sleep_ops=0, native_ops=0, join_ops=0, get_ops=0, put_ops=0, hold_ns=0,
-                      held_ns=0, blocking_ns=0, native_ns=0, switch_ns=0)
+        counts = dict(hold_ns=0, held_ns=0, blocking_ns=0, native_ns=0, switch_ns=0)
         work = [0]
 
         def flush() -> None:
             if work[0] > 0:
                 prog.append(cpu(to_ticks(work[0])))
-                counts["cpu_ops"] += 1
                 work[0] = 0
 
         def add_native(ns: int) -> None:
             flush()
             prog.append(native(to_ticks(ns)))
-            counts["native_ops"] += 1
             counts["native_ns"] += ns
 
-        acq_t = rel_t = dropped_at = None
+        def add_put(pair: Tuple[int, str]) -> None:
+            put_at[pair[0]] = (i, len(prog))
+            prog.append(put(pair[1]))
+
+        # acq_t: the hold's start; seg_t: where the work not yet emitted begins (a wake inside
+        # the hold splits it there).
+        acq_t = seg_t = rel_t = dropped_at = None
         forced = False
-        woken_by_q: Dict[int, str] = {}
-        ios: List[Tuple[int, int, int]] = []
+        # What the thread did since its last release, in order: (begin, ns, op, pair or None),
+        # op an IoOp code or _PUT (a put to make when it next holds the GIL).
+        ios: List[Tuple[int, int, int, Optional[Tuple[int, str]]]] = []
         io_begin = io_op = None
         first_req = None
+
+        def replay_ios() -> None:
+            for b, d, op, pair in ios:
+                flush()
+                if op == _PUT:
+                    add_put(pair)
+                    continue
+                counts["blocking_ns"] += d
+                got = pair_of_wait.get((i, b)) if op == _LOCK else None
+                j = joined(i, b, b + d) if op in _WAITS and got is None else None
+                if got is not None:
+                    get_at[got[0]] = (i, len(prog), d)
+                    prog.append(get(got[1]))
+                elif j is not None:
+                    prog.append(join(names_of[j]))
+                elif d >= short_io_us * 1e3 and op != _NATIVE:
+                    prog.extend(waited(d))
+                else:
+                    counts["blocking_ns"] -= d
+                    add_native(d)
+
         for k in range(tt.size):
             e, now = int(ee[k]), int(tt[k])
             if e == CODE["request"]:
                 if first_req is None:
                     first_req = now
+                if ios:
+                    # The time around the calls in the same release (µs of C code, the
+                    # scheduler, a forced drop's FORCE_SWITCHING wait) is not replayed.
+                    replay_ios()
                 elif rel_t is not None:
                     gap = now - rel_t
-                    if ios:
-                        flush()
-                        inside = 0
-                        for b, d, op in ios:
-                            inside += d
-                            if op == _PUT:
-                                prog.append(put(woken_by_q[b]))
-                                counts["put_ops"] += 1
-                                continue
-                            q = woken_by.get((i, b)) if op == _LOCK else None
-                            j = joined(i, b, b + d) if op in _WAITS and q is None else None
-                            if q is not None:
-                                gets_at.append((i, len(prog), q, d))
-                                prog.append(get(q))
-                                counts["get_ops"] += 1
-                                counts["blocking_ns"] += d
-                            elif j is not None:
-                                prog.append(join(names_of[j]))
-                                counts["join_ops"] += 1
-                                counts["blocking_ns"] += d
-                            elif d >= short_io_us * 1e3 and op != _NATIVE:
-                                prog.append(sleep(max(1, int(round(d / 1e3)))))
-                                counts["sleep_ops"] += 1
-                                counts["blocking_ns"] += d
-                            else:
-                                add_native(d)
-                        # The time around the calls in the same release (µs of C code, the
-                        # scheduler, a forced drop's FORCE_SWITCHING wait) is not replayed.
-                    elif not forced and gap >= switch_gap_ns:
+                    if not forced and gap >= switch_gap_ns:
                         add_native(gap)
                     else:
                         counts["switch_ns"] += gap
                 ios = []
             elif e == CODE["acquire"]:
-                acq_t, dropped_at = now, None
+                acq_t = seg_t = now
+                dropped_at = None
             elif e == CODE["forced_drop"] and acq_t is not None and dropped_at is None:
                 dropped_at = now  # a model run's own record of a forced drop
             elif e == CODE["release"] and acq_t is not None:
@@ -344,69 +366,70 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 first_drop = int(drops[j]) if j < drops.size and drops[j] <= now else dropped_at
                 forced = first_drop is not None
                 if forced and now - first_drop > held_late_us * 1e3:
-                    work[0] += first_drop - acq_t
+                    work[0] += max(0, first_drop - seg_t)
                     flush()
-                    prog.append(held(to_ticks(now - first_drop)))
-                    counts["held_ops"] += 1
-                    counts["held_ns"] += now - first_drop
+                    prog.append(held(to_ticks(now - max(first_drop, seg_t))))
+                    counts["held_ns"] += now - max(first_drop, seg_t)
                 elif lock_flavour and hold > held_2x_us * 1e3:
                     flush()
-                    prog.append(held(to_ticks(hold)))
-                    counts["held_ops"] += 1
-                    counts["held_ns"] += hold
+                    prog.append(held(to_ticks(now - seg_t)))
+                    counts["held_ns"] += now - seg_t
                 else:
-                    work[0] += hold
-                acq_t, rel_t = None, now
-            elif e == CODE["lock_wake"] and (i, now) in puts_at:
-                qs = puts_at.pop((i, now))
-                if acq_t is not None:
-                    # Woken inside a hold: the work before the wake, then the puts.
-                    work[0] += now - acq_t
-                    acq_t = now
-                    flush()
-                    for q in qs:
-                        prog.append(put(q))
-                        counts["put_ops"] += 1
-                else:
-                    for q in qs:  # outside the GIL: put when the thread next holds it
-                        woken_by_q[now] = q
-                        ios.append((now, 0, _PUT))
-                        now += 1  # one marker a queue (times only key the markers)
+                    work[0] += now - seg_t
+                acq_t = seg_t = None
+                rel_t = now
+            elif e == CODE["lock_wake"] and (i, now) in pairs_of_wake:
+                for pair in pairs_of_wake.pop((i, now)):
+                    if acq_t is not None:
+                        # Woken inside a hold: the work before the wake, then the put.
+                        work[0] += now - seg_t
+                        seg_t = now
+                        flush()
+                        add_put(pair)
+                    else:
+                        ios.append((now, 0, _PUT, pair))  # put when it next holds the GIL
             elif e == CODE["io_begin"]:
                 io_begin, io_op = now, int(aa[k])
             elif e == CODE["io_end"] and io_begin is not None:
-                ios.append((io_begin, now - io_begin, io_op))
+                ios.append((io_begin, now - io_begin, io_op, None))
                 io_begin = None
         flush()
-        for b, d, op in ios:  # puts still pending when the thread's log ended
+        for b, d, op, pair in ios:  # puts still pending when the thread's log ended
             if op == _PUT:
-                prog.append(put(woken_by_q[b]))
-                counts["put_ops"] += 1
+                add_put(pair)
         if not prog:
             continue
         progs[i] = prog
         start_us = 0 if first_req is None else max(0, int(round((first_req - origin) / 1e3)))
         for k, v in dict(thread=i, name=names_of[i], start_us=start_us, **counts).items():
             rows[k].append(v)
-    # A get whose put did not make it into its waker's program (its log ended first) would
-    # wait for ever: it is replayed as its duration instead.
-    made: Dict[str, int] = {}
-    for prog in progs.values():
-        for op in prog:
-            if isinstance(op, Put):
-                made[op.queue] = made.get(op.queue, 0) + 1
-    for i, at, q, d in gets_at:
-        if made.get(q, 0) > 0:
-            made[q] -= 1
-        else:
-            progs[i][at] = sleep(max(1, int(round(d / 1e3)))) if d >= short_io_us * 1e3 else native(to_ticks(d))
-            r = rows["thread"].index(i)
-            rows["get_ops"][r] -= 1
+    # A pair whose get or put did not make it into a program (the thread's log ended first)
+    # is undone exactly: its get becomes the wait's duration (it would wait for ever), its put
+    # goes (it would fill a queue nobody reads).
+    dropped: Dict[int, set] = {}
+    undo: Dict[int, Dict[int, List[Op]]] = {}
+    for p_, (i, at, d) in get_at.items():
+        if p_ not in put_at:
+            undo.setdefault(i, {})[at] = waited(d)
+    for p_, (i, at) in put_at.items():
+        if p_ not in get_at:
+            dropped.setdefault(i, set()).add(at)
+    for i in set(undo) | set(dropped):
+        ats, subs = dropped.get(i, set()), undo.get(i, {})
+        merged: List[Op] = []
+        for op in (x for k, op in enumerate(progs[i]) if k not in ats for x in subs.get(k, [op])):
+            if isinstance(op, Cpu) and merged and isinstance(merged[-1], Cpu):
+                merged[-1] = cpu(merged[-1].ticks + op.ticks)  # the work a dropped put split
+            else:
+                merged.append(op)
+        progs[i] = merged or [cpu(1)]
+    kinds = (("cpu_ops", Cpu), ("held_ops", Held), ("sleep_ops", Sleep), ("native_ops", Native), ("join_ops", Join),
+             ("get_ops", Get), ("put_ops", Put))
+    for name, kind in kinds:
+        rows[name] = [sum(isinstance(op, kind) for op in progs[i]) for i in rows["thread"]]
+    rows["paired_waits"] = [sum(1 for p_, (w, _, _) in get_at.items() if w == i and p_ in put_at) for i in rows["thread"]]
     queues = sorted({op.queue for prog in progs.values() for op in prog if isinstance(op, Get)})
-    for i, prog in progs.items():
-        # Puts whose get was undone, or never paired, would fill a queue nobody reads: drop them.
-        progs[i] = [op for op in prog if not isinstance(op, Put) or op.queue in queues] or [cpu(1)]
-    threads = [Thread(names_of[i], progs[i], start_us=rows["start_us"][rows["thread"].index(i)]) for i in progs]
+    threads = [Thread(names_of[i], progs[i], start_us=rows["start_us"][k]) for k, i in enumerate(rows["thread"])]
     sw = int(np.sum(rows["switch_ns"]))
     if lock_flavour and sw:
         notes.append("2.x: the observer's probes fire at every periodic release, so the observed threads spent %.3f s "
@@ -418,8 +441,11 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
     cores = sorted(set(int(c) for c in lg.cpu[lg.cpu >= 0].tolist()))
     allowed = sorted(os.sched_getaffinity(0))
     cores = [c for c in cores if c in allowed] or allowed
-    sc = Scenario(prof.adjust(own), threads, cores=cores, pin_threads=False, tick_ns=tick, profile=prof, queues=queues,
-                  name="replay of %s" % run.meta.get("scenario", "a run"))
+    try:
+        sc = Scenario(prof.adjust(own), threads, cores=cores, pin_threads=False, tick_ns=tick, profile=prof, queues=queues,
+                      name="replay of %s" % run.meta.get("scenario", "a run"))
+    except ValueError as e:  # an op or a start beyond the core's limits (an hour's sleep)
+        raise WhatIfError("the observation cannot be replayed: %s" % e) from None
     return Replay(sc, own, version, prof, origin, pa.table(rows), tuple(notes))
 
 
@@ -598,7 +624,7 @@ def whatif(command: Optional[Sequence[str]] = None, *, run: Union[Run, str, os.P
     from .observe import observe
 
     if (command is None) == (run is None):
-        raise WhatIfError("whatif: give a command to observe or an observed run (one of them)")
+        raise WhatIfError("whatif: give a command to observe or an observed run (one of them, not both)")
     if not isinstance(repeats, int) or repeats < 1:
         raise WhatIfError("whatif: repeats must be an integer >= 1, got %r" % (repeats,))
     if cpus is not None and command is None:

@@ -310,8 +310,9 @@ fn a_thread_with_start_us_starts_that_much_later_and_the_stop_cuts_its_wait() {
     );
     sc.stop.duration_s = Some(0.05);
     let t = std::time::Instant::now();
-    run(&sc, &mut || false).unwrap();
+    let out = run(&sc, &mut || false).unwrap();
     assert!(t.elapsed().as_secs_f64() < 5.0);
+    assert!(out.threads[1].stopped && out.threads[1].ticks == 0);
 }
 
 #[test]

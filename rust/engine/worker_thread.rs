@@ -59,15 +59,15 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
     if !setup.gate.arrive_and_wait() {
         return None;
     }
-    if spec.start_us > 0 {
-        sleep_until_or_stop(now_ns() + spec.start_us as i64 * 1000, &sh.stop);
-    }
+    // A late start cut by the stop runs nothing: the thread logs start and exit (stopped).
+    let cut =
+        spec.start_us > 0 && !sleep_until_or_stop(now_ns() + spec.start_us as i64 * 1000, &sh.stop);
     let start = now_ns();
     // The start event's arg: the core pinned to; -1 unpinned.
     let home = if sc.pin_threads { core as i64 } else { -1 };
     cx.log.push(start, Ev::Start, home);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if pin_err.is_some() {
+        if pin_err.is_some() || cut {
             return Flow::Stopped;
         }
         sh.gil.take(&mut cx);

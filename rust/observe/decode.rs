@@ -73,15 +73,18 @@ struct Th {
     /// 2.x: released the GIL, whose `sem_post` (a futex wake, when it has waiters) is the
     /// GIL's own; cleared by the next futex wake or take.
     gil_post: bool,
-    /// A futex wake entered outside the GIL's functions (its address), logged at its exit if
-    /// it woke anyone.
-    wake: Option<u64>,
+    /// A futex wake entered outside the GIL's functions: its address, time and CPU, logged
+    /// (at its entry's time, before the waiter it woke returns) when its exit says it woke
+    /// anyone.
+    wake: Option<(u64, i64, i16)>,
 }
 
 /// The model's op (`io_begin`'s arg) for a blocking system call, if it is one observed.
-/// `futex`'s waits are kept, its wakes not (`arg1`: its op, flags masked).
-fn op_of(nr: u64, arg1: u64) -> Option<i64> {
-    if nr == super::probes::FUTEX_NR && !matches!(arg1 & 127, FUTEX_WAIT | FUTEX_WAIT_BITSET) {
+/// `futex`'s waits are kept, its wakes not (`futex_op`: its second argument, flags masked).
+/// glibc 2.36 waits with `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` and wakes with `FUTEX_WAKE`/
+/// `FUTEX_WAKE_BITSET`; the older `FUTEX_WAKE_OP`/`FUTEX_CMP_REQUEUE` wakes are not paired.
+fn op_of(nr: u64, futex_op: u64) -> Option<i64> {
+    if nr == super::probes::FUTEX_NR && !matches!(futex_op & 127, FUTEX_WAIT | FUTEX_WAIT_BITSET) {
         return None;
     }
     super::probes::BLOCKING_SYSCALLS
@@ -210,19 +213,25 @@ pub fn decode(
                     // print, is not a wait for anything the GIL decides).
                     (_, Hook::SysEnter) => {
                         let futex = arg0 == super::probes::FUTEX_NR;
+                        let (futex_op, addr) = (ret, arg1); // at an entry: args[1], args[0]
                         let gil_own = th.in_drop && futex;
-                        if let (false, false, None, false, Some(op)) =
-                            (th.holding, th.in_take, th.in_io, gil_own, op_of(arg0, ret))
-                        {
+                        if let (false, false, None, false, Some(op)) = (
+                            th.holding,
+                            th.in_take,
+                            th.in_io,
+                            gil_own,
+                            op_of(arg0, futex_op),
+                        ) {
                             th.in_io = Some(arg0);
                             out.push((t, idx, cpu, Some(Ev::IoBegin), op));
                             if futex {
-                                out.push((t, idx, cpu, Some(Ev::LockWait), arg1 as i64));
+                                out.push((t, idx, cpu, Some(Ev::LockWait), addr as i64));
                             }
-                        } else if futex && matches!(ret & 127, FUTEX_WAKE | FUTEX_WAKE_BITSET) {
+                        } else if futex && matches!(futex_op & 127, FUTEX_WAKE | FUTEX_WAKE_BITSET)
+                        {
                             // A wake of the program's (a lock's release, a notify), not the GIL's.
                             if !(th.in_drop || th.in_take || std::mem::take(&mut th.gil_post)) {
-                                th.wake = Some(arg1);
+                                th.wake = Some((addr, t, cpu));
                             }
                         }
                         (false, false, false)
@@ -231,9 +240,9 @@ pub fn decode(
                         if th.in_io == Some(arg0) {
                             th.in_io = None;
                             out.push((t, idx, cpu, Some(Ev::IoEnd), (ret as i64).max(0)));
-                        } else if let Some(a) = th.wake.take() {
+                        } else if let Some((a, t_in, c_in)) = th.wake.take() {
                             if arg0 == super::probes::FUTEX_NR && (ret as i64) > 0 {
-                                out.push((t, idx, cpu, Some(Ev::LockWake), a as i64));
+                                out.push((t_in, idx, c_in, Some(Ev::LockWake), a as i64));
                             }
                         }
                         (false, false, false)

@@ -61,7 +61,7 @@ pub struct Definitions {
 /// The blocking system calls observed, by number (x86_64), and the model's op for each
 /// (rust/log.rs `IoOp`: 0 send, 1 recv, 2 sleep, 5 lock): reads, receives and waits for
 /// readiness are `recv`; writes, sends and connects `send`; the sleeps `sleep`; `futex` is
-/// `lock` when it waits ([`FUTEX_NR`]; its wakes are dropped by the decoder): with the GIL
+/// `lock` when it waits ([`FUTEX_NR`]; its wakes become the decoder's `lock_wake`): with the GIL
 /// released outside the GIL's own functions, that is a wait for a `threading` lock, a
 /// `Condition`, a `queue.Queue`, a `join` (all locks in CPython), or glibc's own locks.
 #[cfg(target_arch = "x86_64")]
@@ -87,8 +87,8 @@ pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[
     (230, 2), // clock_nanosleep
     (202, 5), // futex (its waits only: see FUTEX_NR)
 ];
-/// `futex`'s number: the decoder keeps its waits (`FUTEX_WAIT`, `FUTEX_WAIT_BITSET`, read
-/// from its second argument) and drops the wakes (a lock's release).
+/// `futex`'s number: the decoder makes its waits (`FUTEX_WAIT`, `FUTEX_WAIT_BITSET`, read
+/// from its second argument) `lock` spans and its wakes `lock_wake` (a lock's release).
 #[cfg(target_arch = "x86_64")]
 pub const FUTEX_NR: u64 = 202;
 #[cfg(not(target_arch = "x86_64"))]

@@ -30,7 +30,7 @@ def _prepare(sc: Scenario) -> Scenario:
     """``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
     if PIN_THREADS:
         return sc
-    threads = tuple(Thread(t.name, t.program, peer=t.peer) for t in sc.threads)
+    threads = tuple(dataclasses.replace(t, core=None) for t in sc.threads)
     return sc.replace(threads=threads, pin_threads=False)
 
 

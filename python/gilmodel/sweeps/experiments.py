@@ -40,7 +40,7 @@ from .. import experiments as _registry
 from ..experiments import flat_summary
 from ..policies import POLICIES
 from ..run import Run, run
-from ..scenario import Scenario, Thread
+from ..scenario import Scenario
 
 __all__ = ["EXPERIMENTS", "SCENARIO_FIELDS", "experiment_kwargs", "execute", "make_gil", "logical_cores", "scenario_of"]
 
@@ -109,7 +109,7 @@ def _place(sc: Scenario, cores: Sequence[int]) -> Scenario:
             return x
         return dataclasses.replace(x, core=where[x.core])
 
-    threads = tuple(Thread(t.name, t.program, core=None if t.core is None else where[t.core], peer=move(t.peer))
+    threads = tuple(dataclasses.replace(t, core=None if t.core is None else where[t.core], peer=move(t.peer))
                     for t in sc.threads)
     # A scenario that names no core may use every core of the run.
     return sc.replace(threads=threads, cores=tuple(cores[:len(logical)] if logical else cores))
