@@ -245,6 +245,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
     last_wake: Dict[Tuple[int, int], int] = {}  # (waker, waiter) -> its last paired wake's time
     wk = np.flatnonzero((ev == CODE["lock_wake"]) & np.isin(th, active))
     by_addr: Dict[int, np.ndarray] = {}
+    ends_of: Dict[int, np.ndarray] = {}  # each thread's io_end rows
     for a in np.unique(lg.arg[wk]):
         rws = wk[lg.arg[wk] == a]
         by_addr[int(a)] = rws[np.argsort(t[rws], kind="stable")]
@@ -253,8 +254,10 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         cand = by_addr.get(a)
         if cand is None or i not in rows_of:
             continue
-        r = rows_of[i]
-        ends = r[ev[r] == CODE["io_end"]]
+        if i not in ends_of:
+            r = rows_of[i]
+            ends_of[i] = r[ev[r] == CODE["io_end"]]
+        ends = ends_of[i]
         at = np.searchsorted(t[ends], tb, side="left")
         if at >= ends.size:
             continue
