@@ -19,9 +19,9 @@ RATIO_KEYS = {"ctx_switches", "voluntary_ctx_switches", "involuntary_ctx_switche
               "elapsed_s", "futex_level", "blocking_waits"}
 
 
-def best_of(n, version, cores, ok):
+def best_of(n, version, cores, ok, ticks=TICKS):
     for _ in range(n):
-        r = gm.scenarios.syscalls(gm.cpython(version), cores, TICKS)
+        r = gm.scenarios.syscalls(gm.cpython(version), cores, ticks)
         if ok(r):
             return r
     return r
@@ -44,13 +44,19 @@ def test_storm_on_two_cores(version):
     assert r["threaded"]["futex_level"]["blocking_waits"] > 0
 
 
-# How often the kernel switches two threads sharing one core is the scheduler's: measured, it
-# failed in a CI run while the hypervisor stole heavily (3 and 4 extra switches against 5).
+# How often the kernel switches two threads sharing one core is the scheduler's. At TICKS
+# (a threaded run of ~20 ms) it gave 4-8 voluntary switches against 1 sequential, and a CI run on
+# a quiet but slowed host failed both versions (4 for the 5 asked, best of 3). At ONE_CORE_TICKS
+# (~0.13 s) it gave 23-36 against 1, and 65-101 switches in all against 2-7 (8 runs per version,
+# 2-core VM): the bound below is far from both.
+ONE_CORE_TICKS = 2_000_000
+
+
 @pytest.mark.timing
 @pytest.mark.parametrize("version", ["2.7", "2.6-osx"])
 def test_more_switches_threaded_on_one_core(version):
     r = best_of(3, version, CORES[:1], lambda r: r["threaded"]["voluntary_ctx_switches"] >= 4 + r["sequential"]["voluntary_ctx_switches"]
-                and r["threaded"]["ctx_switches"] > r["sequential"]["ctx_switches"])
+                and r["threaded"]["ctx_switches"] > r["sequential"]["ctx_switches"], ticks=ONE_CORE_TICKS)
     assert r["threaded"]["voluntary_ctx_switches"] >= 4 + r["sequential"]["voluntary_ctx_switches"], r["ratios"]
     assert r["threaded"]["ctx_switches"] > r["sequential"]["ctx_switches"], r["ratios"]
 
