@@ -384,6 +384,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     o.add_argument("--ring-pages", type=int, default=512, help="ring buffer per CPU, in 4 KiB pages, a power of two (default: %(default)s)")
     o.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to launch")
     o.set_defaults(fn=_cmd_observe)
+    from .whatif import REPRODUCE_TOLERANCE
+
     w = sub.add_parser("whatif", help="what another GIL would do to a program: observe it, replay it under every GIL: "
                        "gilmodel whatif -- python3 app.py ARGS, or --from observed.parquet",
                        description="Observes the command (root, uprobes: as `gilmodel observe`) or takes a saved observation, "
@@ -392,8 +394,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                    "prints a table: elapsed, hand-offs/s, GIL utilisation, the GIL's delay after blocking "
                                    "calls. Writes the tables, a picture (real, own replay, best alternative) and the "
                                    "observation to --out. Exit status 1 when the own-GIL replay does not reproduce the "
-                                   "observation within ±20 % (2.x: its hold totals), 2 when it cannot observe or replay "
-                                   "(the message says why).")
+                                   "observation within ±%d %% (2.x: its hold totals), 2 when it cannot observe or replay "
+                                   "(the message says why)." % round(REPRODUCE_TOLERANCE * 100))
     w.add_argument("--from", dest="source", metavar="RUN.parquet", help="replay a saved observation (gilmodel observe --out)")
     w.add_argument("--gil", action="append", help="GILs to compare (CPython versions or policy names, comma-separated; "
                                                   "default: the own GIL with two other intervals and every proposed fix)")
