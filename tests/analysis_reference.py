@@ -1,15 +1,16 @@
 """The numpy implementation of gilmodel.analysis's tables as it was before the core's single
 pass (gilmodel 9ddb53a, python/gilmodel/analysis.py): the tables the pass replaced, kept as the
 reference the property test holds it to (tests/test_analysis_pass.py): same rows, same counts,
-on any log. What the pass did not replace (items, _count_between) is imported, not copied."""
+on any log. Only the finding of the rows is kept; the tables are built from them by
+gilmodel.analysis's own builders, and what the pass did not replace (items) is imported."""
 
 from typing import Tuple
 
 import numpy as np
 import pyarrow as pa
 
-from gilmodel.analysis import HOLD_ENDS, _count_between
-from gilmodel.eventlog import CODE, IO_OPS, Log, decode, pairs
+from gilmodel.analysis import _calls_table, _handoffs_table, _holds_table, _io_table, _waits_table
+from gilmodel.eventlog import CODE, Log, decode, pairs
 
 _Events = object
 
@@ -50,16 +51,7 @@ def holds(events: _Events) -> pa.Table:
     ended[next_ev == CODE["exit"]] = 3
     ended[prev_ev == CODE["forced_drop"]] = 1
     s = by_time(lg.t.size, acq)
-    acq, rel, ended = acq[s], rel[s], ended[s]
-    return pa.table({
-        "thread": pa.array(lg.thread[acq].astype(np.uint16)),
-        "cpu": pa.array(lg.cpu[acq]),
-        "start_ns": pa.array(lg.t[acq]),
-        "end_ns": pa.array(lg.t[rel]),
-        "dur_ns": pa.array(lg.t[rel] - lg.t[acq]),
-        "ticks": pa.array(lg.arg[rel]),
-        "ended_by": pa.DictionaryArray.from_arrays(pa.array(ended), pa.array(HOLD_ENDS)),
-    })
+    return _holds_table(lg, acq[s], rel[s], ended[s])
 
 
 def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
@@ -76,18 +68,7 @@ def handoffs(events: _Events) -> pa.Table:
     them; ``futile`` whether some waiter woke in between and found it taken (a
     ``futile_wakeup`` event in the interval)."""
     lg = decode(events)
-    r, a = _free_gaps(lg)
-    moved = lg.thread[r] != lg.thread[a]
-    r, a = r[moved], a[moved]
-    fut = np.sort(lg.t[lg.ev == CODE["futile_wakeup"]])
-    return pa.table({
-        "from_thread": pa.array(lg.thread[r].astype(np.uint16)),
-        "to_thread": pa.array(lg.thread[a].astype(np.uint16)),
-        "release_ns": pa.array(lg.t[r]),
-        "acquire_ns": pa.array(lg.t[a]),
-        "latency_ns": pa.array(lg.t[a] - lg.t[r]),
-        "futile": pa.array(_count_between(fut, lg.t[r], lg.t[a]) > 0),
-    })
+    return _handoffs_table(lg, *_free_gaps(lg))
 
 
 def waits(events: _Events) -> pa.Table:
@@ -109,15 +90,8 @@ def waits(events: _Events) -> pa.Table:
 
     s = by_time(lg.t.size, req)
     req, acq, preq, pacq = req[s], acq[s], preq[s], pacq[s]
-    return pa.table({
-        "thread": pa.array(lg.thread[req].astype(np.uint16)),
-        "request_ns": pa.array(lg.t[req]),
-        "acquire_ns": pa.array(lg.t[acq]),
-        "wait_ns": pa.array(lg.t[acq] - lg.t[req]),
-        "timeouts": pa.array(between(CODE["timeout"])),
-        "drop_requests": pa.array(between(CODE["drop_request"])),
-        "futile_wakeups": pa.array(between(CODE["futile_wakeup"], weighted=True)),
-    })
+    return _waits_table(lg, req, acq, between(CODE["timeout"]), between(CODE["drop_request"]),
+                        between(CODE["futile_wakeup"], weighted=True))
 
 
 def _io_pairs(lg: Log) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,18 +119,7 @@ def io_response(events: _Events) -> pa.Table:
     lg = decode(events)
     beg, end, acq = _io_pairs(lg)
     s = by_time(lg.t.size, beg)
-    beg, end, acq = beg[s], end[s], acq[s]
-    ops = np.clip(lg.arg[beg], 0, len(IO_OPS) - 1).astype(np.int8)
-    return pa.table({
-        "thread": pa.array(lg.thread[beg].astype(np.uint16)),
-        "op": pa.DictionaryArray.from_arrays(pa.array(ops), pa.array(IO_OPS)),
-        "bytes": pa.array(lg.arg[end]),
-        "begin_ns": pa.array(lg.t[beg]),
-        "end_ns": pa.array(lg.t[end]),
-        "acquire_ns": pa.array(lg.t[acq]),
-        "call_ns": pa.array(lg.t[end] - lg.t[beg]),
-        "response_ns": pa.array(lg.t[acq] - lg.t[end]),
-    })
+    return _io_table(lg, beg[s], end[s], acq[s])
 
 
 def calls(events: _Events) -> pa.Table:
@@ -166,14 +129,7 @@ def calls(events: _Events) -> pa.Table:
     lg = decode(events)
     beg, end = (lg.order[p] for p in pairs(lg, "call_begin", "call_end"))
     s = by_time(lg.t.size, beg)
-    beg, end = beg[s], end[s]
-    return pa.table({
-        "thread": pa.array(lg.thread[beg].astype(np.uint16)),
-        "begin_ns": pa.array(lg.t[beg]),
-        "end_ns": pa.array(lg.t[end]),
-        "call_ns": pa.array(lg.t[end] - lg.t[beg]),
-        "ticks": pa.array(lg.arg[end]),
-    })
+    return _calls_table(lg, beg[s], end[s])
 
 
 def idle_with_waiters_ns(lg: Log) -> int:
