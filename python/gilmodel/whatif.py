@@ -169,7 +169,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         switch_gap_us: a release followed by the thread's next request within this, with no
             blocking call between, is the GIL's own switching (2.x's periodic release), not
             work outside the GIL; default 20 µs, 100 µs under 2.x (where the observer's probes
-            make each periodic release take ~14 µs: docs/whatif.md).
+            make each periodic release take 10-20 µs: docs/whatif.md).
         held_late_us, held_2x_us: when a hold is a C call that keeps the GIL (see the
             module's doc).
         join_window_us: a lock wait that ends this near another thread's last release (and
