@@ -20,13 +20,22 @@
 //!   event of each kind.
 //! - A window `[lo, hi]` cuts slices at its edges; the counters start with their level at `lo`.
 //!
-//! # Encoding
-//! - One packet sequence (`trusted_packet_sequence_id` 1). Its first packet clears the
-//!   incremental state, defines clock 64 as an incremental nanosecond clock starting with
-//!   `BOOTTIME` at 0, and makes it every packet's default clock (`trace_packet_defaults`): a
-//!   timestamp is then the delta from the previous packet's, 1 to 3 bytes instead of 5 to 6.
-//! - Event names are interned (`interned_data.event_names`) in the second packet; every track
-//!   event names its name by iid and sets `SEQ_NEEDS_INCREMENTAL_STATE`.
+//! # Encoding (27 bytes an event in `benches/trace.py`'s big run, 49 before the default track
+//! and the carried counters: README "What the instrument costs")
+//! - One packet sequence per run (`trusted_packet_sequence_id` = run index + 1). Its first
+//!   packet clears the incremental state, defines clock 64 as an incremental nanosecond clock
+//!   starting with `BOOTTIME` at 0, and sets the defaults (`trace_packet_defaults`): clock 64
+//!   for every timestamp (the delta from the sequence's previous packet, 1 to 3 bytes instead of
+//!   5 to 6), the run's `GIL` track for every track event that names none, and its two counter
+//!   tracks for `extra_counter_values`.
+//! - So the counters ride on the slice that changes them: a wait's begin carries the new
+//!   number of waiters, the GIL slice's begin (the hold's, under no GIL) the waiters and the
+//!   holder's CPU. A change with no slice to carry it is a counter event of its own.
+//! - Track uuids are small (1-byte varints up to 127 tracks in all).
+//! - Event names are interned (`interned_data.event_names`), the same iids on every sequence.
+//!   Track events do not set `SEQ_NEEDS_INCREMENTAL_STATE`: Perfetto's reader uses the flag
+//!   only to drop packets after a loss of state (`ProtoTraceReader::ParsePacket`), which a file
+//!   written in one go cannot have, and it resolves interned names and the clock without it.
 //! - Track descriptors follow, then the events. At one timestamp on one track an end comes
 //!   before a begin (the log's order: a release before the next io_begin).
 
@@ -44,6 +53,9 @@ const P_CLOCK_SNAPSHOT: u32 = 6;
 const P_DEFAULTS: u32 = 59;
 const P_TRACK_DESCRIPTOR: u32 = 60;
 const DEFAULTS_CLOCK_ID: u32 = 58;
+const DEFAULTS_TRACK_EVENT: u32 = 11;
+const TED_TRACK: u32 = 11;
+const TED_EXTRA_COUNTERS: u32 = 31;
 const CS_CLOCKS: u32 = 1;
 const CLOCK_ID: u32 = 1;
 const CLOCK_TIMESTAMP: u32 = 2;
@@ -66,12 +78,12 @@ const TE_TYPE: u32 = 9;
 const TE_NAME_IID: u32 = 10;
 const TE_TRACK: u32 = 11;
 const TE_COUNTER: u32 = 30;
+const TE_EXTRA_VALUES: u32 = 12;
 const SLICE_BEGIN: u64 = 1;
 const SLICE_END: u64 = 2;
 const INSTANT: u64 = 3;
 const COUNTER: u64 = 4;
 const SEQ_CLEARED: u64 = 1;
-const SEQ_NEEDS: u64 = 2;
 const BOOTTIME: u64 = 6;
 const OUR_CLOCK: u64 = 64;
 
@@ -117,7 +129,9 @@ struct Out<W: Write> {
     deep: Vec<u8>,
     frame: Vec<u8>,
     written: u64,
-    last_t: i64,
+    /// Per sequence (run): the previous packet's time, and the default track.
+    last_t: Vec<i64>,
+    default_track: Vec<u64>,
 }
 
 impl<W: Write> Out<W> {
@@ -133,29 +147,37 @@ impl<W: Write> Out<W> {
         Ok(())
     }
 
-    /// A track event at `t` (ns; delta-encoded against the previous one).
+    /// A track event of run `seq` at `t` (ns; delta-encoded against the sequence's previous
+    /// packet), with the values of the run's counters it carries (`extra`: waiters, CPU).
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &mut self,
+        seq: usize,
         t: i64,
         kind: u64,
         track: u64,
         name: Option<u32>,
         value: Option<i64>,
+        extra: &[i64],
     ) -> io::Result<()> {
         let p = &mut self.packet;
-        uint(p, P_TIMESTAMP, (t - self.last_t) as u64);
-        self.last_t = t;
-        uint(p, P_SEQ_ID, 1);
-        uint(p, P_SEQ_FLAGS, SEQ_NEEDS);
+        uint(p, P_TIMESTAMP, (t - self.last_t[seq]) as u64);
+        self.last_t[seq] = t;
+        uint(p, P_SEQ_ID, seq as u64 + 1);
         let e = &mut self.inner;
         e.clear();
         uint(e, TE_TYPE, kind);
-        uint(e, TE_TRACK, track);
+        if track != self.default_track[seq] {
+            uint(e, TE_TRACK, track);
+        }
         if let Some(n) = name {
             uint(e, TE_NAME_IID, n as u64 + 1);
         }
         if let Some(v) = value {
             int(e, TE_COUNTER, v);
+        }
+        for &v in extra {
+            int(e, TE_EXTRA_VALUES, v);
         }
         bytes(p, P_TRACK_EVENT, e);
         self.flush_packet()
@@ -221,13 +243,29 @@ const CALL: u32 = 2;
 const SWITCH: u32 = 3;
 const FIXED: [&str; 4] = ["hold", "wait", "held call", "switch wait"];
 
-/// Track uuids of run `r` (small: they are in every event, 2-byte varints up to 16383).
-fn base(r: usize) -> u64 {
-    ((r as u64) + 1) << 12
+/// A run's track uuids: its threads' (`first + k`), then its GIL track, its two counters and
+/// its process, one after another across runs from 1 (0 is Perfetto's default track).
+#[derive(Clone, Copy)]
+struct Uuids {
+    first: u64,
+    gil: u64,
+    waiters: u64,
+    cpu: u64,
+    process: u64,
 }
-const GIL_TRACK: u64 = 1;
-const WAITERS_TRACK: u64 = 0xF00;
-const CPU_TRACK: u64 = 0xF01;
+
+impl Uuids {
+    fn after(prev: u64, threads: usize) -> Uuids {
+        let gil = prev + 1 + threads as u64;
+        Uuids {
+            first: prev + 1,
+            gil,
+            waiters: gil + 1,
+            cpu: gil + 2,
+            process: gil + 3,
+        }
+    }
+}
 
 #[derive(Default, Clone)]
 struct Open {
@@ -310,11 +348,12 @@ struct RunState<'a> {
     /// 0 before the window, 1 in it, 2 after.
     phase: u8,
     name0: u32,
+    uuid: Uuids,
 }
 
 impl RunState<'_> {
     fn track(&self, k: usize) -> u64 {
-        base(self.idx) + 2 + k as u64
+        self.uuid.first + k as u64
     }
 }
 
@@ -328,9 +367,10 @@ fn check_run(r: &RunLog) -> Result<(), TraceError> {
             "event columns of different lengths".into(),
         ));
     }
-    if r.labels.len() != r.names.len() || r.labels.len() > 3800 {
+    // A thread's tid in the trace is `pid << 16` + its index + 1.
+    if r.labels.len() != r.names.len() || r.labels.len() > 65_000 {
         return Err(TraceError::Input(format!(
-            "{} thread labels and {} names: one each per thread, at most 3800",
+            "{} thread labels and {} names: one each per thread, at most 65 000",
             r.labels.len(),
             r.names.len()
         )));
@@ -379,7 +419,10 @@ pub fn write_runs<W: Write>(w: W, runs: &[RunLog], lo: i64, hi: i64) -> Result<u
             .map(|e| crate::log::EVENT_NAMES[*e as usize].to_string()),
     );
     let mut st: Vec<RunState> = Vec::with_capacity(runs.len());
+    let mut last_uuid = 0;
     for (idx, r) in runs.iter().enumerate() {
+        let uuid = Uuids::after(last_uuid, r.labels.len());
+        last_uuid = uuid.process;
         let name0 = names.len() as u32;
         names.extend(r.names.iter().cloned());
         let paired = paired_rows(r);
@@ -394,6 +437,7 @@ pub fn write_runs<W: Write>(w: W, runs: &[RunLog], lo: i64, hi: i64) -> Result<u
             cpu: None,
             phase: 0,
             name0,
+            uuid,
         });
     }
     let mut o = Out {
@@ -403,9 +447,12 @@ pub fn write_runs<W: Write>(w: W, runs: &[RunLog], lo: i64, hi: i64) -> Result<u
         deep: Vec::with_capacity(64),
         frame: Vec::with_capacity(16),
         written: 0,
-        last_t: 0,
+        last_t: vec![0; runs.len()],
+        default_track: st.iter().map(|s| s.uuid.gil).collect(),
     };
-    preamble(&mut o, &names, runs)?;
+    for s in &st {
+        preamble(&mut o, &names, s)?;
+    }
     loop {
         // The next thing in time: a run's window opening (before its events at lo), one of
         // its events, or its window closing (after its events at hi).
@@ -448,11 +495,13 @@ pub fn write_runs<W: Write>(w: W, runs: &[RunLog], lo: i64, hi: i64) -> Result<u
     Ok(o.written)
 }
 
-/// The clock and defaults, the interned names, the track descriptors.
-fn preamble<W: Write>(o: &mut Out<W>, names: &[String], runs: &[RunLog]) -> io::Result<()> {
+/// Run `s`'s sequence opens: the clock and defaults, the interned names, its track
+/// descriptors.
+fn preamble<W: Write>(o: &mut Out<W>, names: &[String], s: &RunState) -> io::Result<()> {
+    let (r, u, seq) = (s.r, s.uuid, s.idx as u64 + 1);
     {
         let (p, a, b) = (&mut o.packet, &mut o.inner, &mut o.deep);
-        uint(p, P_SEQ_ID, 1);
+        uint(p, P_SEQ_ID, seq);
         uint(p, P_SEQ_FLAGS, SEQ_CLEARED);
         a.clear();
         for (id, incremental) in [(BOOTTIME, false), (OUR_CLOCK, true)] {
@@ -465,13 +514,19 @@ fn preamble<W: Write>(o: &mut Out<W>, names: &[String], runs: &[RunLog]) -> io::
             });
         }
         bytes(p, P_CLOCK_SNAPSHOT, a);
-        message(p, P_DEFAULTS, a, |m| uint(m, DEFAULTS_CLOCK_ID, OUR_CLOCK));
+        message(p, P_DEFAULTS, a, |m| {
+            uint(m, DEFAULTS_CLOCK_ID, OUR_CLOCK);
+            message(m, DEFAULTS_TRACK_EVENT, b, |d| {
+                uint(d, TED_TRACK, u.gil);
+                uint(d, TED_EXTRA_COUNTERS, u.waiters);
+                uint(d, TED_EXTRA_COUNTERS, u.cpu);
+            });
+        });
     }
     o.flush_packet()?;
     {
         let (p, a, b) = (&mut o.packet, &mut o.inner, &mut o.deep);
-        uint(p, P_SEQ_ID, 1);
-        uint(p, P_SEQ_FLAGS, SEQ_NEEDS);
+        uint(p, P_SEQ_ID, seq);
         a.clear();
         for (i, n) in names.iter().enumerate() {
             message(a, ID_EVENT_NAMES, b, |m| {
@@ -482,42 +537,41 @@ fn preamble<W: Write>(o: &mut Out<W>, names: &[String], runs: &[RunLog]) -> io::
         bytes(p, P_INTERNED, a);
     }
     o.flush_packet()?;
-    for (idx, r) in runs.iter().enumerate() {
-        let (b0, pid) = (base(idx), idx as i64 + 1);
-        descriptor(o, b0, 0, |a, s| {
-            message(a, TD_PROCESS, s, |m| {
-                int(m, PD_PID, pid);
-                bytes(m, PD_NAME, r.title.as_bytes());
+    let pid = s.idx as i64 + 1;
+    descriptor(o, seq, u.process, 0, |a, m| {
+        message(a, TD_PROCESS, m, |m| {
+            int(m, PD_PID, pid);
+            bytes(m, PD_NAME, r.title.as_bytes());
+        })
+    })?;
+    descriptor(o, seq, u.gil, u.process, |a, _| bytes(a, TD_NAME, b"GIL"))?;
+    for (k, label) in r.labels.iter().enumerate() {
+        descriptor(o, seq, s.track(k), u.process, |a, m| {
+            message(a, TD_THREAD, m, |m| {
+                int(m, THD_PID, pid);
+                int(m, THD_TID, (pid << 16) + k as i64 + 1);
+                bytes(m, THD_NAME, label.as_bytes());
             })
         })?;
-        descriptor(o, b0 + GIL_TRACK, b0, |a, _| bytes(a, TD_NAME, b"GIL"))?;
-        for (k, label) in r.labels.iter().enumerate() {
-            descriptor(o, b0 + 2 + k as u64, b0, |a, s| {
-                message(a, TD_THREAD, s, |m| {
-                    int(m, THD_PID, pid);
-                    int(m, THD_TID, (pid << 16) + k as i64 + 1);
-                    bytes(m, THD_NAME, label.as_bytes());
-                })
-            })?;
-        }
-        for (u, name) in [(WAITERS_TRACK, "GIL waiters"), (CPU_TRACK, "holder's CPU")] {
-            descriptor(o, b0 + u, b0, |a, s| {
-                bytes(a, TD_NAME, name.as_bytes());
-                message(a, TD_COUNTER, s, |_| {});
-            })?;
-        }
+    }
+    for (uuid, name) in [(u.waiters, "GIL waiters"), (u.cpu, "holder's CPU")] {
+        descriptor(o, seq, uuid, u.process, |a, m| {
+            bytes(a, TD_NAME, name.as_bytes());
+            message(a, TD_COUNTER, m, |_| {});
+        })?;
     }
     Ok(())
 }
 
 fn descriptor<W: Write>(
     o: &mut Out<W>,
+    seq: u64,
     uuid: u64,
     parent: u64,
     body: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>),
 ) -> io::Result<()> {
     let (p, a, b) = (&mut o.packet, &mut o.inner, &mut o.deep);
-    uint(p, P_SEQ_ID, 1);
+    uint(p, P_SEQ_ID, seq);
     a.clear();
     uint(a, TD_UUID, uuid);
     if parent != 0 {
@@ -528,75 +582,88 @@ fn descriptor<W: Write>(
     o.flush_packet()
 }
 
-/// A hold begins (`SLICE_BEGIN`) or ends (`SLICE_END`) at `t`: its slice on the GIL track
-/// (named after its holder, `holder`; with `gil_track`) around its slice on the thread's.
+/// A hold begins (`SLICE_BEGIN`, carrying the counters `extra`) or ends (`SLICE_END`) at `t`:
+/// its slice on the GIL track (named after its holder, `holder`; drawn unless the run has no
+/// GIL) around its slice on the thread's track `k`.
 fn hold<W: Write>(
     o: &mut Out<W>,
+    s: &RunState,
     t: i64,
     kind: u64,
-    b0: u64,
-    gil_track: bool,
-    track: u64,
-    holder: u32,
+    k: usize,
+    extra: &[i64],
 ) -> io::Result<()> {
+    let (seq, gil, track) = (s.idx, s.uuid.gil, s.track(k));
     if kind == SLICE_BEGIN {
-        if gil_track {
-            o.event(t, SLICE_BEGIN, b0 + GIL_TRACK, Some(holder), None)?;
+        if s.r.gil_track {
+            o.event(
+                seq,
+                t,
+                SLICE_BEGIN,
+                gil,
+                Some(s.name0 + k as u32),
+                None,
+                extra,
+            )?;
+            o.event(seq, t, SLICE_BEGIN, track, Some(HOLD), None, &[])
+        } else {
+            o.event(seq, t, SLICE_BEGIN, track, Some(HOLD), None, extra)
         }
-        o.event(t, SLICE_BEGIN, track, Some(HOLD), None)
     } else {
-        o.event(t, SLICE_END, track, None, None)?;
-        if gil_track {
-            o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
+        o.event(seq, t, SLICE_END, track, None, None, &[])?;
+        if s.r.gil_track {
+            o.event(seq, t, SLICE_END, gil, None, None, &[])?;
         }
         Ok(())
     }
+}
+
+/// The counters' levels at `t` as counter events of their own (`waiters` and `cpu`, where
+/// given), for a change that no slice carries.
+fn counters<W: Write>(
+    o: &mut Out<W>,
+    s: &RunState,
+    t: i64,
+    waiters: Option<i64>,
+    cpu: Option<i64>,
+) -> io::Result<()> {
+    if let Some(w) = waiters {
+        o.event(s.idx, t, COUNTER, s.uuid.waiters, None, Some(w), &[])?;
+    }
+    if let Some(c) = cpu {
+        o.event(s.idx, t, COUNTER, s.uuid.cpu, None, Some(c), &[])?;
+    }
+    Ok(())
 }
 
 /// The window opens at `t`: every slice open since before it begins there, outermost first,
 /// and the counters show their level.
 fn open_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Result<()> {
     s.phase = 1;
-    let b0 = base(s.idx);
     for k in 0..s.open.len() {
-        let (track, op) = (s.track(k), s.open[k].clone());
+        let (track, op, seq) = (s.track(k), s.open[k].clone(), s.idx);
         if op.hold.is_some() {
-            hold(
-                o,
-                t,
-                SLICE_BEGIN,
-                b0,
-                s.r.gil_track,
-                track,
-                s.name0 + k as u32,
-            )?;
+            hold(o, s, t, SLICE_BEGIN, k, &[])?;
         }
         if op.wait.is_some() {
-            o.event(t, SLICE_BEGIN, track, Some(WAIT), None)?;
+            o.event(seq, t, SLICE_BEGIN, track, Some(WAIT), None, &[])?;
         }
         if let Some((_, n)) = op.io {
-            o.event(t, SLICE_BEGIN, track, Some(n), None)?;
+            o.event(seq, t, SLICE_BEGIN, track, Some(n), None, &[])?;
         }
         if op.switch.is_some() {
-            o.event(t, SLICE_BEGIN, track, Some(SWITCH), None)?;
+            o.event(seq, t, SLICE_BEGIN, track, Some(SWITCH), None, &[])?;
         }
         if op.call.is_some() {
-            o.event(t, SLICE_BEGIN, track, Some(CALL), None)?;
+            o.event(seq, t, SLICE_BEGIN, track, Some(CALL), None, &[])?;
         }
     }
-    if s.waiters_seen {
-        o.event(t, COUNTER, b0 + WAITERS_TRACK, None, Some(s.waiters))?;
-    }
-    if let Some(c) = s.cpu {
-        o.event(t, COUNTER, b0 + CPU_TRACK, None, Some(c))?;
-    }
-    Ok(())
+    counters(o, s, t, s.waiters_seen.then_some(s.waiters), s.cpu)
 }
 
 /// The window closes at `t`: every open slice ends there, innermost first.
 fn close_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Result<()> {
     s.phase = 2;
-    let b0 = base(s.idx);
     for k in 0..s.open.len() {
         let (track, op) = (s.track(k), std::mem::take(&mut s.open[k]));
         // One end for each slice begun, the innermost (a held call) first.
@@ -608,10 +675,10 @@ fn close_window<W: Write>(o: &mut Out<W>, s: &mut RunState, t: i64) -> io::Resul
             op.hold.is_some(),
         ];
         for _ in open.iter().filter(|&&x| x) {
-            o.event(t, SLICE_END, track, None, None)?;
+            o.event(s.idx, t, SLICE_END, track, None, None, &[])?;
         }
         if op.hold.is_some() && s.r.gil_track {
-            o.event(t, SLICE_END, b0 + GIL_TRACK, None, None)?;
+            o.event(s.idx, t, SLICE_END, s.uuid.gil, None, None, &[])?;
         }
     }
     Ok(())
@@ -629,70 +696,73 @@ fn step<W: Write>(
     let r = s.r;
     let (k, e) = (r.thread[i] as usize, r.event[i]);
     let inside = s.phase == 1;
-    let (track, b0, pr) = (s.track(k), base(s.idx), s.paired[i]);
-    let gil = r.gil_track;
-    let op = &mut s.open[k];
+    let (track, seq, pr) = (s.track(k), s.idx, s.paired[i]);
     macro_rules! begin {
-        ($slot:expr, $val:expr, $name:expr, $on:expr) => {
+        ($slot:ident, $val:expr, $name:expr, $on:expr) => {
             if $on {
-                $slot = Some($val);
+                s.open[k].$slot = Some($val);
                 if inside {
-                    o.event(t, SLICE_BEGIN, track, Some($name), None)?;
+                    o.event(seq, t, SLICE_BEGIN, track, Some($name), None, &[])?;
                 }
             }
         };
     }
     macro_rules! end {
-        ($slot:expr) => {
-            if $slot.take().is_some() && inside {
-                o.event(t, SLICE_END, track, None, None)?;
+        ($slot:ident) => {
+            if s.open[k].$slot.take().is_some() && inside {
+                o.event(seq, t, SLICE_END, track, None, None, &[])?;
             }
         };
     }
     match e {
         x if x == Ev::Request as i8 => {
-            begin!(op.wait, t, WAIT, pr & P_WAIT != 0);
             s.waiters += 1;
             s.waiters_seen = true;
-            if inside {
-                o.event(t, COUNTER, b0 + WAITERS_TRACK, None, Some(s.waiters))?;
+            let w = s.waiters;
+            if pr & P_WAIT != 0 {
+                s.open[k].wait = Some(t);
+                if inside {
+                    o.event(seq, t, SLICE_BEGIN, track, Some(WAIT), None, &[w])?;
+                }
+            } else if inside {
+                counters(o, s, t, Some(w), None)?;
             }
         }
         x if x == Ev::Acquire as i8 => {
-            end!(op.wait);
-            if pr & P_HOLD != 0 {
-                op.hold = Some(t);
-                if inside {
-                    hold(o, t, SLICE_BEGIN, b0, gil, track, s.name0 + k as u32)?;
-                }
-            }
+            end!(wait);
             s.waiters -= 1;
             s.waiters_seen = true;
-            s.cpu = Some(r.cpu[i] as i64);
-            if inside {
-                o.event(t, COUNTER, b0 + WAITERS_TRACK, None, Some(s.waiters))?;
-                o.event(t, COUNTER, b0 + CPU_TRACK, None, Some(r.cpu[i] as i64))?;
+            let c = r.cpu[i] as i64;
+            s.cpu = Some(c);
+            let extra = [s.waiters, c];
+            if pr & P_HOLD != 0 {
+                s.open[k].hold = Some(t);
+                if inside {
+                    hold(o, s, t, SLICE_BEGIN, k, &extra)?;
+                }
+            } else if inside {
+                counters(o, s, t, Some(extra[0]), Some(c))?;
             }
         }
         x if x == Ev::Release as i8 => {
-            if op.hold.take().is_some() && inside {
-                hold(o, t, SLICE_END, b0, gil, track, 0)?;
+            if s.open[k].hold.take().is_some() && inside {
+                hold(o, s, t, SLICE_END, k, &[])?;
             }
         }
         x if x == Ev::IoBegin as i8 => {
             let n = FIXED.len() as u32
                 + r.arg[i].clamp(0, crate::log::IO_OP_NAMES.len() as i64 - 1) as u32;
-            begin!(op.io, (t, n), n, pr & P_IO != 0);
+            begin!(io, (t, n), n, pr & P_IO != 0);
         }
-        x if x == Ev::IoEnd as i8 => end!(op.io),
-        x if x == Ev::CallBegin as i8 => begin!(op.call, t, CALL, pr & P_CALL != 0),
-        x if x == Ev::CallEnd as i8 => end!(op.call),
-        x if x == Ev::SwitchWait as i8 => begin!(op.switch, t, SWITCH, pr & P_SWITCH != 0),
-        x if x == Ev::SwitchDone as i8 => end!(op.switch),
+        x if x == Ev::IoEnd as i8 => end!(io),
+        x if x == Ev::CallBegin as i8 => begin!(call, t, CALL, pr & P_CALL != 0),
+        x if x == Ev::CallEnd as i8 => end!(call),
+        x if x == Ev::SwitchWait as i8 => begin!(switch, t, SWITCH, pr & P_SWITCH != 0),
+        x if x == Ev::SwitchDone as i8 => end!(switch),
         _ => {
             if inside {
                 if let Some(j) = INSTANTS.iter().position(|&v| v as i8 == e) {
-                    o.event(t, INSTANT, track, Some(instant0 + j as u32), None)?;
+                    o.event(seq, t, INSTANT, track, Some(instant0 + j as u32), None, &[])?;
                 }
             }
         }
@@ -734,24 +804,50 @@ mod tests {
         out
     }
 
-    /// (t, type, track offset in the run, name iid) of every track event.
+    /// (t, type, track uuid, name iid) of every track event of a one-run trace, with the
+    /// defaults applied: an event with no track is on the GIL track, and each extra counter
+    /// value is read as a counter event of its own after the event that carries it. Checks
+    /// that every packet is on sequence 1 and that events do not ask for incremental state.
     fn events(buf: &[u8]) -> Vec<(u64, u64, u64, Option<u64>)> {
-        let mut t = 0;
+        let (mut t, mut gil, mut extra_tracks) = (0, 0, Vec::new());
         let mut out = Vec::new();
         for (_, _, m) in fields(buf) {
             let p = fields(&m.unwrap());
+            assert_eq!(p.iter().find(|f| f.0 == P_SEQ_ID).unwrap().1, 1);
+            if let Some(d) = p.iter().find(|f| f.0 == P_DEFAULTS) {
+                let d = fields(d.2.as_ref().unwrap());
+                let te = fields(
+                    d.iter()
+                        .find(|f| f.0 == DEFAULTS_TRACK_EVENT)
+                        .unwrap()
+                        .2
+                        .as_ref()
+                        .unwrap(),
+                );
+                gil = te.iter().find(|f| f.0 == TED_TRACK).unwrap().1;
+                extra_tracks = te
+                    .iter()
+                    .filter(|f| f.0 == TED_EXTRA_COUNTERS)
+                    .map(|f| f.1)
+                    .collect();
+            }
             let Some(te) = p.iter().find(|f| f.0 == P_TRACK_EVENT) else {
                 continue;
             };
+            assert!(p.iter().all(|f| f.0 != P_SEQ_FLAGS));
             t += p.iter().find(|f| f.0 == P_TIMESTAMP).unwrap().1;
             let ev = fields(te.2.as_ref().unwrap());
             let get = |f: u32| ev.iter().find(|x| x.0 == f).map(|x| x.1);
             out.push((
                 t,
                 get(TE_TYPE).unwrap(),
-                get(TE_TRACK).unwrap() - base(0),
+                get(TE_TRACK).unwrap_or(gil),
                 get(TE_NAME_IID),
             ));
+            let extra = ev.iter().filter(|x| x.0 == TE_EXTRA_VALUES);
+            for (k, _) in extra.enumerate() {
+                out.push((t, COUNTER, extra_tracks[k], None));
+            }
         }
         out
     }
@@ -793,19 +889,20 @@ mod tests {
         };
         let mut buf = Vec::new();
         write_runs(&mut buf, std::slice::from_ref(&run), 0, 100).unwrap();
-        let (th, gil, w, c) = (2, GIL_TRACK, WAITERS_TRACK, CPU_TRACK);
+        // One thread: its track is uuid 1, then the GIL, waiters, CPU and process.
+        let (th, gil, w, c) = (1, 2, 3, 4);
         let a =
             FIXED.len() as u64 + crate::log::IO_OP_NAMES.len() as u64 + INSTANTS.len() as u64 + 1;
         assert_eq!(
             events(&buf),
             vec![
                 (10, SLICE_BEGIN, th, Some(WAIT as u64 + 1)),
-                (10, COUNTER, w, None),
+                (10, COUNTER, w, None), // carried by the wait's begin
                 (20, SLICE_END, th, None),
                 (20, SLICE_BEGIN, gil, Some(a)),
-                (20, SLICE_BEGIN, th, Some(HOLD as u64 + 1)),
-                (20, COUNTER, w, None),
+                (20, COUNTER, w, None), // carried by the GIL slice's begin
                 (20, COUNTER, c, None),
+                (20, SLICE_BEGIN, th, Some(HOLD as u64 + 1)),
                 (30, SLICE_BEGIN, th, Some(CALL as u64 + 1)),
                 (40, SLICE_END, th, None),
                 (50, SLICE_END, th, None),

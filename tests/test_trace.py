@@ -161,41 +161,55 @@ def test_cli_trace(tmp_path):
 def read_native(path):
     """A native trace read back with the perfetto package's own protobuf definitions: track
     names by uuid, and (track, name, start, end) slices, (track, name, t) instants and
-    (track, t, value) counter samples, replaying begins and ends as Perfetto does."""
+    (track, t, value) counter samples, replaying begins and ends as Perfetto does: per packet
+    sequence, its incremental clock, interned names and defaults (the default track, and the
+    counter tracks that ``extra_counter_values`` are samples of)."""
     from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
 
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
         tr = pb.Trace.FromString(f.read())
-    names, tracks, procs = {}, {}, {}
-    clock_incremental, t = False, 0
+    tracks, procs = {}, {}
+    seqs = {}  # sequence id -> its state
     stacks, sl, inst, cnt = {}, [], [], []
     for p in tr.packet:
-        assert p.trusted_packet_sequence_id == 1
+        q = p.trusted_packet_sequence_id
+        assert q >= 1
+        if p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
+            assert q not in seqs, "a sequence's state is cleared once, at its start"
+            seqs[q] = {"names": {}, "t": 0, "clock": False, "defaults": None}
+        s = seqs[q]
         if p.HasField("clock_snapshot"):
-            clock_incremental = any(c.clock_id == 64 and c.is_incremental for c in p.clock_snapshot.clocks)
+            s["clock"] = any(c.clock_id == 64 and c.is_incremental for c in p.clock_snapshot.clocks)
+        if p.HasField("trace_packet_defaults"):
             assert p.trace_packet_defaults.timestamp_clock_id == 64
+            s["defaults"] = p.trace_packet_defaults.track_event_defaults
         for n in p.interned_data.event_names:
-            names[n.iid] = n.name
+            s["names"][n.iid] = n.name
         if p.HasField("track_descriptor"):
             d = p.track_descriptor
             label = d.thread.thread_name if d.HasField("thread") else d.process.process_name if d.HasField("process") else d.name
             tracks[d.uuid] = label
             procs[d.uuid] = d.parent_uuid or d.uuid
         if p.HasField("track_event"):
-            assert clock_incremental and p.sequence_flags == 2
-            t += p.timestamp
-            e = p.track_event
+            assert s["clock"] and p.timestamp_clock_id == 0
+            s["t"] += p.timestamp
+            t, e, names, dflt = s["t"], p.track_event, s["names"], s["defaults"]
+            track = e.track_uuid if e.HasField("track_uuid") else dflt.track_uuid
+            assert track in tracks, "an event on a track described before it"
             if e.type == pb.TrackEvent.TYPE_SLICE_BEGIN:
-                stacks.setdefault(e.track_uuid, []).append((names[e.name_iid], t))
+                stacks.setdefault(track, []).append((names[e.name_iid], t))
             elif e.type == pb.TrackEvent.TYPE_SLICE_END:
-                name, start = stacks[e.track_uuid].pop()
-                sl.append((e.track_uuid, name, start, t))
+                name, start = stacks[track].pop()
+                sl.append((track, name, start, t))
             elif e.type == pb.TrackEvent.TYPE_INSTANT:
-                inst.append((e.track_uuid, names[e.name_iid], t))
+                inst.append((track, names[e.name_iid], t))
             else:
                 assert e.type == pb.TrackEvent.TYPE_COUNTER
-                cnt.append((e.track_uuid, t, e.counter_value))
+                cnt.append((track, t, e.counter_value))
+            extra = list(e.extra_counter_track_uuids) or list(dflt.extra_counter_track_uuids)
+            assert len(e.extra_counter_values) <= len(extra)
+            cnt.extend((u, t, v) for u, v in zip(extra, e.extra_counter_values))
     assert all(not s for s in stacks.values()), "every slice begun is ended"
     return tracks, procs, sl, inst, cnt
 
