@@ -15,26 +15,34 @@
 
 use crate::log::Ev;
 
+/// A row of the log. 32 bits: a pass's lists are written into fresh memory, whose page faults
+/// cost as much as the pass itself at 10 M events; 64-bit rows doubled them. [`pass`] refuses
+/// a log of [`MAX_ROWS`] rows or more.
+pub type Row = u32;
+
+/// The most rows [`pass`] takes (4 294 967 295: 86 GB of log).
+pub const MAX_ROWS: usize = Row::MAX as usize;
+
 /// The rows (indices into the log) the analysis tables are made of, each list in the order
 /// of its first row.
 #[derive(Default, Debug)]
 pub struct Rows {
-    pub hold_acquire: Vec<u64>,
-    pub hold_release: Vec<u64>,
+    pub hold_acquire: Vec<Row>,
+    pub hold_release: Vec<Row>,
     /// 0 poll, 1 forced_drop, 2 blocking, 3 exit (`analysis.HOLD_ENDS`).
     pub hold_ended: Vec<i8>,
-    pub wait_request: Vec<u64>,
-    pub wait_acquire: Vec<u64>,
+    pub wait_request: Vec<Row>,
+    pub wait_acquire: Vec<Row>,
     pub wait_timeouts: Vec<i64>,
     pub wait_drop_requests: Vec<i64>,
     pub wait_futile: Vec<i64>,
-    pub gap_release: Vec<u64>,
-    pub gap_acquire: Vec<u64>,
-    pub io_begin: Vec<u64>,
-    pub io_end: Vec<u64>,
-    pub io_acquire: Vec<u64>,
-    pub call_begin: Vec<u64>,
-    pub call_end: Vec<u64>,
+    pub gap_release: Vec<Row>,
+    pub gap_acquire: Vec<Row>,
+    pub io_begin: Vec<Row>,
+    pub io_end: Vec<Row>,
+    pub io_acquire: Vec<Row>,
+    pub call_begin: Vec<Row>,
+    pub call_end: Vec<Row>,
     /// ns the GIL was free while at least one thread waited for it.
     pub idle_with_waiters_ns: i64,
 }
@@ -66,21 +74,31 @@ struct Gaps {
     /// (release time, acquire time).
     open: Vec<(i64, i64)>,
     idle: i64,
-    /// (acquire time, requests at the release's time) of gaps nobody waited at: decided at
-    /// the end, by the first request after the release.
-    nobody_waiting: Vec<(i64, i64)>,
+    /// Acquire times of gaps nobody waited at whose first request after the release (by
+    /// time) has not come yet: the log's next request is it, or the last request of all
+    /// when none comes.
+    nobody_waiting: Vec<i64>,
 }
 
 impl Gaps {
-    /// The open gaps' counts are final: `waiting` threads at their release, `n_req`
-    /// requests until then.
-    fn settle(&mut self, waiting: i64, n_req: i64) {
+    /// The open gaps' counts are final: `waiting` threads at their release; `next_req`, the
+    /// first request after the release's time, if the log had it already.
+    fn settle(&mut self, waiting: i64, next_req: Option<i64>) {
         for (rt, at) in self.open.drain(..) {
             if waiting > 0 {
                 self.idle += (at - rt).max(0);
+            } else if let Some(q) = next_req {
+                self.idle += (at - q.min(at)).max(0);
             } else {
-                self.nobody_waiting.push((at, n_req));
+                self.nobody_waiting.push(at);
             }
+        }
+    }
+
+    /// A request at `t`: the gaps nobody waited at count from it.
+    fn request(&mut self, t: i64) {
+        for at in self.nobody_waiting.drain(..) {
+            self.idle += (at - t.min(at)).max(0);
         }
     }
 }
@@ -110,7 +128,7 @@ struct Thread {
     at_request: (i64, i64, i64),
 }
 
-const UNSET: u64 = u64::MAX;
+const UNSET: Row = Row::MAX;
 // Event codes as patterns (a jump table, not a chain of comparisons).
 const REQUEST: i8 = Ev::Request as i8;
 const ACQUIRE: i8 = Ev::Acquire as i8;
@@ -124,7 +142,7 @@ const DROP_REQUEST: i8 = Ev::DropRequest as i8;
 const FUTILE: i8 = Ev::FutileWakeup as i8;
 
 /// Keep the entries of parallel lists whose `key` is set.
-fn compact<T: Copy>(key: &[u64], col: &mut Vec<T>) {
+fn compact<T: Copy>(key: &[Row], col: &mut Vec<T>) {
     let mut j = 0;
     for i in 0..key.len() {
         if key[i] != UNSET {
@@ -135,17 +153,22 @@ fn compact<T: Copy>(key: &[u64], col: &mut Vec<T>) {
     col.truncate(j);
 }
 
-/// One pass over the log (`t` in time order; `event` as [`Ev`] codes).
-pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
+/// One pass over the log (`t` in time order; `event` as [`Ev`] codes; fewer than
+/// [`MAX_ROWS`] rows, or `None`).
+pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows> {
     let n = t.len();
+    if n >= MAX_ROWS {
+        return None;
+    }
     let threads = thread.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut th = vec![Thread::default(); threads];
     let mut r = Rows::default();
     // The global acquire/release sequence, for the free gaps.
     let mut last_global = Last::default();
-    // Running counts of requests and acquisitions, and the times of the requests.
+    // Running counts of requests and acquisitions, the time of the last request and of the
+    // first one after the latest release's time.
     let (mut n_req, mut n_acq) = (0i64, 0i64);
-    let mut req_t: Vec<i64> = Vec::with_capacity(n / 3);
+    let (mut last_req, mut req_after_rel): (Option<i64>, Option<i64>) = (None, None);
     // The latest release: its time, and the counts at the last row with that time.
     let (mut rel_t, mut rel_req, mut rel_acq) = (i64::MIN, 0i64, 0i64);
     // Gaps whose counts are final once the time moves past their release's time.
@@ -160,7 +183,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
     }
     for i in 0..n {
         if t[i] != rel_t && !gaps.open.is_empty() {
-            gaps.settle(rel_req - rel_acq, rel_req);
+            gaps.settle(rel_req - rel_acq, req_after_rel);
         }
         let (k, e) = (thread[i] as usize, event[i]);
         let s = &mut th[k];
@@ -177,20 +200,24 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
             REQUEST => {
                 s.wait = Last::first(i);
                 s.wait_slot = r.wait_request.len();
-                r.wait_request.push(i as u64);
+                r.wait_request.push(i as Row);
                 r.wait_acquire.push(UNSET);
                 r.wait_timeouts.push(0);
                 r.wait_drop_requests.push(0);
                 r.wait_futile.push(0);
                 s.at_request = (s.timeouts, s.drops, s.futile);
                 n_req += 1;
-                req_t.push(t[i]);
+                last_req = Some(t[i]);
+                if t[i] > rel_t && req_after_rel.is_none() {
+                    req_after_rel = Some(t[i]);
+                }
+                gaps.request(t[i]);
             }
             ACQUIRE => {
                 if s.wait.kind == FIRST {
                     // The wait, and the counts between its request and this acquisition.
                     let w = s.wait_slot;
-                    r.wait_acquire[w] = i as u64;
+                    r.wait_acquire[w] = i as Row;
                     r.wait_timeouts[w] = s.timeouts - s.at_request.0;
                     r.wait_drop_requests[w] = s.drops - s.at_request.1;
                     r.wait_futile[w] = s.futile - s.at_request.2;
@@ -198,18 +225,18 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                 s.wait = Last::second(i);
                 s.hold = Last::first(i);
                 s.hold_slot = r.hold_acquire.len();
-                r.hold_acquire.push(i as u64);
+                r.hold_acquire.push(i as Row);
                 r.hold_release.push(UNSET);
                 r.hold_ended.push(0);
                 if s.io_taken.kind == FIRST {
                     if let Some(slot) = s.io_pair {
-                        r.io_acquire[slot] = i as u64;
+                        r.io_acquire[slot] = i as Row;
                     }
                 }
                 s.io_taken = Last::second(i);
                 if last_global.kind == SECOND {
-                    r.gap_release.push(last_global.row as u64);
-                    r.gap_acquire.push(i as u64);
+                    r.gap_release.push(last_global.row as Row);
+                    r.gap_acquire.push(i as Row);
                     gaps.open.push((t[last_global.row], t[i]));
                 }
                 last_global = Last::first(i);
@@ -218,7 +245,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
             RELEASE => {
                 if s.hold.kind == FIRST {
                     let h = s.hold_slot;
-                    r.hold_release[h] = i as u64;
+                    r.hold_release[h] = i as Row;
                     if s.prev == Ev::ForcedDrop as i8 {
                         r.hold_ended[h] = 1;
                     } else {
@@ -228,17 +255,18 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
                 s.hold = Last::second(i);
                 last_global = Last::second(i);
                 rel_t = t[i];
+                req_after_rel = None;
             }
             IO_BEGIN => {
                 s.io = Last::first(i);
                 s.io_slot = r.io_begin.len();
-                r.io_begin.push(i as u64);
+                r.io_begin.push(i as Row);
                 r.io_end.push(UNSET);
                 r.io_acquire.push(UNSET);
             }
             IO_END => {
                 s.io_pair = (s.io.kind == FIRST).then(|| {
-                    r.io_end[s.io_slot] = i as u64;
+                    r.io_end[s.io_slot] = i as Row;
                     s.io_slot
                 });
                 s.io = Last::second(i);
@@ -247,12 +275,12 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
             CALL_BEGIN => {
                 s.call = Last::first(i);
                 s.call_slot = r.call_begin.len();
-                r.call_begin.push(i as u64);
+                r.call_begin.push(i as Row);
                 r.call_end.push(UNSET);
             }
             CALL_END => {
                 if s.call.kind == FIRST {
-                    r.call_end[s.call_slot] = i as u64;
+                    r.call_end[s.call_slot] = i as Row;
                 }
                 s.call = Last::second(i);
             }
@@ -266,14 +294,9 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
             (rel_req, rel_acq) = (n_req, n_acq);
         }
     }
-    gaps.settle(rel_req - rel_acq, rel_req);
-    // A gap with no one waiting at the release counts from the first request after it (by
-    // time; the last request of all when there is none after), up to the acquisition.
-    if let Some(&last_req) = req_t.last() {
-        for &(at, nreq) in &gaps.nobody_waiting {
-            let next = req_t.get(nreq as usize).copied().unwrap_or(last_req);
-            gaps.idle += (at - next.min(at)).max(0);
-        }
+    gaps.settle(rel_req - rel_acq, req_after_rel);
+    if let Some(t) = last_req {
+        gaps.request(t);
     }
     r.idle_with_waiters_ns = gaps.idle;
     // Drop the slots of pairs the log does not complete.
@@ -300,7 +323,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Rows {
     let key = std::mem::take(&mut r.call_end);
     compact(&key, &mut r.call_begin);
     r.call_end = key.into_iter().filter(|&x| x != UNSET).collect();
-    r
+    Some(r)
 }
 
 #[cfg(test)]
@@ -313,7 +336,7 @@ mod tests {
         let th: Vec<u16> = rows.iter().map(|r| r.1).collect();
         let ev: Vec<i8> = rows.iter().map(|r| r.2 as i8).collect();
         let arg: Vec<i64> = rows.iter().map(|r| r.3).collect();
-        pass(&t, &th, &ev, &arg)
+        pass(&t, &th, &ev, &arg).unwrap()
     }
 
     #[test]

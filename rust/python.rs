@@ -262,7 +262,15 @@ fn analysis_pass<'py>(
             "analysis_pass: columns of different lengths",
         ));
     }
-    let r = py.detach(|| crate::analysis::pass(t, th, ev, a));
+    let r = py
+        .detach(|| crate::analysis::pass(t, th, ev, a))
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "analysis_pass: {} events; the pass takes fewer than {}",
+                t.len(),
+                crate::analysis::MAX_ROWS
+            ))
+        })?;
     let d = PyDict::new(py);
     for (name, v) in [
         ("hold_acquire", r.hold_acquire),

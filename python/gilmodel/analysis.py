@@ -78,18 +78,25 @@ def handoffs(events: _Events) -> pa.Table:
     return _handoffs_table(lg, *_free_gaps(lg))
 
 
-def _handoffs_table(lg: Log, r: np.ndarray, a: np.ndarray) -> pa.Table:
-    """From the free gaps (release, acquire rows), those where the holder changed."""
+def _handoff_rows(lg: Log, r: np.ndarray, a: np.ndarray) -> Tuple[np.ndarray, ...]:
+    """From the free gaps (release, acquire rows), those where the holder changed: their rows,
+    their release and acquire times, and whether a futile wake-up fell in between."""
     moved = lg.thread[r] != lg.thread[a]
     r, a = r[moved], a[moved]
+    tr, ta = lg.t[r], lg.t[a]
     fut = np.sort(lg.t[lg.ev == CODE["futile_wakeup"]])
+    return r, a, tr, ta, _count_between(fut, tr, ta) > 0
+
+
+def _handoffs_table(lg: Log, r: np.ndarray, a: np.ndarray) -> pa.Table:
+    r, a, tr, ta, futile = _handoff_rows(lg, r, a)
     return pa.table({
         "from_thread": pa.array(lg.thread[r].astype(np.uint16)),
         "to_thread": pa.array(lg.thread[a].astype(np.uint16)),
-        "release_ns": pa.array(lg.t[r]),
-        "acquire_ns": pa.array(lg.t[a]),
-        "latency_ns": pa.array(lg.t[a] - lg.t[r]),
-        "futile": pa.array(_count_between(fut, lg.t[r], lg.t[a]) > 0),
+        "release_ns": pa.array(tr),
+        "acquire_ns": pa.array(ta),
+        "latency_ns": pa.array(ta - tr),
+        "futile": pa.array(futile),
     })
 
 
@@ -292,13 +299,13 @@ def summary(run: "Run") -> Dict[str, Any]:
             out["io_pings_late"] = late
     if run.events.num_rows:
         lg = decode(run.events)
-        ho = handoffs(lg)
-        lat = ho.column("latency_ns").to_numpy()
+        # The distributions alone, without building the tables.
+        _, _, tr, ta, futile = _handoff_rows(lg, *_free_gaps(lg))
+        lat = ta - tr
         out["handoffs"] = int(lat.size)
         out.update(_quantiles(lat, "handoff_latency", 1e3, "us"))
-        out["futile_handoff_fraction"] = float(ho.column("futile").to_numpy(zero_copy_only=False).mean()) if lat.size else 0.0
+        out["futile_handoff_fraction"] = float(futile.mean()) if lat.size else 0.0
         out["idle_gil_waiting_s"] = _idle_with_waiters_ns(lg) / 1e9
-        # The distributions alone, without building the tables.
         rw = lg.rows
         out.update(_quantiles(lg.t[rw["wait_acquire"]] - lg.t[rw["wait_request"]], "wait"))
         out.update(_quantiles(lg.t[rw["io_acquire"]] - lg.t[rw["io_end"]], "io_response"))
