@@ -114,10 +114,11 @@ def real(request):
         gm.Thread("cpu0", [gm.loop(gm.cpu(10_000))]),
         gm.Thread("cpu1", [gm.loop(gm.cpu(10_000))]),
         # The sleep lets the ping thread answer a few pings before the run can end (io stops it):
-        # 20 ms, four 5 ms intervals (3 ms was not always enough for a ping thread that had to
+        # 50 ms, ten 5 ms intervals (3 ms was not always enough for a ping thread that had to
         # wait out an interval behind a spinner: five policies failed at once in one of the
-        # quiet runs of benches/flakes.py).
-        gm.Thread("io", [gm.sleep(20_000), gm.loop(gm.cpu(5), gm.send(1024), times=100)], peer=gm.drain()),
+        # quiet runs of benches/flakes.py; 20 ms was not, once, on a host slowed to half speed:
+        # no recv had taken the GIL back by the end).
+        gm.Thread("io", [gm.sleep(50_000), gm.loop(gm.cpu(5), gm.send(1024), times=100)], peer=gm.drain()),
         gm.Thread("ping", [gm.loop(gm.recv(8), gm.cpu(10), gm.send(8))], peer=gm.driver(20, 1000)),
     ], cores=CORES, stop_thread="io")
     return request.param, gm.run(sc)
