@@ -1,5 +1,5 @@
 //! One pass over an event log for `gilmodel.analysis`: the rows of every holding period,
-//! wait, free gap between holders, blocking call and held call, and the time the GIL was free
+//! wait, hand-off between holders, blocking call and held call, and the time the GIL was free
 //! while someone waited. The Python front gathers its tables' columns from these rows
 //! (`python/gilmodel/analysis.py`); this pass replaces what were a dozen numpy passes with
 //! fancy indexing over a per-thread sort of the whole log.
@@ -9,7 +9,9 @@
 //! second-kind one. Counts "between" two events of a pair are of the same thread's events
 //! strictly between them in its own order. The neighbours of a release (what ended the hold)
 //! are the thread's previous and next events. The free gaps are consecutive release →
-//! acquire in the global order. The idle time is computed on times, as the numpy version
+//! acquire in the global order; the hand-offs, those whose acquirer is another thread (the
+//! only ones `analysis.handoffs` keeps: returning them all cost a gather over every gap,
+//! 5.9 M of them for 0.33 M hand-offs in `benches/analysis.py`'s log). The idle time is computed on times, as the numpy version
 //! did, ties included: "waiting at a release" counts every request and acquisition at or
 //! before the release's time, even in later rows.
 
@@ -33,11 +35,14 @@ pub struct Rows {
     pub hold_ended: Vec<i8>,
     pub wait_request: Vec<Row>,
     pub wait_acquire: Vec<Row>,
-    pub wait_timeouts: Vec<i64>,
-    pub wait_drop_requests: Vec<i64>,
-    pub wait_futile: Vec<i64>,
-    pub gap_release: Vec<Row>,
-    pub gap_acquire: Vec<Row>,
+    /// Counts between a wait's request and acquisition, 32-bit for the same reason as
+    /// [`Row`] (saturated: a count past 2 147 483 647 reads as that).
+    pub wait_timeouts: Vec<i32>,
+    pub wait_drop_requests: Vec<i32>,
+    pub wait_futile: Vec<i32>,
+    /// Hand-offs: a release and the next acquisition in the global order, by another thread.
+    pub handoff_release: Vec<Row>,
+    pub handoff_acquire: Vec<Row>,
     pub io_begin: Vec<Row>,
     pub io_end: Vec<Row>,
     pub io_acquire: Vec<Row>,
@@ -141,6 +146,11 @@ const TIMEOUT: i8 = Ev::Timeout as i8;
 const DROP_REQUEST: i8 = Ev::DropRequest as i8;
 const FUTILE: i8 = Ev::FutileWakeup as i8;
 
+/// A count as stored in [`Rows`].
+fn count(v: i64) -> i32 {
+    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
 /// Keep the entries of parallel lists whose `key` is set.
 fn compact<T: Copy>(key: &[Row], col: &mut Vec<T>) {
     let mut j = 0;
@@ -181,12 +191,12 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
     ] {
         v.reserve(n / 3);
     }
-    for i in 0..n {
-        if t[i] != rel_t && !gaps.open.is_empty() {
+    let rows = t.iter().zip(thread).zip(event).zip(arg).enumerate();
+    for (i, (((&ti, &k), &e), &ai)) in rows {
+        if ti != rel_t && !gaps.open.is_empty() {
             gaps.settle(rel_req - rel_acq, req_after_rel);
         }
-        let (k, e) = (thread[i] as usize, event[i]);
-        let s = &mut th[k];
+        let s = &mut th[k as usize];
         if let Some(h) = s.pending_hold.take() {
             r.hold_ended[h] = if e == Ev::IoBegin as i8 {
                 2
@@ -207,20 +217,20 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
                 r.wait_futile.push(0);
                 s.at_request = (s.timeouts, s.drops, s.futile);
                 n_req += 1;
-                last_req = Some(t[i]);
-                if t[i] > rel_t && req_after_rel.is_none() {
-                    req_after_rel = Some(t[i]);
+                last_req = Some(ti);
+                if ti > rel_t && req_after_rel.is_none() {
+                    req_after_rel = Some(ti);
                 }
-                gaps.request(t[i]);
+                gaps.request(ti);
             }
             ACQUIRE => {
                 if s.wait.kind == FIRST {
                     // The wait, and the counts between its request and this acquisition.
                     let w = s.wait_slot;
                     r.wait_acquire[w] = i as Row;
-                    r.wait_timeouts[w] = s.timeouts - s.at_request.0;
-                    r.wait_drop_requests[w] = s.drops - s.at_request.1;
-                    r.wait_futile[w] = s.futile - s.at_request.2;
+                    r.wait_timeouts[w] = count(s.timeouts - s.at_request.0);
+                    r.wait_drop_requests[w] = count(s.drops - s.at_request.1);
+                    r.wait_futile[w] = count(s.futile - s.at_request.2);
                 }
                 s.wait = Last::second(i);
                 s.hold = Last::first(i);
@@ -235,9 +245,12 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
                 }
                 s.io_taken = Last::second(i);
                 if last_global.kind == SECOND {
-                    r.gap_release.push(last_global.row as Row);
-                    r.gap_acquire.push(i as Row);
-                    gaps.open.push((t[last_global.row], t[i]));
+                    let j = last_global.row;
+                    if thread[j] != k {
+                        r.handoff_release.push(j as Row);
+                        r.handoff_acquire.push(i as Row);
+                    }
+                    gaps.open.push((t[j], ti));
                 }
                 last_global = Last::first(i);
                 n_acq += 1;
@@ -254,7 +267,7 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
                 }
                 s.hold = Last::second(i);
                 last_global = Last::second(i);
-                rel_t = t[i];
+                rel_t = ti;
                 req_after_rel = None;
             }
             IO_BEGIN => {
@@ -286,11 +299,11 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
             }
             TIMEOUT => s.timeouts += 1,
             DROP_REQUEST => s.drops += 1,
-            FUTILE => s.futile += arg[i],
+            FUTILE => s.futile += ai,
             _ => {}
         }
         s.prev = e;
-        if t[i] == rel_t {
+        if ti == rel_t {
             (rel_req, rel_acq) = (n_req, n_acq);
         }
     }
@@ -369,7 +382,8 @@ mod tests {
         assert_eq!(r.wait_timeouts, vec![0, 1, 0]);
         assert_eq!(r.wait_drop_requests, vec![0, 1, 0]);
         assert_eq!(r.wait_futile, vec![0, 2, 0]);
-        assert_eq!((r.gap_release, r.gap_acquire), (vec![8, 11], vec![10, 15]));
+        // Free gaps 8→10 (thread 0 to 1) and 11→15 (1 to 1): one hand-off.
+        assert_eq!((r.handoff_release, r.handoff_acquire), (vec![8], vec![10]));
         assert_eq!(
             (r.io_begin, r.io_end, r.io_acquire),
             (vec![12], vec![13], vec![15])

@@ -64,9 +64,10 @@ def _count_between(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 
 
 def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows of each (release, acquire) consecutive in global order: the GIL was free in
-    between."""
-    return lg.rows["gap_release"], lg.rows["gap_acquire"]
+    """Rows of each (release, acquire) consecutive in global order, the GIL free in between,
+    where another thread acquired (the core's pass keeps only those; the reference keeps
+    every gap, and :func:`_handoff_rows` keeps the hand-offs of either)."""
+    return lg.rows["handoff_release"], lg.rows["handoff_acquire"]
 
 
 def handoffs(events: _Events) -> pa.Table:
@@ -117,9 +118,10 @@ def _waits_table(lg: Log, req: np.ndarray, acq: np.ndarray, timeouts: np.ndarray
         "request_ns": pa.array(lg.t[req]),
         "acquire_ns": pa.array(lg.t[acq]),
         "wait_ns": pa.array(lg.t[acq] - lg.t[req]),
-        "timeouts": pa.array(timeouts),
-        "drop_requests": pa.array(drops),
-        "futile_wakeups": pa.array(futile),
+        # The pass counts in 32 bits (rust/analysis.rs `Rows`); the table's counts are int64.
+        "timeouts": pa.array(timeouts.astype(np.int64)),
+        "drop_requests": pa.array(drops.astype(np.int64)),
+        "futile_wakeups": pa.array(futile.astype(np.int64)),
     })
 
 

@@ -146,7 +146,7 @@ def analysis_rows(lg: "Log") -> Dict[str, Any]:
     """The rows of every table of :mod:`gilmodel.analysis`, from one pass of the core over the
     log (rust/analysis.rs, which pairs as :func:`pairs` does): ``hold_acquire`` /
     ``hold_release`` / ``hold_ended``, ``wait_request`` / ``wait_acquire`` and the counts
-    between them, ``gap_release`` / ``gap_acquire`` (the GIL free between two holders),
+    between them, ``handoff_release`` / ``handoff_acquire`` (the GIL free between two holders),
     ``io_begin`` / ``io_end`` / ``io_acquire``, ``call_begin`` / ``call_end``, each in the
     order of its first row; and ``idle_with_waiters_ns``."""
     return _core.analysis_pass(np.ascontiguousarray(lg.t, dtype=np.int64), np.ascontiguousarray(lg.thread, dtype=np.uint16),
