@@ -15,6 +15,7 @@
 //! did, ties included: "waiting at a release" counts every request and acquisition at or
 //! before the release's time, even in later rows.
 
+use crate::hugepages;
 use crate::log::Ev;
 
 /// A row of the log. 32 bits: a pass's lists are written into fresh memory, whose page faults
@@ -172,7 +173,31 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
     }
     let threads = thread.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut th = vec![Thread::default(); threads];
-    let mut r = Rows::default();
+    // Every list at its final capacity (a count of the kinds first), on huge pages.
+    let mut kinds = [0usize; 256];
+    for &e in event {
+        kinds[e as u8 as usize] += 1;
+    }
+    let cap = |e: i8| kinds[e as u8 as usize];
+    let (holds, waits, ios, calls) = (cap(ACQUIRE), cap(REQUEST), cap(IO_BEGIN), cap(CALL_BEGIN));
+    let mut r = Rows {
+        hold_acquire: hugepages::with_capacity(holds),
+        hold_release: hugepages::with_capacity(holds),
+        hold_ended: hugepages::with_capacity(holds),
+        wait_request: hugepages::with_capacity(waits),
+        wait_acquire: hugepages::with_capacity(waits),
+        wait_timeouts: hugepages::with_capacity(waits),
+        wait_drop_requests: hugepages::with_capacity(waits),
+        wait_futile: hugepages::with_capacity(waits),
+        handoff_release: hugepages::with_capacity(holds.min(cap(RELEASE))),
+        handoff_acquire: hugepages::with_capacity(holds.min(cap(RELEASE))),
+        io_begin: hugepages::with_capacity(ios),
+        io_end: hugepages::with_capacity(ios),
+        io_acquire: hugepages::with_capacity(ios),
+        call_begin: hugepages::with_capacity(calls),
+        call_end: hugepages::with_capacity(calls),
+        idle_with_waiters_ns: 0,
+    };
     // The global acquire/release sequence, for the free gaps.
     let mut last_global = Last::default();
     // Running counts of requests and acquisitions, the time of the last request and of the
@@ -183,14 +208,6 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
     let (mut rel_t, mut rel_req, mut rel_acq) = (i64::MIN, 0i64, 0i64);
     // Gaps whose counts are final once the time moves past their release's time.
     let mut gaps = Gaps::default();
-    for v in [
-        &mut r.hold_acquire,
-        &mut r.hold_release,
-        &mut r.wait_request,
-        &mut r.wait_acquire,
-    ] {
-        v.reserve(n / 3);
-    }
     let rows = t.iter().zip(thread).zip(event).zip(arg).enumerate();
     for (i, (((&ti, &k), &e), &ai)) in rows {
         if ti != rel_t && !gaps.open.is_empty() {

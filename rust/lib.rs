@@ -27,6 +27,7 @@ pub mod contract;
 pub mod engine;
 pub mod gil;
 pub mod host;
+pub mod hugepages;
 pub mod log;
 #[cfg(target_os = "linux")]
 pub mod observe;
@@ -35,6 +36,7 @@ pub mod prim;
 pub mod rusage;
 pub mod scenario;
 pub mod signals;
+pub mod spans;
 pub mod tables;
 pub mod threading;
 

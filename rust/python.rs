@@ -299,6 +299,75 @@ fn analysis_pass<'py>(
     Ok(d)
 }
 
+/// The timeline's state spans of an event log (rust/spans.rs): a tuple of numpy arrays
+/// (thread, state, op, start, end, open), ordered by thread, then start. Python's GIL is
+/// released meanwhile.
+#[pyfunction]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn state_spans<'py>(
+    py: Python<'py>,
+    t: numpy::PyReadonlyArray1<'py, i64>,
+    thread: numpy::PyReadonlyArray1<'py, u16>,
+    event: numpy::PyReadonlyArray1<'py, i8>,
+    arg: numpy::PyReadonlyArray1<'py, i64>,
+    lut: numpy::PyReadonlyArray1<'py, i8>,
+    io_state: i8,
+    ops: i64,
+    end_ns: i64,
+    truncated: bool,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (t, th, ev, a, lut) = (
+        t.as_slice()?,
+        thread.as_slice()?,
+        event.as_slice()?,
+        arg.as_slice()?,
+        lut.as_slice()?,
+    );
+    if ops < 1 {
+        return Err(PyValueError::new_err("state_spans: ops must be at least 1"));
+    }
+    let s = py
+        .detach(|| crate::spans::state_spans(t, th, ev, a, lut, io_state, ops, end_ns, truncated))
+        .ok_or_else(|| {
+            PyValueError::new_err(
+                "state_spans: columns of different lengths, or an event code outside the table",
+            )
+        })?;
+    PyTuple::new(
+        py,
+        [
+            s.thread.into_pyarray(py).into_any(),
+            s.state.into_pyarray(py).into_any(),
+            s.op.into_pyarray(py).into_any(),
+            s.start.into_pyarray(py).into_any(),
+            s.end.into_pyarray(py).into_any(),
+            s.open.into_pyarray(py).into_any(),
+        ],
+    )
+}
+
+/// Per thread, the events in `[lo, hi)` ns that found it on another CPU than its event before
+/// (rust/spans.rs): an int64 numpy array of `threads` counts.
+#[pyfunction]
+fn migrations<'py>(
+    py: Python<'py>,
+    t: numpy::PyReadonlyArray1<'py, i64>,
+    thread: numpy::PyReadonlyArray1<'py, u16>,
+    cpu: numpy::PyReadonlyArray1<'py, i16>,
+    lo: i64,
+    hi: i64,
+    threads: usize,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let (t, th, c) = (t.as_slice()?, thread.as_slice()?, cpu.as_slice()?);
+    py.detach(|| crate::spans::migrations(t, th, c, lo, hi, threads))
+        .map(|v| v.into_pyarray(py))
+        .ok_or_else(|| {
+            PyValueError::new_err(
+                "migrations: columns of different lengths, or a thread outside 0..threads",
+            )
+        })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
@@ -310,7 +379,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add_function(wrap_pyfunction!(perfetto_trace, m)?)?;
     m.add_function(wrap_pyfunction!(analysis_pass, m)?)?;
+    m.add_function(wrap_pyfunction!(state_spans, m)?)?;
+    m.add_function(wrap_pyfunction!(migrations, m)?)?;
     m.add("EVENT_NAMES", EVENT_NAMES.to_vec())?;
+    m.add("SPAN_NONE", crate::spans::NONE)?;
+    m.add("SPAN_NOT_STATE", crate::spans::NOT_STATE)?;
     m.add("OP_NAMES", PyTuple::new(m.py(), IO_OP_NAMES)?)?;
     m.add("LIMITS", limits(m.py())?)?;
     m.add("CALL_NAMES", CALL_NAMES.to_vec())?;

@@ -303,3 +303,28 @@ def analysis_pass(t: np.ndarray, thread: np.ndarray, event: np.ndarray, arg: np.
     ``io_begin``, ``io_end``, ``io_acquire``, ``call_begin``, ``call_end``; int32 (saturated)
     ``wait_timeouts``, ``wait_drop_requests``, ``wait_futile_wakeups``; int8 ``hold_ended``; and
     the int ``idle_with_waiters_ns``."""
+
+
+#: Entries of :func:`state_spans`' ``lut``: the event ends the thread's span and starts none
+#: that is kept; the event does not change the thread's state.
+SPAN_NONE: int
+SPAN_NOT_STATE: int
+
+
+def state_spans(t: np.ndarray, thread: np.ndarray, event: np.ndarray, arg: np.ndarray, lut: np.ndarray,
+                io_state: int, ops: int, end_ns: int, truncated: bool
+                ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The timeline's state spans of a log (int64, uint16, int8 codes, int64; rust/spans.rs):
+    ``lut[code]`` is the state an event starts (0 and up), :data:`SPAN_NONE` or
+    :data:`SPAN_NOT_STATE`; ``io_state`` the state whose span carries its op (``arg`` clamped to
+    ``0..ops``). Returns (thread int64, state int8, op int8, start int64, end int64, open bool),
+    ordered by thread, then start; an open span ends at ``end_ns`` (or its start when
+    ``truncated``). Raises ValueError on columns of different lengths or a code outside
+    ``lut``."""
+
+
+def migrations(t: np.ndarray, thread: np.ndarray, cpu: np.ndarray, lo: int, hi: int, threads: int) -> np.ndarray:
+    """Per thread (int64, ``threads`` of them), how many of its events at times in ``[lo, hi)``
+    found it on another CPU than its event before (int64, uint16, int16 columns;
+    rust/spans.rs). Raises ValueError on columns of different lengths or a thread not below
+    ``threads``."""

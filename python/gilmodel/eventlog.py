@@ -173,8 +173,8 @@ def pairs(lg: Log, first: str, second: str) -> Tuple[np.ndarray, np.ndarray]:
     return p[:-1][ok], p[1:][ok]
 
 
-_NONE = -1       # a state event that leaves the thread in no state of STATES
-_NOT_STATE = -2  # an event that does not change the state
+_NONE = _core.SPAN_NONE            # a state event that leaves the thread in no state of STATES
+_NOT_STATE = _core.SPAN_NOT_STATE  # an event that does not change the state
 _TO_STATE = np.full(len(EVENT_NAMES), _NOT_STATE, dtype=np.int8)
 for _name, _state in (("start", _NONE), ("exit", _NONE), ("release", _NONE), ("io_end", _NONE),
                       ("switch_done", _NONE), ("request", 1), ("acquire", 0), ("io_begin", 2),
@@ -195,6 +195,8 @@ class Spans(NamedTuple):
 
     def clip(self, lo: int, hi: int) -> "Spans":
         """The spans that overlap [``lo``, ``hi``) (or, of zero length, lie in it), cut to it."""
+        if not self.start.size or (lo <= self.start.min() and self.start.max() < hi and self.end.max() <= hi):
+            return self  # the window holds every span whole (a whole run's timeline): no copy
         inside = ((self.start < hi) & (self.end > lo)) | ((self.start == self.end) & (self.start >= lo) & (self.start < hi))
         return Spans(self.thread[inside], self.state[inside], self.op[inside], np.maximum(self.start[inside], lo),
                      np.minimum(self.end[inside], hi), self.open[inside])
@@ -204,18 +206,11 @@ def state_spans(lg: Log, end_ns: int, truncated: bool) -> Spans:
     """Every state interval: each state-changing event starts one that lasts until the next
     state-changing event of the same thread (spans in no state are dropped). A state still
     open when the thread's log ends lasts until ``end_ns`` (the end of the run), or until
-    its last event when the log was ``truncated`` (it says nothing about what came after)."""
-    st = _TO_STATE[lg.ev] if lg.ev.size else np.zeros(0, np.int8)
-    rows = lg.order[st[lg.order] != _NOT_STATE]
-    th, s, state = lg.thread[rows].astype(np.int64), lg.t[rows].astype(np.int64, copy=False), st[rows]
-    e = np.empty_like(s)
-    opn = np.ones(s.size, dtype=bool)
-    if s.size:
-        same = th[:-1] == th[1:]
-        e[:-1] = np.where(same, s[1:], 0)
-        opn[:-1] = ~same
-        e[opn] = s[opn] if truncated else max(end_ns, 0)
-        e = np.maximum(e, s)
-    keep = state >= 0
-    op = np.where(state == 2, np.clip(lg.arg[rows], 0, len(IO_OPS) - 1), -1)
-    return Spans(th[keep], state[keep].astype(np.int8), op[keep].astype(np.int8), s[keep], e[keep], opn[keep])
+    its last event when the log was ``truncated`` (it says nothing about what came after).
+    Two passes of the core (rust/spans.rs), with this module's table of which event starts
+    which state."""
+    th, state, op, s, e, opn = _core.state_spans(
+        np.ascontiguousarray(lg.t, dtype=np.int64), np.ascontiguousarray(lg.thread, dtype=np.uint16),
+        np.ascontiguousarray(lg.ev, dtype=np.int8), np.ascontiguousarray(lg.arg, dtype=np.int64), _TO_STATE,
+        STATES.index("io"), len(IO_OPS), int(end_ns), bool(truncated))
+    return Spans(th, state, op, s, e, opn)

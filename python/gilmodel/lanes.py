@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Dict, NamedTuple, Optional, Tuple
 import numpy as np
 import pyarrow as pa
 
+from . import _core
 from ._core import EVENT_NAMES
 from .eventlog import CODE, IO_OPS, STATES, Log, Spans, decode, state_spans
 
@@ -101,10 +102,9 @@ class Window:
         """Per thread, how many of its events in the window found it on another CPU than its
         event before."""
         lg = self.log
-        o = lg.order
-        th, c, t = lg.th_o, lg.cpu[o], lg.t[o]
-        moved = (th[1:] == th[:-1]) & (c[1:] != c[:-1]) & (t[1:] >= self.start_ns) & (t[1:] < self.end_ns)
-        return np.bincount(th[1:][moved], minlength=self.threads)
+        n = max(self.threads, int(lg.thread.max()) + 1) if lg.thread.size else self.threads
+        return _core.migrations(np.ascontiguousarray(lg.t, dtype=np.int64), np.ascontiguousarray(lg.thread, dtype=np.uint16),
+                                np.ascontiguousarray(lg.cpu, dtype=np.int16), int(self.start_ns), int(self.end_ns), n)
 
     def plan(self, columns: int = COLUMNS) -> Plan:
         """How to draw the window on ``columns`` pixel columns (see :class:`Plan`)."""
