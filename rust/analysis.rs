@@ -18,9 +18,9 @@
 use crate::hugepages;
 use crate::log::Ev;
 
-/// A row of the log. 32 bits: a pass's lists are written into fresh memory, whose page faults
-/// cost as much as the pass itself at 10 M events; 64-bit rows doubled them. [`pass`] refuses
-/// a log of [`MAX_ROWS`] rows or more.
+/// A row of the log. 32 bits: the lists of a 10 M-event log take half the memory, and half
+/// the fresh pages to fault in, of 64-bit rows. [`pass`] refuses a log of [`MAX_ROWS`] rows
+/// or more.
 pub type Row = u32;
 
 /// The most rows [`pass`] takes (4 294 967 295: 86 GB of log).
@@ -36,11 +36,9 @@ pub struct Rows {
     pub hold_ended: Vec<i8>,
     pub wait_request: Vec<Row>,
     pub wait_acquire: Vec<Row>,
-    /// Counts between a wait's request and acquisition, 32-bit for the same reason as
-    /// [`Row`] (saturated: a count past 2 147 483 647 reads as that).
-    pub wait_timeouts: Vec<i32>,
-    pub wait_drop_requests: Vec<i32>,
-    pub wait_futile: Vec<i32>,
+    pub wait_timeouts: Vec<i64>,
+    pub wait_drop_requests: Vec<i64>,
+    pub wait_futile: Vec<i64>,
     /// Hand-offs: a release and the next acquisition in the global order, by another thread.
     pub handoff_release: Vec<Row>,
     pub handoff_acquire: Vec<Row>,
@@ -147,11 +145,6 @@ const TIMEOUT: i8 = Ev::Timeout as i8;
 const DROP_REQUEST: i8 = Ev::DropRequest as i8;
 const FUTILE: i8 = Ev::FutileWakeup as i8;
 
-/// A count as stored in [`Rows`].
-fn count(v: i64) -> i32 {
-    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
-}
-
 /// Keep the entries of parallel lists whose `key` is set.
 fn compact<T: Copy>(key: &[Row], col: &mut Vec<T>) {
     let mut j = 0;
@@ -245,9 +238,9 @@ pub fn pass(t: &[i64], thread: &[u16], event: &[i8], arg: &[i64]) -> Option<Rows
                     // The wait, and the counts between its request and this acquisition.
                     let w = s.wait_slot;
                     r.wait_acquire[w] = i as Row;
-                    r.wait_timeouts[w] = count(s.timeouts - s.at_request.0);
-                    r.wait_drop_requests[w] = count(s.drops - s.at_request.1);
-                    r.wait_futile[w] = count(s.futile - s.at_request.2);
+                    r.wait_timeouts[w] = s.timeouts - s.at_request.0;
+                    r.wait_drop_requests[w] = s.drops - s.at_request.1;
+                    r.wait_futile[w] = s.futile - s.at_request.2;
                 }
                 s.wait = Last::second(i);
                 s.hold = Last::first(i);

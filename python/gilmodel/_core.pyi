@@ -300,7 +300,7 @@ def analysis_pass(t: np.ndarray, thread: np.ndarray, event: np.ndarray, arg: np.
     uint16, int8 codes, int64; fewer than 2**32 - 1 rows, else ValueError; rust/analysis.rs):
     uint32 row arrays ``hold_acquire``,
     ``hold_release``, ``wait_request``, ``wait_acquire``, ``handoff_release``, ``handoff_acquire``,
-    ``io_begin``, ``io_end``, ``io_acquire``, ``call_begin``, ``call_end``; int32 (saturated)
+    ``io_begin``, ``io_end``, ``io_acquire``, ``call_begin``, ``call_end``; int64
     ``wait_timeouts``, ``wait_drop_requests``, ``wait_futile_wakeups``; int8 ``hold_ended``; and
     the int ``idle_with_waiters_ns``."""
 

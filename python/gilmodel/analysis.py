@@ -118,10 +118,9 @@ def _waits_table(lg: Log, req: np.ndarray, acq: np.ndarray, timeouts: np.ndarray
         "request_ns": pa.array(lg.t[req]),
         "acquire_ns": pa.array(lg.t[acq]),
         "wait_ns": pa.array(lg.t[acq] - lg.t[req]),
-        # The pass counts in 32 bits (rust/analysis.rs `Rows`); the table's counts are int64.
-        "timeouts": pa.array(timeouts.astype(np.int64)),
-        "drop_requests": pa.array(drops.astype(np.int64)),
-        "futile_wakeups": pa.array(futile.astype(np.int64)),
+        "timeouts": pa.array(timeouts),
+        "drop_requests": pa.array(drops),
+        "futile_wakeups": pa.array(futile),
     })
 
 
