@@ -46,9 +46,11 @@ def test_a_model_runs_threads_become_programs_of_what_they_did():
     holds = gm.analysis.holds(r.events).to_pandas().groupby("thread").dur_ns.sum()
     io = gm.analysis.io_response(r.events).to_pandas()
     # The worker's work under the GIL, in the profile's ticks, is its hold time (to a tick a
-    # piece); its C work is one native op of its observed length.
+    # piece); its C work is one native op of its observed length. Held calls count as work
+    # under the GIL: a hold that outlives a drop request by 500 µs becomes one, which the model
+    # makes when the host deschedules the holder (a CI run with 0.6 cores stolen had two).
     w = progs["worker"]
-    assert abs(ticks_of(w, gm.Cpu) * tick - holds[1]) <= tick * (len(w) + 1)
+    assert abs((ticks_of(w, gm.Cpu) + ticks_of(w, gm.Held)) * tick - holds[1]) <= tick * (len(w) + 1)
     nat = io[(io.thread == 1) & (io.op == "native")].call_ns.sum()
     assert len([o for o in w if isinstance(o, gm.Native)]) == 1
     assert abs(ticks_of(w, gm.Native) * tick - nat) <= tick
