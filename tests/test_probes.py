@@ -30,7 +30,7 @@ FIELDS = {
     "switch_sweep": ("rows",),
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
     "threads_sweep": ("rows",),
-    "native_work": ("alone_s", "threaded_s", "chunk_ms", "speedup"),
+    "native_work": ("alone_s", "threaded_s", "chunk_ms", "speedup", "released", "released_share"),
     "long_call": ("call_ms", "p50_ms", "p99_ms", "calls"),
     "thread_pool": ("queue_us", "rows"),
 }
@@ -89,6 +89,31 @@ def test_probes_run_under_python27():
     assert r["ticks_per_iter_source"] == "tick_counter" and 2.5 < r["ticks_per_iter"] < 3.5
     # switch_sweep refuses on 2.x, and validate skips it there
     assert not runner.applies("switch_sweep", it)
+
+
+def _interpreters():
+    """The CPython 2.7 and 3.x of ~/.pyenv here (the pyenv builds), as paths."""
+    root = os.path.expanduser("~/.pyenv/versions")
+    found = sorted(os.listdir(root)) if os.path.isdir(root) else []
+    return [os.path.join(root, v, "bin", "python") for v in found if os.path.exists(os.path.join(root, v, "bin", "python"))]
+
+
+@pytest.mark.skipif(not _interpreters(), reason="no CPython under ~/.pyenv/versions")
+@pytest.mark.parametrize("python", _interpreters(), ids=lambda p: p.split("/")[-3])
+def test_native_work_says_whether_its_hash_releases_the_gil(python):
+    # The oracle: hashlib's sha1 is OpenSSL's (openssl_sha1, which drops the GIL for data of
+    # 2 KiB and more) or the interpreter's own _sha/_sha1 module (which holds it throughout:
+    # this machine's pyenv 2.7.18, built without OpenSSL).
+    name = subprocess.run([python, "-c", "import hashlib; print(hashlib.sha1.__name__)"], capture_output=True,
+                          text=True, timeout=60).stdout.strip()
+    from gilmodel.interpreters import Interpreter
+    ver = subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True,
+                         text=True, timeout=60).stdout.strip()
+    res = run_probe(Interpreter(python, ver), "native_work", SMALL["native_work"], CORES[:2], timeout=120)
+    if name == "openssl_sha1":
+        assert res["released"], res["released_share"]
+    elif tuple(int(x) for x in ver.split(".")[:2]) < (3, 12):  # the own modules of 3.12+ may release it
+        assert not res["released"] and res["released_share"] == 0, (name, res["released_share"])
 
 
 @pytest.mark.parametrize("policy", sorted(gm.POLICIES))

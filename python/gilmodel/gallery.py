@@ -406,6 +406,92 @@ def thread_pool(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     return _save(fig, out, "thread-pool"), rows
 
 
+def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """C work that releases the GIL: two threads hashing 1 MiB buffers (``hashlib.sha1``), one
+    after the other and then at once, under the 2.7 and 3.11 GILs on 1 and 2 cores; the
+    speedup (2 × alone / threaded: 2 = they use both cores), the model (``validate``'s
+    ``native_work`` model side: each chunk ``native`` work as long as the real probe's own
+    chunk) beside the real interpreter's ``native_work`` probe on the same cores; with
+    :func:`battle`'s pure-Python pair for contrast (it does not scale). Without a real
+    interpreter the chunk is taken as 2 ms. Where the real probe finds that its hash keeps
+    the GIL (``gil_released`` false: a CPython built without OpenSSL hashes with its own
+    ``_sha``, as this machine's pyenv 2.7.18 does), the model's chunks are held calls too."""
+    from .fidelity.model_side import model_probe
+    from .probes.runner import probe_args
+
+    args = probe_args("native_work", scale, {})
+    rows = []
+    for v in ("2.7", "3.11"):
+        prof = profiles.for_version(v)
+        for label, cs in _layouts(cores):
+            real, who = _real(v, "native_work", args, cs)
+            chunk = real["chunk_ms"] if real else 2.0
+            released = bool(real.get("released", True)) if real else True
+            m = model_probe("native_work", v, cs, dict(args, chunk_ms=chunk, released=released), prof)
+            py = get("cpu_pair").run(cpython(v), cs, log=False, ticks=int(2_000_000 * scale) + 1000).metrics
+            rows.append({"version": v, "cores": label, "chunk_ms": chunk, "gil_released": released, "speedup": m["speedup"],
+                         "real_speedup": real["speedup"] if real else None,
+                         "python_speedup": 1.0 / py["cpu_pair_ratio"], "real": who})
+            say("  hashing %s %s: speedup %.2f (real %s), pure Python %.2f" % (
+                v, label, m["speedup"], "-" if real is None else "%.2f" % real["speedup"], rows[-1]["python_speedup"]))
+    two = _layouts(cores)[-1]
+    prof = profiles.for_version("3.11")
+    shown = get("hashing").run(cpython("3.11"), two[1], chunks=6, chunk_ticks=max(1, int(2e6 / prof.model_tick_ns)),
+                               python_ticks=max(1, int(round(prof.call_ns / prof.model_tick_ns)))).runs["threaded"]
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    colors = ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows]
+    _bars_real_model(ax, rows, "speedup", "real_speedup", colors)
+    ax.plot(np.arange(len(rows)), [r["python_speedup"] for r in rows], "kx", label="pure-Python pair (model)")
+    ax.axhline(1.0, color="0.6", lw=0.8)
+    ax.set_ylabel("speedup of 2 threads (2 = both cores)")
+    ax.set_title("Hashing threads scale; Python threads do not", fontsize=10, loc="left")
+    ax.legend(fontsize=6, frameon=False)
+    _lanes(ax2, shown, 0.0, 12.0, "3.11, 2 hashing threads, %s: C work in parallel (first 12 ms)" % two[0])
+    return _save(fig, out, "hashing"), rows
+
+
+def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """C work that holds the GIL: an I/O thread answering pings next to back-to-back
+    ``sorted()`` calls of a big int list, under the 2.7 and 3.11 GILs on 1 and 2 cores: the
+    round trip's p50 and p99 against the call's length (no check point comes during a call,
+    so no switch interval helps), the model (``validate``'s ``long_call`` model side: each
+    call a ``held`` op as long as the real probe's own call) beside the real interpreter's
+    ``long_call`` probe on the same cores. Without a real interpreter the call is taken as
+    20 ms."""
+    from .fidelity.model_side import model_probe
+    from .probes.runner import probe_args
+
+    args = probe_args("long_call", scale, {})
+    rows = []
+    for v in ("2.7", "3.11"):
+        prof = profiles.for_version(v)
+        for label, cs in _layouts(cores):
+            real, who = _real(v, "long_call", args, cs)
+            call = real["call_ms"] if real else 20.0
+            m = model_probe("long_call", v, cs, dict(args, call_ms=call), prof)
+            rows.append({"version": v, "cores": label, "call_ms": call, "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
+                         "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
+                         "real": who})
+            say("  long-call %s %s: call %.1f ms, ping p50 %.1f ms (real %s)" % (
+                v, label, call, m["p50_ms"], "-" if real is None else "%.1f" % real["p50_ms"]))
+    two = _layouts(cores)[-1]
+    prof = profiles.for_version("3.11")
+    call_ms = rows[-1]["call_ms"]
+    shown = get("long_call").run(cpython("3.11"), two[1], pings=6, gap_us=int(call_ms * 1e3 * 1.5) + 1000,
+                                 call_ticks=max(1, int(call_ms * 1e6 / prof.model_tick_ns))).runs["run"]
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
+    colors = ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows]
+    _bars_real_model(ax, rows, "p50_ms", "real_p50_ms", colors)
+    ax.plot(np.arange(len(rows)), [r["call_ms"] for r in rows], "k_", ms=18, mew=2, label="one call's length")
+    ax.set_ylabel("ping round trip p50 (ms)")
+    ax.set_title("A long GIL-holding call: pings wait for it", fontsize=10, loc="left")
+    ax.legend(fontsize=6, frameon=False)
+    _lanes(ax2, shown, 0.0, 4 * call_ms, "3.11, %s: pings wait out each held call (first %.0f ms)" % (two[0], 4 * call_ms))
+    return _save(fig, out, "long-call"), rows
+
+
 def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:
     """A compact GIL timeline on ``ax``: the lanes of :func:`gilmodel.plot.draw_lanes` (~700
     pixel columns wide)."""
@@ -432,6 +518,8 @@ EXPERIMENTS: Dict[str, Tuple[str, Callable]] = {
     "convoy": ("Convoy effect (P7)", convoy),
     "better-gils": ("Better GILs: priority, BFS, FIFO and no GIL beside CPython's (P8, P9)", better_gils),
     "thread-pool": ("Threads that wait on each other: a queue.Queue pool of workers", thread_pool),
+    "hashing": ("C work that releases the GIL: hashing threads scale, Python threads do not", hashing),
+    "long-call": ("C work that holds the GIL: a long call blocks an I/O thread for its whole length", long_call),
 }
 #: The old names, one per phenomenon of docs/design.md §1 (``p8`` shows P8 and P9).
 ALIASES: Dict[str, str] = {"p%d" % (i + 1): name for i, name in enumerate(list(EXPERIMENTS)[:8])}

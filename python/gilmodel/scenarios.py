@@ -136,19 +136,24 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
 
 
 def hashing(gil: Policy, cores: Cores = None, threads: int = 2, chunk_ticks: int = 200_000, chunks: int = 20,
-            python_ticks: int = 1_000, tick_ns: Optional[float] = None) -> Scenario:
+            python_ticks: int = 1_000, tick_ns: Optional[float] = None, released: bool = True) -> Scenario:
     """Threads hashing big buffers: each loops ``chunks`` times over a little Python work
     (``python_ticks`` of :func:`~gilmodel.cpu`) and one big chunk of C work with the GIL
     released (``chunk_ticks`` of :func:`~gilmodel.native`: ``hashlib`` over a large buffer,
     ``zlib``, a numpy kernel). What it shows: such threads scale with the cores under every
     GIL, since the GIL is held only for the short Python part; on 2 cores two threads take
     about as long as one (:func:`hashing_times`), while :func:`cpu_pair`'s pure-Python
-    threads take twice as long. Threads are round-robin over ``cores``; the run ends when all
-    have finished."""
+    threads take twice as long. ``released=False`` makes each chunk a :func:`~gilmodel.held`
+    call instead: the hash of a CPython built without OpenSSL (its own ``_sha`` module holds
+    the GIL; the ``native_work`` probe says which its interpreter does), and the threads no
+    longer scale. Threads are round-robin over ``cores``; the run ends when all have finished."""
     check_int("hashing.threads", threads, 1, 1000)
     check_int("hashing.chunks", chunks, 1)
+    if not isinstance(released, bool):
+        raise TypeError("hashing.released: expected True or False, got %r" % (released,))
     cs = _cores(cores)
-    ts = [Thread("h%d" % i, [loop(cpu(python_ticks), native(chunk_ticks), times=chunks)], core=cs[i % len(cs)])
+    chunk = native if released else held
+    ts = [Thread("h%d" % i, [loop(cpu(python_ticks), chunk(chunk_ticks), times=chunks)], core=cs[i % len(cs)])
           for i in range(threads)]
     return Scenario(gil, ts, cores=cs, tick_ns=tick_ns, name="hashing")
 

@@ -156,14 +156,17 @@ def _ticks_of_ms(ms: float, cal: Profile) -> int:
 def _native_work(gil, cs, cal, args) -> Dict[str, Any]:
     """hashlib threads: each chunk is ``native`` work as long as the real probe's own chunk
     (``chunk_ms``, measured by the real side of the same repeat: the C code's speed is the
-    machine's, not the GIL's), after one Python call's work (the profile's ``call_ns``)."""
+    machine's, not the GIL's), after one Python call's work (the profile's ``call_ns``); a
+    ``held`` call instead where the real side found that its hash keeps the GIL
+    (``released``: a CPython without OpenSSL hashes with its own ``_sha``)."""
     if args.get("chunk_ms") is None:
         raise ValueError("native_work: the model needs the real chunk's length (chunk_ms), from the real side")
     m = get("hashing").run(gil, cs, log=False, prepare=_prepare, threads=args["threads"], chunks=args["chunks"],
                            chunk_ticks=_ticks_of_ms(args["chunk_ms"], cal),
-                           python_ticks=max(1, int(round(cal.call_ns / cal.model_tick_ns))), tick_ns=cal.model_tick_ns).metrics
+                           python_ticks=max(1, int(round(cal.call_ns / cal.model_tick_ns))), tick_ns=cal.model_tick_ns,
+                           released=bool(args.get("released", True))).metrics
     return {"threads": args["threads"], "chunks": args["chunks"], "chunk_ms": args["chunk_ms"], "alone_s": m["alone_s"],
-            "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"]}
+            "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"], "released": bool(args.get("released", True))}
 
 
 def _long_call(gil, cs, cal, args) -> Dict[str, Any]:

@@ -1,8 +1,11 @@
 """native_work: C work that releases the GIL (hashlib.sha1 over 1 MiB buffers, which drops the
-GIL for data of 2 KiB and more): one thread hashing n chunks, then k threads hashing n chunks
-each; the speed-up (k x alone time / threaded time)."""
+GIL for data of 2 KiB and more where hashlib is OpenSSL's): one thread hashing n chunks, then k
+threads hashing n chunks each; the speed-up (k x alone time / threaded time). And whether a
+chunk really releases the GIL (``released``): a CPython built without OpenSSL hashes with its
+own _sha module, which holds the GIL throughout (this machine's pyenv 2.7.18 does)."""
 import hashlib
 import threading
+import time
 
 import _probe
 
@@ -10,6 +13,51 @@ import _probe
 def hash_chunks(buf, n):
     for _ in range(n):
         hashlib.sha1(buf).digest()
+
+
+def released_share(buf, chunks):
+    """The share of ``chunks`` single hashes of ``buf`` that another thread's Python loop ran
+    through: it cannot while the hash holds the GIL. The loop stamps the time every 64 turns;
+    a hash counts as run through when no gap between stamps (or the call's ends) inside the
+    call is as long as half a warm hash alone. Held, the hash itself is such a gap, whatever
+    switches come just before or after it (a drop request pending as the call starts or
+    ends lets the other thread in there); released, the loop runs beside it once its wake-up
+    comes. Each hash starts after a short sleep, so the other thread holds the GIL then and
+    waits for it again as the hash begins; the buffer is big (20 ms of hashing), so that a
+    released hash lasts well beyond the wake-up and the OS's time slices."""
+    d = None
+    for _ in range(2):  # warm: the first hash of a fresh buffer pays its page faults
+        t = _probe.now()
+        hashlib.sha1(buf).digest()
+        d = min(d or 1e9, _probe.now() - t)
+    stamps, stop = [], [False]
+
+    def count():
+        k = 0
+        while not stop[0]:
+            k += 1
+            if k % 64 == 0:
+                stamps.append(_probe.now())
+    th = threading.Thread(target=count)
+    th.start()
+    through = 0
+    for _ in range(chunks):
+        time.sleep(0.002)
+        t0 = _probe.now()
+        hashlib.sha1(buf).digest()
+        t1 = _probe.now()
+        inside = [t0] + [x for x in stamps[-50000:] if t0 < x < t1] + [t1]
+        through += max(b - a for a, b in zip(inside, inside[1:])) < 0.5 * d
+    stop[0] = True
+    th.join()
+    return float(through) / chunks
+
+
+def releases_gil(share):
+    """Whether the hash releases the GIL, from :func:`released_share`: held, the other loop
+    never runs through a hash; released, it does unless its wake-up comes too late, which a
+    slowed VM made happen in most hashes at times (3.9-3.13 here)."""
+    return share > 0
 
 
 if __name__ == "__main__":
@@ -30,6 +78,11 @@ if __name__ == "__main__":
     for th in ts:
         th.join()
     threaded = _probe.now() - t
+    # The check's buffer: about 20 ms of hashing (at most 64 MiB), long against the OS's time
+    # slices, which on one core let the other thread run only every few ms.
+    reps = int(min(max(1, 0.02 / max(alone / a.chunks, 1e-6)), max(1, (64 << 20) // len(buf))))
+    share = released_share(buf * reps, 16)
     _probe.emit("native_work", {"threads": a.threads, "chunks": a.chunks, "chunk_kib": a.chunk_kib,
                                 "alone_s": alone, "threaded_s": threaded, "chunk_ms": 1e3 * alone / a.chunks,
-                                "speedup": a.threads * alone / threaded})
+                                "speedup": a.threads * alone / threaded, "released_share": share,
+                                "released": releases_gil(share)})
