@@ -444,6 +444,9 @@ def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     _bars_real_model(ax, rows, "speedup", "real_speedup", colors)
     ax.plot(np.arange(len(rows)), [r["python_speedup"] for r in rows], "kx", label="pure-Python pair (model)")
     ax.axhline(1.0, color="0.6", lw=0.8)
+    for x, r in enumerate(rows):
+        if not r["gil_released"]:
+            ax.text(x, 0.05, "its hash\nholds\nthe GIL", ha="center", va="bottom", fontsize=6, color="white")
     ax.set_ylabel("speedup of 2 threads (2 = both cores)")
     ax.set_title("Hashing threads scale; Python threads do not", fontsize=10, loc="left")
     ax.legend(fontsize=6, frameon=False)
