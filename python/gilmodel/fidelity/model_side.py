@@ -164,9 +164,9 @@ def _native_work(gil, cs, cal, args) -> Dict[str, Any]:
     m = get("hashing").run(gil, cs, log=False, prepare=_prepare, threads=args["threads"], chunks=args["chunks"],
                            chunk_ticks=_ticks_of_ms(args["chunk_ms"], cal),
                            python_ticks=max(1, int(round(cal.call_ns / cal.model_tick_ns))), tick_ns=cal.model_tick_ns,
-                           released=bool(args.get("released", True))).metrics
+                           released=args.get("released") is not False).metrics
     return {"threads": args["threads"], "chunks": args["chunks"], "chunk_ms": args["chunk_ms"], "alone_s": m["alone_s"],
-            "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"], "released": bool(args.get("released", True))}
+            "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"], "released": args.get("released") is not False}
 
 
 def _long_call(gil, cs, cal, args) -> Dict[str, Any]:

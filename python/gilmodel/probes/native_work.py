@@ -19,8 +19,9 @@ def released_share(buf, chunks):
     """The share of ``chunks`` single hashes of ``buf`` that another thread's Python loop ran
     through: it cannot while the hash holds the GIL. The loop stamps the time every 64 turns;
     a hash counts as run through when no gap between stamps (or the call's ends) inside the
-    call is as long as half a warm hash alone. Held, the hash itself is such a gap, whatever
-    switches come just before or after it (a drop request pending as the call starts or
+    call is as long as half the shorter of this call and a warm hash alone (the call's own
+    length keeps the test sound when the machine's speed drifts). Held, the hash itself is
+    such a gap, whatever switches come just before or after it (a drop request pending as the call starts or
     ends lets the other thread in there); released, the loop runs beside it once its wake-up
     comes. Each hash starts after a short sleep, so the other thread holds the GIL then and
     waits for it again as the hash begins; the buffer is big (20 ms of hashing), so that a
@@ -39,25 +40,34 @@ def released_share(buf, chunks):
             if k % 64 == 0:
                 stamps.append(_probe.now())
     th = threading.Thread(target=count)
+    th.daemon = True  # never keeps the probe alive, whatever happens below
     th.start()
     through = 0
-    for _ in range(chunks):
-        time.sleep(0.002)
-        t0 = _probe.now()
-        hashlib.sha1(buf).digest()
-        t1 = _probe.now()
-        inside = [t0] + [x for x in stamps[-50000:] if t0 < x < t1] + [t1]
-        through += max(b - a for a, b in zip(inside, inside[1:])) < 0.5 * d
-    stop[0] = True
-    th.join()
+    try:
+        for _ in range(chunks):
+            time.sleep(0.002)
+            t0 = _probe.now()
+            hashlib.sha1(buf).digest()
+            t1 = _probe.now()
+            inside = [t0] + [x for x in stamps[-50000:] if t0 < x < t1] + [t1]
+            through += max(b - a for a, b in zip(inside, inside[1:])) < 0.5 * min(d, t1 - t0)
+    finally:
+        stop[0] = True
+        th.join()
     return float(through) / chunks
 
 
-def releases_gil(share):
-    """Whether the hash releases the GIL, from :func:`released_share`: held, the other loop
-    never runs through a hash; released, it does unless its wake-up comes too late, which a
-    slowed VM made happen in most hashes at times (3.9-3.13 here)."""
-    return share > 0
+#: hashlib releases the GIL only for data of this many bytes or more (HASHLIB_GIL_MINSIZE in
+#: CPython's Modules/hashlib.h); the check hashes a multiple of the chunk, so a smaller chunk
+#: is reported as held whatever the check finds.
+GIL_MINSIZE = 2048
+
+
+def releases_gil(share, chunk_bytes):
+    """Whether the probe's chunks release the GIL, from :func:`released_share`: held, the
+    other loop never runs through a hash; released, it does unless its wake-up comes too
+    late, which a slowed VM made happen in most hashes at times (3.9-3.13 here)."""
+    return share > 0 and chunk_bytes >= GIL_MINSIZE
 
 
 if __name__ == "__main__":
@@ -85,4 +95,4 @@ if __name__ == "__main__":
     _probe.emit("native_work", {"threads": a.threads, "chunks": a.chunks, "chunk_kib": a.chunk_kib,
                                 "alone_s": alone, "threaded_s": threaded, "chunk_ms": 1e3 * alone / a.chunks,
                                 "speedup": a.threads * alone / threaded, "released_share": share,
-                                "released": releases_gil(share)})
+                                "released": releases_gil(share, len(buf))})
