@@ -437,7 +437,8 @@ def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     two = _layouts(cores)[-1]
     prof = profiles.for_version("3.11")
     shown = get("hashing").run(cpython("3.11"), two[1], chunks=6, chunk_ticks=max(1, int(2e6 / prof.model_tick_ns)),
-                               python_ticks=max(1, int(round(prof.call_ns / prof.model_tick_ns)))).runs["threaded"]
+                               python_ticks=max(1, int(round(prof.call_ns / prof.model_tick_ns))),
+                               released=rows[-1]["gil_released"]).runs["threaded"]
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     colors = ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows]
@@ -450,7 +451,8 @@ def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax.set_ylabel("speedup of 2 threads (2 = both cores)")
     ax.set_title("Hashing threads scale; Python threads do not", fontsize=10, loc="left")
     ax.legend(fontsize=6, frameon=False)
-    _lanes(ax2, shown, 0.0, 12.0, "3.11, 2 hashing threads, %s: C work in parallel (first 12 ms)" % two[0])
+    _lanes(ax2, shown, 0.0, 12.0, "3.11, 2 hashing threads, %s: %s (first 12 ms)" % (
+        two[0], "C work in parallel" if rows[-1]["gil_released"] else "its hash holds the GIL: one at a time"))
     return _save(fig, out, "hashing"), rows
 
 
