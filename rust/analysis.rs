@@ -23,7 +23,8 @@ use crate::log::Ev;
 /// or more.
 pub type Row = u32;
 
-/// The most rows [`pass`] takes (4 294 967 295: 86 GB of log).
+/// [`pass`] takes fewer rows than this (2^32 − 1: 82 GB of log at 19 bytes a row; `Row::MAX`
+/// marks a slot not filled).
 pub const MAX_ROWS: usize = Row::MAX as usize;
 
 /// The rows (indices into the log) the analysis tables are made of, each list in the order

@@ -4,8 +4,9 @@
 //! does not, and the analysis pass's fresh outputs then cost one page fault per 4 KiB:
 //! 50 k faults, about a third of the pass, at 18 M events (README "What the instrument costs").
 
-/// Ask for huge pages for the pages wholly inside `v`'s capacity, if it is big enough to hold
-/// one (2 MiB). Advice only: nothing changes where the kernel declines.
+/// Ask for huge pages for the pages wholly inside `v`'s capacity, if it is 4 MiB or more (so
+/// that the range surely holds one whole aligned 2 MiB page). Advice only: nothing changes
+/// where the kernel declines.
 fn advise<T>(v: &mut Vec<T>) {
     let bytes = v.capacity() * std::mem::size_of::<T>();
     if bytes < 4 << 20 {

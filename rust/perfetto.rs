@@ -20,8 +20,8 @@
 //!   event of each kind.
 //! - A window `[lo, hi]` cuts slices at its edges; the counters start with their level at `lo`.
 //!
-//! # Encoding (27 bytes an event in `benches/trace.py`'s big run, 49 before the default track
-//! and the carried counters: README "What the instrument costs")
+//! # Encoding (under 30 bytes an event in `benches/trace.py`'s big run, 49 before the default
+//! track and the carried counters: the figures are in README "What the instrument costs")
 //! - One packet sequence per run (`trusted_packet_sequence_id` = run index + 1). Its first
 //!   packet clears the incremental state, defines clock 64 as an incremental nanosecond clock
 //!   starting with `BOOTTIME` at 0, and sets the defaults (`trace_packet_defaults`): clock 64

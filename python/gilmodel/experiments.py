@@ -189,8 +189,9 @@ _ALL = (
     Experiment("cpu_pair", "two equal CPU tasks one after the other, then at once: cpu_pair_ratio (P1)",
                scenarios.cpu_pair, phases=("sequential", "threaded"), measure=_cpu_pair, probe="cpu_pair",
                own_metrics=("sequential_s", "threaded_s", "cpu_pair_ratio")),
-    Experiment("hashing", "threads alternating a little Python with big GIL-released C chunks (hashlib, zlib): one "
-               "thread, then all: hashing_speedup = n * alone_s / threaded_s, the cores they use",
+    Experiment("hashing", "threads alternating a little Python with big GIL-released C chunks (hashlib, zlib; "
+               "released=False: chunks that hold it): one thread, then all: hashing_speedup = n * alone_s / "
+               "threaded_s, the cores they use",
                scenarios.hashing, phases=("alone", "threaded"), variants={"alone": {"threads": 1}}, measure=_hashing,
                own_metrics=("alone_s", "threaded_s", "hashing_speedup")),
     Experiment("long_call", "a thread answering pings next to one making long GIL-holding calls (sorted(), a regex): "
