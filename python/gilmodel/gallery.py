@@ -462,8 +462,8 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     round trip's p50 and p99 against the call's length (no check point comes during a call,
     so no switch interval helps), the model (``validate``'s ``long_call`` model side: each
     call a ``held`` op as long as the real probe's own call) beside the real interpreter's
-    ``long_call`` probe on the same cores. Without a real interpreter the call is taken as
-    20 ms."""
+    ``long_call`` probe on the same cores, with the probe's gap between pings (at least 3
+    calls' length). Without a real interpreter the call is taken as 20 ms."""
     from .fidelity.model_side import model_probe
     from .probes.runner import probe_args
 
@@ -474,8 +474,9 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
         for label, cs in _layouts(cores):
             real, who = _real(v, "long_call", args, cs)
             call = real["call_ms"] if real else 20.0
-            m = model_probe("long_call", v, cs, dict(args, call_ms=call), prof)
-            rows.append({"version": v, "cores": label, "call_ms": call, "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
+            gap = real["gap_us"] if real else max(args["gap_us"], int(3e3 * call))
+            m = model_probe("long_call", v, cs, dict(args, call_ms=call, gap_us=gap), prof)
+            rows.append({"version": v, "cores": label, "call_ms": call, "gap_ms": gap / 1e3, "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
                          "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
                          "real": who})
             say("  long-call %s %s: call %.1f ms, ping p50 %.1f ms (real %s)" % (

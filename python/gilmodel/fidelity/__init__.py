@@ -44,8 +44,9 @@ METRICS = {
 #: Fields the model side of a probe takes from the real side of the same repeat: the length of
 #: a C call, which is the machine's and the interpreter's C code's, not the GIL's; whether the
 #: hash releases the GIL (a CPython without OpenSSL's hashlib hashes with its own module, which
-#: holds it); the cost of a queue's put and get (their bytecode), which the model does not run.
-FROM_REAL = {"native_work": ("chunk_ms", "released"), "long_call": ("call_ms",), "thread_pool": ("queue_us",)}
+#: holds it); the gap between pings, which the long call's probe stretches to 3 calls' length;
+#: the cost of a queue's put and get (their bytecode), which the model does not run.
+FROM_REAL = {"native_work": ("chunk_ms", "released"), "long_call": ("call_ms", "gap_us"), "thread_pool": ("queue_us",)}
 #: What ``quick=True`` (``gilmodel validate --quick``) leaves out: the sweeps over switch
 #: intervals and over the number of CPU threads, and the three-thread split (three_threads and
 #: threads_sweep alone took 175 s for 2.7 and 3.11 together, 5 repeats, 2-core VM).
