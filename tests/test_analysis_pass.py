@@ -30,14 +30,19 @@ def same(events):
     assert analysis._idle_with_waiters_ns(lg) == want
 
 
-@pytest.mark.parametrize("name", sorted(POLICIES))
-def test_real_runs_of_every_policy(name):
-    sc = gm.Scenario(POLICIES[name], [
+def mixed_run(policy):
+    """A run under ``policy`` with every kind of span: holds, waits, sleeps, held calls and
+    native work (tests/test_spans.py runs it too)."""
+    return gm.run(gm.Scenario(policy, [
         gm.Thread("a", [gm.loop(gm.cpu(300), gm.sleep(50), times=40)]),
         gm.Thread("b", [gm.loop(gm.cpu(500), times=40)]),
         gm.Thread("c", [gm.loop(gm.cpu(100), gm.held(200), gm.native(100), times=30)]),
-    ], cores=CORES, tick_ns=50.0)
-    run = gm.run(sc)
+    ], cores=CORES, tick_ns=50.0))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_real_runs_of_every_policy(name):
+    run = mixed_run(POLICIES[name])
     assert analysis.holds(run.events).num_rows > 0
     same(run.events)
 

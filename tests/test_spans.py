@@ -7,12 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import gilmodel as gm
 from gilmodel import _core
 from gilmodel.eventlog import decode, state_spans
 import spans_reference as ref
-from conftest import CORES, POLICIES
-from test_analysis_pass import logs
+from conftest import POLICIES
+from test_analysis_pass import logs, mixed_run
 
 
 def same(events, end_ns, truncated):
@@ -29,12 +28,7 @@ def same(events, end_ns, truncated):
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_real_runs_of_every_policy(name):
-    sc = gm.Scenario(POLICIES[name], [
-        gm.Thread("a", [gm.loop(gm.cpu(300), gm.sleep(50), times=40)]),
-        gm.Thread("b", [gm.loop(gm.cpu(500), times=40)]),
-        gm.Thread("c", [gm.loop(gm.cpu(100), gm.held(200), gm.native(100), times=30)]),
-    ], cores=CORES, tick_ns=50.0)
-    run = gm.run(sc)
+    run = mixed_run(POLICIES[name])
     sp = same(run.events, run.meta["end_ns"], False)
     assert sp.thread.size > 100 and set(np.unique(sp.state)) >= {0, 1, 2}
 
