@@ -77,6 +77,24 @@ def _real(version: str, probe: str, args: Dict[str, Any], cores: Sequence[int]) 
         return None, str(e)[:200]
 
 
+def _beside(probe: str, scale: float, cores, without_real: Callable[[Dict[str, Any]], Dict[str, Any]]):
+    """For 2.7 and 3.11 on each core layout, the real interpreter's ``probe`` and its model side
+    fed as ``validate`` feeds it: the real side's fields of :data:`gilmodel.fidelity.FROM_REAL`,
+    or ``without_real(args)`` where there is no real interpreter. Yields ``(version, layout
+    label, its cores, fed fields, real result or None, who, model result)``."""
+    from .fidelity import FROM_REAL
+    from .fidelity.model_side import model_probe
+    from .probes.runner import probe_args
+
+    args = probe_args(probe, scale, {})
+    for v in ("2.7", "3.11"):
+        prof = profiles.for_version(v)
+        for label, cs in _layouts(cores):
+            real, who = _real(v, probe, args, cs)
+            fed = {k: real.get(k) for k in FROM_REAL[probe]} if real else without_real(args)
+            yield v, label, cs, fed, real, who, model_probe(probe, v, cs, dict(args, **fed), prof)
+
+
 def _bars_real_model(ax, rows: Rows, model_key: str, real_key: str, colors) -> None:
     """Model bars with the real interpreter's value beside each (hatched), where there is one."""
     xs = np.arange(len(rows))
@@ -369,23 +387,15 @@ def thread_pool(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     second, the model (:func:`gilmodel.scenarios.thread_pool`, through ``validate``'s model side)
     beside the real interpreter's ``thread_pool`` probe on the same cores. The model's queue
     ops cost what the real probe measured (``queue_us``); without a real interpreter, 2 µs."""
-    from .fidelity.model_side import model_probe
-    from .probes.runner import probe_args
-
-    args = probe_args("thread_pool", scale, {})
-    rows, shown = [], None
-    for v in ("2.7", "3.11"):
-        prof = profiles.for_version(v)
-        for label, cs in _layouts(cores):
-            real, who = _real(v, "thread_pool", args, cs)
-            model = model_probe("thread_pool", v, cs, dict(args, queue_us=real["queue_us"] if real else 2.0), prof)
-            for i, m in enumerate(model["rows"]):
-                rows.append({"version": v, "cores": label, "workers": m["k"], "tasks_per_s": m["tasks_per_s"],
-                             "real_tasks_per_s": real["rows"][i]["tasks_per_s"] if real else None,
-                             "top_part": m["top_part"], "real_top_part": real["rows"][i]["top_part"] if real else None,
-                             "real": who})
-            say("  thread-pool %s %s: %s tasks/s (real %s)" % (v, label, ", ".join("%.0f" % m["tasks_per_s"] for m in model["rows"]),
-                                                           "-" if real is None else ", ".join("%.0f" % r["tasks_per_s"] for r in real["rows"])))
+    rows = []
+    for v, label, _, _, real, who, model in _beside("thread_pool", scale, cores, lambda a: {"queue_us": 2.0}):
+        for i, m in enumerate(model["rows"]):
+            rows.append({"version": v, "cores": label, "workers": m["k"], "tasks_per_s": m["tasks_per_s"],
+                         "real_tasks_per_s": real["rows"][i]["tasks_per_s"] if real else None,
+                         "top_part": m["top_part"], "real_top_part": real["rows"][i]["top_part"] if real else None,
+                         "real": who})
+        say("  thread-pool %s %s: %s tasks/s (real %s)" % (v, label, ", ".join("%.0f" % m["tasks_per_s"] for m in model["rows"]),
+                                                       "-" if real is None else ", ".join("%.0f" % r["tasks_per_s"] for r in real["rows"])))
     two = _layouts(cores)[-1]
     shown = get("thread_pool").run(cpython("3.11"), two[1], workers=2, tasks=max(20, int(100 * scale))).runs["run"]
     plt = _plt()
@@ -416,24 +426,14 @@ def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     interpreter the chunk is taken as 2 ms. Where the real probe finds that its hash keeps
     the GIL (``gil_released`` false: a CPython built without OpenSSL hashes with its own
     ``_sha``, as this machine's pyenv 2.7.18 does), the model's chunks are held calls too."""
-    from .fidelity.model_side import model_probe
-    from .probes.runner import probe_args
-
-    args = probe_args("native_work", scale, {})
     rows = []
-    for v in ("2.7", "3.11"):
-        prof = profiles.for_version(v)
-        for label, cs in _layouts(cores):
-            real, who = _real(v, "native_work", args, cs)
-            chunk = real["chunk_ms"] if real else 2.0
-            released = bool(real.get("released", True)) if real else True
-            m = model_probe("native_work", v, cs, dict(args, chunk_ms=chunk, released=released), prof)
-            py = get("cpu_pair").run(cpython(v), cs, log=False, ticks=int(2_000_000 * scale) + 1000).metrics
-            rows.append({"version": v, "cores": label, "chunk_ms": chunk, "gil_released": released, "speedup": m["speedup"],
-                         "real_speedup": real["speedup"] if real else None,
-                         "python_speedup": 1.0 / py["cpu_pair_ratio"], "real": who})
-            say("  hashing %s %s: speedup %.2f (real %s), pure Python %.2f" % (
-                v, label, m["speedup"], "-" if real is None else "%.2f" % real["speedup"], rows[-1]["python_speedup"]))
+    for v, label, cs, fed, real, who, m in _beside("native_work", scale, cores, lambda a: {"chunk_ms": 2.0, "released": True}):
+        py = get("cpu_pair").run(cpython(v), cs, log=False, ticks=int(2_000_000 * scale) + 1000).metrics
+        rows.append({"version": v, "cores": label, "chunk_ms": fed["chunk_ms"], "gil_released": m["released"],
+                     "speedup": m["speedup"], "real_speedup": real["speedup"] if real else None,
+                     "python_speedup": 1.0 / py["cpu_pair_ratio"], "real": who})
+        say("  hashing %s %s: speedup %.2f (real %s), pure Python %.2f" % (
+            v, label, m["speedup"], "-" if real is None else "%.2f" % real["speedup"], rows[-1]["python_speedup"]))
     two = _layouts(cores)[-1]
     prof = profiles.for_version("3.11")
     shown = get("hashing").run(cpython("3.11"), two[1], chunks=6, chunk_ticks=max(1, int(2e6 / prof.model_tick_ns)),
@@ -464,23 +464,15 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     call a ``held`` op as long as the real probe's own call) beside the real interpreter's
     ``long_call`` probe on the same cores, with the probe's gap between pings (at least 3
     calls' length). Without a real interpreter the call is taken as 20 ms."""
-    from .fidelity.model_side import model_probe
-    from .probes.runner import probe_args
-
-    args = probe_args("long_call", scale, {})
     rows = []
-    for v in ("2.7", "3.11"):
-        prof = profiles.for_version(v)
-        for label, cs in _layouts(cores):
-            real, who = _real(v, "long_call", args, cs)
-            call = real["call_ms"] if real else 20.0
-            gap = real["gap_us"] if real else max(args["gap_us"], int(3e3 * call))
-            m = model_probe("long_call", v, cs, dict(args, call_ms=call, gap_us=gap), prof)
-            rows.append({"version": v, "cores": label, "call_ms": call, "gap_ms": gap / 1e3, "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
-                         "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
-                         "real": who})
-            say("  long-call %s %s: call %.1f ms, ping p50 %.1f ms (real %s)" % (
-                v, label, call, m["p50_ms"], "-" if real is None else "%.1f" % real["p50_ms"]))
+    without_real = lambda a: {"call_ms": 20.0, "gap_us": max(a["gap_us"], 60_000)}  # noqa: E731 (3 calls of 20 ms)
+    for v, label, _, fed, real, who, m in _beside("long_call", scale, cores, without_real):
+        rows.append({"version": v, "cores": label, "call_ms": fed["call_ms"], "gap_ms": fed["gap_us"] / 1e3,
+                     "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
+                     "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
+                     "real": who})
+        say("  long-call %s %s: call %.1f ms, ping p50 %.1f ms (real %s)" % (
+            v, label, fed["call_ms"], m["p50_ms"], "-" if real is None else "%.1f" % real["p50_ms"]))
     two = _layouts(cores)[-1]
     prof = profiles.for_version("3.11")
     call_ms = rows[-1]["call_ms"]
