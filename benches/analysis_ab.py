@@ -1,7 +1,8 @@
 """The analysis speed of this build against another one, alternating on the same machine, so
 that a host whose speed drifts moves both alike: the four tables and ``summary()`` per 10 M
 events, in processes that each make a fresh big run (as benches/analysis.py does) and time 3
-calls of each.
+calls of each: the median of all calls, and of the first calls alone (a first call touches
+fresh memory: on a VM that hands freed memory back to its host, that is most of its cost).
 
 Install the other build into a folder first, e.g. for a commit OLD:
     git worktree add /tmp/old-src OLD && .venv/bin/pip install -q -c constraints.txt --no-deps \\
@@ -49,12 +50,17 @@ def main() -> None:
                                           capture_output=True, text=True).stdout)
             for k, v in r.items():
                 got[who][k].extend(v)
+    def median(v):
+        v = sorted(v)
+        return (v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2
+
     for what in ("summary", "tables"):
         line = []
         for who in ("this", "other"):
-            v = sorted(got[who][what])
-            med = (v[len(v) // 2] + v[(len(v) - 1) // 2]) / 2
-            line.append("%s median %.2f s (min %.2f)" % (who, med, v[0]))
+            v = got[who][what]
+            first = v[::3]
+            line.append("%s median %.2f s (min %.2f; first calls median %.2f, max %.2f)"
+                        % (who, median(v), min(v), median(first), max(first)))
         print("per 10 M events, %-8s %s" % (what + ":", "; ".join(line)))
 
 

@@ -240,61 +240,78 @@ fn perfetto_trace(
     })
 }
 
-/// The rows of every table of `gilmodel.analysis`, in one pass over an event log
-/// (rust/analysis.rs): a dict of numpy arrays, and `idle_with_waiters_ns`. Python's GIL is
-/// released during the pass.
+/// The columns of every table of `gilmodel.analysis`, in one pass over an event log
+/// (rust/analysis.rs): a dict of tables (`holds`, `waits`, `handoffs`, `io`, `calls`), each a
+/// dict of numpy arrays, and `idle_with_waiters_ns`; with `full` false, only what the summary
+/// reads (`waits` with `wait_ns` alone, `handoffs`, `io`). Python's GIL is released during the
+/// pass.
 #[pyfunction]
 fn analysis_pass<'py>(
     py: Python<'py>,
     t: numpy::PyReadonlyArray1<'py, i64>,
     thread: numpy::PyReadonlyArray1<'py, u16>,
+    cpu: numpy::PyReadonlyArray1<'py, i16>,
     event: numpy::PyReadonlyArray1<'py, i8>,
     arg: numpy::PyReadonlyArray1<'py, i64>,
+    full: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (t, th, ev, a) = (
+    let (t, th, cpu, ev, a) = (
         t.as_slice()?,
         thread.as_slice()?,
+        cpu.as_slice()?,
         event.as_slice()?,
         arg.as_slice()?,
     );
-    if [th.len(), ev.len(), a.len()].iter().any(|&k| k != t.len()) {
+    if [th.len(), cpu.len(), ev.len(), a.len()]
+        .iter()
+        .any(|&k| k != t.len())
+    {
         return Err(PyValueError::new_err(
             "analysis_pass: columns of different lengths",
         ));
     }
-    let r = py
-        .detach(|| crate::analysis::pass(t, th, ev, a))
-        .ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "analysis_pass: {} events; the pass takes fewer than {}",
-                t.len(),
-                crate::analysis::MAX_ROWS
-            ))
-        })?;
+    let r = py.detach(|| crate::analysis::pass(t, th, cpu, ev, a, full));
+    // A table: its columns by name, moved into numpy arrays without a copy.
+    macro_rules! table {
+        ($($name:literal => $v:expr),* $(,)?) => {{
+            let d = PyDict::new(py);
+            $(d.set_item($name, $v.into_pyarray(py))?;)*
+            d
+        }};
+    }
+    let (h, w, ho, io, c) = (r.holds, r.waits, r.handoffs, r.io, r.calls);
     let d = PyDict::new(py);
-    for (name, v) in [
-        ("hold_acquire", r.hold_acquire),
-        ("hold_release", r.hold_release),
-        ("wait_request", r.wait_request),
-        ("wait_acquire", r.wait_acquire),
-        ("handoff_release", r.handoff_release),
-        ("handoff_acquire", r.handoff_acquire),
-        ("io_begin", r.io_begin),
-        ("io_end", r.io_end),
-        ("io_acquire", r.io_acquire),
-        ("call_begin", r.call_begin),
-        ("call_end", r.call_end),
-    ] {
-        d.set_item(name, v.into_pyarray(py))?;
+    if full {
+        d.set_item(
+            "holds",
+            table!("thread" => h.thread, "cpu" => h.cpu, "start_ns" => h.start,
+            "end_ns" => h.end, "dur_ns" => h.dur, "ticks" => h.ticks, "ended" => h.ended),
+        )?;
+        d.set_item(
+            "waits",
+            table!("thread" => w.thread, "request_ns" => w.request,
+            "acquire_ns" => w.acquire, "wait_ns" => w.wait, "timeouts" => w.timeouts,
+            "drop_requests" => w.drop_requests, "futile_wakeups" => w.futile),
+        )?;
+        d.set_item(
+            "calls",
+            table!("thread" => c.thread, "begin_ns" => c.begin,
+            "end_ns" => c.end, "call_ns" => c.call, "ticks" => c.ticks),
+        )?;
+    } else {
+        d.set_item("waits", table!("wait_ns" => w.wait))?;
     }
-    for (name, v) in [
-        ("wait_timeouts", r.wait_timeouts),
-        ("wait_drop_requests", r.wait_drop_requests),
-        ("wait_futile_wakeups", r.wait_futile),
-    ] {
-        d.set_item(name, v.into_pyarray(py))?;
-    }
-    d.set_item("hold_ended", r.hold_ended.into_pyarray(py))?;
+    d.set_item(
+        "handoffs",
+        table!("from_thread" => ho.from, "to_thread" => ho.to,
+        "release_ns" => ho.release, "acquire_ns" => ho.acquire, "latency_ns" => ho.latency),
+    )?;
+    d.set_item(
+        "io",
+        table!("thread" => io.thread, "op" => io.op, "bytes" => io.bytes,
+        "begin_ns" => io.begin, "end_ns" => io.end, "acquire_ns" => io.acquire,
+        "call_ns" => io.call, "response_ns" => io.response),
+    )?;
     d.set_item("idle_with_waiters_ns", r.idle_with_waiters_ns)?;
     Ok(d)
 }

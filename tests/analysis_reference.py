@@ -1,8 +1,9 @@
 """The numpy implementation of gilmodel.analysis's tables as it was before the core's single
 pass (gilmodel 9ddb53a, python/gilmodel/analysis.py): the tables the pass replaced, kept as the
 reference the property test holds it to (tests/test_analysis_pass.py): same rows, same counts,
-on any log. Only the finding of the rows is kept; the tables are built from them by
-gilmodel.analysis's own builders, and what the pass did not replace (items) is imported."""
+on any log. The finding of the rows is kept, and the gathers of the tables' columns from them;
+the Arrow tables are made of the columns by gilmodel.analysis's own builders, and what the pass
+did not replace (items) is imported."""
 
 from typing import Tuple
 
@@ -51,7 +52,13 @@ def holds(events: _Events) -> pa.Table:
     ended[next_ev == CODE["exit"]] = 3
     ended[prev_ev == CODE["forced_drop"]] = 1
     s = by_time(lg.t.size, acq)
-    return _holds_table(lg, acq[s], rel[s], ended[s])
+    acq, rel, ended = acq[s], rel[s], ended[s]
+    return _holds_table({"thread": _thread(lg, acq), "cpu": lg.cpu[acq], "start_ns": lg.t[acq], "end_ns": lg.t[rel],
+                         "dur_ns": lg.t[rel] - lg.t[acq], "ticks": lg.arg[rel], "ended": ended})
+
+
+def _thread(lg: Log, rows: np.ndarray) -> np.ndarray:
+    return lg.thread[rows].astype(np.uint16)
 
 
 def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
@@ -68,7 +75,11 @@ def handoffs(events: _Events) -> pa.Table:
     them; ``futile`` whether some waiter woke in between and found it taken (a
     ``futile_wakeup`` event in the interval)."""
     lg = decode(events)
-    return _handoffs_table(lg, *_free_gaps(lg))
+    r, a = _free_gaps(lg)
+    moved = lg.thread[r] != lg.thread[a]
+    r, a = r[moved], a[moved]
+    return _handoffs_table(lg, {"from_thread": _thread(lg, r), "to_thread": _thread(lg, a), "release_ns": lg.t[r],
+                                "acquire_ns": lg.t[a], "latency_ns": lg.t[a] - lg.t[r]})
 
 
 def waits(events: _Events) -> pa.Table:
@@ -90,8 +101,10 @@ def waits(events: _Events) -> pa.Table:
 
     s = by_time(lg.t.size, req)
     req, acq, preq, pacq = req[s], acq[s], preq[s], pacq[s]
-    return _waits_table(lg, req, acq, between(CODE["timeout"]), between(CODE["drop_request"]),
-                        between(CODE["futile_wakeup"], weighted=True))
+    return _waits_table({"thread": _thread(lg, req), "request_ns": lg.t[req], "acquire_ns": lg.t[acq],
+                         "wait_ns": lg.t[acq] - lg.t[req], "timeouts": between(CODE["timeout"]).astype(np.uint32),
+                         "drop_requests": between(CODE["drop_request"]).astype(np.uint32),
+                         "futile_wakeups": between(CODE["futile_wakeup"], weighted=True).astype(np.uint32)})
 
 
 def _io_pairs(lg: Log) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,7 +132,10 @@ def io_response(events: _Events) -> pa.Table:
     lg = decode(events)
     beg, end, acq = _io_pairs(lg)
     s = by_time(lg.t.size, beg)
-    return _io_table(lg, beg[s], end[s], acq[s])
+    beg, end, acq = beg[s], end[s], acq[s]
+    return _io_table({"thread": _thread(lg, beg), "op": lg.arg[beg], "bytes": lg.arg[end], "begin_ns": lg.t[beg],
+                      "end_ns": lg.t[end], "acquire_ns": lg.t[acq], "call_ns": lg.t[end] - lg.t[beg],
+                      "response_ns": lg.t[acq] - lg.t[end]})
 
 
 def calls(events: _Events) -> pa.Table:
@@ -129,7 +145,9 @@ def calls(events: _Events) -> pa.Table:
     lg = decode(events)
     beg, end = (lg.order[p] for p in pairs(lg, "call_begin", "call_end"))
     s = by_time(lg.t.size, beg)
-    return _calls_table(lg, beg[s], end[s])
+    beg, end = beg[s], end[s]
+    return _calls_table({"thread": _thread(lg, beg), "begin_ns": lg.t[beg], "end_ns": lg.t[end],
+                         "call_ns": lg.t[end] - lg.t[beg], "ticks": lg.arg[end]})
 
 
 def idle_with_waiters_ns(lg: Log) -> int:

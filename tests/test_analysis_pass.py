@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import gilmodel as gm
 from gilmodel import analysis
-from gilmodel.eventlog import decode
+from gilmodel.eventlog import analysis_tables, decode
 import analysis_reference as ref
 from conftest import CORES, POLICIES
 from test_analysis import log
@@ -28,6 +28,13 @@ def same(events):
     # counts 0 (nobody waited).
     want = ref.idle_with_waiters_ns(lg) if (lg.ev == ref.CODE["request"]).any() else 0
     assert analysis._idle_with_waiters_ns(lg) == want
+    # summary()'s lighter pass finds the same waits, hand-offs, blocking calls and idle time.
+    light, full = analysis_tables(lg, full=False), lg.tables
+    assert light["idle_with_waiters_ns"] == want and list(light["waits"]) == ["wait_ns"]
+    assert "holds" not in light and "calls" not in light
+    for name, cols in [("waits", ["wait_ns"]), ("handoffs", list(full["handoffs"])), ("io", list(full["io"]))]:
+        for c in cols:
+            np.testing.assert_array_equal(light[name][c], full[name][c], err_msg="%s.%s" % (name, c))
 
 
 def mixed_run(policy):

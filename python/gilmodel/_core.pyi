@@ -295,14 +295,20 @@ def perfetto_trace(path: str, gzip: bool,
     run's own time; returns the bytes of protobuf written (before compression)."""
 
 
-def analysis_pass(t: np.ndarray, thread: np.ndarray, event: np.ndarray, arg: np.ndarray) -> Dict[str, Any]:
-    """The rows of every table of ``gilmodel.analysis`` from one pass over a log (int64,
-    uint16, int8 codes, int64; fewer than 2**32 - 1 rows, else ValueError; rust/analysis.rs):
-    uint32 row arrays ``hold_acquire``,
-    ``hold_release``, ``wait_request``, ``wait_acquire``, ``handoff_release``, ``handoff_acquire``,
-    ``io_begin``, ``io_end``, ``io_acquire``, ``call_begin``, ``call_end``; int64
-    ``wait_timeouts``, ``wait_drop_requests``, ``wait_futile_wakeups``; int8 ``hold_ended``; and
-    the int ``idle_with_waiters_ns``."""
+def analysis_pass(t: np.ndarray, thread: np.ndarray, cpu: np.ndarray, event: np.ndarray,
+                  arg: np.ndarray, full: bool) -> Dict[str, Any]:
+    """The columns of every table of ``gilmodel.analysis`` from one pass over a log (int64,
+    uint16, int16, int8 codes, int64; rust/analysis.rs), by table: ``holds`` (uint16
+    ``thread``, int16 ``cpu``, int64 ``start_ns``, ``end_ns``, ``dur_ns``, ``ticks``, int8
+    ``ended``), ``waits`` (uint16 ``thread``, int64 ``request_ns``, ``acquire_ns``,
+    ``wait_ns``, uint32 ``timeouts``, ``drop_requests``, ``futile_wakeups``), ``handoffs``
+    (uint16 ``from_thread``, ``to_thread``, int64 ``release_ns``, ``acquire_ns``,
+    ``latency_ns``), ``io`` (uint16 ``thread``, int64 ``op`` as logged, ``bytes``,
+    ``begin_ns``, ``end_ns``, ``acquire_ns``, ``call_ns``, ``response_ns``), ``calls`` (uint16
+    ``thread``, int64 ``begin_ns``, ``end_ns``, ``call_ns``, ``ticks``); and the int
+    ``idle_with_waiters_ns``. With ``full`` false, only what ``analysis.summary`` reads:
+    ``waits`` with ``wait_ns`` alone, ``handoffs``, ``io``, the idle time. ValueError for
+    columns of different lengths."""
 
 
 #: Entries of :func:`state_spans`' ``lut``: the event ends the thread's span and starts none

@@ -1,9 +1,9 @@
 """Analysis of an event log: holding periods, hand-offs, waits, I/O response, held calls,
 queue items, and a summary.
 
-Every table is built from one pass of the core over the log (rust/analysis.rs, cached on the
-decoded log: :attr:`gilmodel.eventlog.Log.rows`) and numpy gathers, no per-row Python loop.
-Every function takes
+Every table's columns come from one pass of the core over the log (rust/analysis.rs, cached on
+the decoded log: :attr:`gilmodel.eventlog.Log.tables`), and become Arrow columns without a copy;
+no per-row Python loop. Every function takes
 the ``events`` table of a run (any table with its schema: ``t_ns``, ``thread``, ``cpu``,
 ``event``, ``arg``, in time order), or that table already decoded by
 :func:`gilmodel.eventlog.decode` (to decode it once for several of them). Results are Arrow
@@ -17,7 +17,7 @@ waiting) are left out.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Union
 
 import numpy as np
 import pyarrow as pa
@@ -39,35 +39,24 @@ def holds(events: _Events) -> pa.Table:
     ``end_ns``, ``dur_ns``, ``ticks`` (run while holding), ``ended_by`` (``poll``: a periodic
     release or a policy check; ``forced_drop``: a drop request; ``blocking``: a blocking call;
     ``exit``: the thread finished), ordered by start."""
-    lg = decode(events)
-    rw = lg.rows
-    return _holds_table(lg, rw["hold_acquire"], rw["hold_release"], rw["hold_ended"])
+    return _holds_table(decode(events).tables["holds"])
 
 
-# The tables from their rows (the core's pass finds them: rust/analysis.rs; so does the numpy
-# reference the tests hold the pass to, tests/analysis_reference.py).
-def _holds_table(lg: Log, acq: np.ndarray, rel: np.ndarray, ended: np.ndarray) -> pa.Table:
-    return pa.table({
-        "thread": pa.array(lg.thread[acq].astype(np.uint16)),
-        "cpu": pa.array(lg.cpu[acq]),
-        "start_ns": pa.array(lg.t[acq]),
-        "end_ns": pa.array(lg.t[rel]),
-        "dur_ns": pa.array(lg.t[rel] - lg.t[acq]),
-        "ticks": pa.array(lg.arg[rel]),
-        "ended_by": pa.DictionaryArray.from_arrays(pa.array(ended), pa.array(HOLD_ENDS)),
-    })
+# The tables from their columns (the core's pass writes them: rust/analysis.rs; the numpy
+# reference the tests hold the pass to gathers them from the rows it finds,
+# tests/analysis_reference.py). Columns are numpy arrays of the pass's types.
+Columns = Dict[str, np.ndarray]
+
+
+def _holds_table(c: Columns) -> pa.Table:
+    cols = {k: pa.array(c[k]) for k in ("thread", "cpu", "start_ns", "end_ns", "dur_ns", "ticks")}
+    cols["ended_by"] = pa.DictionaryArray.from_arrays(pa.array(c["ended"]), pa.array(HOLD_ENDS))
+    return pa.table(cols)
 
 
 def _count_between(times: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """How many of the sorted ``times`` fall in (lo, hi]."""
     return np.searchsorted(times, hi, side="right") - np.searchsorted(times, lo, side="right")
-
-
-def _free_gaps(lg: Log) -> Tuple[np.ndarray, np.ndarray]:
-    """Rows of each (release, acquire) consecutive in global order, the GIL free in between,
-    where another thread acquired (the core's pass keeps only those; the reference keeps
-    every gap, and :func:`_handoff_rows` keeps the hand-offs of either)."""
-    return lg.rows["handoff_release"], lg.rows["handoff_acquire"]
 
 
 def handoffs(events: _Events) -> pa.Table:
@@ -76,52 +65,31 @@ def handoffs(events: _Events) -> pa.Table:
     them; ``futile`` whether some waiter woke in between and found it taken (a
     ``futile_wakeup`` event in the interval)."""
     lg = decode(events)
-    return _handoffs_table(lg, *_free_gaps(lg))
+    return _handoffs_table(lg, lg.tables["handoffs"])
 
 
-def _handoff_rows(lg: Log, r: np.ndarray, a: np.ndarray) -> Tuple[np.ndarray, ...]:
-    """From the free gaps (release, acquire rows), those where the holder changed: their rows,
-    their release and acquire times, and whether a futile wake-up fell in between."""
-    moved = lg.thread[r] != lg.thread[a]
-    r, a = r[moved], a[moved]
-    tr, ta = lg.t[r], lg.t[a]
+def _futile(lg: Log, c: Columns) -> np.ndarray:
+    """Whether a ``futile_wakeup`` event fell in each hand-off's (release, acquire]."""
     fut = np.sort(lg.t[lg.ev == CODE["futile_wakeup"]])
-    return r, a, tr, ta, _count_between(fut, tr, ta) > 0
+    return _count_between(fut, c["release_ns"], c["acquire_ns"]) > 0
 
 
-def _handoffs_table(lg: Log, r: np.ndarray, a: np.ndarray) -> pa.Table:
-    r, a, tr, ta, futile = _handoff_rows(lg, r, a)
-    return pa.table({
-        "from_thread": pa.array(lg.thread[r].astype(np.uint16)),
-        "to_thread": pa.array(lg.thread[a].astype(np.uint16)),
-        "release_ns": pa.array(tr),
-        "acquire_ns": pa.array(ta),
-        "latency_ns": pa.array(ta - tr),
-        "futile": pa.array(futile),
-    })
+def _handoffs_table(lg: Log, c: Columns) -> pa.Table:
+    cols = {k: pa.array(c[k]) for k in ("from_thread", "to_thread", "release_ns", "acquire_ns", "latency_ns")}
+    cols["futile"] = pa.array(_futile(lg, c))
+    return pa.table(cols)
 
 
 def waits(events: _Events) -> pa.Table:
     """One row per wait for the GIL: ``thread``, ``request_ns``, ``acquire_ns``, ``wait_ns``,
     ``timeouts`` (timed waits that ran out meanwhile), ``drop_requests`` (set by this waiter
-    meanwhile), ``futile_wakeups`` (this waiter's, meanwhile)."""
-    lg = decode(events)
-    rw = lg.rows
-    return _waits_table(lg, rw["wait_request"], rw["wait_acquire"], rw["wait_timeouts"], rw["wait_drop_requests"],
-                        rw["wait_futile_wakeups"])
+    meanwhile), ``futile_wakeups`` (this waiter's, meanwhile); the three counts are uint32."""
+    return _waits_table(decode(events).tables["waits"])
 
 
-def _waits_table(lg: Log, req: np.ndarray, acq: np.ndarray, timeouts: np.ndarray, drops: np.ndarray,
-                 futile: np.ndarray) -> pa.Table:
-    return pa.table({
-        "thread": pa.array(lg.thread[req].astype(np.uint16)),
-        "request_ns": pa.array(lg.t[req]),
-        "acquire_ns": pa.array(lg.t[acq]),
-        "wait_ns": pa.array(lg.t[acq] - lg.t[req]),
-        "timeouts": pa.array(timeouts),
-        "drop_requests": pa.array(drops),
-        "futile_wakeups": pa.array(futile),
-    })
+def _waits_table(c: Columns) -> pa.Table:
+    return pa.table({k: pa.array(c[k]) for k in ("thread", "request_ns", "acquire_ns", "wait_ns", "timeouts",
+                                                  "drop_requests", "futile_wakeups")})
 
 
 def io_response(events: _Events) -> pa.Table:
@@ -131,41 +99,26 @@ def io_response(events: _Events) -> pa.Table:
     ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
     again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
     call (the convoy delay)."""
-    lg = decode(events)
-    rw = lg.rows
-    return _io_table(lg, rw["io_begin"], rw["io_end"], rw["io_acquire"])
+    return _io_table(decode(events).tables["io"])
 
 
-def _io_table(lg: Log, beg: np.ndarray, end: np.ndarray, acq: np.ndarray) -> pa.Table:
-    ops = np.clip(lg.arg[beg], 0, len(IO_OPS) - 1).astype(np.int8)
-    return pa.table({
-        "thread": pa.array(lg.thread[beg].astype(np.uint16)),
-        "op": pa.DictionaryArray.from_arrays(pa.array(ops), pa.array(IO_OPS)),
-        "bytes": pa.array(lg.arg[end]),
-        "begin_ns": pa.array(lg.t[beg]),
-        "end_ns": pa.array(lg.t[end]),
-        "acquire_ns": pa.array(lg.t[acq]),
-        "call_ns": pa.array(lg.t[end] - lg.t[beg]),
-        "response_ns": pa.array(lg.t[acq] - lg.t[end]),
-    })
+def _io_table(c: Columns) -> pa.Table:
+    ops = np.clip(c["op"], 0, len(IO_OPS) - 1).astype(np.int8)
+    cols = {"thread": pa.array(c["thread"]),
+            "op": pa.DictionaryArray.from_arrays(pa.array(ops), pa.array(IO_OPS))}
+    cols.update({k: pa.array(c[k]) for k in ("bytes", "begin_ns", "end_ns", "acquire_ns", "call_ns", "response_ns")})
+    return pa.table(cols)
 
 
 def calls(events: _Events) -> pa.Table:
     """One row per held call (a ``held`` op: C work that keeps the GIL with no check point):
     ``thread``, ``begin_ns``, ``end_ns`` (call_begin → call_end, inside one of the thread's
     holds), ``call_ns`` and ``ticks`` (done; fewer than asked when the run stopped during it)."""
-    lg = decode(events)
-    return _calls_table(lg, lg.rows["call_begin"], lg.rows["call_end"])
+    return _calls_table(decode(events).tables["calls"])
 
 
-def _calls_table(lg: Log, beg: np.ndarray, end: np.ndarray) -> pa.Table:
-    return pa.table({
-        "thread": pa.array(lg.thread[beg].astype(np.uint16)),
-        "begin_ns": pa.array(lg.t[beg]),
-        "end_ns": pa.array(lg.t[end]),
-        "call_ns": pa.array(lg.t[end] - lg.t[beg]),
-        "ticks": pa.array(lg.arg[end]),
-    })
+def _calls_table(c: Columns) -> pa.Table:
+    return pa.table({k: pa.array(c[k]) for k in ("thread", "begin_ns", "end_ns", "call_ns", "ticks")})
 
 
 def items(events: _Events) -> pa.Table:
@@ -190,8 +143,8 @@ def items(events: _Events) -> pa.Table:
     p, g = p[s], g[s]
     return pa.table({
         "queue": pa.array(lg.arg[g].astype(np.uint32)),
-        "producer": pa.array(lg.thread[p].astype(np.uint16)),
-        "consumer": pa.array(lg.thread[g].astype(np.uint16)),
+        "producer": pa.array(lg.thread[p].astype(np.uint16, copy=False)),
+        "consumer": pa.array(lg.thread[g].astype(np.uint16, copy=False)),
         "put_ns": pa.array(lg.t[p]),
         "got_ns": pa.array(lg.t[g]),
         "latency_ns": pa.array(lg.t[g] - lg.t[p]),
@@ -209,7 +162,7 @@ def _quantiles(x: np.ndarray, prefix: str, scale: float = 1e6, unit: str = "ms")
 def _idle_with_waiters_ns(lg: Log) -> int:
     """Time the GIL was free while at least one thread waited for it (from the core's pass:
     waiters at a release count every request and acquisition at or before its time)."""
-    return int(lg.rows["idle_with_waiters_ns"])
+    return int(lg.summary_tables["idle_with_waiters_ns"])
 
 
 #: A ping sent this long after its schedule was held back by the previous round trip.
@@ -301,15 +254,15 @@ def summary(run: "Run") -> Dict[str, Any]:
     if run.events.num_rows:
         lg = decode(run.events)
         # The distributions alone, without building the tables.
-        _, _, tr, ta, futile = _handoff_rows(lg, *_free_gaps(lg))
-        lat = ta - tr
+        tb = lg.summary_tables
+        ho = tb["handoffs"]
+        lat = ho["latency_ns"]
         out["handoffs"] = int(lat.size)
         out.update(_quantiles(lat, "handoff_latency", 1e3, "us"))
-        out["futile_handoff_fraction"] = float(futile.mean()) if lat.size else 0.0
+        out["futile_handoff_fraction"] = float(_futile(lg, ho).mean()) if lat.size else 0.0
         out["idle_gil_waiting_s"] = _idle_with_waiters_ns(lg) / 1e9
-        rw = lg.rows
-        out.update(_quantiles(lg.t[rw["wait_acquire"]] - lg.t[rw["wait_request"]], "wait"))
-        out.update(_quantiles(lg.t[rw["io_acquire"]] - lg.t[rw["io_end"]], "io_response"))
+        out.update(_quantiles(tb["waits"]["wait_ns"], "wait"))
+        out.update(_quantiles(tb["io"]["response_ns"], "io_response"))
         if m.get("queues"):
             it = items(lg).column("latency_ns").to_numpy()
             out["items"] = int(it.size)

@@ -7,8 +7,8 @@ the per-thread views of it that every reader shares.
 * :func:`decode` → :class:`Log`: the columns as numpy arrays, the ``event`` column as codes
   in ``EVENT_NAMES`` order (:data:`CODE`) whatever the table's dictionary, and the rows in
   per-thread sequence order;
-* :func:`analysis_rows` (:attr:`Log.rows`): the rows of every table of
-  :mod:`gilmodel.analysis` (holds, waits, free gaps, blocking and held calls) from one pass of
+* :func:`analysis_tables` (:attr:`Log.tables`): the columns of every table of
+  :mod:`gilmodel.analysis` (holds, waits, hand-offs, blocking and held calls) from one pass of
   the core over the log, and the idle time with waiters;
 * :func:`pairs`: events paired within each thread's own sequence (request → acquire,
   io_begin → io_end, …), as the core's pass pairs them;
@@ -34,7 +34,7 @@ import pyarrow as pa
 from . import _core
 from ._core import EVENT_NAMES, OP_NAMES
 
-__all__ = ["CODE", "IO_OPS", "STATES", "Log", "decode", "analysis_rows", "thread_order", "pairs", "Spans", "state_spans"]
+__all__ = ["CODE", "IO_OPS", "STATES", "Log", "decode", "analysis_tables", "thread_order", "pairs", "Spans", "state_spans"]
 
 #: Event code of each event kind: its index in ``EVENT_NAMES`` (the ``ev`` of :class:`Log`).
 CODE: Dict[str, int] = {name: i for i, name in enumerate(EVENT_NAMES)}
@@ -61,13 +61,15 @@ class Log:
         order: the row indices in per-thread sequence order (:func:`thread_order`),
             computed when first read.
         ev_o, th_o: ``ev[order]`` and ``thread[order]``, computed when first read.
-        rows: the analysis tables' rows from one pass of the core (:func:`analysis_rows`),
-            computed when first read.
+        tables: the analysis tables' columns from one pass of the core
+            (:func:`analysis_tables`), computed when first read.
+        summary_tables: the columns :func:`gilmodel.analysis.summary` reads: ``tables`` if
+            computed already, else the core's lighter pass (``full=False``).
     """
 
     def __init__(self, t: np.ndarray, thread: np.ndarray, cpu: np.ndarray, ev: np.ndarray, arg: np.ndarray):
         self.t, self.thread, self.cpu, self.ev, self.arg = t, thread, cpu, ev, arg
-        self._order = self._ev_o = self._th_o = self._rows = None
+        self._order = self._ev_o = self._th_o = self._tables = self._light = None
 
     @property
     def order(self) -> np.ndarray:
@@ -76,10 +78,18 @@ class Log:
         return self._order
 
     @property
-    def rows(self) -> Dict[str, Any]:
-        if self._rows is None:
-            self._rows = analysis_rows(self)
-        return self._rows
+    def tables(self) -> Dict[str, Any]:
+        if self._tables is None:
+            self._tables = analysis_tables(self)
+        return self._tables
+
+    @property
+    def summary_tables(self) -> Dict[str, Any]:
+        if self._tables is not None:
+            return self._tables
+        if self._light is None:
+            self._light = analysis_tables(self, full=False)
+        return self._light
 
     @property
     def ev_o(self) -> np.ndarray:
@@ -142,15 +152,17 @@ def _decode(events: pa.Table, what: str) -> Log:
                ev, events.column("arg").to_numpy())
 
 
-def analysis_rows(lg: "Log") -> Dict[str, Any]:
-    """The rows of every table of :mod:`gilmodel.analysis`, from one pass of the core over the
-    log (rust/analysis.rs, which pairs as :func:`pairs` does): ``hold_acquire`` /
-    ``hold_release`` / ``hold_ended``, ``wait_request`` / ``wait_acquire`` and the counts
-    between them, ``handoff_release`` / ``handoff_acquire`` (the GIL free between two holders),
-    ``io_begin`` / ``io_end`` / ``io_acquire``, ``call_begin`` / ``call_end``, each in the
-    order of its first row; and ``idle_with_waiters_ns``."""
-    return _core.analysis_pass(np.ascontiguousarray(lg.t, dtype=np.int64), np.ascontiguousarray(lg.thread, dtype=np.uint16),
-                               np.ascontiguousarray(lg.ev, dtype=np.int8), np.ascontiguousarray(lg.arg, dtype=np.int64))
+def analysis_tables(lg: "Log", full: bool = True) -> Dict[str, Any]:
+    """The columns of every table of :mod:`gilmodel.analysis`, from one pass of the core over
+    the log (rust/analysis.rs, which pairs as :func:`pairs` does): ``holds``, ``waits``,
+    ``handoffs``, ``io`` and ``calls``, each a dict of numpy columns named as the table's (with
+    ``ended`` for ``holds``' ``ended_by`` codes and ``op`` for ``io``'s, as logged), each in
+    the order of its first row; and ``idle_with_waiters_ns``. With ``full`` false, what
+    :func:`gilmodel.analysis.summary` reads alone: ``waits`` with ``wait_ns`` only,
+    ``handoffs``, ``io`` and the idle time."""
+    col = np.ascontiguousarray
+    return _core.analysis_pass(col(lg.t, dtype=np.int64), col(lg.thread, dtype=np.uint16), col(lg.cpu, dtype=np.int16),
+                               col(lg.ev, dtype=np.int8), col(lg.arg, dtype=np.int64), full)
 
 
 def thread_order(thread: np.ndarray) -> np.ndarray:
