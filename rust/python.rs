@@ -140,6 +140,14 @@ fn calibration() -> (f64, f64) {
     (c.overhead_ns, c.ns_per_iter)
 }
 
+/// Measure the spin calibration again on the calling thread's core and use it from now on:
+/// `(overhead_ns, ns_per_iter)`.
+#[pyfunction]
+fn recalibrate(py: Python<'_>) -> (f64, f64) {
+    let c = py.detach(spin::recalibrate);
+    (c.overhead_ns, c.ns_per_iter)
+}
+
 /// Cores this process may run on.
 #[pyfunction]
 fn allowed_cores() -> Vec<usize> {
@@ -392,6 +400,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(target_os = "linux")]
     m.add_function(wrap_pyfunction!(observe, m)?)?;
     m.add_function(wrap_pyfunction!(calibration, m)?)?;
+    m.add_function(wrap_pyfunction!(recalibrate, m)?)?;
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add_function(wrap_pyfunction!(perfetto_trace, m)?)?;

@@ -278,6 +278,10 @@ def validate(scenario_json: str) -> List[int]:
 def calibration() -> Tuple[float, float]:
     """``(overhead_ns, ns_per_iter)`` of the spin that makes one tick."""
 
+def recalibrate() -> Tuple[float, float]:
+    """Measure :func:`calibration` again on the calling thread's core (about 40 ms) and use it
+    from now on; returns it."""
+
 def allowed_cores() -> List[int]:
     """Cores this process may run on."""
 

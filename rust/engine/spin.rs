@@ -10,7 +10,7 @@
 
 use crate::clock::now_ns;
 use std::hint::black_box;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 /// Seed of a thread's spin chain.
 pub const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -81,10 +81,21 @@ fn measure() -> Calibration {
     }
 }
 
+static CAL: Mutex<Option<Calibration>> = Mutex::new(None);
+
 /// The calibration, measured on first use (about 40 ms) and reused for the process.
 pub fn calibration() -> Calibration {
-    static CAL: OnceLock<Calibration> = OnceLock::new();
-    *CAL.get_or_init(measure)
+    *CAL.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(measure)
+}
+
+/// Measure again, on the calling thread's core, and use that from now on: for a process
+/// forked from one that calibrated on other cores (`gilmodel.sweeps.local`'s workers).
+pub fn recalibrate() -> Calibration {
+    let c = measure();
+    *CAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+    c
 }
 
 #[cfg(test)]

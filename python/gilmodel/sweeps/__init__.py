@@ -17,10 +17,9 @@ import inspect
 
 import os
 import sys
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Union
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .grid import DEFAULT_BASE, PARAM_COLUMNS_FIXED, RunSpec, callable_name, expand
 from .ray_backend import HeadLost  # imports Ray only when a Ray sweep runs
@@ -29,15 +28,24 @@ from .store import Store, load, param_schema
 __all__ = ["sweep", "load", "expand", "RunSpec", "DEFAULT_BASE", "HeadLost"]
 
 
+def _bar_class() -> Any:
+    from tqdm import tqdm
+
+    class Bar(tqdm):
+        # No monitor thread: the local backend forks its workers only while no other Python
+        # thread runs (gilmodel.sweeps.local), and the bar is updated at every run anyway.
+        monitor_interval = 0
+
+    return Bar
+
+
 class _Progress:
     """A tqdm bar (runs, ETA, failures so far), or nothing."""
 
     def __init__(self, total: int, initial: int, enabled: bool, desc: str):
         self.bar = None
         if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="run", desc=desc, file=sys.stderr, dynamic_ncols=True)
+            self.bar = _bar_class()(total=total, initial=initial, unit="run", desc=desc, file=sys.stderr, dynamic_ncols=True)
             self.bar.set_postfix(failed=0)
 
     def update(self, n: int) -> None:
@@ -146,17 +154,17 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
     done = {rid for rid, st in store.status().items() if st == "ok"} if resume else set()
     todo = [s for s in specs if s.id not in done]
     bar = _Progress(len(specs), len(specs) - len(todo), progress, "sweep %s" % os.fspath(out))
+    rows: Dict[str, Dict[str, Any]] = {}  # this sweep's rows as written, by id
     try:
         if backend == "local":
             from .local import run_local
 
-            run_local(todo, store, pschema, cores_per_run, max_parallel, events, bar)
+            run_local(todo, store, pschema, cores_per_run, max_parallel, events, bar, rows)
         else:
             from .ray_backend import run_ray
 
-            run_ray(todo, store, pschema, cores_per_run, max_parallel, events, bar, address)
+            run_ray(todo, store, pschema, cores_per_run, max_parallel, events, bar, address, rows)
     finally:
         bar.close()
-    t = load(out)
-    ids = pa.array([s.id for s in specs])
-    return t.filter(pc.is_in(t.column("run_id"), value_set=ids)) if t.num_rows else t
+    # What load(out) gives for these ids, without reading again the files just written.
+    return store.rows_of((s.id for s in specs), rows, pschema)

@@ -7,12 +7,19 @@ at a time, so runs on different slots never share a core and a worker costs its 
 not per run. The worker writes its run's files itself (atomically), then reports; a worker that
 dies mid-run is replaced and its run recorded as failed.
 
-Workers are spawned, not forked: the parent is never single-threaded (numpy and pyarrow start
-threads at import), and a fork of a multi-threaded process may inherit a lock another thread
-held. A spawned worker imports gilmodel, numpy and pyarrow anew (about 0.7 s on the 2-core VM,
-most of a 40-run sweep's start-up). A worker told to stop leaves with ``os._exit`` once its
-files are written: an interpreter's orderly exit took 0.2 s, spent in the parent's join at the
-sweep's tail.
+Workers are forked when no other Python thread runs in the parent, spawned otherwise. A fork
+of a multi-threaded process may inherit a lock another thread held; the threads numpy and
+pyarrow start at import (OpenBLAS's pool, jemalloc's background thread) are native and take
+their locks across a fork (``pthread_atfork``), but a Python thread of the caller's, or a tqdm
+monitor, could hold a lock the worker then needs (stderr's, logging's). A spawned worker
+imports gilmodel, numpy and pyarrow anew: about 0.7 s on the 2-core VM, most of a 40-run
+sweep's start-up, where a fork takes milliseconds. A worker calibrates its spin loop on its
+own cores before its first run (``_core.recalibrate``), not inheriting the parent's. A
+worker told to stop leaves with ``os._exit`` once its files are written: an interpreter's
+orderly exit took 0.2 s, spent in the parent's join at the sweep's tail.
+
+Each worker sends its row back with its report, so the sweep returns its rows without reading
+its files again (40 files took 0.2 s at the tail).
 
 Workers ignore SIGINT and die with the parent (``PR_SET_PDEATHSIG``): Ctrl-C in the parent
 stops every worker and returns after joining them; a SIGKILL of the parent kills them too, so
@@ -27,8 +34,10 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
+import warnings
 from multiprocessing.connection import wait
-from typing import Any, Deque, List, Optional, Sequence
+from typing import Any, Deque, Dict, List, Optional, Sequence
 
 import pyarrow as pa
 
@@ -67,6 +76,9 @@ def _worker(conn, cores: List[int], out: str, params: pa.Schema, parent_pid: int
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.sched_setaffinity(0, cores)
+    from .. import _core
+
+    _core.recalibrate()  # on its own cores (a fork inherits the parent's), before its first run
     store = Store(out)
     while True:
         try:
@@ -81,7 +93,7 @@ def _worker(conn, cores: List[int], out: str, params: pa.Schema, parent_pid: int
             if events and ev is not None:
                 store.write_events(spec.id, ev)
             store.write_row(row, params)
-            conn.send(("done", spec.id, row["status"]))
+            conn.send(("done", spec.id, row))
         except Exception as e:  # writing failed: the parent records it
             conn.send(("failed", spec.id, "%s: %s" % (type(e).__name__, e)))
 
@@ -94,16 +106,28 @@ class _Slot:
         self.spec: Optional[RunSpec] = None
 
 
+def _context() -> Any:
+    """Fork where it is safe (see the module's docs), else spawn."""
+    if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
 def _start(ctx, slot: _Slot, out: str, params: pa.Schema, events: bool) -> None:
     parent, child = ctx.Pipe()
     p = ctx.Process(target=_worker, args=(child, slot.cores, out, params, os.getpid(), events),
                     name="gilmodel-sweep-%s" % "-".join(map(str, slot.cores)), daemon=True)
     main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    forked = ctx.get_start_method() == "fork"
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if not forked and main is not None and k in main.__dict__}
     try:  # workers need nothing from __main__: don't make them re-import the user's script
         for k in saved:
             setattr(main, k, None) if k == "__spec__" else delattr(main, k)
-        p.start()
+        with warnings.catch_warnings():
+            # 3.12+ warns at any fork of a process with several OS threads; _context checked
+            # that the others are the native ones named in the module's docs.
+            warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks", category=DeprecationWarning)
+            p.start()
     finally:
         for k, v in saved.items():
             setattr(main, k, v)
@@ -132,15 +156,15 @@ def _stop_all(sl: List[_Slot], graceful: bool) -> None:
 
 
 def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_run: int,
-              max_parallel: Optional[int], events: bool, progress: Any) -> int:
+              max_parallel: Optional[int], events: bool, progress: Any, rows: Dict[str, Dict[str, Any]]) -> int:
     """Run ``todo`` on local core slots; returns how many runs failed. ``progress`` has
-    ``update(n)`` and ``failed(n)``."""
+    ``update(n)`` and ``failed(n)``; ``rows`` receives each run's row as written, by id."""
     from .. import _core
 
     sl = [_Slot(c) for c in slots(_core.allowed_cores(), cores_per_run, max_parallel)]
     sl = sl[:max(1, min(len(sl), len(todo)))]
     queue: Deque[RunSpec] = collections.deque(todo)
-    ctx = mp.get_context("spawn")
+    ctx = _context()
     failures = 0
     graceful = False
     try:
@@ -168,8 +192,11 @@ def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_pe
                 if msg is not None:
                     kind, rid, what = msg
                     if kind == "failed":
-                        store.write_row(failed_row(s.spec, s.cores, "local", what), params)
-                    if kind == "failed" or what != "ok":
+                        rows[rid] = failed_row(s.spec, s.cores, "local", what)
+                        store.write_row(rows[rid], params)
+                    else:
+                        rows[rid] = what
+                    if kind == "failed" or what["status"] != "ok":
                         failures += 1
                         progress.failed(failures)
                     s.spec = None
@@ -181,7 +208,8 @@ def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_pe
                     code = s.proc.exitcode
                     why = "worker process died (%s) during the run" % (
                         "signal %s" % signal.Signals(-code).name if code is not None and code < 0 else "exit code %s" % code)
-                    store.write_row(failed_row(s.spec, s.cores, "local", why), params)
+                    rows[s.spec.id] = failed_row(s.spec, s.cores, "local", why)
+                    store.write_row(rows[s.spec.id], params)
                     failures += 1
                     progress.failed(failures)
                     progress.update(1)

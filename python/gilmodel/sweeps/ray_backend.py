@@ -188,11 +188,12 @@ def _task(spec: RunSpec, k: int, want_events: bool, allocators: Dict[str, Any]):
 
 
 def run_ray(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_run: int, max_parallel: Optional[int],
-            events: bool, progress: Any, address: Optional[str] = None) -> int:
+            events: bool, progress: Any, address: Optional[str] = None,
+            rows: Optional[Dict[str, Dict[str, Any]]] = None) -> int:
     """Run ``todo`` as Ray tasks; unless Ray is already initialised, connects to ``address``
     (else to ``$RAY_ADDRESS`` where it is set, else starts a local Ray of its own, never
     attaching to one something else started) and shuts down what it started. Returns how
-    many runs failed."""
+    many runs failed; ``rows`` receives each run's row as written, by id."""
     try:
         import ray
     except ImportError as e:  # pragma: no cover - depends on the install
@@ -244,6 +245,8 @@ def run_ray(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_per_
             if ev is not None:
                 store.write_events(s.id, ev)
             store.write_row(row, params)
+            if rows is not None:
+                rows[s.id] = row
             if row["status"] != "ok":
                 failures += 1
                 progress.failed(failures)
