@@ -197,7 +197,8 @@ const TIMEOUT: i8 = Ev::Timeout as i8;
 const DROP_REQUEST: i8 = Ev::DropRequest as i8;
 const FUTILE: i8 = Ev::FutileWakeup as i8;
 
-/// A count between two rows, in a wait's 32-bit column.
+/// A count between two rows, in a wait's 32-bit column (clamped: a hand-built log's negative
+/// `futile_wakeup` arguments count 0).
 fn count(n: i64) -> u32 {
     n.clamp(0, u32::MAX as i64) as u32
 }
@@ -220,21 +221,26 @@ fn compact<T: Copy>(key: &[i64], from: usize, col: &mut Vec<T>) {
     col.truncate(j);
 }
 
+/// [`compact`] of the key itself, in place (entries only move towards the front; a copy of
+/// the key would be fresh pages to fault in).
+fn compact_key(key: &mut Vec<i64>, from: usize) {
+    let mut j = from;
+    for i in from..key.len() {
+        if key[i] != UNSET {
+            key[j] = key[i];
+            j += 1;
+        }
+    }
+    key.truncate(j);
+}
+
 /// Drop the slots of pairs the log does not complete from a table whose `key` column marks
 /// them, in every column named, then in the key.
 macro_rules! drop_unfilled {
     ($table:expr, $key:ident, [$($col:ident),*]) => {
         if let Some(from) = first_unset(&$table.$key) {
             $(compact(&$table.$key, from, &mut $table.$col);)*
-            let key = &mut $table.$key;
-            let mut j = from;
-            for i in from..key.len() {
-                if key[i] != UNSET {
-                    key[j] = key[i];
-                    j += 1;
-                }
-            }
-            key.truncate(j);
+            compact_key(&mut $table.$key, from);
         }
     };
 }

@@ -104,7 +104,7 @@ def waits(events: _Events) -> pa.Table:
     return _waits_table({"thread": _thread(lg, req), "request_ns": lg.t[req], "acquire_ns": lg.t[acq],
                          "wait_ns": lg.t[acq] - lg.t[req], "timeouts": between(CODE["timeout"]).astype(np.uint32),
                          "drop_requests": between(CODE["drop_request"]).astype(np.uint32),
-                         "futile_wakeups": between(CODE["futile_wakeup"], weighted=True).astype(np.uint32)})
+                         "futile_wakeups": np.maximum(between(CODE["futile_wakeup"], weighted=True), 0).astype(np.uint32)})
 
 
 def _io_pairs(lg: Log) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

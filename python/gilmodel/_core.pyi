@@ -279,7 +279,7 @@ def calibration() -> Tuple[float, float]:
     """``(overhead_ns, ns_per_iter)`` of the spin that makes one tick."""
 
 def recalibrate() -> Tuple[float, float]:
-    """Measure :func:`calibration` again on the calling thread's core (about 40 ms) and use it
+    """Measure :func:`calibration` again on the calling thread's core (40–85 ms) and use it
     from now on; returns it."""
 
 def allowed_cores() -> List[int]:

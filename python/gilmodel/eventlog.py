@@ -81,6 +81,7 @@ class Log:
     def tables(self) -> Dict[str, Any]:
         if self._tables is None:
             self._tables = analysis_tables(self)
+            self._light = None  # the full tables hold all it had
         return self._tables
 
     @property

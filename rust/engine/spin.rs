@@ -4,7 +4,8 @@
 //! slower one takes longer, as real bytecode would. Successive ticks form one dependency chain
 //! (each spin starts from the value the previous one ended with): independent chains would
 //! let the CPU overlap one tick with the next and make short ticks run faster than
-//! calibrated. The per-tick cost is calibrated once per process: the loop
+//! calibrated. The per-tick cost is calibrated once per process (or again, on the caller's core,
+//! by [`recalibrate`]): the loop
 //! `for _ in 0..n { x = spin(k, x) }` is timed for two values of k and fitted as `a + b·k` ns
 //! per tick, so the call overhead is included; then `k = (tick_ns − a) / b`.
 
@@ -83,7 +84,8 @@ fn measure() -> Calibration {
 
 static CAL: Mutex<Option<Calibration>> = Mutex::new(None);
 
-/// The calibration, measured on first use (about 40 ms) and reused for the process.
+/// The calibration, measured on first use (40–85 ms on the 2-core VM, as its host's speed
+/// varies) and reused for the process until [`recalibrate`].
 pub fn calibration() -> Calibration {
     *CAL.lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, U
 import pyarrow as pa
 
 from .grid import DEFAULT_BASE, PARAM_COLUMNS_FIXED, RunSpec, callable_name, expand
+from .local import run_local  # here, so that its THREADS_AT_IMPORT is counted at gilmodel's import
 from .ray_backend import HeadLost  # imports Ray only when a Ray sweep runs
 from .store import Store, load, param_schema
 
@@ -120,7 +121,8 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
 
     Returns:
         The rows of this sweep's runs (all of them, including those done earlier), as a
-        pyarrow Table; :func:`load` gives the same for the whole folder.
+        pyarrow Table with this sweep's parameter columns; :func:`load` gives the whole
+        folder's rows, with every sweep's parameter columns (null where a run has none).
 
     Raises:
         ValueError / TypeError: bad parameters (before anything runs).
@@ -157,8 +159,6 @@ def sweep(base: Union[Mapping[str, Any], Callable[..., Any], None] = None,
     rows: Dict[str, Dict[str, Any]] = {}  # this sweep's rows as written, by id
     try:
         if backend == "local":
-            from .local import run_local
-
             run_local(todo, store, pschema, cores_per_run, max_parallel, events, bar, rows)
         else:
             from .ray_backend import run_ray

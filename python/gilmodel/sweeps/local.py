@@ -7,11 +7,16 @@ at a time, so runs on different slots never share a core and a worker costs its 
 not per run. The worker writes its run's files itself (atomically), then reports; a worker that
 dies mid-run is replaced and its run recorded as failed.
 
-Workers are forked when no other Python thread runs in the parent, spawned otherwise. A fork
-of a multi-threaded process may inherit a lock another thread held; the threads numpy and
-pyarrow start at import (OpenBLAS's pool, jemalloc's background thread) are native and take
-their locks across a fork (``pthread_atfork``), but a Python thread of the caller's, or a tqdm
-monitor, could hold a lock the worker then needs (stderr's, logging's). A spawned worker
+Workers are forked when no thread has started since gilmodel was imported (no other Python
+thread, and no more OS threads than then), spawned otherwise. A fork of a multi-threaded
+process may inherit a lock another thread held. The threads that exist at gilmodel's import are
+taken as those numpy and pyarrow start (OpenBLAS's pool, jemalloc's background thread): native,
+they take their locks across a fork (``pthread_atfork``). A Python thread of the caller's, a
+tqdm monitor or another extension's thread could hold a lock the worker then needs (stderr's,
+logging's), so any of them means spawn. (A library with threads of its own imported before
+gilmodel would count as numpy's; the readers here use no Arrow thread pool for that reason.) A
+forked worker closes the pipe ends it inherited and reseeds numpy's global random state, as a
+spawned one has them fresh. A spawned worker
 imports gilmodel, numpy and pyarrow anew: about 0.7 s on the 2-core VM, most of a 40-run
 sweep's start-up, where a fork takes milliseconds. A worker calibrates its spin loop on its
 own cores before its first run (``_core.recalibrate``), not inheriting the parent's. A
@@ -35,6 +40,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from multiprocessing.connection import wait
 from typing import Any, Deque, Dict, List, Optional, Sequence
@@ -62,6 +68,19 @@ def slots(allowed: Sequence[int], cores_per_run: int, max_parallel: Optional[int
     return [allowed[i * cores_per_run:(i + 1) * cores_per_run] for i in range(n)]
 
 
+def _os_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux: unknown, never fork
+        return 1 << 30
+
+
+#: OS threads of this process once gilmodel (numpy, pyarrow) was imported.
+THREADS_AT_IMPORT = _os_threads()
+# The parent's ends of the workers' pipes: a forked worker closes the copies it inherited.
+_PARENT_ENDS: List[Any] = []
+
+
 def _die_with_parent(parent_pid: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -75,6 +94,11 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker(conn, cores: List[int], out: str, params: pa.Schema, parent_pid: int, events: bool) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for c in _PARENT_ENDS:  # inherited by a fork; empty in a spawned worker
+        c.close()
+    import numpy as np
+
+    np.random.seed()
     os.sched_setaffinity(0, cores)
     from .. import _core
 
@@ -109,12 +133,17 @@ class _Slot:
 def _context() -> Any:
     """Fork where it is safe (see the module's docs), else spawn."""
     if threading.active_count() == 1 and "fork" in mp.get_all_start_methods():
-        return mp.get_context("fork")
+        # A thread just joined can still be leaving the kernel's list: give it 50 ms.
+        for _ in range(10):
+            if _os_threads() <= THREADS_AT_IMPORT:
+                return mp.get_context("fork")
+            time.sleep(0.005)
     return mp.get_context("spawn")
 
 
 def _start(ctx, slot: _Slot, out: str, params: pa.Schema, events: bool) -> None:
     parent, child = ctx.Pipe()
+    _PARENT_ENDS.append(parent)
     p = ctx.Process(target=_worker, args=(child, slot.cores, out, params, os.getpid(), events),
                     name="gilmodel-sweep-%s" % "-".join(map(str, slot.cores)), daemon=True)
     main = sys.modules.get("__main__")
@@ -125,7 +154,7 @@ def _start(ctx, slot: _Slot, out: str, params: pa.Schema, events: bool) -> None:
             setattr(main, k, None) if k == "__spec__" else delattr(main, k)
         with warnings.catch_warnings():
             # 3.12+ warns at any fork of a process with several OS threads; _context checked
-            # that the others are the native ones named in the module's docs.
+            # that they are those of gilmodel's import (the module's docs).
             warnings.filterwarnings("ignore", message=".*use of fork\\(\\) may lead to deadlocks", category=DeprecationWarning)
             p.start()
     finally:
@@ -133,6 +162,13 @@ def _start(ctx, slot: _Slot, out: str, params: pa.Schema, events: bool) -> None:
             setattr(main, k, v)
     child.close()
     slot.proc, slot.conn, slot.spec = p, parent, None
+
+
+def _forget(conn: Any) -> None:
+    """Close a worker's pipe end here."""
+    if conn in _PARENT_ENDS:
+        _PARENT_ENDS.remove(conn)
+    conn.close()
 
 
 def _stop_all(sl: List[_Slot], graceful: bool) -> None:
@@ -151,7 +187,7 @@ def _stop_all(sl: List[_Slot], graceful: bool) -> None:
         if s.proc.is_alive():
             s.proc.kill()
             s.proc.join()
-        s.conn.close()
+        _forget(s.conn)
         s.proc = None
 
 
@@ -213,7 +249,7 @@ def run_local(todo: Sequence[RunSpec], store: Store, params: pa.Schema, cores_pe
                     failures += 1
                     progress.failed(failures)
                     progress.update(1)
-                    s.conn.close()
+                    _forget(s.conn)
                     s.proc, s.spec = None, None
                     if queue:
                         _start(ctx, s, store.out, params, events)

@@ -48,7 +48,9 @@ KNOWN_METRICS: Dict[str, pa.DataType] = {
 }
 _HEAD = [("run_id", pa.string()), ("repeat", pa.int64())]
 _RUN = [("status", pa.string()), ("error", pa.string()), ("host", pa.string()), ("node", pa.string()), ("backend", pa.string()),
-        ("worker_cores", pa.list_(pa.int32())), ("start", pa.timestamp("us", tz="UTC")),
+        # "element": the child's name in a Parquet file read back, so rows kept in memory and
+        # rows read from files are of one type
+        ("worker_cores", pa.list_(pa.field("element", pa.int32()))), ("start", pa.timestamp("us", tz="UTC")),
         ("end", pa.timestamp("us", tz="UTC")), ("wall_s", pa.float64())]
 _TAIL = [("per_thread", pa.string())]
 
@@ -112,9 +114,8 @@ class Store:
         """``{run_id: status}`` of every run file in the folder."""
         out = {}
         for p in glob.glob(os.path.join(self.runs_dir, "*.parquet")):
-            try:
-                t = pq.read_table(p, columns=["run_id", "status"])
-            except Exception:  # unreadable: treat as not done (it will be rewritten)
+            t = _read(p, columns=["run_id", "status"])
+            if t is None:  # unreadable (warned): not done, it will be rewritten
                 continue
             for rid, st in zip(t.column("run_id").to_pylist(), t.column("status").to_pylist()):
                 out[rid] = st
@@ -137,9 +138,10 @@ class Store:
         """What :func:`load` gives for ``ids``, taking the rows at hand (``rows``: by id, as
         written) from memory and the others from their files."""
         ids = sorted(set(ids))
-        batch = _plain_rows([rows[i] for i in ids if i in rows], params)
-        if batch is not None:
-            return combine([batch] + self.read_rows(i for i in ids if i not in rows))
+        mine = [rows[i] for i in ids if i in rows]
+        batch = _plain_rows(mine, params) if mine else None
+        if batch is not None or not mine:
+            return combine([batch] + self.read_rows(i for i in ids if i not in rows))  # None: skipped
         return combine([row_table(rows[i], params) if i in rows else _read(self.run_path(i)) for i in ids])
 
 
@@ -149,28 +151,29 @@ def row_table(row: Dict[str, Any], params: pa.Schema) -> pa.Table:
     schema = row_schema(params)
     known = set(schema.names)
     extra = [k for k in row if k not in known]
-    cols = [pa.array([row.get(f.name)], type=f.type) for f in schema]
-    names = list(schema.names)
-    if extra:
-        cols = cols[:-1] + [pa.array([row[k]]) for k in extra] + cols[-1:]
-        names = names[:-1] + extra + names[-1:]
+    if not extra:
+        return _plain_rows([row], params)
+    plain = _plain_rows([{k: v for k, v in row.items() if k in known}], params)
+    cols = plain.columns[:-1] + [pa.array([row[k]]) for k in extra] + plain.columns[-1:]
+    names = plain.column_names[:-1] + extra + plain.column_names[-1:]
     return pa.Table.from_arrays(cols, names=names)
 
 
 def _plain_rows(rows: Sequence[Dict[str, Any]], params: pa.Schema) -> Optional[pa.Table]:
     """Rows with no extra metric as one table in one conversion (40 rows in about 2 ms,
-    against 1 ms a row by :func:`row_table`); None if a row has an extra metric."""
+    against about 1 ms a row one by one); None if a row has an extra metric."""
     schema = row_schema(params)
     if not all(set(schema.names).issuperset(r) for r in rows):
         return None
     return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
 
 
-def _read(path: str) -> Optional[pa.Table]:
+def _read(path: str, columns: Optional[List[str]] = None) -> Optional[pa.Table]:
     # ParquetFile.read: 0.11 s for 40 one-row files against 0.2–0.6 s with read_table (its
-    # dataset layer).
+    # dataset layer); and no Arrow thread pool started (gilmodel.sweeps.local forks workers
+    # only while no thread has started since gilmodel's import).
     try:
-        return pq.ParquetFile(path).read()
+        return pq.ParquetFile(path).read(columns=columns, use_threads=False)
     except FileNotFoundError:
         return None
     except Exception as e:  # cut or empty (a machine crash before the data reached the disk)
