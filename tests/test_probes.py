@@ -31,7 +31,7 @@ FIELDS = {
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
     "threads_sweep": ("rows",),
     "native_work": ("alone_s", "threaded_s", "chunk_ms", "speedup", "released", "released_share"),
-    "long_call": ("call_ms", "p50_ms", "p99_ms", "calls"),
+    "long_call": ("call_ms", "p50_ms", "p99_ms", "calls", "fast_share"),
     "thread_pool": ("queue_us", "rows"),
 }
 SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "handoffs": {"duration": 0.05},
@@ -128,7 +128,7 @@ def test_the_c_work_probes_have_a_model_side_under_every_policy(policy):
     n = model_probe("native_work", "3.11", CORES[:2], dict(SMALL["native_work"], chunk_ms=0.2), cal, gil=gil)
     assert n["speedup"] > 0 and n["threaded_s"] > 0
     lc = model_probe("long_call", "3.11", CORES[:2], dict(SMALL["long_call"], call_ms=2.0), cal, gil=gil)
-    assert lc["pings"] == 3 and lc["p50_ms"] > 0
+    assert lc["pings"] == 3 and lc["p50_ms"] > 0 and 0.0 <= lc["fast_share"] <= 1.0
     with pytest.raises(ValueError, match="call_ms"):
         model_probe("long_call", "3.11", CORES[:2], SMALL["long_call"], cal, gil=gil)
     p = model_probe("thread_pool", "3.11", CORES[:2], dict(SMALL["thread_pool"], queue_us=2.0), cal, gil=gil)

@@ -169,17 +169,27 @@ def _native_work(gil, cs, cal, args) -> Dict[str, Any]:
             "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"], "released": args.get("released") is not False}
 
 
+#: Ticks the long_call probe's loop runs between two ``sorted()`` calls, as 2.x counts them
+#: for its check interval: 2.7.18 released the GIL every 3.1-3.6 calls at its 100-tick
+#: interval (23-26 releases of the caller in 71-94 calls, 3 runs under ``gilmodel observe``,
+#: 1 core, 2026-12-02). Under 3.x's interval GIL they are a few µs between calls either way.
+LONG_CALL_LOOP_TICKS = 30
+
+
 def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
     """Pings next to back-to-back GIL-holding calls as long as the real ``sorted()`` call
-    (``call_ms``, from the real side of the same repeat), a few Python calls' work between
-    them (the timing around each call)."""
+    (``call_ms``, from the real side of the same repeat), the probe loop's ticks between them
+    (:data:`LONG_CALL_LOOP_TICKS`)."""
     if args.get("call_ms") is None:
         raise ValueError("long_call: the model needs the real call's length (call_ms), from the real side")
-    m = get("long_call").run(gil, cs, log=False, prepare=_prepare, call_ticks=_ticks_of_ms(args["call_ms"], cal),
-                             python_ticks=max(1, int(round(4 * cal.call_ns / cal.model_tick_ns))), pings=args["pings"],
-                             gap_us=args["gap_us"], work_ticks=cal.echo_work_ticks, tick_ns=cal.model_tick_ns).metrics
+    res = get("long_call").run(gil, cs, log=False, prepare=_prepare, call_ticks=_ticks_of_ms(args["call_ms"], cal),
+                               python_ticks=LONG_CALL_LOOP_TICKS, pings=args["pings"], gap_us=args["gap_us"],
+                               work_ticks=cal.echo_work_ticks, tick_ns=cal.model_tick_ns)
+    m = res.metrics
+    rtt = np.concatenate([r.io.column("rtt_ns").to_numpy() for r in res.runs.values()]) / 1e6
     return {"n": args["n"], "pings": m.get("io_pings"), "gap_us": args["gap_us"], "call_ms": args["call_ms"],
-            "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms")}
+            "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms"),
+            "fast_share": float((rtt < 1.0).mean()) if rtt.size else None}
 
 
 def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:
