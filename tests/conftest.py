@@ -98,8 +98,8 @@ def fds_left_behind(before: dict, within_s: float = 0.5) -> list:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "timing: timing-sensitive; measures contention, retries a failure in a quiet "
-                                       "moment and names the contention in its message (tests/contention.py)")
+    config.addinivalue_line("markers", "timing: timing-sensitive; measures contention, retries a failure made while the machine was busy "
+                                       "and names the contention in its message (tests/contention.py)")
 
 
 def pytest_collection_modifyitems(items):
