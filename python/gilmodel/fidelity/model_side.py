@@ -169,10 +169,12 @@ def _native_work(gil, cs, cal, args) -> Dict[str, Any]:
             "threaded_s": m["threaded_s"], "speedup": m["hashing_speedup"], "released": args.get("released") is not False}
 
 
-#: Ticks the long_call probe's loop runs between two ``sorted()`` calls, as 2.x counts them
-#: for its check interval: 2.7.18 released the GIL every 3.1-3.6 calls at its 100-tick
-#: interval (23-26 releases of the caller in 71-94 calls, 3 runs under ``gilmodel observe``,
-#: 1 core, 2026-12-02). Under 3.x's interval GIL they are a few µs between calls either way.
+#: Ticks of the interpreter (as 2.x counts them for its check interval) that the long_call
+#: probe's loop runs between two ``sorted()`` calls: 2.7.18 released the GIL every 3.1-3.6
+#: calls at its 100-tick interval (23-26 releases of the caller in 71-94 calls, 3 runs under
+#: ``gilmodel observe``, 1 core, 2026-12-02). The model runs them as ``/ cal.group`` of its
+#: own ticks, as the profile groups the interpreter's (the check interval is grouped alike).
+#: Under 3.x's interval GIL they are a few µs between calls either way.
 LONG_CALL_LOOP_TICKS = 30
 
 
@@ -183,7 +185,8 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
     if args.get("call_ms") is None:
         raise ValueError("long_call: the model needs the real call's length (call_ms), from the real side")
     res = get("long_call").run(gil, cs, log=False, prepare=_prepare, call_ticks=_ticks_of_ms(args["call_ms"], cal),
-                               python_ticks=LONG_CALL_LOOP_TICKS, pings=args["pings"], gap_us=args["gap_us"],
+                               python_ticks=max(1, int(round(LONG_CALL_LOOP_TICKS / cal.group))),
+                               pings=args["pings"], gap_us=args["gap_us"],
                                work_ticks=cal.echo_work_ticks, tick_ns=cal.model_tick_ns)
     m = res.metrics
     rtt = np.concatenate([r.io.column("rtt_ns").to_numpy() for r in res.runs.values()]) / 1e6
