@@ -460,7 +460,8 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """C work that holds the GIL: an I/O thread answering pings next to back-to-back
     ``sorted()`` calls of a big int list, under the 2.7 and 3.11 GILs on 1 and 2 cores: the
     round trip's p50 and p99 against the call's length (no check point comes during a call,
-    so no switch interval helps), the model (``validate``'s ``long_call`` model side: each
+    so no switch interval helps) and the share of pings answered within 1 ms (2.x's late pings,
+    docs/validation/c-work.md), the model (``validate``'s ``long_call`` model side: each
     call a ``held`` op as long as the real probe's own call) beside the real interpreter's
     ``long_call`` probe on the same cores, with the probe's gap between pings (at least 3
     calls' length). Without a real interpreter the call is taken as 20 ms."""
@@ -470,6 +471,7 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
         rows.append({"version": v, "cores": label, "call_ms": fed["call_ms"], "gap_ms": fed["gap_us"] / 1e3,
                      "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
                      "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
+                     "fast_share": m.get("fast_share"), "real_fast_share": real.get("fast_share") if real else None,
                      "real": who})
         say("  long-call %s %s: call %.1f ms, ping p50 %.1f ms (real %s)" % (
             v, label, fed["call_ms"], m["p50_ms"], "-" if real is None else "%.1f" % real["p50_ms"]))
