@@ -10,8 +10,9 @@ it
 waits for a quiet spell (:data:`QUIET_SPELL_S` in a row with every core loaded, so that the
 hypervisor's steal shows, up to :data:`QUIET_WAIT_S`) and runs again, whether the spell came or
 not, at most :data:`ATTEMPTS` times in all; a pass after such a retry is reported as a warning
-naming the contention. The waits of a whole session are capped at :data:`SESSION_WAIT_S`, so a
-machine that stays busy fails its timing tests rather than stretching the suite without end. Every failure's message ends with the
+naming the contention. The waits of a whole session are capped at :data:`SESSION_WAIT_S`: once
+it is spent, retries come without a wait, so a machine that stays busy cannot stretch the suite
+without end. Every failure's message ends with the
 contention measured during each attempt, so a failure always says whether the machine was
 busy. A failure on a quiet machine is never retried.
 """
