@@ -45,7 +45,9 @@ pub struct Waits {
     pub acquire: Vec<i64>,
     pub wait: Vec<i64>,
     /// Counts between the request and the acquisition, 32 bits (4 billion timed waits in one
-    /// wait would take 8 years at CPython's shortest interval, 1 µs).
+    /// wait would take 8 years at CPython's shortest interval, 1 µs): a first call of the
+    /// tables of 10 M events 0.77 s against 0.92 s with 64-bit counts (README, "What the
+    /// instrument costs").
     pub timeouts: Vec<u32>,
     pub drop_requests: Vec<u32>,
     /// The sum of the `futile_wakeup` events' `arg`s.
