@@ -17,7 +17,7 @@ logging's), so any of them means spawn. (A library with threads of its own impor
 gilmodel would count as numpy's; the readers here use no Arrow thread pool for that reason.) A
 forked worker closes the pipe ends it inherited and reseeds numpy's global random state, as a
 spawned one has them fresh. A spawned worker
-imports gilmodel, numpy and pyarrow anew: about 0.7 s on the 2-core VM, most of a 40-run
+imports gilmodel, numpy and pyarrow anew: 0.85-1.15 s on the 2-core VM (``-X importtime``, 2026-12-02), most of a 40-run
 sweep's start-up, where a fork takes milliseconds. A worker calibrates its spin loop on its
 own cores before its first run (``_core.recalibrate``), not inheriting the parent's. A
 worker told to stop leaves with ``os._exit`` once its files are written: an interpreter's
