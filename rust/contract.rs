@@ -114,6 +114,8 @@ pub const REPLY_BYTES: Limit<u64> = Limit::new(0, IO_BYTES.hi);
 pub const DRIVER_PINGS: Limit<u64> = Limit::new(1, 100_000_000).says("must be between 1 and 1e8");
 /// A driver's gap between pings (the range of a sleep).
 pub const DRIVER_GAP_US: Limit<u64> = SLEEP_US;
+/// A driver's work before each ping, in ticks (0: none; the range of a `cpu` op otherwise).
+pub const DRIVER_WORK_TICKS: Limit<u64> = Limit::new(0, CPU_TICKS.hi);
 /// A loop's `times` (None: until the run stops).
 pub const LOOP_TIMES: Limit<u64> =
     Limit::new(1, u64::MAX).says("must be at least 1, or None for until stopped");
@@ -190,6 +192,7 @@ pub fn limits(mem_bytes: u64) -> Vec<(&'static str, Bound)> {
         ("reply_bytes", REPLY_BYTES.into()),
         ("driver_pings", DRIVER_PINGS.into()),
         ("driver_gap_us", DRIVER_GAP_US.into()),
+        ("driver_work_ticks", DRIVER_WORK_TICKS.into()),
         ("loop_times", LOOP_TIMES.into()),
         ("loop_depth", LOOP_DEPTH.into()),
         ("signal_at_us", SIGNAL_AT_US.into()),

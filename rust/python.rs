@@ -148,6 +148,20 @@ fn recalibrate(py: Python<'_>) -> (f64, f64) {
     (c.overhead_ns, c.ns_per_iter)
 }
 
+/// What a `send` of one byte and the `recv` that reads it cost on a loopback TCP pair without
+/// an interpreter, ns (best of `rounds` rounds of `n` pairs, on the calling thread's core).
+#[pyfunction]
+#[pyo3(signature = (n = 10_000, rounds = 5))]
+fn socket_pair_ns(py: Python<'_>, n: u32, rounds: u32) -> PyResult<f64> {
+    if n == 0 || rounds == 0 {
+        return Err(PyValueError::new_err(
+            "socket_pair_ns: n and rounds must be at least 1",
+        ));
+    }
+    py.detach(|| crate::engine::peer::socket_pair_ns(n, rounds))
+        .map_err(|e| PyRuntimeError::new_err(format!("socket_pair_ns: {e}")))
+}
+
 /// Cores this process may run on.
 #[pyfunction]
 fn allowed_cores() -> Vec<usize> {
@@ -401,6 +415,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(observe, m)?)?;
     m.add_function(wrap_pyfunction!(calibration, m)?)?;
     m.add_function(wrap_pyfunction!(recalibrate, m)?)?;
+    m.add_function(wrap_pyfunction!(socket_pair_ns, m)?)?;
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add_function(wrap_pyfunction!(perfetto_trace, m)?)?;

@@ -4,9 +4,9 @@
 //! completely before any thread starts and names the offending field in its error.
 
 use crate::contract::{
-    err, max_events, CPU_TICKS, DRIVER_GAP_US, DRIVER_PINGS, IO_BYTES, LOOP_DEPTH, LOOP_TIMES,
-    REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, START_US, STOP_DURATION_S, THREADS, THREAD_NAME_CHARS,
-    TICK_NS, WATCHDOG_S,
+    err, max_events, CPU_TICKS, DRIVER_GAP_US, DRIVER_PINGS, DRIVER_WORK_TICKS, IO_BYTES,
+    LOOP_DEPTH, LOOP_TIMES, REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, START_US, STOP_DURATION_S,
+    THREADS, THREAD_NAME_CHARS, TICK_NS, WATCHDOG_S,
 };
 use crate::threading::{self, QueueSpec};
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,10 @@ pub enum PeerSpec {
         gap_us: u64,
         bytes: u64,
         reply_bytes: u64,
+        /// Ticks of CPU work (the spin of `cpu` ops) before each ping: a client's own work
+        /// per request, such as the interpreter's around its `sendall` and `recv`.
+        #[serde(default)]
+        work_ticks: u64,
         /// Core to pin the peer to; `None`: any of the scenario's cores (the OS decides).
         #[serde(default)]
         core: Option<usize>,
@@ -385,12 +389,14 @@ impl Scenario {
             gap_us,
             bytes,
             reply_bytes,
+            work_ticks,
             ..
         }) = &t.peer
         {
             let f = format!("threads[{i}].peer");
             DRIVER_PINGS.check(format!("{f}.pings"), *pings)?;
             DRIVER_GAP_US.check(format!("{f}.gap_us"), *gap_us)?;
+            DRIVER_WORK_TICKS.check(format!("{f}.work_ticks"), *work_ticks)?;
             IO_BYTES.check(format!("{f}.bytes"), *bytes)?;
             if !REPLY_BYTES.contains(*reply_bytes) {
                 return err(

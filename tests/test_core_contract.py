@@ -25,6 +25,7 @@ def test_limits_are_ranges():
     ("interval_us", lambda v: gm.BfsGIL(slice_us=v), "BfsGIL.slice_us"),
     ("min_hold_us", lambda v: gm.FifoGIL(min_hold_us=v), "FifoGIL.min_hold_us"),
     ("driver_gap_us", lambda v: gm.driver(1, v), "driver.gap_us"),
+    ("driver_work_ticks", lambda v: gm.driver(1, 1000, work_ticks=v), "driver.work_ticks"),
 ])
 def test_python_checks_the_cores_limits(limit, make, field):
     lo, hi = _core.LIMITS[limit]
@@ -41,6 +42,15 @@ def test_core_refuses_what_the_limits_exclude():
     _core.validate(json.dumps(spec))
     spec["threads"][0]["program"] = [{"op": "cpu", "ticks": hi + 1}]
     with pytest.raises(ValueError, match=r"threads\[0\].program\[0\].ticks"):
+        _core.validate(json.dumps(spec))
+
+
+def test_core_refuses_a_drivers_work_beyond_the_limit():
+    th = gm.Thread("io", [gm.loop(gm.recv(8), gm.send(8))], peer=gm.driver(1, 1000, work_ticks=5))
+    spec = gm.Scenario(gm.cpython("3.11"), [th]).to_spec(resolve=False)
+    assert spec["threads"][0]["peer"]["work_ticks"] == 5
+    spec["threads"][0]["peer"]["work_ticks"] = _core.LIMITS["driver_work_ticks"][1] + 1
+    with pytest.raises(ValueError, match=r"threads\[0\].peer.work_ticks"):
         _core.validate(json.dumps(spec))
 
 

@@ -28,7 +28,7 @@ WATCHDOG_RANGE_S: Tuple[float, float]
 #: ``interval_us`` (``interval_us``, ``slice_us``), ``deadline_factor``, ``min_hold_us``.
 #: Threads and ops: ``threads``, ``thread_name_chars``, ``cpu_ticks``, ``sleep_us``,
 #: ``io_bytes`` (send, recv, a driver's ping), ``reply_bytes``, ``driver_pings``,
-#: ``driver_gap_us``, ``loop_times``, ``loop_depth``, ``signal_at_us``. The run: ``tick_ns``,
+#: ``driver_gap_us``, ``driver_work_ticks``, ``loop_times``, ``loop_depth``, ``signal_at_us``. The run: ``tick_ns``,
 #: ``stop_duration_s``, ``watchdog_s``, ``max_events`` (its ``hi`` is this machine's: half its
 #: memory at ``EVENT_BYTES`` an event; a run of n threads needs at least 16 n).
 LIMITS: Dict[str, Union[Tuple[int, int], Tuple[float, float]]]
@@ -171,6 +171,7 @@ class _DriverSpec(TypedDict):
 
 class DriverSpec(_DriverSpec, total=False):
     core: Optional[int]
+    work_ticks: int
 
 
 PeerSpec = Union[DrainSpec, DriverSpec]
@@ -279,8 +280,19 @@ def calibration() -> Tuple[float, float]:
     """``(overhead_ns, ns_per_iter)`` of the spin that makes one tick."""
 
 def recalibrate() -> Tuple[float, float]:
-    """Measure :func:`calibration` again on the calling thread's core (40–85 ms) and use it
-    from now on; returns it."""
+    """Measure :func:`calibration` again on the calling thread's core (26–31 ms on the 2-core
+    VM at half speed) and use it from now on; returns it."""
+
+def socket_pair_ns(n: int = 10_000, rounds: int = 5) -> float:
+    """What a ``send`` of one byte and the ``recv`` that reads it cost on a loopback TCP pair
+    without an interpreter, ns: the best of ``rounds`` rounds of ``n`` pairs, on the calling
+    thread's core. The calibrate probe times the same pair in an interpreter; the difference
+    is the interpreter's own work (:attr:`gilmodel.profiles.Profile.sock_work_ns`).
+
+    Raises:
+        ValueError: ``n`` or ``rounds`` is 0.
+        RuntimeError: the loopback sockets could not be set up.
+    """
 
 def allowed_cores() -> List[int]:
     """Cores this process may run on."""

@@ -348,25 +348,30 @@ class Drain:
 class Driver:
     """A peer that sends ``nbytes`` every ``gap_us`` (``pings`` times, scheduled from the
     start), reads ``reply_bytes`` back after each and times the round trip, then closes. It is
-    pinned to ``core`` or, when None, free to run on any of the scenario's cores."""
+    pinned to ``core`` or, when None, free to run on any of the scenario's cores. Before each
+    ping it spins ``work_ticks`` of the scenario's ticks, inside the round trip: a client's own
+    work per request (a Python client's around its ``sendall`` and ``recv``: ``validate``
+    gives its model clients :attr:`gilmodel.profiles.Profile.client_work_ticks`)."""
 
     pings: int
     gap_us: int
     nbytes: int = 8
     reply_bytes: int = 8
     core: Optional[int] = None
+    work_ticks: int = 0
 
     def __post_init__(self) -> None:
         check_int("driver.pings", self.pings, *_LIMITS["driver_pings"])
         check_int("driver.gap_us", self.gap_us, *_LIMITS["driver_gap_us"])
         check_int("driver.nbytes", self.nbytes, *_LIMITS["io_bytes"])
         check_int("driver.reply_bytes", self.reply_bytes, *_LIMITS["reply_bytes"])
+        check_int("driver.work_ticks", self.work_ticks, *_LIMITS["driver_work_ticks"])
         if self.core is not None:
             check_int("driver.core", self.core, *_CORE_RANGE)
 
     def to_spec(self) -> Dict[str, Any]:
         return {"kind": "driver", "pings": self.pings, "gap_us": self.gap_us, "bytes": self.nbytes, "reply_bytes": self.reply_bytes,
-                "core": self.core}
+                "core": self.core, "work_ticks": self.work_ticks}
 
 
 Peer = Union[Drain, Driver]
@@ -377,10 +382,11 @@ def drain(core: Optional[int] = None) -> Drain:
     return Drain(core)
 
 
-def driver(pings: int, gap_us: int, nbytes: int = 8, reply_bytes: int = 8, core: Optional[int] = None) -> Driver:
+def driver(pings: int, gap_us: int, nbytes: int = 8, reply_bytes: int = 8, core: Optional[int] = None,
+           work_ticks: int = 0) -> Driver:
     """A peer that pings the thread at fixed gaps and times each reply (pinned to ``core`` if
-    given)."""
-    return Driver(pings, gap_us, nbytes, reply_bytes, core)
+    given), spinning ``work_ticks`` before each ping (:class:`Driver`)."""
+    return Driver(pings, gap_us, nbytes, reply_bytes, core, work_ticks)
 
 
 #: Signals a scenario may send, by name.

@@ -86,6 +86,26 @@ pub fn drain(s: &TcpStream) -> u64 {
     }
 }
 
+/// What one `send` of a byte and the `recv` that reads it cost on a loopback TCP pair, ns:
+/// the system calls alone, best of `rounds` rounds of `n` pairs. The calibrate probe times the
+/// same pair in the interpreter (`sock_pair_ns`); the difference is the interpreter's own work
+/// around the two calls, which an echo's model thread and a model client spin.
+pub fn socket_pair_ns(n: u32, rounds: u32) -> io::Result<f64> {
+    let link = Link::tcp()?;
+    let mut b = [0u8; 1];
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds {
+        let t = now_ns();
+        for _ in 0..n {
+            if !send_all(&link.thread_end, b"x") || recv_once(&link.peer_end, &mut b) != 1 {
+                return Err(io::Error::other("the loopback pair closed"));
+            }
+        }
+        best = best.min((now_ns() - t) as f64 / n as f64);
+    }
+    Ok(best)
+}
+
 /// One timed ping of a driver: when it was sent (ns since t0) and its round trip (ns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ping {
@@ -93,25 +113,45 @@ pub struct Ping {
     pub rtt_ns: i64,
 }
 
-/// Send `bytes` at t0 + k·gap for k = 1..=pings (or at once when late), read `reply_bytes`
-/// back after each, then close the sending side so the thread's `recv` sees end of stream.
-pub fn drive(
-    s: &TcpStream,
-    t0: i64,
-    pings: u64,
-    gap_us: u64,
-    bytes: u64,
-    reply_bytes: u64,
-    stop: &AtomicBool,
-) -> Vec<Ping> {
+/// What a driver sends: `pings` of `bytes` at t0 + k·gap, `reply_bytes` read back after each,
+/// `work_iters` spin iterations of work before each (the scenario's ticks, in iterations).
+#[derive(Clone, Copy, Debug)]
+pub struct Pings {
+    pub pings: u64,
+    pub gap_us: u64,
+    pub bytes: u64,
+    pub reply_bytes: u64,
+    pub work_iters: u64,
+}
+
+/// Send at t0 + k·gap for k = 1..=pings (or at once when late), after the work of each, read
+/// the reply, then close the sending side so the thread's `recv` sees end of stream. The work
+/// is inside the round trip, as a client's own code between its `recv` and its next `send`
+/// is inside its next request's time.
+pub fn drive(s: &TcpStream, t0: i64, p: Pings, stop: &AtomicBool) -> Vec<Ping> {
+    let Pings {
+        pings,
+        gap_us,
+        bytes,
+        reply_bytes,
+        work_iters,
+    } = p;
     let out_buf = vec![0x5au8; bytes as usize];
     let mut in_buf = vec![0u8; reply_bytes.max(1) as usize];
     let mut log = Vec::with_capacity(pings.min(1 << 20) as usize);
+    let mut x = super::spin::SEED;
     for k in 1..=pings {
         if !sleep_until_or_stop(t0 + (k * gap_us * 1000) as i64, stop) {
             break;
         }
         let sent = now_ns();
+        let mut left = work_iters;
+        while left > 0 {
+            let n = left.min(u32::MAX as u64);
+            x = super::spin::spin(n as u32, x);
+            left -= n;
+        }
+        std::hint::black_box(x);
         if !send_all(s, &out_buf) {
             break;
         }
@@ -155,12 +195,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn driver_pings_are_answered_and_timed() {
+    fn a_socket_pair_costs_system_calls_not_nothing() {
+        // Two real system calls: more than 100 ns (a folded or skipped loop), under 1 ms.
+        let ns = socket_pair_ns(2_000, 3).unwrap();
+        assert!((100.0..1e6).contains(&ns), "{ns} ns a pair");
+    }
+
+    /// Five pings 1 ms apart answered by an echo on this thread; the driver's round trips.
+    fn echo_five(work_iters: u64) -> Vec<Ping> {
         let link = Link::tcp().unwrap();
         let stop = AtomicBool::new(false);
         let t0 = now_ns();
-        let pings = std::thread::scope(|s| {
-            let d = s.spawn(|| drive(&link.peer_end, t0, 5, 1000, 8, 8, &stop));
+        let p = Pings {
+            pings: 5,
+            gap_us: 1000,
+            bytes: 8,
+            reply_bytes: 8,
+            work_iters,
+        };
+        std::thread::scope(|s| {
+            let d = s.spawn(|| drive(&link.peer_end, t0, p, &stop));
             let mut buf = [0u8; 8];
             let mut n = 0;
             while recv_once(&link.thread_end, &mut buf) == 8 {
@@ -169,9 +223,24 @@ mod tests {
             }
             assert_eq!(n, 5);
             d.join().unwrap()
-        });
+        })
+    }
+
+    #[test]
+    fn driver_pings_are_answered_and_timed() {
+        let pings = echo_five(0);
         assert_eq!(pings.len(), 5);
         assert!(pings.iter().all(|p| p.rtt_ns > 0 && p.sent_ns >= 1_000_000));
+    }
+
+    #[test]
+    fn a_drivers_work_is_inside_each_round_trip() {
+        // 3 ms of spin a ping by the calibration; a spin never runs faster than calibrated by
+        // much, so every round trip takes over half of it.
+        let iters = super::super::spin::calibration().iters_for(1000.0) as u64 * 3000;
+        let pings = echo_five(iters);
+        assert_eq!(pings.len(), 5);
+        assert!(pings.iter().all(|p| p.rtt_ns > 1_500_000), "{pings:?}");
     }
 
     #[test]

@@ -37,16 +37,20 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
             gap_us,
             bytes,
             reply_bytes,
+            work_ticks,
             ..
         } => (
             i,
             peer::drive(
                 &link.peer_end,
                 t0,
-                *pings,
-                *gap_us,
-                *bytes,
-                *reply_bytes,
+                peer::Pings {
+                    pings: *pings,
+                    gap_us: *gap_us,
+                    bytes: *bytes,
+                    reply_bytes: *reply_bytes,
+                    work_iters: work_ticks.saturating_mul(setup.iters_per_tick as u64),
+                },
                 &sh.stop,
             ),
         ),

@@ -41,6 +41,7 @@ fn driven(body: Vec<Op>, pings: u64) -> ThreadSpec {
             gap_us: 1000,
             bytes: 8,
             reply_bytes: 8,
+            work_ticks: 0,
             core: None,
         }),
         start_us: 0,
