@@ -21,7 +21,7 @@ from conftest import CORES
 
 PY27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
 FIELDS = {
-    "calibrate": ("tick_ns", "ns_per_iter", "ticks_per_iter", "call_ns", "sock_call_ns"),
+    "calibrate": ("tick_ns", "ns_per_iter", "ticks_per_iter", "call_ns", "sock_call_ns", "sock_pair_ns"),
     "cpu_pair": ("sequential_s", "threaded_s", "ratio"),
     "handoffs": ("switches", "switches_per_s", "duration_s"),
     "io_latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rtt_ms", "pings"),

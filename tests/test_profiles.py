@@ -81,6 +81,37 @@ def test_cache_round_trips_and_a_hit_measures_nothing(cache, capfd):
     assert gm.calibrate(HOST).source == "cache" and len(entries(cache)) == 1
 
 
+def test_the_echo_and_the_client_are_charged_the_interpreters_socket_work(cache):
+    # The probe times a send and its recv in the interpreter; the core times the same two
+    # system calls without one. The interpreter's part is what the echo and the client spin:
+    # about a microsecond here, where a plain C call (call_ns) is tens of ns.
+    p = gm.calibrate(sys.executable, repeats=1)
+    assert p.sock_pair_ns > p.sys_pair_ns > 0, (p.sock_pair_ns, p.sys_pair_ns)
+    assert p.sock_work_ns == pytest.approx(p.sock_pair_ns - p.sys_pair_ns)
+    assert p.sock_work_ns > 5 * p.call_ns, (p.sock_work_ns, p.call_ns)
+    assert p.echo_work_ticks == max(1, round((p.ns_per_iter + p.sock_work_ns) / p.model_tick_ns))
+    assert p.client_work_ticks > p.echo_work_ticks
+    assert p.meta()["client_work_ticks"] == p.client_work_ticks
+    # A profile without the measurement (the reference profiles) charges the C calls instead.
+    old = profiles.Profile.from_dict(dict(p.to_dict(), sock_pair_ns=None, sys_pair_ns=None))
+    assert old.sock_work_ns is None and old.client_work_ticks == old.echo_work_ticks < p.echo_work_ticks
+    with pytest.raises(ValueError, match="sock_pair_ns"):
+        profiles.Profile.from_dict(dict(p.to_dict(), sock_pair_ns="slow"))
+
+
+def test_a_cached_profile_without_the_socket_work_is_measured_again(cache):
+    gm.calibrate(sys.executable, repeats=1)
+    f = cache / "profiles.json"
+    doc = json.loads(f.read_text())
+    for k in ("sock_pair_ns", "sys_pair_ns"):
+        doc["profiles"][0].pop(k)
+        doc["profiles"][0]["spread"].pop(k, None)
+    f.write_text(json.dumps(doc))
+    p = gm.calibrate(sys.executable, repeats=1)
+    assert p.source == "measured" and p.sock_work_ns is not None
+    assert len(entries(cache)) == 1
+
+
 def test_a_changed_interpreter_is_measured_again(cache, tmp_path):
     w = wrapper(tmp_path)
     assert gm.calibrate(w, repeats=1).source == "measured"

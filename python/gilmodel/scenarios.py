@@ -101,11 +101,14 @@ def _longest_wait_us(gil: Policy) -> int:
 
 
 def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: int = 200, gap_us: int = 10_000,
-               work_ticks: Optional[int] = None, tick_ns: Optional[float] = None, peer_core: Optional[int] = None) -> Scenario:
+               work_ticks: Optional[int] = None, tick_ns: Optional[float] = None, peer_core: Optional[int] = None,
+               client_ticks: int = 0) -> Scenario:
     """A thread blocked in ``recv`` answers pings sent every ``gap_us`` by a driver, next to
     ``cpu_threads`` CPU-bound threads (ccbench's latency test). Each answer costs
     ``work_ticks`` ticks of Python-level work (None: the profile's ``echo_work_ticks``, or 10
-    with an explicit ``tick_ns``). The summary's ``io_latency_*_ms`` are the round-trip
+    with an explicit ``tick_ns``); the driver spins ``client_ticks`` before each ping, inside
+    its round trip (a Python client's work per request: the profile's ``client_work_ticks``;
+    0, a client with no cost of its own, by default). The summary's ``io_latency_*_ms`` are the round-trip
     quantiles. The I/O thread is on the first core, CPU threads round-robin on the others (or
     all on one core); the driver on ``peer_core`` (None: the last core, as the convoy's
     drain; on one core, that core. Where a real client lands was measured for the convoy's
@@ -130,7 +133,7 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
                       "100 ms" % (gap_us, wait), stacklevel=2)
     cs = _cores(cores)
     io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0],
-                peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core)))
+                peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core), client_ticks))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="io_latency")
 
@@ -170,7 +173,7 @@ def hashing_times(alone: Run, threaded: Run) -> Dict[str, float]:
 
 def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings: int = 50, gap_us: int = 50_000,
               python_ticks: int = 100, work_ticks: Optional[int] = None, tick_ns: Optional[float] = None,
-              peer_core: Optional[int] = None) -> Scenario:
+              peer_core: Optional[int] = None, client_ticks: int = 0) -> Scenario:
     """An I/O thread answering pings (as :func:`io_latency`: ``pings`` every ``gap_us`` from a
     driver, ``work_ticks`` of Python work per answer) next to a thread that makes long calls
     holding the GIL: a loop of ``python_ticks`` of Python work and a :func:`~gilmodel.held`
@@ -181,13 +184,14 @@ def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings
     call more when that rest is shorter than the interval, since the caller, with no drop
     request yet, starts its next call), whatever the switch interval; next to plain
     :func:`~gilmodel.cpu` work (:func:`io_latency`) they are about one interval.
+    ``client_ticks``: the driver's work per ping, as in :func:`io_latency`.
     Keep ``gap_us`` above a call's length. The I/O thread is on the first core, the caller on
     the next; the driver on ``peer_core`` (None: the last core)."""
     check_int("long_call.gap_us", gap_us, 1)
     work_ticks = _work_ticks(gil, tick_ns, work_ticks, "io_latency", 10)
     cs = _cores(cores)
     io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0],
-                peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core)))
+                peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core), client_ticks))
     caller = Thread("caller", [loop(cpu(python_ticks), held(call_ticks))], core=cs[1 % len(cs)])
     return Scenario(gil, [io, caller], cores=cs, stop_thread="io", tick_ns=tick_ns, name="long_call")
 

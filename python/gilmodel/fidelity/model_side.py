@@ -44,8 +44,9 @@ def _spinners(k: int, cs: Sequence[int]):
 
 
 def _echo(gil: Policy, cs, cal: Profile, cpu_threads: int, pings: int, gap_us: int, nbytes: int, duration_s=None) -> Scenario:
+    # The probes' client is a second interpreter: its work per request is on the round trip.
     io = Thread("io", [loop(recv(nbytes), cpu(cal.echo_work_ticks), send(nbytes))], core=cs[0],
-                peer=driver(pings, gap_us, nbytes, nbytes))
+                peer=driver(pings, gap_us, nbytes, nbytes, work_ticks=cal.client_work_ticks))
     return Scenario(gil, [io] + _spinners(cpu_threads, cs), cores=cs, stop_thread=None if duration_s else "io",
                     duration_s=duration_s, tick_ns=cal.model_tick_ns, name="echo")
 
@@ -187,7 +188,8 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
     res = get("long_call").run(gil, cs, log=False, prepare=_prepare, call_ticks=_ticks_of_ms(args["call_ms"], cal),
                                python_ticks=max(1, int(round(LONG_CALL_LOOP_TICKS / cal.group))),
                                pings=args["pings"], gap_us=args["gap_us"],
-                               work_ticks=cal.echo_work_ticks, tick_ns=cal.model_tick_ns)
+                               work_ticks=cal.echo_work_ticks, client_ticks=cal.client_work_ticks,
+                               tick_ns=cal.model_tick_ns)
     m = res.metrics
     rtt = np.concatenate([r.io.column("rtt_ns").to_numpy() for r in res.runs.values()]) / 1e6
     return {"n": args["n"], "pings": m.get("io_pings"), "gap_us": args["gap_us"], "call_ms": args["call_ms"],

@@ -89,13 +89,15 @@ def markdown(res: "Validation") -> str:
             bad = ", ".join("%s.%s" % (r.probe, r.metric) for r in g.itertuples() if not r.ok)
             out.append("| %s | %s | %d | %d | %s |" % (version, cores, len(g), int(g["ok"].sum()), bad or "—"))
     out += ["", "## Calibration (one per interpreter)", "",
-            "| version | tick_ns | ticks per countdown iteration | ns per iteration | call_ns | sock_call_ns | model tick (real ticks, ns) | model policy | model work ticks per send / per echo |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| version | tick_ns | ticks per countdown iteration | ns per iteration | call_ns | sock_call_ns | send + recv: interpreter's work, ns | model tick (real ticks, ns) | model policy | model work ticks per send / per echo / per client request |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for c in res.calibrations.values():
-        out.append("| %s | %.2f | %g (%s) | %.2f | %.2f | %.2f | %d, %.2f | `%s` | %d / %d |" % (
+        work = c.get("sock_work_ns")
+        out.append("| %s | %.2f | %g (%s) | %.2f | %.2f | %.2f | %s | %d, %.2f | `%s` | %d / %d / %s |" % (
             c["version"], c["tick_ns"], c["ticks_per_iter"], c.get("source"), c["ns_per_iter"], c["call_ns"],
-            c.get("sock_call_ns", c["call_ns"]), c.get("group", 1),
-            c.get("model_tick_ns", c["tick_ns"]), c.get("model_policy", ""), c["work_ticks_send"], c["work_ticks_echo"]))
+            c.get("sock_call_ns", c["call_ns"]), "—" if work is None else "%.0f" % work, c.get("group", 1),
+            c.get("model_tick_ns", c["tick_ns"]), c.get("model_policy", ""), c["work_ticks_send"], c["work_ticks_echo"],
+            c.get("work_ticks_client", "—")))
     out += ["", "## Side by side", "",
             "Medians of the repeats; ranges are min–max; spread is the real side's (q3 − q1) / median; "
             "ratio is model / real.", ""]

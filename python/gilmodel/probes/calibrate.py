@@ -6,7 +6,10 @@ iteration, and the time per check interval. Also the interpreter work around eac
 of the I/O probes: one Python-level C call in a loop (call_ns: `recv`, a plain C method on every
 version) and one call of a socket-object method of sendall's kind (sock_call_ns, timed on
 `fileno`: on 2.x both are Python-level wrappers in socket.py that forward to the C socket,
-`def sendall(self, *args): return self._sock.sendall(*args)`; on 3.x both are C methods)."""
+`def sendall(self, *args): return self._sock.sendall(*args)`; on 3.x both are C methods); and
+one `send` of a byte with the `recv` that reads it on a loopback TCP pair (sock_pair_ns, system
+calls included: the model subtracts what the same two calls cost without an interpreter,
+`gilmodel._core.socket_pair_ns`, to get the interpreter's own work in an echo)."""
 import socket
 import sys
 
@@ -44,6 +47,31 @@ def sock_calls(n):
         s.close()
 
 
+def tcp_pair():
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    a = socket.create_connection(ls.getsockname())
+    b = ls.accept()[0]
+    ls.close()
+    for x in (a, b):
+        x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return a, b
+
+
+def sock_pairs(n):
+    a, b = tcp_pair()
+    try:
+        send, recv, msg = a.send, b.recv, b"x"
+        while n > 0:
+            n -= 1
+            send(msg)
+            recv(1)
+    finally:
+        a.close()
+        b.close()
+
+
 def ticks_per_iter_2x(n):
     """Ticks per countdown iteration on 2.x, counted by PyThreadState.tick_counter."""
     try:
@@ -76,8 +104,10 @@ if __name__ == "__main__":
     per_iter = best_per_iter(_probe.countdown, a.n, a.rounds)
     per_call_iter = best_per_iter(calls, a.n, a.rounds)
     per_sock_iter = best_per_iter(sock_calls, a.n, a.rounds)
+    # System calls take microseconds: 1/50 as many pairs as loop iterations time as long.
+    per_pair_iter = best_per_iter(sock_pairs, max(a.n // 50, 100), a.rounds)
     out = {"n": a.n, "ns_per_iter": per_iter * 1e9, "call_ns": max(per_call_iter - per_iter, 0.0) * 1e9,
-           "sock_call_ns": max(per_sock_iter - per_iter, 0.0) * 1e9}
+           "sock_call_ns": max(per_sock_iter - per_iter, 0.0) * 1e9, "sock_pair_ns": max(per_pair_iter - per_iter, 0.0) * 1e9}
     if sys.version_info[0] == 2 or sys.version_info[:2] in ((3, 0), (3, 1)):
         tpi = ticks_per_iter_2x(a.n)
         out["ticks_per_iter_source"] = "tick_counter" if tpi is not None else "assumed (2.7 ceval: INPLACE_SUBTRACT, JUMP_ABSOLUTE, COMPARE_OP)"
