@@ -45,6 +45,8 @@ pub enum Doing {
     Put,
     /// arg: the queue's index.
     Get,
+    /// arg: the bytes.
+    Write,
 }
 
 impl Doing {
@@ -63,6 +65,7 @@ impl Doing {
             11 => Doing::Lock,
             12 => Doing::Put,
             13 => Doing::Get,
+            14 => Doing::Write,
             _ => Doing::Starting,
         }
     }
@@ -166,6 +169,7 @@ pub fn describe(s: Seen, names: &Names) -> String {
         Doing::Put => format!("put({})", name(names.queues)),
         Doing::Get => format!("get({})", name(names.queues)),
         Doing::Native => format!("native({}) (C work)", s.arg),
+        Doing::Write => format!("write({} bytes) to its scratch file", s.arg),
         Doing::Held => format!("held({}) (C work, no check point)", s.arg),
         Doing::Handler => "a signal handler".to_string(),
         Doing::Hang => "_hang (the test-only op that never returns until stopped)".to_string(),
@@ -174,7 +178,7 @@ pub fn describe(s: Seen, names: &Names) -> String {
         (GIL_WAITING, _) => format!("waiting for the GIL (in {op})"),
         (GIL_HOLDING, _) => format!("holds the GIL, in {op}"),
         (_, Doing::Sleep) => format!("sleeping: {op}"),
-        (_, Doing::Send | Doing::Recv) => format!("blocked in {op}"),
+        (_, Doing::Send | Doing::Recv | Doing::Write) => format!("blocked in {op}"),
         (_, Doing::Join | Doing::Lock | Doing::Put | Doing::Get) => format!("waiting in {op}"),
         _ => format!("in {op}, GIL released"),
     }

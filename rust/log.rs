@@ -137,12 +137,15 @@ pub enum IoOp {
     Get = 6,
     /// A `put` waiting on a bounded queue's `not_full` condition.
     Put = 7,
+    /// A `write` of the op's bytes to the thread's scratch file (`pwrite`, then `fdatasync`
+    /// with `fsync=True`); `io_end` arg: the bytes written.
+    Write = 8,
 }
 
 /// Names of the blocking operations, in [`IoOp`] order (`io_begin`'s arg indexes them): the
 /// ops of the same names in a scenario.
-pub const IO_OP_NAMES: [&str; 8] = [
-    "send", "recv", "sleep", "join", "native", "lock", "get", "put",
+pub const IO_OP_NAMES: [&str; 9] = [
+    "send", "recv", "sleep", "join", "native", "lock", "get", "put", "write",
 ];
 
 /// Bytes one stored event takes in a thread's buffer: `t_ns`, `cpu`, `event`, `arg` (the
@@ -325,6 +328,7 @@ mod tests {
             IoOp::Lock,
             IoOp::Get,
             IoOp::Put,
+            IoOp::Write,
         ] {
             let name = IO_OP_NAMES[op as usize];
             assert_eq!(format!("{op:?}").to_lowercase(), name);

@@ -37,6 +37,17 @@ pub enum Op {
     /// One `recv` of up to `bytes` from the peer with the GIL released; end of stream ends the
     /// thread's program.
     Recv { bytes: u64 },
+    /// Write `bytes` to the thread's own scratch file with the GIL released, as CPython's
+    /// `FileIO.write`, `os.write` or a full `BufferedWriter`'s flush do: one `pwrite` (then
+    /// `fdatasync` with `fsync`, as `os.fsync` after it would). The file is made for the run
+    /// in the temporary directory, unlinked at once and closed at the thread's end; writes
+    /// go one after another and wrap to its start after [`WRITE_SPAN`] bytes, so a long run
+    /// does not fill the disk.
+    Write {
+        bytes: u64,
+        #[serde(default)]
+        fsync: bool,
+    },
     /// Wait for another thread to finish, with the GIL released.
     Join { thread: String },
     /// `lock.acquire()` of one of the scenario's `locks`, as the policy's interpreter does it
@@ -115,6 +126,24 @@ pub struct ThreadSpec {
     #[serde(default)]
     pub start_us: u64,
 }
+
+impl ThreadSpec {
+    /// Whether its program has a `write` (it then gets a scratch file before the start).
+    pub fn writes(&self) -> bool {
+        fn any(ops: &[Op]) -> bool {
+            ops.iter().any(|op| match op {
+                Op::Write { .. } => true,
+                Op::Loop { body, .. } => any(body),
+                _ => false,
+            })
+        }
+        any(&self.program)
+    }
+}
+
+/// Bytes of a thread's scratch file that its `write`s fill in turn before they start again at
+/// its beginning (the largest write, [`IO_BYTES`]' limit, fits).
+pub const WRITE_SPAN: u64 = 64 << 20;
 
 /// When the run ends: when all threads finished, or when `thread` finished, or after
 /// `duration_s`, whichever comes first.
@@ -428,7 +457,9 @@ impl Scenario {
                 CPU_TICKS.check(format!("{f}.ticks"), *ticks)
             }
             Op::Sleep { us } if !SLEEP_US.contains(*us) => SLEEP_US.check(format!("{f}.us"), *us),
-            Op::Send { bytes } | Op::Recv { bytes } if !IO_BYTES.contains(*bytes) => {
+            Op::Send { bytes } | Op::Recv { bytes } | Op::Write { bytes, .. }
+                if !IO_BYTES.contains(*bytes) =>
+            {
                 IO_BYTES.check(format!("{f}.bytes"), *bytes)
             }
             Op::Send { .. } if t.peer.is_none() => err(

@@ -28,8 +28,41 @@ pub(super) struct Setup<'a> {
     pub budget_full: Arc<AtomicBool>,
     /// The socket to its peer of each thread that has one.
     pub links: Vec<Option<Link>>,
+    /// The scratch file of each thread whose program writes (`Op::Write`).
+    pub files: Vec<Option<std::fs::File>>,
     /// Everyone arrives → the controller reads t0 → the gate opens and everyone goes.
     pub gate: Gate,
+}
+
+/// A file in the temporary directory (`$TMPDIR`, else /tmp) that no other process can open:
+/// `O_TMPFILE` where the file system has it, else a new name unlinked at once. It goes with its
+/// last descriptor.
+fn scratch_file() -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir();
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).mode(0o600);
+    match o.clone().custom_flags(libc::O_TMPFILE).open(&dir) {
+        Ok(f) => return Ok(f),
+        Err(e)
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            return Err(e)
+        }
+        Err(_) => {}
+    }
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let path = dir.join(format!(
+        "gilmodel-write-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Relaxed)
+    ));
+    let f = o.create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
 }
 
 impl<'a> Setup<'a> {
@@ -41,6 +74,17 @@ impl<'a> Setup<'a> {
             .map(|t| t.peer.as_ref().map(|_| Link::tcp()).transpose())
             .collect::<Result<_, _>>()
             .map_err(|e| RunError::Failed(format!("loopback socket setup failed: {e}")))?;
+        let files = sc
+            .threads
+            .iter()
+            .map(|t| t.writes().then(scratch_file).transpose())
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                RunError::Failed(format!(
+                    "a scratch file for write ops in {} could not be made: {e}",
+                    std::env::temp_dir().display()
+                ))
+            })?;
         Ok(Setup {
             sc,
             pl,
@@ -49,6 +93,7 @@ impl<'a> Setup<'a> {
             per_thread_cap: (sc.max_events / sc.threads.len() as u64) as usize,
             budget_full: Arc::new(AtomicBool::new(false)),
             links,
+            files,
             gate: Gate::new(),
         })
     }

@@ -9,7 +9,7 @@ use crate::engine::spin::spin;
 use crate::gil::{Gil, ThreadCx};
 use crate::log::{Ev, IoOp};
 use crate::prim::SemWait;
-use crate::scenario::Op;
+use crate::scenario::{Op, WRITE_SPAN};
 use crate::threading::{Cond, Lock};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,6 +30,9 @@ pub struct Worker<'s> {
     /// The spin chain's running value (see [`spin`]).
     pub chain: u64,
     pub sock: Option<&'s TcpStream>,
+    /// The scratch file of `write` ops (`Setup::files`), and where the next write goes.
+    pub file: Option<&'s std::fs::File>,
+    pub file_at: u64,
     pub buf: Vec<u8>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -90,6 +93,10 @@ impl Worker<'_> {
                         self.bytes_sent += n as u64;
                         Flow::Continue
                     }
+                }
+                Op::Write { bytes, fsync } => {
+                    cx.beacon.doing(Doing::Write, *bytes);
+                    self.write(sh, cx, *bytes, *fsync)
                 }
                 Op::Recv { bytes } => {
                     cx.beacon.doing(Doing::Recv, *bytes);
@@ -426,6 +433,48 @@ impl Worker<'_> {
         } else {
             Flow::Continue
         }
+    }
+
+    /// `write`: `bytes` to the scratch file at the next offset (wrapping after
+    /// [`WRITE_SPAN`]), then `fdatasync` with `fsync`, the GIL released. A failed write (a
+    /// full disk) fails the thread, naming the error.
+    fn write<G: Gil>(
+        &mut self,
+        sh: &Shared<G>,
+        cx: &mut ThreadCx,
+        bytes: u64,
+        fsync: bool,
+    ) -> Flow {
+        use std::os::unix::fs::FileExt;
+        let f = self
+            .file
+            .expect("Setup::files: a thread that writes has its file");
+        let n = bytes as usize;
+        if self.buf.len() < n {
+            self.buf.resize(n, 0x77);
+        }
+        if self.file_at + bytes > WRITE_SPAN {
+            self.file_at = 0;
+        }
+        let (buf, at) = (&self.buf[..n], self.file_at);
+        let mut failed = None;
+        sh.gil.blocking(cx, IoOp::Write, || {
+            let r = f
+                .write_all_at(buf, at)
+                .and_then(|()| if fsync { f.sync_data() } else { Ok(()) });
+            match r {
+                Ok(()) => n as i64,
+                Err(e) => {
+                    failed = Some(e);
+                    0
+                }
+            }
+        });
+        if let Some(e) = failed {
+            panic!("write({bytes} bytes) to its scratch file failed: {e}");
+        }
+        self.file_at += bytes;
+        Flow::Continue
     }
 
     /// C work that keeps the GIL (`held`): `ticks` calibrated ticks with no check point, then

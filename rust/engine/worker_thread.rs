@@ -51,6 +51,8 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
         iters_per_tick: setup.iters_per_tick,
         chain: spin::SEED,
         sock: setup.links[i].as_ref().map(|l| &l.thread_end),
+        file: setup.files[i].as_ref(),
+        file_at: 0,
         buf: Vec::new(),
         bytes_sent: 0,
         bytes_received: 0,
