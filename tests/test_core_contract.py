@@ -55,7 +55,7 @@ def test_core_refuses_a_drivers_work_beyond_the_limit():
 
 
 def test_op_names_name_io_begin_codes():
-    assert _core.OP_NAMES == ("send", "recv", "sleep", "join", "native", "lock", "get", "put")
+    assert _core.OP_NAMES == ("send", "recv", "sleep", "join", "native", "lock", "get", "put", "write")
     sc = gm.Scenario(gm.cpython("3.11"), [gm.Thread("a", [gm.sleep(10)])], tick_ns=50.0)
     ev = gm.run(sc).events.to_pydict()
     args = [a for e, a in zip(ev["event"], ev["arg"]) if e == "io_begin"]

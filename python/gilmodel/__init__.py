@@ -18,7 +18,8 @@ from .profiles import CalibrationError, Profile, calibrate
 from .run import EVENT_NAMES, EventBudgetError, Run, RunHalted, WatchdogError, load_run, run
 from .scenario import (
     Acquire, Cpu, Drain, Driver, Get, Held, Join, Loop, Native, Op, Put, Queue, Recv, Release, Scenario, Send, Signal,
-    Sleep, Thread, acquire, cpu, drain, driver, get, held, join, loop, native, put, recv, release, send, signal, sleep,
+    Sleep, Thread, Write, acquire, cpu, drain, driver, get, held, join, loop, native, put, recv, release, send, signal,
+    sleep, write,
 )
 from .analysis import summary
 from .sweeps import load, sweep
@@ -31,9 +32,9 @@ __all__ = [
     "TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "POLICIES", "Policy", "cpython",
     "CPYTHON_VERSIONS", "resolve_gil",
     "calibrate", "Profile", "CalibrationError",
-    "Scenario", "Thread", "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Loop",
+    "Scenario", "Thread", "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Write", "Join", "Loop",
     "Acquire", "Release", "Put", "Get", "Queue", "acquire", "release", "put", "get",
-    "cpu", "native", "held", "sleep", "send", "recv", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
+    "cpu", "native", "held", "sleep", "send", "recv", "write", "join", "loop", "Drain", "Driver", "drain", "driver", "Signal", "signal",
     "run", "Run", "load_run", "summary", "EVENT_NAMES", "RunHalted", "WatchdogError", "EventBudgetError",
     "sweep", "load",
     "validate",

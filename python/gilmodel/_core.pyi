@@ -109,6 +109,16 @@ class RecvOp(TypedDict):
     bytes: int
 
 
+class _WriteOp(TypedDict):
+    """A write to the thread's scratch file with the GIL released (op ``write``)."""
+    op: Literal["write"]
+    bytes: int
+
+
+class WriteOp(_WriteOp, total=False):
+    fsync: bool
+
+
 class JoinOp(TypedDict):
     op: Literal["join"]
     thread: str
@@ -150,7 +160,7 @@ class QueueSpec(TypedDict):
     maxsize: int
 
 
-OpSpec = Union[CpuOp, NativeOp, HeldOp, SleepOp, SendOp, RecvOp, JoinOp, AcquireOp, ReleaseOp, PutOp, GetOp, LoopOp]
+OpSpec = Union[CpuOp, NativeOp, HeldOp, SleepOp, SendOp, RecvOp, WriteOp, JoinOp, AcquireOp, ReleaseOp, PutOp, GetOp, LoopOp]
 
 
 class _DrainSpec(TypedDict):

@@ -95,7 +95,7 @@ def _waits_table(c: Columns) -> pa.Table:
 def io_response(events: _Events) -> pa.Table:
     """One row per blocking call: ``thread``, ``op`` (send, recv, sleep, join, native: C work
     with the GIL released, lock: a lock acquired with the GIL released (3.2+: a wait for a
-    taken lock; 2.x: every acquire; observed: any futex wait, rust/log.rs ``IoOp::Lock``), get/put: a queue's wait for an item or for room), ``bytes`` (0 for native work and waits),
+    taken lock; 2.x: every acquire; observed: any futex wait, rust/log.rs ``IoOp::Lock``), get/put: a queue's wait for an item or for room, write: to the thread's scratch file), ``bytes`` (0 for native work and waits),
     ``begin_ns``, ``end_ns`` (the system call returned), ``acquire_ns`` (the GIL was held
     again), ``call_ns`` and ``response_ns`` = acquire − end: the delay the GIL adds after the
     call (the convoy delay)."""

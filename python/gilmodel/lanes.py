@@ -205,7 +205,7 @@ def spans(run: "Run", start: Optional[float] = None, end: Optional[float] = None
     acquire; ``io``: io_begin → io_end; ``switch``: switch_wait → switch_done; ``call``:
     call_begin → call_end, a held call, the GIL still held, cutting its hold in two), ``op``
     (the blocking operation of an ``io`` span: send, recv, sleep, join, native, lock, get,
-    put; null otherwise),
+    put, write; null otherwise),
     ``start_ns``, ``end_ns`` and ``open`` (the log ended in that state: the span is drawn to
     the end of the run). Between spans a thread is alive but in none of these states.
     """
@@ -225,7 +225,7 @@ def occupancy(run: "Run", start: Optional[float] = None, end: Optional[float] = 
     """The aggregated view: the window (seconds; None: the whole run) cut into ``bins`` equal
     bins. Returns ``(edges_ns, fractions)``: ``bins + 1`` float edges, and for each bar kind
     (:data:`BARS`: ``hold``, ``call``, ``wait``, ``switch``, and ``io:`` with each blocking
-    operation: ``io:send`` … ``io:native``, ``io:lock``, ``io:get``, ``io:put``) a
+    operation: ``io:send`` … ``io:native``, ``io:lock``, ``io:get``, ``io:put``, ``io:write``) a
     ``(threads, bins)`` array of the fraction of each bin's time each thread spent in it (per
     thread and bin the fractions sum to at most 1)."""
     if int(bins) < 1:

@@ -59,6 +59,7 @@ LABELS = {
     "io:lock": "waits for a lock",
     "io:get": "queue get waits for an item",
     "io:put": "queue put waits for room",
+    "io:write": "blocking file write",
     "call": "held call (C work, GIL held, no check point)",
     "alive": "alive, outside the GIL",
     "futile_wakeup": "futile wake-up (GIL taken again)",
@@ -73,7 +74,8 @@ LABELS = {
 _COLORS = {
     "hold": "#2ca02c", "wait": "#d62728", "switch": "#9467bd",
     "io:send": "#1f77b4", "io:recv": "#17becf", "io:sleep": "#aec7e8", "io:join": "#8c564b",
-    "io:native": "#dbdb8d", "io:lock": "#f7b6d2", "io:get": "#c5b0d5", "io:put": "#c49c94", "call": "#d95f02",
+    "io:native": "#dbdb8d", "io:lock": "#f7b6d2", "io:get": "#c5b0d5", "io:put": "#c49c94", "io:write": "#ff9896",
+    "call": "#d95f02",
     "alive": "#b0b0b0",
 }
 # Bar half-heights in lane units (lanes are 1 apart; the y axis points down).

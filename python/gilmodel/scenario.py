@@ -21,8 +21,8 @@ from ._check import check_bool, check_choice, check_float, check_int, check_seq,
 from .policies import POLICIES, Policy
 
 __all__ = [
-    "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Join", "Acquire", "Release", "Put", "Get", "Loop",
-    "cpu", "native", "held", "sleep", "send", "recv", "join", "acquire", "release", "put", "get", "loop",
+    "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Write", "Join", "Acquire", "Release", "Put", "Get", "Loop",
+    "cpu", "native", "held", "sleep", "send", "recv", "write", "join", "acquire", "release", "put", "get", "loop",
     "Queue",
     "Drain", "Driver", "drain", "driver",
     "Thread", "Scenario", "Signal", "signal", "SIGNALS",
@@ -122,6 +122,29 @@ class Send:
 
     def to_spec(self) -> Dict[str, Any]:
         return {"op": "send", "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class Write:
+    """Write ``bytes`` to the thread's own scratch file with the GIL released, as
+    ``FileIO.write``, ``os.write`` or a full ``BufferedWriter``'s flush do (a buffered
+    ``f.write`` smaller than its buffer only copies, holding the GIL: that is :func:`cpu`
+    work); with ``fsync``, ``fdatasync`` after it, as ``os.fsync`` would. One ``pwrite``
+    after another into a file made for the run in the temporary directory and unlinked at
+    once; they wrap to its start after 64 MiB. Logged ``io_begin``/``io_end`` with the op
+    ``write`` (``io_end``'s arg: the bytes). A slow disk's ``fsync`` can take seconds: give
+    the scenario a ``watchdog_s`` above it."""
+
+    bytes: int
+    fsync: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("write.bytes", self.bytes, *_LIMITS["io_bytes"])
+        if not isinstance(self.fsync, bool):
+            raise TypeError("write.fsync: expected True or False, got %s" % show(self.fsync))
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"op": "write", "bytes": self.bytes, "fsync": self.fsync}
 
 
 @dataclass(frozen=True)
@@ -257,8 +280,8 @@ class _Hang:
         return {"op": "_hang"}
 
 
-Op = Union[Cpu, Native, Held, Sleep, Send, Recv, Join, Acquire, Release, Put, Get, Loop]
-_OPS = (Cpu, Native, Held, Sleep, Send, Recv, Join, Acquire, Release, Put, Get, Loop, _Hang)
+Op = Union[Cpu, Native, Held, Sleep, Send, Recv, Write, Join, Acquire, Release, Put, Get, Loop]
+_OPS = (Cpu, Native, Held, Sleep, Send, Recv, Write, Join, Acquire, Release, Put, Get, Loop, _Hang)
 _OP_WORDS = "cpu, native, held, sleep, send, recv, join, acquire, release, put, get, loop"
 
 
@@ -292,6 +315,12 @@ def sleep(us: int) -> Sleep:
 def send(nbytes: int) -> Send:
     """Send ``nbytes`` to the thread's peer with the GIL released."""
     return Send(nbytes)
+
+
+def write(nbytes: int, fsync: bool = False) -> Write:
+    """Write ``nbytes`` to the thread's scratch file with the GIL released, then
+    ``fdatasync`` with ``fsync`` (:class:`Write`)."""
+    return Write(nbytes, fsync)
 
 
 def recv(nbytes: int = 64) -> Recv:

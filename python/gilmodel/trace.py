@@ -10,7 +10,7 @@ Layout, per run (one process, named after the scenario and policy, or ``observed
   whole run's hand-offs at a glance (left empty under no GIL, where holds overlap);
 * one track per scenario thread (named ``name (core N)``), with slices that never overlap on a
   track: ``hold`` (acquire → release), ``wait`` (request → acquire),
-  ``send``/``recv``/``sleep``/``join``/``native``/``lock``/``get``/``put`` (the blocking call
+  ``send``/``recv``/``sleep``/``join``/``native``/``lock``/``get``/``put``/``write`` (the blocking call
   itself; ``native``: C work with the GIL released; ``lock``, ``get``, ``put``: a wait for a
   lock, a queue's item, a queue's room) and ``switch wait`` (FORCE_SWITCHING: the dropper
   waiting until another thread takes the GIL), and one kind that nests: ``held call``
