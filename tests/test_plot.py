@@ -129,7 +129,7 @@ def test_occupancy_of_a_tiny_run_is_exact():
         "switch": [[0, 0, 0, 0], [0, 0.15, 0.9, 0]],
         "io:send": [[0] * 4] * 2, "io:sleep": [[0] * 4] * 2, "io:join": [[0] * 4] * 2,
         "io:native": [[0] * 4] * 2, "call": [[0] * 4] * 2,
-        "io:lock": [[0] * 4] * 2, "io:get": [[0] * 4] * 2, "io:put": [[0] * 4] * 2,
+        "io:lock": [[0] * 4] * 2, "io:get": [[0] * 4] * 2, "io:put": [[0] * 4] * 2, "io:write": [[0] * 4] * 2,
     }
     assert set(occ) == set(expect)
     for k, v in expect.items():
