@@ -39,8 +39,8 @@ pub enum Op {
     Recv { bytes: u64 },
     /// Write `bytes` to the thread's own scratch file with the GIL released, as CPython's
     /// `FileIO.write`, `os.write` or a full `BufferedWriter`'s flush do: one `pwrite` (then
-    /// `fdatasync` with `fsync`, as `os.fsync` after it would). The file is made for the run
-    /// in the temporary directory, unlinked at once and closed at the thread's end; writes
+    /// `fdatasync` with `fsync`, as `os.fdatasync` after it would). The file is made for the
+    /// run in the temporary directory, unlinked at once and closed with the run; writes
     /// go one after another and wrap to its start after [`WRITE_SPAN`] bytes, so a long run
     /// does not fill the disk.
     Write {
@@ -142,8 +142,18 @@ impl ThreadSpec {
 }
 
 /// Bytes of a thread's scratch file that its `write`s fill in turn before they start again at
-/// its beginning (the largest write, [`IO_BYTES`]' limit, fits).
-pub const WRITE_SPAN: u64 = 64 << 20;
+/// its beginning: the largest write ([`IO_BYTES`]' limit).
+pub const WRITE_SPAN: u64 = IO_BYTES.hi;
+
+/// Where a write of `bytes` goes when the previous ones ended at `at`: there, or at the file's
+/// start when it would pass [`WRITE_SPAN`].
+pub fn write_offset(at: u64, bytes: u64) -> u64 {
+    if at + bytes > WRITE_SPAN {
+        0
+    } else {
+        at
+    }
+}
 
 /// When the run ends: when all threads finished, or when `thread` finished, or after
 /// `duration_s`, whichever comes first.
@@ -380,7 +390,7 @@ impl Scenario {
 
     /// The longest a thread of this scenario may legitimately go without progress (a tick, an
     /// op begun, a GIL acquisition), in seconds: its longest `sleep` or `start_us`, the longest `gap_us` of a
-    /// driver (a `recv` waits that long for the next ping), and the policy's own
+    /// driver plus its work before a ping (a `recv` waits that long for the next ping), and the policy's own
     /// ([`Knobs::longest_wait_us`](crate::gil::Knobs::longest_wait_us): its interval, slice or
     /// least hold).
     pub fn longest_expected_wait_s(&self) -> f64 {
@@ -397,8 +407,12 @@ impl Scenario {
         let mut us = 0u64;
         for t in &self.threads {
             us = us.max(sleeps(&t.program)).max(t.start_us);
-            if let Some(PeerSpec::Driver { gap_us, .. }) = &t.peer {
-                us = us.max(*gap_us);
+            if let Some(PeerSpec::Driver {
+                gap_us, work_ticks, ..
+            }) = &t.peer
+            {
+                let work_us = (*work_ticks as f64 * self.tick_ns / 1e3).min(u64::MAX as f64) as u64;
+                us = us.max(gap_us.saturating_add(work_us));
             }
         }
         us.max(self.gil.knobs().longest_wait_us()) as f64 * 1e-6
@@ -990,5 +1004,35 @@ mod tests {
             .unwrap_err()
             .message
             .contains("spin"));
+    }
+
+    #[test]
+    fn writes_go_one_after_another_and_wrap_at_the_span() {
+        assert_eq!(write_offset(0, 4096), 0);
+        assert_eq!(write_offset(4096, 4096), 4096);
+        // The last write that fits ends at the span exactly; the next starts again at 0.
+        assert_eq!(write_offset(WRITE_SPAN - 4096, 4096), WRITE_SPAN - 4096);
+        assert_eq!(write_offset(WRITE_SPAN - 4095, 4096), 0);
+        assert_eq!(write_offset(WRITE_SPAN, 1), 0);
+        // The largest write fits from the start.
+        assert_eq!(write_offset(0, IO_BYTES.hi), 0);
+        assert_eq!(write_offset(1, IO_BYTES.hi), 0);
+    }
+
+    #[test]
+    fn a_drivers_work_counts_in_the_longest_expected_wait() {
+        let j = |work: u64| {
+            format!(
+                r#"{{"gil":{{"policy":"tick","check_interval":100,"lock":"sem"}},"tick_ns":50.0,"threads":[{{"name":"io","program":[{{"op":"recv","bytes":8}}],"peer":{{"kind":"driver","pings":1,"gap_us":10000,"bytes":8,"reply_bytes":8,"work_ticks":{work}}}}}]}}"#
+            )
+        };
+        let a = Scenario::from_json(&j(0))
+            .unwrap()
+            .longest_expected_wait_s();
+        let b = Scenario::from_json(&j(1_000_000))
+            .unwrap()
+            .longest_expected_wait_s();
+        assert!((a - 0.01).abs() < 1e-9, "{a}");
+        assert!((b - 0.06).abs() < 1e-9, "{b}"); // + 1e6 ticks of 50 ns
     }
 }

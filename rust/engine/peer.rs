@@ -114,14 +114,16 @@ pub struct Ping {
 }
 
 /// What a driver sends: `pings` of `bytes` at t0 + k·gap, `reply_bytes` read back after each,
-/// `work_iters` spin iterations of work before each (the scenario's ticks, in iterations).
+/// `work_ticks` ticks of `iters_per_tick` spin iterations before each (as a `cpu` op spins
+/// them, one call a tick, so a tick costs what the calibration says).
 #[derive(Clone, Copy, Debug)]
 pub struct Pings {
     pub pings: u64,
     pub gap_us: u64,
     pub bytes: u64,
     pub reply_bytes: u64,
-    pub work_iters: u64,
+    pub work_ticks: u64,
+    pub iters_per_tick: u32,
 }
 
 /// Send at t0 + k·gap for k = 1..=pings (or at once when late), after the work of each, read
@@ -134,7 +136,8 @@ pub fn drive(s: &TcpStream, t0: i64, p: Pings, stop: &AtomicBool) -> Vec<Ping> {
         gap_us,
         bytes,
         reply_bytes,
-        work_iters,
+        work_ticks,
+        iters_per_tick,
     } = p;
     let out_buf = vec![0x5au8; bytes as usize];
     let mut in_buf = vec![0u8; reply_bytes.max(1) as usize];
@@ -145,11 +148,11 @@ pub fn drive(s: &TcpStream, t0: i64, p: Pings, stop: &AtomicBool) -> Vec<Ping> {
             break;
         }
         let sent = now_ns();
-        let mut left = work_iters;
-        while left > 0 {
-            let n = left.min(u32::MAX as u64);
-            x = super::spin::spin(n as u32, x);
-            left -= n;
+        for i in 0..work_ticks {
+            x = super::spin::spin(iters_per_tick, x);
+            if i % 1024 == 1023 && stop.load(Relaxed) {
+                return log;
+            }
         }
         std::hint::black_box(x);
         if !send_all(s, &out_buf) {
@@ -202,7 +205,7 @@ mod tests {
     }
 
     /// Five pings 1 ms apart answered by an echo on this thread; the driver's round trips.
-    fn echo_five(work_iters: u64) -> Vec<Ping> {
+    fn echo_five(work_ticks: u64, iters_per_tick: u32) -> Vec<Ping> {
         let link = Link::tcp().unwrap();
         let stop = AtomicBool::new(false);
         let t0 = now_ns();
@@ -211,7 +214,8 @@ mod tests {
             gap_us: 1000,
             bytes: 8,
             reply_bytes: 8,
-            work_iters,
+            work_ticks,
+            iters_per_tick,
         };
         std::thread::scope(|s| {
             let d = s.spawn(|| drive(&link.peer_end, t0, p, &stop));
@@ -228,17 +232,18 @@ mod tests {
 
     #[test]
     fn driver_pings_are_answered_and_timed() {
-        let pings = echo_five(0);
+        let pings = echo_five(0, 1);
         assert_eq!(pings.len(), 5);
         assert!(pings.iter().all(|p| p.rtt_ns > 0 && p.sent_ns >= 1_000_000));
     }
 
     #[test]
     fn a_drivers_work_is_inside_each_round_trip() {
-        // 3 ms of spin a ping by the calibration; a spin never runs faster than calibrated by
-        // much, so every round trip takes over half of it.
-        let iters = super::super::spin::calibration().iters_for(1000.0) as u64 * 3000;
-        let pings = echo_five(iters);
+        // 3 ms of spin a ping: 100 000 ticks of 30 ns by the calibration (a tick as short as
+        // a model tick, so its per-call overhead counts); a spin never runs faster than
+        // calibrated by much, so every round trip takes over half of it.
+        let iters = super::super::spin::calibration().iters_for(30.0);
+        let pings = echo_five(100_000, iters);
         assert_eq!(pings.len(), 5);
         assert!(pings.iter().all(|p| p.rtt_ns > 1_500_000), "{pings:?}");
     }

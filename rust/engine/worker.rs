@@ -9,7 +9,7 @@ use crate::engine::spin::spin;
 use crate::gil::{Gil, ThreadCx};
 use crate::log::{Ev, IoOp};
 use crate::prim::SemWait;
-use crate::scenario::{Op, WRITE_SPAN};
+use crate::scenario::{write_offset, Op};
 use crate::threading::{Cond, Lock};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
@@ -435,8 +435,8 @@ impl Worker<'_> {
         }
     }
 
-    /// `write`: `bytes` to the scratch file at the next offset (wrapping after
-    /// [`WRITE_SPAN`]), then `fdatasync` with `fsync`, the GIL released. A failed write (a
+    /// `write`: `bytes` to the scratch file at the next offset ([`write_offset`]), then
+    /// `fdatasync` with `fsync`, the GIL released. A failed write (a
     /// full disk) fails the thread, naming the error.
     fn write<G: Gil>(
         &mut self,
@@ -453,10 +453,7 @@ impl Worker<'_> {
         if self.buf.len() < n {
             self.buf.resize(n, 0x77);
         }
-        if self.file_at + bytes > WRITE_SPAN {
-            self.file_at = 0;
-        }
-        let (buf, at) = (&self.buf[..n], self.file_at);
+        let (buf, at) = (&self.buf[..n], write_offset(self.file_at, bytes));
         let mut failed = None;
         sh.gil.blocking(cx, IoOp::Write, || {
             let r = f
@@ -471,9 +468,12 @@ impl Worker<'_> {
             }
         });
         if let Some(e) = failed {
-            panic!("write({bytes} bytes) to its scratch file failed: {e}");
+            // The thread's error (worker_thread.rs catches it), without the panic hook's print.
+            std::panic::resume_unwind(Box::new(format!(
+                "write({bytes} bytes) to its scratch file failed: {e}"
+            )));
         }
-        self.file_at += bytes;
+        self.file_at = at + bytes;
         Flow::Continue
     }
 
