@@ -83,8 +83,8 @@ def test_cache_round_trips_and_a_hit_measures_nothing(cache, capfd):
 
 def test_the_echo_and_the_client_are_charged_the_interpreters_socket_work(cache):
     # The probe times a send and its recv in the interpreter; the core times the same two
-    # system calls without one. The interpreter's part is what the echo and the client spin:
-    # about a microsecond here, where a plain C call (call_ns) is tens of ns.
+    # system calls without one. The interpreter's part is what the echo and the client spin,
+    # several times a plain C call (call_ns).
     p = gm.calibrate(sys.executable, repeats=1)
     assert p.sock_pair_ns > p.sys_pair_ns > 0, (p.sock_pair_ns, p.sys_pair_ns)
     assert p.sock_work_ns == pytest.approx(p.sock_pair_ns - p.sys_pair_ns)

@@ -45,7 +45,8 @@ from .probes.runner import ProbeError, run_probe
 __all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "cache_dir", "cache_file", "clear_cache",
            "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
 
-#: The measured figures of a profile (the ``calibrate`` probe's fields), each kept as the least
+#: The measured figures of a profile (the ``calibrate`` probe's fields, and ``sys_pair_ns``
+#: measured beside each probe run by the core), each kept as the least
 #: over the repeats (``ticks_per_iter``: the median) with its min and max in ``spread``.
 FIGURES = ("tick_ns", "ticks_per_iter", "ns_per_iter", "call_ns", "sock_call_ns", "sock_pair_ns", "sys_pair_ns")
 _FORMAT = "gilmodel-profiles"
@@ -82,7 +83,7 @@ class Profile:
         sock_call_ns: the same for a socket-object method of ``sendall``'s kind (on 2.x a
             Python-level wrapper in socket.py, ~125 ns; on 3.x a C method, ~10 ns).
         sock_pair_ns: a ``send`` of one byte and the ``recv`` that reads it on a loopback TCP
-            pair, in the interpreter, system calls included (4.0–4.6 µs on the 2-core VM).
+            pair, in the interpreter, system calls included (4.0–4.7 µs on the 2-core VM).
         sys_pair_ns: the same two calls without an interpreter (``_core.socket_pair_ns`` on
             the probe's core, 3.2–3.4 µs there); :attr:`sock_work_ns` is the difference.
         check_interval: ``sys.getcheckinterval()`` (2.x), else None.
@@ -372,17 +373,22 @@ def _read_cache(path: str, notice: Callable[[str], None]) -> List[Dict[str, Any]
 
 
 def _usable(entry: Dict[str, Any], host: Dict[str, Any]) -> Optional[Profile]:
-    """The cached profile if it was measured on this host and its interpreter's files are as
-    they were; else None."""
+    """The cached profile if it parses and still stands (:func:`_still_good`); else None."""
     try:
         p = Profile.from_dict(entry)
     except ValueError:
         return None
-    if p.host != host or not p.binary or binary_identity(p.python) != p.binary:
-        return None
-    if p.sock_pair_ns is None or p.sys_pair_ns is None:  # measured before the echo's work was
+    if not _still_good(p, host):
         return None
     return dataclasses.replace(p, source="cache")
+
+
+def _still_good(p: Profile, host: Dict[str, Any]) -> bool:
+    """Whether a measured profile still stands here: measured on ``host``, its interpreter's
+    files unchanged, and measured with the echo's socket work (``sock_pair_ns``, ``sys_pair_ns``:
+    older entries are measured again)."""
+    return (p.host == host and bool(p.binary) and binary_identity(p.python) == p.binary
+            and p.sock_pair_ns is not None and p.sys_pair_ns is not None)
 
 
 def cached_profiles() -> List[Profile]:
@@ -490,13 +496,13 @@ def _resolve(python: Optional[str]) -> Interpreter:
     return it
 
 
-def _sys_pair_ns(core: List[int]) -> float:
-    """``_core.socket_pair_ns`` on the probe's core (this thread pinned there meanwhile), as
-    many pairs as the probe times."""
+def _sys_pair_ns(core: List[int], pairs: int, rounds: int) -> float:
+    """``_core.socket_pair_ns`` on the probe's core (this thread pinned there meanwhile), with
+    the pairs and rounds the probe timed."""
     was = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, core)
-        return socket_pair_ns(max(PROBE_N // 50, 100), 5)
+        return socket_pair_ns(max(1, pairs), max(1, rounds))
     finally:
         os.sched_setaffinity(0, was)
 
@@ -518,7 +524,7 @@ def _measure(interp: Interpreter, repeats: int, timeout_s: float) -> Profile:
         if not isinstance(r, dict) or any(not isinstance(r.get(k), (int, float)) or r.get(k) != r.get(k)
                                           for k in ("tick_ns", "ticks_per_iter", "ns_per_iter", "call_ns")):
             raise CalibrationError("calibrate: %s printed no usable calibration: %s" % (interp.label, show(r)))
-        r["sys_pair_ns"] = _sys_pair_ns(core)
+        r["sys_pair_ns"] = _sys_pair_ns(core, int(r.get("pairs", 10_000)), int(r.get("rounds", 5)))
         results.append(r)
     return dataclasses.replace(Profile.from_probe(results, interp), contention=busy)
 
@@ -631,10 +637,10 @@ def for_version(version: str, quiet: bool = False) -> Profile:
     is_path = os.sep in version
     key = (cache_file(), version)
     p = _RESOLVED.get(key)
-    # A profile resolved before is checked again (host, interpreter files: ``_usable``'s test,
-    # without its round trip through a dict, 0.45 ms a run of a sweep's worker).
-    if p is not None and (p.source == "reference"
-                          or (p.host == host_fingerprint() and p.binary and binary_identity(p.python) == p.binary)):
+    # A profile resolved before is checked again (``_usable``'s test without its round trip
+    # through a dict, which cost a sweep's worker 0.45 ms a run against 0.16: the median of 50 calls of
+    # for_policy, 2-core VM, 2026-12-02).
+    if p is not None and (p.source == "reference" or _still_good(p, host_fingerprint())):
         return p
     if is_path:
         p = calibrate(version, quiet=quiet)
