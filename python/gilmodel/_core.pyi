@@ -27,7 +27,7 @@ WATCHDOG_RANGE_S: Tuple[float, float]
 #: and ``watchdog_s``. Policies: ``check_period_ticks`` (``check_interval``, ``check_every``),
 #: ``interval_us`` (``interval_us``, ``slice_us``), ``deadline_factor``, ``min_hold_us``.
 #: Threads and ops: ``threads``, ``thread_name_chars``, ``cpu_ticks``, ``sleep_us``,
-#: ``io_bytes`` (send, recv, a driver's ping), ``reply_bytes``, ``driver_pings``,
+#: ``io_bytes`` (send, recv, write, a driver's ping), ``reply_bytes``, ``driver_pings``,
 #: ``driver_gap_us``, ``driver_work_ticks``, ``loop_times``, ``loop_depth``, ``signal_at_us``. The run: ``tick_ns``,
 #: ``stop_duration_s``, ``watchdog_s``, ``max_events`` (its ``hi`` is this machine's: half its
 #: memory at ``EVENT_BYTES`` an event; a run of n threads needs at least 16 n).

@@ -129,9 +129,9 @@ class Write:
     """Write ``bytes`` to the thread's own scratch file with the GIL released, as
     ``FileIO.write``, ``os.write`` or a full ``BufferedWriter``'s flush do (a buffered
     ``f.write`` smaller than its buffer only copies, holding the GIL: that is :func:`cpu`
-    work); with ``fsync``, ``fdatasync`` after it, as ``os.fsync`` would. One ``pwrite``
+    work); with ``fsync``, ``fdatasync`` after it, as ``os.fdatasync`` would. One ``pwrite``
     after another into a file made for the run in the temporary directory and unlinked at
-    once; they wrap to its start after 64 MiB. Logged ``io_begin``/``io_end`` with the op
+    once; they wrap to its start after 64 MiB (the largest write). Logged ``io_begin``/``io_end`` with the op
     ``write`` (``io_end``'s arg: the bytes). A slow disk's ``fsync`` can take seconds: give
     the scenario a ``watchdog_s`` above it."""
 
@@ -282,7 +282,7 @@ class _Hang:
 
 Op = Union[Cpu, Native, Held, Sleep, Send, Recv, Write, Join, Acquire, Release, Put, Get, Loop]
 _OPS = (Cpu, Native, Held, Sleep, Send, Recv, Write, Join, Acquire, Release, Put, Get, Loop, _Hang)
-_OP_WORDS = "cpu, native, held, sleep, send, recv, join, acquire, release, put, get, loop"
+_OP_WORDS = "cpu, native, held, sleep, send, recv, write, join, acquire, release, put, get, loop"
 
 
 def _nesting(op: Op) -> int:
