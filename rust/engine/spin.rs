@@ -72,8 +72,9 @@ fn time_ticks(k: u32, n: u32, rounds: usize) -> f64 {
 fn measure() -> Calibration {
     // Rounds of about 0.2 ms: tick errors measured after 60 calibrations each way were the
     // same as with rounds 4 times longer (median of the worst of 20, 50 and 2 000 ns ticks
-    // 4–8 % either way, 2-core VM, 2026-12-02), at a quarter of the cost, which every sweep
-    // worker pays before its first run.
+    // 4–8 % either way, 2-core VM, 2026-12-02: `cargo test --release -- --ignored
+    // round_lengths --nocapture`), at a quarter of the cost, which every sweep worker pays
+    // before its first run.
     time_ticks(64, 20_000, 1); // warm up (frequency, caches)
     let (k1, k2) = (8u32, 256u32);
     let t1 = time_ticks(k1, 12_500, 30);
@@ -135,5 +136,49 @@ mod tests {
             "every attempt was off by 15 % or more:\n{}",
             misses.join("\n")
         );
+    }
+
+    /// A measurement, not a check: tick errors after calibrations with these rounds and with
+    /// rounds 4 times longer, alternating, 15 calibrations each per pass.
+    #[test]
+    #[ignore = "a measurement: cargo test --release -- --ignored round_lengths --nocapture"]
+    fn round_lengths() {
+        fn with(n1: u32, n2: u32, warm: usize) -> Calibration {
+            time_ticks(64, 20_000, warm);
+            let t1 = time_ticks(8, n1, 30);
+            let t2 = time_ticks(256, n2, 30);
+            let b = ((t2 - t1) / 248.0).max(1e-3);
+            Calibration {
+                overhead_ns: (t1 - b * 8.0).max(0.0),
+                ns_per_iter: b,
+            }
+        }
+        for (name, n1, n2, warm) in [
+            ("4x longer", 50_000, 2_000, 3),
+            ("as measure()", 12_500, 500, 1),
+            ("4x longer", 50_000, 2_000, 3),
+            ("as measure()", 12_500, 500, 1),
+        ] {
+            let t0 = now_ns();
+            let mut worst: Vec<f64> = (0..15)
+                .map(|_| {
+                    let c = with(n1, n2, warm);
+                    [20.0, 50.0, 2000.0]
+                        .into_iter()
+                        .map(|tick: f64| {
+                            let per = time_ticks(c.iters_for(tick), (500_000.0 / tick) as u32, 40);
+                            (per / tick - 1.0).abs()
+                        })
+                        .fold(0.0, f64::max)
+                })
+                .collect();
+            worst.sort_by(|a, b| a.total_cmp(b));
+            eprintln!(
+                "{name}: worst tick error median {:.3}, max {:.3}; {:.0} ms",
+                worst[7],
+                worst[14],
+                (now_ns() - t0) as f64 / 1e6
+            );
+        }
     }
 }
