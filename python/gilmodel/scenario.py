@@ -131,7 +131,8 @@ class Write:
     ``f.write`` smaller than its buffer only copies, holding the GIL: that is :func:`cpu`
     work); with ``fsync``, ``fdatasync`` after it, as ``os.fdatasync`` would. One ``pwrite``
     after another into a file made for the run in the temporary directory and unlinked at
-    once; they wrap to its start after 64 MiB (the largest write). Logged ``io_begin``/``io_end`` with the op
+    once; they wrap to its start after 64 MiB (the largest write), so it takes up to that much
+    of the temporary directory per writing thread (of memory, where that is a tmpfs). Logged ``io_begin``/``io_end`` with the op
     ``write`` (``io_end``'s arg: the bytes). A slow disk's ``fsync`` can take seconds: give
     the scenario a ``watchdog_s`` above it."""
 

@@ -61,7 +61,7 @@ fn scratch_file() -> io::Result<std::fs::File> {
         N.fetch_add(1, Relaxed)
     ));
     let f = o.create_new(true).open(&path)?;
-    std::fs::remove_file(&path)?;
+    std::fs::remove_file(&path)?; // on failure the file closes here; its name stays, empty
     Ok(f)
 }
 
