@@ -210,30 +210,19 @@ fn first_unset(key: &[i64]) -> Option<usize> {
     key.iter().position(|&x| x == UNSET)
 }
 
-/// Keep the entries of a table's column whose slot `key` filled, from `from` (the first slot
-/// it did not fill) on: a cut-off log leaves its unfilled slots near the end.
-fn compact<T: Copy>(key: &[i64], from: usize, col: &mut Vec<T>) {
+/// Keep the entries of `col` from `from` on that `keep(slot, value)` picks, in place (those
+/// before `from` stay: a cut-off log leaves its unfilled slots near the end, and `Vec::retain`
+/// would read the whole column again).
+fn retain_from<T: Copy>(col: &mut Vec<T>, from: usize, keep: impl Fn(usize, T) -> bool) {
     let mut j = from;
-    for i in from..key.len() {
-        if key[i] != UNSET {
-            col[j] = col[i];
+    for i in from..col.len() {
+        let v = col[i];
+        if keep(i, v) {
+            col[j] = v;
             j += 1;
         }
     }
     col.truncate(j);
-}
-
-/// [`compact`] of the key itself, in place (entries only move towards the front; a copy of
-/// the key would be fresh pages to fault in).
-fn compact_key(key: &mut Vec<i64>, from: usize) {
-    let mut j = from;
-    for i in from..key.len() {
-        if key[i] != UNSET {
-            key[j] = key[i];
-            j += 1;
-        }
-    }
-    key.truncate(j);
 }
 
 /// Drop the slots of pairs the log does not complete from a table whose `key` column marks
@@ -241,8 +230,8 @@ fn compact_key(key: &mut Vec<i64>, from: usize) {
 macro_rules! drop_unfilled {
     ($table:expr, $key:ident, [$($col:ident),*]) => {
         if let Some(from) = first_unset(&$table.$key) {
-            $(compact(&$table.$key, from, &mut $table.$col);)*
-            compact_key(&mut $table.$key, from);
+            $(retain_from(&mut $table.$col, from, |i, _| $table.$key[i] != UNSET);)*
+            retain_from(&mut $table.$key, from, |_, k| k != UNSET);
         }
     };
 }
