@@ -127,17 +127,20 @@ pub struct ThreadSpec {
     pub start_us: u64,
 }
 
+impl Op {
+    /// Whether any op of `ops`, loop bodies included, is one `f` picks.
+    pub fn any_in(ops: &[Op], f: &impl Fn(&Op) -> bool) -> bool {
+        ops.iter().any(|op| match op {
+            Op::Loop { body, .. } => f(op) || Op::any_in(body, f),
+            _ => f(op),
+        })
+    }
+}
+
 impl ThreadSpec {
     /// Whether its program has a `write` (it then gets a scratch file before the start).
     pub fn writes(&self) -> bool {
-        fn any(ops: &[Op]) -> bool {
-            ops.iter().any(|op| match op {
-                Op::Write { .. } => true,
-                Op::Loop { body, .. } => any(body),
-                _ => false,
-            })
-        }
-        any(&self.program)
+        Op::any_in(&self.program, &|op| matches!(op, Op::Write { .. }))
     }
 }
 
@@ -645,11 +648,7 @@ impl Scenario {
             })
         }
         fn has_recv(ops: &[Op]) -> bool {
-            ops.iter().any(|o| match o {
-                Op::Recv { .. } => true,
-                Op::Loop { body, .. } => has_recv(body),
-                _ => false,
-            })
+            Op::any_in(ops, &|o| matches!(o, Op::Recv { .. }))
         }
         let prog = &self.threads[i].program;
         if endless(prog) {
