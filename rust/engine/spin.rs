@@ -75,10 +75,16 @@ fn measure() -> Calibration {
     // 4–8 % either way, 2-core VM, 2026-12-02: `cargo test --release -- --ignored
     // round_lengths --nocapture`), at a quarter of the cost, which every sweep worker pays
     // before its first run.
-    time_ticks(64, 20_000, 1); // warm up (frequency, caches)
+    measure_with(12_500, 500, 1)
+}
+
+/// A calibration from `n1` ticks of 8 iterations and `n2` of 256 a round, best of 30 rounds
+/// each, after `warm` warm-up rounds.
+fn measure_with(n1: u32, n2: u32, warm: usize) -> Calibration {
+    time_ticks(64, 20_000, warm); // warm up (frequency, caches)
     let (k1, k2) = (8u32, 256u32);
-    let t1 = time_ticks(k1, 12_500, 30);
-    let t2 = time_ticks(k2, 500, 30);
+    let t1 = time_ticks(k1, n1, 30);
+    let t2 = time_ticks(k2, n2, 30);
     let b = ((t2 - t1) / (k2 - k1) as f64).max(1e-3);
     let a = (t1 - b * k1 as f64).max(0.0);
     Calibration {
@@ -143,16 +149,6 @@ mod tests {
     #[test]
     #[ignore = "a measurement: cargo test --release -- --ignored round_lengths --nocapture"]
     fn round_lengths() {
-        fn with(n1: u32, n2: u32, warm: usize) -> Calibration {
-            time_ticks(64, 20_000, warm);
-            let t1 = time_ticks(8, n1, 30);
-            let t2 = time_ticks(256, n2, 30);
-            let b = ((t2 - t1) / 248.0).max(1e-3);
-            Calibration {
-                overhead_ns: (t1 - b * 8.0).max(0.0),
-                ns_per_iter: b,
-            }
-        }
         for (name, n1, n2, warm) in [
             ("4x longer", 50_000, 2_000, 3),
             ("as measure()", 12_500, 500, 1),
@@ -162,7 +158,7 @@ mod tests {
             let t0 = now_ns();
             let mut worst: Vec<f64> = (0..15)
                 .map(|_| {
-                    let c = with(n1, n2, warm);
+                    let c = measure_with(n1, n2, warm);
                     [20.0, 50.0, 2000.0]
                         .into_iter()
                         .map(|tick: f64| {
