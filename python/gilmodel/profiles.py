@@ -58,6 +58,11 @@ MIN_TICK_NS = 10.0
 #: Countdown iterations the probe times per round (5 rounds, best kept): 0.5 M is the size
 #: ``gilmodel validate``'s reference run used.
 PROBE_N = 500_000
+#: Socket pairs a round the probe times in the interpreter, and the core bare (``sys_pair_ns``):
+#: system calls take microseconds, so 1/50 as many as countdown iterations take as long.
+PROBE_PAIRS = PROBE_N // 50
+#: Rounds of each (the least is kept).
+PROBE_ROUNDS = 5
 #: Other processes' CPU on the probe's core above which a calibration says the machine was busy.
 BUSY_CORES = 0.25
 
@@ -497,25 +502,25 @@ def _resolve(python: Optional[str]) -> Interpreter:
     return it
 
 
-def _sys_pair_ns(core: List[int], pairs: int, rounds: int) -> float:
+def _sys_pair_ns(core: List[int]) -> float:
     """``_core.socket_pair_ns`` on the probe's core (this thread pinned there meanwhile), with
-    the pairs and rounds the probe timed."""
+    the pairs and rounds the probe times."""
     was = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, core)
-        return socket_pair_ns(max(1, pairs), max(1, rounds))
+        return socket_pair_ns(PROBE_PAIRS, PROBE_ROUNDS)
     finally:
         os.sched_setaffinity(0, was)
 
 
 def _measure(interp: Interpreter, repeats: int, timeout_s: float) -> Profile:
     core = allowed_cores()[:1]
-    args = {"n": PROBE_N, "rounds": 5}
+    args = {"n": PROBE_N, "rounds": PROBE_ROUNDS, "pairs": PROBE_PAIRS}
     results = []
     busy = 0.0
     for _ in range(repeats):
         try:
-            sys_before = _sys_pair_ns(core, max(PROBE_N // 50, 100), 5)
+            sys_before = _sys_pair_ns(core)
             before = cpu_sample(tree=True)
             r = run_probe(interp, "calibrate", args, core, timeout=timeout_s)
             busy = max(busy, contention(before, cpu_sample(tree=True), core)["foreign_cores"])
@@ -528,8 +533,7 @@ def _measure(interp: Interpreter, repeats: int, timeout_s: float) -> Profile:
             raise CalibrationError("calibrate: %s printed no usable calibration: %s" % (interp.label, show(r)))
         # Before and after the probe's own pairs, the lesser: the host's speed can move within
         # seconds (a pair measured 5.2 µs bare after 4.0 µs in the interpreter, in a CI run).
-        n_pairs, rounds = int(r.get("pairs", 10_000)), int(r.get("rounds", 5))
-        r["sys_pair_ns"] = min(sys_before, _sys_pair_ns(core, n_pairs, rounds))
+        r["sys_pair_ns"] = min(sys_before, _sys_pair_ns(core))
         results.append(r)
     return dataclasses.replace(Profile.from_probe(results, interp), contention=busy)
 

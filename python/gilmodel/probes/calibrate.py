@@ -99,12 +99,13 @@ if __name__ == "__main__":
     p = _probe.arg_parser(__doc__)
     p.add_argument("--n", type=int, default=1000000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--pairs", type=int, default=None,
+                   help="socket pairs a round (default n / 50, at least 100: system calls take microseconds)")
     a = p.parse_args()
     per_iter = best_per_iter(_probe.countdown, a.n, a.rounds)
     per_call_iter = best_per_iter(calls, a.n, a.rounds)
     per_sock_iter = best_per_iter(sock_calls, a.n, a.rounds)
-    # System calls take microseconds: 1/50 as many pairs as loop iterations time as long.
-    pairs = max(a.n // 50, 100)
+    pairs = a.pairs if a.pairs else max(a.n // 50, 100)
     PAIR.extend(tcp_pair())
     try:
         per_pair_iter = best_per_iter(sock_pairs, pairs, a.rounds)
