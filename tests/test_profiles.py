@@ -103,6 +103,17 @@ def test_the_echo_and_the_client_are_charged_the_interpreters_socket_work(cache)
         profiles.Profile.from_dict(dict(p.to_dict(), sock_pair_ns="slow"))
 
 
+def test_a_socket_pair_no_slower_than_bare_is_said_and_charged_as_c_calls(cache, capfd, monkeypatch):
+    # The host's speed moving between the two measurements, made to happen: the bare pair
+    # measures slower than any interpreter's.
+    monkeypatch.setattr(profiles, "_sys_pair_ns", lambda core: 1e8)
+    p = gm.calibrate(sys.executable, repeats=1, refresh=True)
+    assert p.sock_work_ns is None and p.echo_work_ticks == profiles.Profile.from_dict(
+        dict(p.to_dict(), sock_pair_ns=None)).echo_work_ticks
+    err = capfd.readouterr().err
+    assert "measured no slower than the bare system calls" in err and "--refresh" in err
+
+
 def test_a_cached_profile_without_the_socket_work_is_measured_again(cache):
     gm.calibrate(sys.executable, repeats=1)
     f = cache / "profiles.json"

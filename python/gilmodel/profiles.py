@@ -59,8 +59,9 @@ MIN_TICK_NS = 10.0
 #: ``gilmodel validate``'s reference run used.
 PROBE_N = 500_000
 #: Socket pairs a round the probe times in the interpreter, and the core bare (``sys_pair_ns``):
-#: system calls take microseconds, so 1/50 as many as countdown iterations take as long.
-PROBE_PAIRS = PROBE_N // 50
+#: 2 000, about 9 ms a round here, short enough to fit a scheduler slice as the countdown's
+#: rounds do. (10 000 made a calibration of 3 repeats take 1.7 s more.)
+PROBE_PAIRS = 2_000
 #: Rounds of each (the least is kept).
 PROBE_ROUNDS = 5
 #: Other processes' CPU on the probe's core above which a calibration says the machine was busy.
@@ -576,6 +577,11 @@ def calibrate(python: Optional[str] = None, *, repeats: int = 3, refresh: bool =
                 return p
         notice("calibrating CPython %s (%s) for this machine; cached in %s" % (it.version, it.path, cache_file()))
         p = _measure(it, repeats, timeout_s)
+        if p.sock_work_ns is None:
+            notice("CPython %s's socket calls measured no slower than the bare system calls (%.0f against %.0f ns a "
+                   "send and recv): the machine's speed moved between them, so its echoes are charged one C call "
+                   "each instead; `gilmodel calibrate --refresh --python %s` on a quiet machine"
+                   % (it.version, p.sock_pair_ns or 0, p.sys_pair_ns or 0, it.path))
         if p.contention > BUSY_CORES:
             notice("other processes took %.2f of core %d while calibrating %s: its ticks may measure slow; "
                    "`gilmodel calibrate --refresh --python %s` on a quiet machine" % (p.contention, _first_core(), it.path, it.path))
