@@ -133,10 +133,11 @@ fn validate(scenario_json: &str) -> PyResult<Vec<usize>> {
         .map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-/// The spin calibration of this process: `(overhead_ns, ns_per_iter)`.
+/// The spin calibration in use: `(overhead_ns, ns_per_iter)`; measured first if there is none
+/// yet or it is older than `spin::MAX_AGE_S`.
 #[pyfunction]
-fn calibration() -> (f64, f64) {
-    let c = spin::calibration();
+fn calibration(py: Python<'_>) -> (f64, f64) {
+    let c = py.detach(spin::calibration);
     (c.overhead_ns, c.ns_per_iter)
 }
 

@@ -287,7 +287,9 @@ def validate(scenario_json: str) -> List[int]:
     core. Raises ValueError."""
 
 def calibration() -> Tuple[float, float]:
-    """``(overhead_ns, ns_per_iter)`` of the spin that makes one tick."""
+    """``(overhead_ns, ns_per_iter)`` of the spin that makes one tick: the median of short
+    rounds of the engine's tick loop, measured first if there is none yet or it is older than
+    10 s (a run's ``meta["spin"]["calibrated_s_ago"]`` says how old the one it used was)."""
 
 def recalibrate() -> Tuple[float, float]:
     """Measure :func:`calibration` again on the calling thread's core (26–31 ms on the 2-core

@@ -21,6 +21,8 @@ pub(super) struct Setup<'a> {
     pub sc: &'a Scenario,
     pub pl: Placement,
     pub cal: spin::Calibration,
+    /// How old `cal` was when the run began, s (0: measured for this run).
+    pub cal_age_s: f64,
     pub iters_per_tick: u32,
     /// Each thread's share of `max_events`.
     pub per_thread_cap: usize,
@@ -67,7 +69,7 @@ fn scratch_file() -> io::Result<std::fs::File> {
 
 impl<'a> Setup<'a> {
     pub fn new(sc: &'a Scenario, pl: Placement) -> Result<Self, RunError> {
-        let cal = spin::calibration();
+        let (cal, cal_age_s) = spin::calibration_aged();
         let links = sc
             .threads
             .iter()
@@ -89,6 +91,7 @@ impl<'a> Setup<'a> {
             sc,
             pl,
             cal,
+            cal_age_s,
             iters_per_tick: cal.iters_for(sc.tick_ns),
             per_thread_cap: (sc.max_events / sc.threads.len() as u64) as usize,
             budget_full: Arc::new(AtomicBool::new(false)),
