@@ -24,6 +24,7 @@ def cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("GILMODEL_CACHE_DIR", str(d))
     monkeypatch.setattr(profiles, "_RESOLVED", {})
+    monkeypatch.setattr(profiles, "_CHECKED", {})
     return d
 
 
@@ -269,3 +270,50 @@ def test_cli_calibrate_show_clear(cache):
     assert "0 profiles" in cli("--show").stdout
     p = cli("--python", "/nonexistent/python")
     assert p.returncode == 2 and "/nonexistent/python" in p.stderr
+
+
+def test_a_cached_profile_from_a_slower_moment_is_scaled_to_the_interpreter_now(cache, capfd):
+    # The cache says the interpreter ran 5 times slower than it does: the default path times its
+    # countdown, scales the interpreter figures (the system calls' own cost stays), keeps the
+    # grouping, says so once, records it in meta, and does not time it again within the period.
+    p = gm.calibrate(sys.executable, repeats=1, quiet=True)
+    doc = json.loads((cache / "profiles.json").read_text())
+    e = doc["profiles"][0]
+    for k in ("tick_ns", "ns_per_iter", "call_ns", "sock_call_ns"):
+        e[k] = e[k] * 5 if e[k] is not None else None
+    (cache / "profiles.json").write_text(json.dumps(doc))
+    q = profiles.for_version(sys.executable)
+    err = capfd.readouterr().err
+    assert q.source == "cache" and q.speed_scale < 1 / (1 + profiles.SPEED_TOLERANCE), (q.speed_scale, err)
+    assert "scale the profile's interpreter costs by %.2f" % q.speed_scale in err
+    assert q.tick_ns == pytest.approx(5 * p.tick_ns * q.speed_scale)
+    assert q.sys_pair_ns == p.sys_pair_ns and q.group == p.group
+    if p.sock_work_ns is not None:
+        assert q.sock_work_ns == pytest.approx(p.sock_work_ns * q.speed_scale)
+    checked_at = profiles._CHECKED[os.path.realpath(sys.executable)][0]
+    again = profiles.for_version(sys.executable)
+    assert again == q and profiles._CHECKED[os.path.realpath(sys.executable)][0] == checked_at
+    assert capfd.readouterr().err == ""
+    # Another process on the host takes the same check from speed.json, without timing anew.
+    shared = json.loads((cache / "speed.json").read_text())[os.path.realpath(sys.executable)]
+    out = subprocess.run([sys.executable, "-c", "from gilmodel import profiles; import sys; "
+                          "print(profiles.for_version(sys.argv[1], quiet=True).speed_scale)", sys.executable],
+                         capture_output=True, text=True, check=True, env=dict(os.environ))
+    assert float(out.stdout) == pytest.approx(q.speed_scale)
+    assert json.loads((cache / "speed.json").read_text())[os.path.realpath(sys.executable)]["at"] == shared["at"]
+    r = gm.run(gm.Scenario(gm.cpython(HOST, python=sys.executable), [gm.Thread("t", [gm.cpu(1000)])]))
+    assert r.meta["profile"]["speed_scale"] == pytest.approx(q.speed_scale)
+    assert r.meta["tick_ns"] == pytest.approx(q.model_tick_ns)
+    # What gm.calibrate returns is the profile as measured; a reference profile is not checked.
+    assert gm.calibrate(sys.executable).speed_scale == 1.0
+    ref = profiles.reference_profiles()[0]
+    assert profiles.speed_checked(ref) is ref
+
+
+def test_the_speed_check_scales_only_beyond_its_tolerance():
+    tol = profiles.SPEED_TOLERANCE
+    assert profiles.scale_for(30.0, 30.0) == 1.0
+    assert profiles.scale_for(30.0 * (1 + tol) * 0.99, 30.0) == 1.0
+    assert profiles.scale_for(30.0 / ((1 + tol) * 0.99), 30.0) == 1.0
+    assert profiles.scale_for(60.0, 20.0) == pytest.approx(3.0)
+    assert profiles.scale_for(20.0, 60.0) == pytest.approx(1 / 3)

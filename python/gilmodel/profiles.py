@@ -42,8 +42,8 @@ from .interpreters import Interpreter, detect, find_python, norm_minor
 from .policies import Policy, TickGIL, cpython
 from .probes.runner import ProbeError, run_probe
 
-__all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "cache_dir", "cache_file", "clear_cache",
-           "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
+__all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "speed_checked", "cache_dir", "cache_file",
+           "clear_cache", "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
 
 #: The measured figures of a profile (the ``calibrate`` probe's fields, and ``sys_pair_ns``
 #: measured beside each probe run by the core), each kept as the least
@@ -66,6 +66,20 @@ PROBE_PAIRS = 2_000
 PROBE_ROUNDS = 5
 #: Other processes' CPU on the probe's core above which a calibration says the machine was busy.
 BUSY_CORES = 0.25
+#: A cached profile stands for its interpreter only while that interpreter still runs at about
+#: the speed it was measured at. A shared host's speed moves: on the 2-core VM 3.11's countdown
+#: took 54 ns an iteration at 06:46 and 30 ns at 07:55 (2026-12-02), so a model run with the
+#: 06:46 profile ran its ticks 1.8× as long as the interpreter's. On first use in a process,
+#: and again once this many seconds have passed, the default path times the interpreter's
+#: countdown as the calibration does (the ``calibrate`` probe with ``--only countdown``, 5
+#: rounds of PROBE_N, the least: about 0.2 s) and scales the profile's interpreter figures to
+#: it when it moved by more than SPEED_TOLERANCE.
+SPEED_CHECK_S = 120.0
+#: How far (a ratio, either way) the countdown may move before the profile is scaled. Wide, so
+#: that only a lasting change of speed moves the model: on that VM the same check gave 38–68 ns
+#: for 3.11 from one second to the next (six checks in a row, 2026-12-02 08:10), and scaling
+#: to each draw would only trade a stale profile for a noisy one.
+SPEED_TOLERANCE = 0.5
 
 
 class CalibrationError(RuntimeError):
@@ -102,6 +116,9 @@ class Profile:
         ticks_per_iter_source: how ``ticks_per_iter`` was found (counted, or assumed).
         contention: the most CPU other processes took on the probe's core during a probe
             run, in cores (0: quiet; a busy core makes ticks look slower).
+        speed_scale: 1, or the ratio by which :func:`speed_checked` scaled the interpreter
+            figures (``tick_ns``, ``ns_per_iter``, ``call_ns``, ``sock_call_ns`` and the
+            interpreter's part of ``sock_pair_ns``): its countdown now over its countdown then.
         source: ``"measured"`` (just now), ``"cache"`` or ``"reference"`` (shipped in the
             package, measured on the host it names).
     """
@@ -124,6 +141,7 @@ class Profile:
     binary: Dict[str, Any] = dataclasses.field(default_factory=dict)
     ticks_per_iter_source: str = ""
     contention: float = 0.0
+    speed_scale: float = 1.0
     source: str = dataclasses.field(default="measured", compare=False)
 
     @property
@@ -141,7 +159,8 @@ class Profile:
         real tick is shorter than the spin can make (:data:`MIN_TICK_NS`). The tick GIL's
         check period is then kept in real time: it checks every ``(check_interval + 1) /
         group`` model ticks (CPython 2's ticker runs ``check_interval + 1`` ticks a period)."""
-        if self.tick_ns >= MIN_TICK_NS:
+        # The tick as measured: a profile scaled to the host's speed now keeps its grouping.
+        if self.tick_ns / self.speed_scale >= MIN_TICK_NS:
             return 1
         return max(1, int(round(self.ticks_per_iter)))
 
@@ -215,8 +234,21 @@ class Profile:
                  "reference": "reference profile measured on %s (%s), %s" % (
                      self.host.get("hostname", "?"), self.host.get("cpu", "?"), self.measured_at)}.get(self.source, self.source)
         grp = "" if self.group == 1 else "; model tick = %d real ticks = %.1f ns" % (self.group, self.model_tick_ns)
+        if self.speed_scale != 1.0:
+            where += "; scaled ×%.2f to the interpreter's speed now" % self.speed_scale
         return "CPython %s (%s): tick %.2f ns (±%.0f %% over %d runs)%s; %s" % (
             self.version, self.python, self.tick_ns, 50 * self.relative_spread(), self.repeats, grp, where)
+
+    def scaled(self, r: float) -> "Profile":
+        """This profile with its interpreter figures multiplied by ``r`` (the system calls'
+        own cost, ``sys_pair_ns``, stays); ``speed_scale`` records the product."""
+        pair = self.sock_pair_ns
+        if pair is not None and self.sys_pair_ns is not None:
+            pair = self.sys_pair_ns + (pair - self.sys_pair_ns) * r
+        return dataclasses.replace(self, tick_ns=self.tick_ns * r, ns_per_iter=self.ns_per_iter * r,
+                                   call_ns=self.call_ns * r,
+                                   sock_call_ns=None if self.sock_call_ns is None else self.sock_call_ns * r,
+                                   sock_pair_ns=pair, speed_scale=self.speed_scale * r)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -253,6 +285,9 @@ class Profile:
             v = kw.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < 1e9)):
                 raise ValueError("profile.%s: expected a number of ns or null, got %s" % (k, show(v)))
+        v = kw.get("speed_scale", 1.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < 1e3):
+            raise ValueError("profile.speed_scale: expected a positive number, got %s" % show(v))
         for k in ("host", "spread", "binary"):
             if not isinstance(kw.get(k, {}), dict):
                 raise ValueError("profile.%s: expected an object, got %s" % (k, show(kw.get(k))))
@@ -656,7 +691,7 @@ def for_version(version: str, quiet: bool = False) -> Profile:
     # through a dict, which cost a sweep's worker 0.45 ms a run against 0.16: the median of 50 calls of
     # for_policy, 2-core VM, 2026-12-02).
     if p is not None and (p.source == "reference" or _still_good(p, host_fingerprint())):
-        return p
+        return speed_checked(p, quiet=quiet)
     if is_path:
         p = calibrate(version, quiet=quiet)
     else:
@@ -672,7 +707,97 @@ def for_version(version: str, quiet: bool = False) -> Profile:
                        % (minor, p.version, p.host.get("hostname", "?"), p.host.get("cpu", "?"), p.measured_at[:10],
                           "" if exact else "; no reference for %s either, so the nearest version's" % minor))
     _RESOLVED[key] = p
-    return p
+    return speed_checked(p, quiet=quiet)
+
+
+#: Per interpreter (real path), in this process: when its speed check was last read
+#: (``time.monotonic``) and the scale it gave.
+_CHECKED: Dict[str, Tuple[float, float]] = {}
+
+
+def speed_file() -> str:
+    """``speed.json`` beside the profile cache: the latest speed check of each interpreter on
+    this host, shared by every process (a sweep's workers, a cluster's local nodes) so that runs
+    made within one check period take the same scale."""
+    return os.path.join(cache_dir(), "speed.json")
+
+
+def _shared_check(p: Profile) -> Tuple[float, Optional[float], bool]:
+    """``(scale, ns now, measured here)``: the host's latest check of ``p``'s interpreter if it
+    is younger than SPEED_CHECK_S and was made against this very profile, else a new one
+    (written back, under the cache's lock)."""
+    key = os.path.realpath(p.python)
+    with _locked():
+        try:
+            with open(speed_file()) as f:
+                doc = json.load(f)
+            if not isinstance(doc, dict):
+                doc = {}
+        except (OSError, ValueError):
+            doc = {}
+        e = doc.get(key)
+        if (isinstance(e, dict) and e.get("host") == host_fingerprint() and e.get("measured_at") == p.measured_at
+                and e.get("ns_then") == p.ns_per_iter and isinstance(e.get("scale"), (int, float))
+                and 0 <= time.time() - float(e.get("at", 0)) < SPEED_CHECK_S):
+            return float(e["scale"]), e.get("ns_now"), False
+        ns = _countdown_now(p)
+        scale = 1.0 if ns is None else scale_for(ns, p.ns_per_iter)
+        doc[key] = {"host": host_fingerprint(), "measured_at": p.measured_at, "ns_then": p.ns_per_iter,
+                    "ns_now": ns, "scale": scale, "at": time.time()}
+        fd, tmp = tempfile.mkstemp(prefix=".speed-", suffix=".json", dir=cache_dir())
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+            os.replace(tmp, speed_file())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return scale, ns, True
+
+
+def _countdown_now(p: Profile) -> Optional[float]:
+    """The interpreter's countdown now, ns an iteration (the least of PROBE_ROUNDS rounds of
+    PROBE_N, as a calibration times it), on the core calibrations use; None if the probe
+    failed."""
+    try:
+        r = run_probe(Interpreter(p.python, p.version), "calibrate",
+                      {"n": PROBE_N, "rounds": PROBE_ROUNDS, "only": "countdown"}, [_first_core()], timeout=30.0)
+        v = float(r["ns_per_iter"])
+    except (ProbeError, ValueError, KeyError, TypeError, OSError):
+        return None
+    return v if v > 0 else None
+
+
+def scale_for(ns_now: float, ns_then: float) -> float:
+    """The scale :func:`speed_checked` applies: ``ns_now / ns_then`` when that is beyond
+    :data:`SPEED_TOLERANCE` either way, else 1."""
+    r = ns_now / ns_then
+    return 1.0 if 1 / (1 + SPEED_TOLERANCE) <= r <= 1 + SPEED_TOLERANCE else r
+
+
+def speed_checked(p: Profile, quiet: bool = False) -> Profile:
+    """``p``, or ``p`` scaled (:meth:`Profile.scaled`) to its interpreter's speed now when a cached
+    profile's interpreter runs more than :data:`SPEED_TOLERANCE` faster or slower than when it
+    was measured (checked on first use in a process and every :data:`SPEED_CHECK_S`, the check
+    shared through :func:`speed_file` by the host's processes, with a notice when it scales).
+    A profile measured in this process, or a reference one, is returned as it is."""
+    if p.source != "cache":
+        return p
+    key = os.path.realpath(p.python)
+    now = time.monotonic()
+    seen = _CHECKED.get(key)
+    if seen is None or now - seen[0] >= SPEED_CHECK_S:
+        scale, ns, _ = _shared_check(p)
+        if not quiet and scale != 1.0 and (seen is None or seen[1] != scale):
+            _notice("CPython %s runs its countdown in %.1f ns an iteration now, against %.1f when its profile was "
+                    "measured (%s): runs scale the profile's interpreter costs by %.2f for the next %.0f s; "
+                    "`gilmodel calibrate --refresh --python %s` measures it again"
+                    % (p.version, ns or 0.0, p.ns_per_iter, p.measured_at, scale, SPEED_CHECK_S, p.python))
+        _CHECKED[key] = (now, scale)
+    else:
+        scale = seen[1]
+    return p if scale == 1.0 else p.scaled(scale)
 
 
 def for_policy(gil: Policy, quiet: bool = False) -> Profile:

@@ -191,7 +191,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
         key = it.path
         bar.set_description("%s calibrate" % it.version)
         try:
-            cal = profiles.calibrate(it.path, repeats=3, refresh=recalibrate, quiet=True)
+            cal = profiles.speed_checked(profiles.calibrate(it.path, repeats=3, refresh=recalibrate, quiet=True))
         except CalibrationError as e:
             errors.append(str(e))
             bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))
@@ -200,6 +200,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
         med = {k: getattr(cal, k) for k in profiles.FIGURES}
         pol = cal.policy(it.minor)
         calibs[key] = dict(med, version=it.version, source=cal.ticks_per_iter_source, profile=cal.source,
+                           speed_scale=cal.speed_scale,
                            measured_at=cal.measured_at, cores=_core.allowed_cores()[:1],
                            work_ticks_send=cal.send_work_ticks, work_ticks_echo=cal.echo_work_ticks,
                            work_ticks_client=cal.client_work_ticks, sock_work_ns=cal.sock_work_ns, group=cal.group,

@@ -101,8 +101,13 @@ if __name__ == "__main__":
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--pairs", type=int, default=None,
                    help="socket pairs a round (default n / 50, at least 100: system calls take microseconds)")
+    p.add_argument("--only", choices=["countdown"], default=None,
+                   help="countdown: time the countdown loop alone (ns_per_iter), the quick check of a cached profile")
     a = p.parse_args()
     per_iter = best_per_iter(_probe.countdown, a.n, a.rounds)
+    if a.only == "countdown":
+        _probe.emit("calibrate", {"n": a.n, "rounds": a.rounds, "ns_per_iter": per_iter * 1e9})
+        sys.exit(0)
     per_call_iter = best_per_iter(calls, a.n, a.rounds)
     per_sock_iter = best_per_iter(sock_calls, a.n, a.rounds)
     pairs = a.pairs if a.pairs else max(a.n // 50, 100)
