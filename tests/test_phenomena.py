@@ -92,6 +92,9 @@ def test_force_switching_makes_every_forced_drop_a_switch():
 
 
 def test_one_core_tick_gil_barely_slower():
-    # Measured on 1 core: 0.98–1.01.
-    r = gm.scenarios.cpu_pair_ratio(gm.cpython("2.7"), CORES[:1], 1_000_000)
-    assert 0.85 < r["ratio"] < 1.2, r
+    # Measured on 1 core: 0.98–1.01. The median of 3 pairs of 0.1 s runs: one pair of 25 ms runs
+    # measured 1.21 in a quiet CI run (the spin's fit may be re-measured between the two runs of
+    # a pair, and the host's speed moves within a second).
+    rs = [gm.scenarios.cpu_pair_ratio(gm.cpython("2.7"), CORES[:1], 4_000_000) for _ in range(3)]
+    r = sorted(rs, key=lambda x: x["ratio"])[1]
+    assert 0.85 < r["ratio"] < 1.2, rs
