@@ -77,7 +77,8 @@ BUSY_CORES = 0.25
 SPEED_CHECK_S = 120.0
 #: How far (a ratio, either way) the countdown may move before the profile is scaled. Wide, so
 #: that only a lasting change of speed moves the model: on that VM the same check gave 38–68 ns
-#: for 3.11 from one second to the next (six checks in a row, 2026-12-02 08:10), and scaling
+#: for 3.11 from one second to the next (six runs in a row of ``probes/calibrate.py --n 500000
+#: --rounds 5 --only countdown``, 2026-12-02 08:10), and scaling
 #: to each draw would only trade a stale profile for a noisy one.
 SPEED_TOLERANCE = 0.5
 
@@ -245,8 +246,10 @@ class Profile:
         pair = self.sock_pair_ns
         if pair is not None and self.sys_pair_ns is not None:
             pair = self.sys_pair_ns + (pair - self.sys_pair_ns) * r
+        spread = {k: [v * r for v in lohi] if k in ("tick_ns", "ns_per_iter", "call_ns", "sock_call_ns") else lohi
+                  for k, lohi in self.spread.items()}
         return dataclasses.replace(self, tick_ns=self.tick_ns * r, ns_per_iter=self.ns_per_iter * r,
-                                   call_ns=self.call_ns * r,
+                                   call_ns=self.call_ns * r, spread=spread,
                                    sock_call_ns=None if self.sock_call_ns is None else self.sock_call_ns * r,
                                    sock_pair_ns=pair, speed_scale=self.speed_scale * r)
 
@@ -420,7 +423,7 @@ def _usable(entry: Dict[str, Any], host: Dict[str, Any]) -> Optional[Profile]:
         p = Profile.from_dict(entry)
     except ValueError:
         return None
-    if not _still_good(p, host):
+    if not _still_good(p, host) or p.speed_scale != 1.0:  # a scaled entry was never written by _store
         return None
     return dataclasses.replace(p, source="cache")
 
@@ -470,14 +473,16 @@ def _locked() -> Iterator[None]:
             fcntl.flock(lk, fcntl.LOCK_UN)
 
 
-def _write(entries: List[Dict[str, Any]]) -> None:
-    path = cache_file()
-    fd, tmp = tempfile.mkstemp(prefix=".profiles-", suffix=".json", dir=os.path.dirname(path))
+def _write_json(path: str, doc: Any, sync: bool) -> None:
+    """``doc`` to ``path`` atomically (temp file + rename in its folder; ``fsync`` first with
+    ``sync``)."""
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"format": _FORMAT, "version": _FORMAT_VERSION, "profiles": entries}, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
+            json.dump(doc, f, indent=1, sort_keys=True)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -485,9 +490,15 @@ def _write(entries: List[Dict[str, Any]]) -> None:
         raise
 
 
+def _write(entries: List[Dict[str, Any]]) -> None:
+    _write_json(cache_file(), {"format": _FORMAT, "version": _FORMAT_VERSION, "profiles": entries}, sync=True)
+
+
 def _store(p: Profile) -> None:
     """Add ``p`` to the cache, replacing this host's entry for the same interpreter (the
-    caller holds the lock)."""
+    caller holds the lock). Only a profile as measured: a scaled one stands for one moment."""
+    if p.speed_scale != 1.0:
+        raise ValueError("_store: a profile scaled to the interpreter's speed (×%.2f) is not a measurement" % p.speed_scale)
     host = host_fingerprint()
     real = os.path.realpath(p.python)
     keep = [e for e in _read_cache(cache_file(), lambda m: None)
@@ -710,9 +721,10 @@ def for_version(version: str, quiet: bool = False) -> Profile:
     return speed_checked(p, quiet=quiet)
 
 
-#: Per interpreter (real path), in this process: when its speed check was last read
-#: (``time.monotonic``) and the scale it gave.
-_CHECKED: Dict[str, Tuple[float, float]] = {}
+#: In this process, per profile checked (interpreter's real path, ``measured_at``,
+#: ``ns_per_iter``): when its speed was last checked or measured (``time.monotonic``) and the
+#: scale found.
+_CHECKED: Dict[Tuple[str, str, float], Tuple[float, float]] = {}
 
 
 def speed_file() -> str:
@@ -722,38 +734,46 @@ def speed_file() -> str:
     return os.path.join(cache_dir(), "speed.json")
 
 
-def _shared_check(p: Profile) -> Tuple[float, Optional[float], bool]:
-    """``(scale, ns now, measured here)``: the host's latest check of ``p``'s interpreter if it
-    is younger than SPEED_CHECK_S and was made against this very profile, else a new one
-    (written back, under the cache's lock)."""
-    key = os.path.realpath(p.python)
-    with _locked():
-        try:
-            with open(speed_file()) as f:
-                doc = json.load(f)
-            if not isinstance(doc, dict):
-                doc = {}
-        except (OSError, ValueError):
-            doc = {}
-        e = doc.get(key)
-        if (isinstance(e, dict) and e.get("host") == host_fingerprint() and e.get("measured_at") == p.measured_at
+def _read_speed() -> Dict[str, Any]:
+    try:
+        with open(speed_file()) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _shared_check(p: Profile) -> Tuple[float, Optional[float]]:
+    """``(scale, ns now)``: the host's latest check of ``p`` (this interpreter, this very
+    profile, this host) if it is younger than SPEED_CHECK_S, else a new one, written back for
+    the host's other processes. The probe runs outside the cache's lock (it takes up to a few
+    tenths of a second, a hung one 30 s); a cache folder that cannot be written keeps the check
+    to this process."""
+    host = host_fingerprint()
+    key = "%s@%s" % (os.path.realpath(p.python), host.get("machine_id") or host.get("hostname", ""))
+
+    def fresh(e: Any) -> bool:
+        return (isinstance(e, dict) and e.get("host") == host and e.get("measured_at") == p.measured_at
                 and e.get("ns_then") == p.ns_per_iter and isinstance(e.get("scale"), (int, float))
-                and 0 <= time.time() - float(e.get("at", 0)) < SPEED_CHECK_S):
-            return float(e["scale"]), e.get("ns_now"), False
-        ns = _countdown_now(p)
-        scale = 1.0 if ns is None else scale_for(ns, p.ns_per_iter)
-        doc[key] = {"host": host_fingerprint(), "measured_at": p.measured_at, "ns_then": p.ns_per_iter,
-                    "ns_now": ns, "scale": scale, "at": time.time()}
-        fd, tmp = tempfile.mkstemp(prefix=".speed-", suffix=".json", dir=cache_dir())
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1, sort_keys=True)
-            os.replace(tmp, speed_file())
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return scale, ns, True
+                and 0 <= time.time() - float(e.get("at", 0)) < SPEED_CHECK_S)
+
+    e = _read_speed().get(key)
+    if fresh(e):
+        return float(e["scale"]), e.get("ns_now")
+    ns = _countdown_now(p)
+    scale = 1.0 if ns is None else scale_for(ns, p.ns_per_iter)
+    try:
+        with _locked():
+            doc = _read_speed()
+            if fresh(doc.get(key)):  # another process checked meanwhile: take its figure
+                e = doc[key]
+                return float(e["scale"]), e.get("ns_now")
+            doc[key] = {"host": host, "measured_at": p.measured_at, "ns_then": p.ns_per_iter, "ns_now": ns,
+                        "scale": scale, "at": time.time()}
+            _write_json(speed_file(), doc, sync=False)
+    except OSError:
+        pass
+    return scale, ns
 
 
 def _countdown_now(p: Profile) -> Optional[float]:
@@ -781,19 +801,22 @@ def speed_checked(p: Profile, quiet: bool = False) -> Profile:
     profile's interpreter runs more than :data:`SPEED_TOLERANCE` faster or slower than when it
     was measured (checked on first use in a process and every :data:`SPEED_CHECK_S`, the check
     shared through :func:`speed_file` by the host's processes, with a notice when it scales).
-    A profile measured in this process, or a reference one, is returned as it is."""
-    if p.source != "cache":
+    A profile measured in this process counts as checked when it was measured; a reference
+    profile is returned as it is."""
+    if p.source == "reference":
         return p
-    key = os.path.realpath(p.python)
+    key = (os.path.realpath(p.python), p.measured_at, p.ns_per_iter)
     now = time.monotonic()
     seen = _CHECKED.get(key)
+    if seen is None and p.source == "measured":  # measured now: as good as a check
+        seen = _CHECKED[key] = (now, 1.0)
     if seen is None or now - seen[0] >= SPEED_CHECK_S:
-        scale, ns, _ = _shared_check(p)
+        scale, ns = _shared_check(p)
         if not quiet and scale != 1.0 and (seen is None or seen[1] != scale):
             _notice("CPython %s runs its countdown in %.1f ns an iteration now, against %.1f when its profile was "
-                    "measured (%s): runs scale the profile's interpreter costs by %.2f for the next %.0f s; "
+                    "measured (%s): runs scale the profile's interpreter costs by %.2f until the next check; "
                     "`gilmodel calibrate --refresh --python %s` measures it again"
-                    % (p.version, ns or 0.0, p.ns_per_iter, p.measured_at, scale, SPEED_CHECK_S, p.python))
+                    % (p.version, ns or 0.0, p.ns_per_iter, p.measured_at, scale, p.python))
         _CHECKED[key] = (now, scale)
     else:
         scale = seen[1]

@@ -191,7 +191,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
         key = it.path
         bar.set_description("%s calibrate" % it.version)
         try:
-            cal = profiles.speed_checked(profiles.calibrate(it.path, repeats=3, refresh=recalibrate, quiet=True))
+            cal = profiles.speed_checked(profiles.calibrate(it.path, repeats=3, refresh=recalibrate, quiet=True), quiet=True)
         except CalibrationError as e:
             errors.append(str(e))
             bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))

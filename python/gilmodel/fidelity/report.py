@@ -98,6 +98,11 @@ def markdown(res: "Validation") -> str:
             c.get("sock_call_ns", c["call_ns"]), "—" if work is None else "%.0f" % work, c.get("group", 1),
             c.get("model_tick_ns", c["tick_ns"]), c.get("model_policy", ""), c["work_ticks_send"], c["work_ticks_echo"],
             c.get("work_ticks_client", "—")))
+    scaled = ["%s ×%.2f" % (c["version"], c["speed_scale"]) for c in res.calibrations.values()
+              if c.get("speed_scale", 1.0) != 1.0]
+    if scaled:
+        out += ["", "Cached profiles scaled to their interpreter's speed at the run (`profiles.speed_checked`; "
+                "the figures above are the scaled ones): %s." % ", ".join(scaled)]
     out += ["", "## Side by side", "",
             "Medians of the repeats; ranges are min–max; spread is the real side's (q3 − q1) / median; "
             "ratio is model / real.", ""]
