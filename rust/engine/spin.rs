@@ -13,10 +13,13 @@
 //! Each fit point is the *median* of 30 short rounds, not the least: a run's ticks go at the
 //! core's typical speed, which on a shared host is slower than its best moments. And the fit
 //! is measured again when it is older than [`MAX_AGE_S`], because that speed moves. Replaying
-//! an observed 3.11 `cpu_pair` (`gm.whatif`), the replay's holds over the ticks it was given
-//! came out 1.08–1.39× long with the least of the rounds and one fit per process, 1.01–1.25×
-//! with these (6 replays each way, alternating, 2-core VM whose host ran it unsteadily,
-//! 2026-12-02). The engine's own per-tick check is in the timed loop so that it is in `a`.
+//! an observed 3.11 `cpu_pair` (`sudo .venv/bin/python benches/replay_ticks.py 3`, 2-core VM
+//! whose host ran it unsteadily, 2026-12-02), the replay's holds over the ticks they were given
+//! came out 1.08–1.39× with the least of the rounds and one fit per process (the build before
+//! this fit), 0.96–1.25× with this one over four runs. The engine's own per-tick check is in the
+//! timed loop so that it is in `a`. A lone thread's ticks (`cargo test --release -- --ignored
+//! realised_ticks --nocapture`, 10:40 the same day, medians of 5 per policy): 0.91–1.10× at 20,
+//! 50 and 200 ns; 0.82–0.97× at 10 ns, where one iteration (2.6 ns) is a quarter of the tick.
 
 use crate::beacon::Beacon;
 use crate::clock::now_ns;
@@ -67,7 +70,8 @@ impl Calibration {
 /// `n` ticks of `k` iterations as the engine's hot loop (`Worker::cpu`) runs them: the spin,
 /// the tick counted on the watchdog's beacon, and the policy's countdown, with the interval
 /// GIL's check at every tick (its drop request and the run's stop flag, two relaxed loads).
-/// Returns the chain's value.
+/// The tick GIL's shared ticker (a relaxed load and store) costs about the same and is not
+/// timed apart. Returns the chain's value.
 #[inline(never)]
 pub fn engine_ticks(k: u32, n: u32, mut x: u64) -> u64 {
     let beacon = Beacon::default();

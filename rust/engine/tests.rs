@@ -772,7 +772,8 @@ fn realised_tick(gil: PolicySpec, tick_ns: f64, ticks: u64) -> f64 {
     let body = vec![Op::Cpu { ticks }, Op::Native { ticks: 1 }];
     let mut sc = scenario(gil, vec![program("a", looped(100, body))]);
     sc.tick_ns = tick_ns;
-    // On the calibrating thread's core: the host may run the two at different speeds.
+    // On the core this thread calibrated on (the caller pins it first): the host may run
+    // two cores at different speeds.
     let here = unsafe { libc::sched_getcpu() };
     sc.cores = vec![here.max(0) as usize];
     let out = run(&sc, &mut || false).unwrap();
@@ -789,8 +790,19 @@ fn realised_tick(gil: PolicySpec, tick_ns: f64, ticks: u64) -> f64 {
             }
         }
     }
+    assert!(!per.is_empty(), "no hold with ticks in the log");
     per.sort_by(f64::total_cmp);
     per[per.len() / 2]
+}
+
+/// Pin the calling thread to the core it is on now (a test thread ends with its test).
+fn pin_here() {
+    unsafe {
+        let cpu = libc::sched_getcpu().max(0) as usize;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 #[test]
@@ -804,6 +816,7 @@ fn a_lone_cpu_ops_ticks_last_about_tick_ns() {
         PolicySpec::Interval(IntervalConfig::default()),
         PolicySpec::Tick(TickConfig::default()),
     ];
+    pin_here();
     let mut misses = Vec::new();
     for _ in 0..5 {
         crate::engine::spin::recalibrate();
@@ -829,6 +842,7 @@ fn a_lone_cpu_ops_ticks_last_about_tick_ns() {
 #[test]
 #[ignore = "a measurement: cargo test --release -- --ignored realised_ticks --nocapture"]
 fn realised_ticks() {
+    pin_here();
     for gil in every_policy() {
         let name = format!("{gil:?}");
         let row: Vec<String> = [10.0, 20.0, 50.0, 200.0]
