@@ -72,7 +72,7 @@ BUSY_CORES = 0.25
 #: 06:46 profile ran its ticks 1.8× as long as the interpreter's. On first use in a process,
 #: and again once this many seconds have passed, the default path times the interpreter's
 #: countdown as the calibration does (the ``calibrate`` probe with ``--only countdown``, 5
-#: rounds of PROBE_N, the least: about 0.2 s) and scales the profile's interpreter figures to
+#: rounds of PROBE_N, the least: 0.12–0.27 s on the 2-core VM) and scales the profile's interpreter figures to
 #: it when it moved by more than SPEED_TOLERANCE.
 SPEED_CHECK_S = 120.0
 #: How far (a ratio, either way) the countdown may move before the profile is scaled. Wide, so
