@@ -161,5 +161,13 @@ def test_summary_is_consistent(real):
     assert 0 <= s["idle_gil_waiting_s"] <= max(s["elapsed_s"], max(run.threads.column("exit_ns").to_pylist()) / 1e9)
     io = analysis.io_response(run.events)
     assert (io.column("response_ns").to_numpy() >= 0).all()
-    assert set(io.column("op").to_pylist()) == {"sleep", "send", "recv"}
+    ops = set(io.column("op").to_pylist())
+    if getattr(POLICIES[name], "force_switching", True):
+        assert ops == {"sleep", "send", "recv"}
+    else:
+        # Without forced switching a dropper may take the GIL straight back, so the ping thread
+        # can lose every interval of the run to the spinners (CI, stop 28: a busy host, 58 ms,
+        # no recv ever took the GIL back). That is the flaw FORCE_SWITCHING fixed; here only
+        # the I/O thread, which the run waits for, must have come back.
+        assert {"sleep", "send"} <= ops <= {"sleep", "send", "recv"}
     assert s["io_response_p50_ms"] <= s["io_response_max_ms"]
