@@ -31,6 +31,7 @@ def test_convoy_factor_is_the_ratio_of_the_stream_clocks_of_its_own_runs():
     t = scenarios.convoy_times(res.runs["alone"], res.runs["loaded"])
     assert (t["alone_s"], t["with_cpu_s"]) == (m["alone_s"], m["with_cpu_s"])
     assert m["profile_source"] in ("cache", "measured", "reference") and m["model_tick_ns"] > 0
+    assert m["profile_speed_scale"] > 0  # 1 unless the speed check scaled a cached profile
     assert res.per_thread["share"].keys() == {"io", "cpu0"}
 
 

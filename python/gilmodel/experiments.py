@@ -37,7 +37,8 @@ class Result:
         experiment: its name.
         metrics: flat scalars: the last phase's summary (:func:`gilmodel.summary`, without its
             per-thread dicts), the experiment's own metrics, and the costs the model ran with
-            (``model_tick_ns``, ``profile_source``, ``profile_version``).
+            (``model_tick_ns``, ``profile_source``, ``profile_version``, ``profile_speed_scale``:
+            1, or the factor :func:`gilmodel.profiles.speed_checked` scaled the cached profile by).
         per_thread: the last phase's per-thread metrics (``{"share": {"cpu0": …}, …}``).
         runs: each phase's :class:`~gilmodel.Run`, by phase name.
         detail: nested results an experiment reports beside its metrics (``syscalls``: the
@@ -136,7 +137,7 @@ class Experiment:
             metrics.update(own)
         prof = last.meta.get("profile") or {}
         metrics.update(model_tick_ns=float(last.meta["tick_ns"]), profile_source=prof.get("source"),
-                       profile_version=prof.get("version"))
+                       profile_version=prof.get("version"), profile_speed_scale=prof.get("speed_scale"))
         return Result(self.name, metrics, per_thread, runs, detail)
 
 

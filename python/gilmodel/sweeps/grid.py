@@ -13,7 +13,7 @@ have are dropped, so that configurations meaning the same experiment get the sam
 of ``gil.version`` × ``gil.interval_us`` runs 2.7 once per repeat, not once per interval).
 ``tick_ns`` None (the default) takes the measured profile of the policy's interpreter on the
 machine (the node) that runs it; each row records it (``model_tick_ns``, ``profile_source``,
-``profile_version``).
+``profile_version``, ``profile_speed_scale``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ otherwise, so two nodes never hand out the same core.
 Each run takes its costs from the calibration profile of the node that runs it
 (:mod:`gilmodel.profiles`, measured once per host and cached; nodes of one machine share the
 cache, the same host's profile); the row records it (``model_tick_ns``, ``profile_source``,
-``profile_version``).
+``profile_version``, ``profile_speed_scale``).
 
 Failures. A run that raises is an error row, like on the local backend. A task whose worker or
 node dies (a node lost mid-sweep) is retried by Ray on a live node, up to :data:`RETRIES` times;

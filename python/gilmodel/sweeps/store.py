@@ -43,6 +43,7 @@ KNOWN_METRICS: Dict[str, pa.DataType] = {
     **{"wait_%s_ms" % q: pa.float64() for q in _Q}, **{"io_response_%s_ms" % q: pa.float64() for q in _Q},
     # the costs the run's model ran with: its node's calibration profile (gilmodel.profiles)
     "model_tick_ns": pa.float64(), "profile_source": pa.string(), "profile_version": pa.string(),
+    "profile_speed_scale": pa.float64(),
     # each experiment's own (gilmodel.experiments)
     **{m: pa.float64() for e in EXPERIMENTS.values() for m in e.own_metrics},
 }
