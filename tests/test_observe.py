@@ -33,6 +33,23 @@ INTERPRETERS = [pytest.param(sys.executable, id="this-python")] + [
     for v, p in (("2.7", _pyenv("2.7")),)
 ]
 
+def test_an_unmounted_tracefs_is_mounted():
+    import ctypes
+
+    ob = sys.modules["gilmodel.observe"]  # gm.observe, the attribute, is the function
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(ob._TRACEFS[0].encode(), 0) != 0:  # another tracer (perf, an observer) holds it
+        pytest.skip("could not unmount %s to try: %s" % (ob._TRACEFS[0], os.strerror(ctypes.get_errno())))
+    try:
+        assert not ob._has_tracefs() or os.path.exists("/sys/kernel/debug/tracing/uprobe_events")
+        assert can_observe() is None
+        assert os.path.exists(os.path.join(ob._TRACEFS[0], "uprobe_events"))
+    finally:
+        if not os.path.exists(os.path.join(ob._TRACEFS[0], "uprobe_events")):
+            libc.mount(b"nodev", ob._TRACEFS[0].encode(), b"tracefs", 0, None)
+
+
 def perf_fds(pid="self"):
     out = 0
     for fd in os.listdir("/proc/%s/fd" % pid):

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -154,17 +155,35 @@ def _ask(path: str, quiet: bool = False):
     return version, exe, _mapped("\n".join(lines[4:]))
 
 
+_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+def _has_tracefs() -> bool:
+    return any(os.path.exists(os.path.join(d, "uprobe_events")) for d in _TRACEFS)
+
+
+def _mount_tracefs() -> Optional[str]:
+    """Mount tracefs at /sys/kernel/tracing, as perf does when it needs it and finds none (a
+    fresh container or VM often has the directory but nothing mounted); None, or the error."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"nodev", _TRACEFS[0].encode(), b"tracefs", 0, None) != 0:
+        return os.strerror(ctypes.get_errno())
+    print("gilmodel: mounted tracefs at %s (it was not mounted)" % _TRACEFS[0], file=sys.stderr)
+    return None
+
+
 def can_observe() -> Optional[str]:
     """None when this process can place uprobes; else why not (for a test's skip reason or
-    a clear error)."""
-    for d in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
-        if os.path.exists(os.path.join(d, "uprobe_events")):
-            break
-    else:
-        return ("no tracefs with uprobe_events (mount it: `mount -t tracefs nodev /sys/kernel/tracing`; the kernel "
-                "needs CONFIG_UPROBE_EVENTS)")
+    a clear error). As root, mounts tracefs when the kernel has it but it is not mounted."""
     if os.geteuid() != 0:
         return "observing needs root (it defines uprobes in tracefs and opens their perf events)"
+    if not _has_tracefs():
+        err = _mount_tracefs() if os.path.isdir(_TRACEFS[0]) else "no %s" % _TRACEFS[0]
+        if not _has_tracefs():
+            return ("no tracefs with uprobe_events (mounting it at %s failed: %s; the kernel needs CONFIG_UPROBE_EVENTS)"
+                    % (_TRACEFS[0], err or "mounted, but it has no uprobe_events"))
     return None
 
 
