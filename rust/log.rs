@@ -4,7 +4,9 @@
 //! time anyway), a `sched_getcpu()` (glibc ≥ 2.35 reads it from the thread's rseq area: no
 //! system call), and four stores into vectors whose capacity was reserved before the threads
 //! were released. No lock, no allocation, no system call. When a buffer is full, further events
-//! of that thread are counted in `dropped` and not stored.
+//! of that thread are counted in `dropped` and not stored. A GIL policy's events are first
+//! kept in the thread's context and stored at its next acquisition (`ThreadCx::event`), out of
+//! the windows where the policy's races are decided.
 //!
 //! The event kinds and their args below are the schema of the `events` table (docs/design.md
 //! §4); the recording cost is discussed in docs/design.md §5.
@@ -204,17 +206,31 @@ impl EventBuf {
     /// Record event `ev` at monotonic time `t_ns` with argument `arg`.
     #[inline(always)]
     pub fn push(&mut self, t_ns: i64, ev: Ev, arg: i64) {
+        if self.enabled {
+            self.push_on(t_ns, current_cpu(), ev, arg);
+        }
+    }
+
+    /// As [`push`](Self::push), with the CPU the event happened on read earlier.
+    #[inline]
+    pub fn push_on(&mut self, t_ns: i64, cpu: i16, ev: Ev, arg: i64) {
         if !self.enabled {
             return;
         }
         if self.t_ns.len() < self.cap {
             self.t_ns.push(t_ns);
-            self.cpu.push(current_cpu());
+            self.cpu.push(cpu);
             self.event.push(ev as i8);
             self.arg.push(arg);
         } else {
             self.drop_one(t_ns);
         }
+    }
+
+    /// Whether events are stored (the scenario's `log`).
+    #[inline(always)]
+    pub fn enabled(&self) -> bool {
+        self.enabled
     }
 
     #[cold]

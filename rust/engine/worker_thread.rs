@@ -81,6 +81,7 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
     sh.beacons[i].doing(Doing::Exited, 0);
     let exit = now_ns();
     let stopped = !matches!(outcome, Ok(Flow::Continue) | Ok(Flow::End));
+    cx.flush(); // the events still kept in the context (ThreadCx::event)
     cx.log.push(exit, Ev::Exit, stopped as i64);
     sh.done[i].post();
     let error = match outcome {

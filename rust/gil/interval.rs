@@ -32,9 +32,9 @@ use super::{Gil, Knobs, Release, ThreadCx};
 use crate::clock::now_ns;
 use crate::contract::{SpecError, CHECK_PERIOD_TICKS, INTERVAL_US};
 use crate::log::Ev;
-use crate::prim::{Condvar, Mutex, Waited};
+use crate::prim::{RawCondvar, RawMutex, Waited};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 
 /// Knobs of the interval GIL.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,66 +73,104 @@ impl Knobs for IntervalConfig {
     }
 }
 
-const NOBODY: u32 = u32::MAX;
+const NOBODY: u64 = u64::MAX;
+
+/// CPython's `struct _gil_runtime_state` (3.11 `Include/internal/pycore_gil.h`; the same fields,
+/// in the same order, from 3.2 to 3.13), laid out as the interpreter lays it out, primitives
+/// inline, so the fields share cache lines as they do there: `switch_number` with the head of
+/// `cond`, `cond`'s signal counters with `mutex` (x86-64: 208 bytes). Which waiter gets the GIL
+/// is decided by sub-microsecond races between a waiter leaving and re-entering `cond` and the
+/// holder's signal, where a line moved between cores counts; on the 2-core VM the layout's
+/// own effect was within the host's drift (docs/validation/many-threads.md). Boxed before the
+/// primitives are initialised: never moves.
+#[repr(C)]
+struct GilState {
+    /// `interval` (µs): read from `cfg`; kept for the layout.
+    interval: u64,
+    /// `last_holder` (a thread state's address there; the thread's index here).
+    last_holder: AtomicU64,
+    /// `locked`: only read and written with `mutex` held (atomic to share it safely; CPython's
+    /// is atomic because `drop_gil`'s sanity check reads it without the mutex).
+    locked: AtomicI32,
+    /// `switch_number`: protected by `mutex`.
+    switch_number: AtomicU64,
+    cond: RawCondvar,
+    mutex: RawMutex,
+    switch_cond: RawCondvar,
+    switch_mutex: RawMutex,
+}
+
+/// `gil_drop_request` (with `eval_breaker`, which folds it in): part of the interpreter's
+/// `struct _ceval_state`, away from the GIL's struct. The holder reads it at every check point.
+#[repr(C, align(64))]
+struct EvalBreaker {
+    drop_request: AtomicBool,
+}
 
 /// CPython 3.2+'s GIL.
 pub struct IntervalGil {
     cfg: IntervalConfig,
-    mutex: Mutex,
-    cond: Condvar,
-    switch_mutex: Mutex,
-    switch_cond: Condvar,
-    /// Only read and written with `mutex` held (an atomic only to share it safely). CPython's
-    /// `gil->locked` is atomic because `drop_gil`'s sanity check reads it without the mutex;
-    /// the replica has no such read.
-    locked: AtomicBool,
-    last_holder: AtomicU32,
-    /// Protected by `mutex` (an atomic only to share it safely).
-    switch_number: AtomicU64,
-    /// `gil_drop_request` (part of `eval_breaker`): read by the holder at each check point.
-    drop_request: AtomicBool,
+    st: Box<GilState>,
+    eval: Box<EvalBreaker>,
 }
 
 impl IntervalGil {
     pub fn new(cfg: IntervalConfig) -> Self {
+        let st = Box::new(GilState {
+            interval: cfg.interval_us,
+            last_holder: AtomicU64::new(NOBODY),
+            locked: AtomicI32::new(0),
+            switch_number: AtomicU64::new(0),
+            cond: RawCondvar::new(),
+            mutex: RawMutex::new(),
+            switch_cond: RawCondvar::new(),
+            switch_mutex: RawMutex::new(),
+        });
+        // SAFETY: boxed, so they never move, and not shared yet.
+        unsafe {
+            st.cond.init();
+            st.mutex.init();
+            st.switch_cond.init();
+            st.switch_mutex.init();
+        }
         IntervalGil {
             cfg,
-            mutex: Mutex::new(),
-            cond: Condvar::new(),
-            switch_mutex: Mutex::new(),
-            switch_cond: Condvar::new(),
-            locked: AtomicBool::new(false),
-            last_holder: AtomicU32::new(NOBODY),
-            switch_number: AtomicU64::new(0),
-            drop_request: AtomicBool::new(false),
+            st,
+            eval: Box::new(EvalBreaker {
+                drop_request: AtomicBool::new(false),
+            }),
         }
-    }
-
-    /// `SET_GIL_DROP_REQUEST`.
-    fn set_drop_request(&self, cx: &mut ThreadCx, saved: u64) {
-        self.drop_request.store(true, Relaxed);
-        cx.stats.drop_requests += 1;
-        cx.event(Ev::DropRequest, saved as i64);
     }
 }
 
 impl Gil for IntervalGil {
     fn take(&self, cx: &mut ThreadCx) {
         cx.requested();
-        let me = cx.idx as u32;
-        self.mutex.lock();
-        while self.locked.load(Relaxed) {
-            let saved = self.switch_number.load(Relaxed);
-            let waited = self.cond.wait_us(&self.mutex, self.cfg.interval_us.max(1));
-            let still_locked = self.locked.load(Relaxed);
+        let me = cx.idx as u64;
+        self.st.mutex.lock();
+        while self.st.locked.load(Relaxed) != 0 {
+            let saved = self.st.switch_number.load(Relaxed);
+            let waited = self
+                .st
+                .cond
+                .wait_us(&self.st.mutex, self.cfg.interval_us.max(1));
+            let still_locked = self.st.locked.load(Relaxed) != 0;
             match waited {
                 Waited::TimedOut => {
+                    let no_switch = !self.cfg.dedupe_drop_request
+                        || self.st.switch_number.load(Relaxed) == saved;
+                    let ask = still_locked && no_switch;
+                    if ask {
+                        // SET_GIL_DROP_REQUEST first, then the clock: as soon after the
+                        // timeout as CPython sets it.
+                        self.eval.drop_request.store(true, Relaxed);
+                    }
+                    let t = now_ns();
                     cx.stats.timeouts += 1;
-                    cx.event(Ev::Timeout, saved as i64);
-                    let no_switch =
-                        !self.cfg.dedupe_drop_request || self.switch_number.load(Relaxed) == saved;
-                    if still_locked && no_switch {
-                        self.set_drop_request(cx, saved);
+                    cx.event_at(t, Ev::Timeout, saved as i64);
+                    if ask {
+                        cx.stats.drop_requests += 1;
+                        cx.event_at(t, Ev::DropRequest, saved as i64);
                     }
                 }
                 Waited::Woken if still_locked => cx.futile(1),
@@ -141,45 +179,47 @@ impl Gil for IntervalGil {
         }
         // _ready:
         if self.cfg.force_switching {
-            self.switch_mutex.lock();
+            self.st.switch_mutex.lock();
         }
-        self.locked.store(true, Relaxed);
-        if self.last_holder.load(Relaxed) != me {
-            self.last_holder.store(me, Relaxed);
-            self.switch_number
-                .store(self.switch_number.load(Relaxed) + 1, Relaxed);
+        self.st.locked.store(1, Relaxed);
+        if self.st.last_holder.load(Relaxed) != me {
+            self.st.last_holder.store(me, Relaxed);
+            self.st
+                .switch_number
+                .store(self.st.switch_number.load(Relaxed) + 1, Relaxed);
         }
         if self.cfg.force_switching {
-            self.switch_cond.signal();
-            self.switch_mutex.unlock();
+            self.st.switch_cond.signal();
+            self.st.switch_mutex.unlock();
         }
-        if self.drop_request.load(Relaxed) {
-            self.drop_request.store(false, Relaxed); // RESET_GIL_DROP_REQUEST
+        if self.eval.drop_request.load(Relaxed) {
+            self.eval.drop_request.store(false, Relaxed); // RESET_GIL_DROP_REQUEST
         }
         let t = now_ns(); // while gil->mutex is held: see ThreadCx::acquired_at
-        self.mutex.unlock();
+        self.st.mutex.unlock();
         cx.acquired_at(t);
     }
 
     fn release(&self, cx: &mut ThreadCx, why: Release) {
-        let me = cx.idx as u32;
+        let me = cx.idx as u64;
         cx.releasing();
-        self.last_holder.store(me, Relaxed);
-        self.mutex.lock();
-        self.locked.store(false, Relaxed);
-        self.cond.signal();
-        self.mutex.unlock();
-        if self.cfg.force_switching && why != Release::Exit && self.drop_request.load(Relaxed) {
-            self.switch_mutex.lock();
+        self.st.last_holder.store(me, Relaxed);
+        self.st.mutex.lock();
+        self.st.locked.store(0, Relaxed);
+        self.st.cond.signal();
+        self.st.mutex.unlock();
+        if self.cfg.force_switching && why != Release::Exit && self.eval.drop_request.load(Relaxed)
+        {
+            self.st.switch_mutex.lock();
             // Not switched yet => wait (once, as CPython: no loop around COND_WAIT).
-            if self.last_holder.load(Relaxed) == me {
-                self.drop_request.store(false, Relaxed);
+            if self.st.last_holder.load(Relaxed) == me {
+                self.eval.drop_request.store(false, Relaxed);
                 cx.stats.switch_waits += 1;
                 cx.event(Ev::SwitchWait, 0);
-                self.switch_cond.wait(&self.switch_mutex);
+                self.st.switch_cond.wait(&self.st.switch_mutex);
                 cx.event(Ev::SwitchDone, 0);
             }
-            self.switch_mutex.unlock();
+            self.st.switch_mutex.unlock();
         }
     }
 
@@ -190,7 +230,7 @@ impl Gil for IntervalGil {
 
     #[inline(always)]
     fn must_drop(&self, _cx: &ThreadCx) -> bool {
-        self.drop_request.load(Relaxed)
+        self.eval.drop_request.load(Relaxed)
     }
 }
 
@@ -222,6 +262,40 @@ mod tests {
         assert_eq!(res[0].0.acquisitions, 1);
         assert_eq!(res[0].0.timeouts, 0);
         assert_eq!(res[0].0.forced_drops, 0);
+    }
+
+    #[test]
+    fn kept_events_reach_the_log_in_time_order_a_drop_request_at_its_timeouts_time() {
+        // ThreadCx::event keeps events and pushes them at the next acquisition: each
+        // thread's log must still be in time order, and a drop request is logged with the
+        // time of the timeout that decided it (one clock read, after the request was set).
+        let gil = IntervalGil::new(IntervalConfig {
+            interval_us: 100,
+            ..Default::default()
+        });
+        let res = contend(&gil, 3, 300_000);
+        let mut asked = 0;
+        for (stats, log, _) in &res {
+            for i in 1..log.len() {
+                assert!(
+                    log.t_ns[i] >= log.t_ns[i - 1],
+                    "event {i} out of time order"
+                );
+                if log.event[i] == Ev::DropRequest as i8 {
+                    assert_eq!(log.event[i - 1], Ev::Timeout as i8);
+                    assert_eq!(log.t_ns[i], log.t_ns[i - 1]);
+                    asked += 1;
+                }
+            }
+            let forced = (0..log.len()).filter(|&i| log.event[i] == Ev::ForcedDrop as i8);
+            assert_eq!(forced.clone().count() as u64, stats.forced_drops);
+            for i in forced {
+                // logged by `releasing`, just before the release, at the same time
+                assert_eq!(log.event[i + 1], Ev::Release as i8);
+                assert_eq!(log.t_ns[i + 1], log.t_ns[i]);
+            }
+        }
+        assert!(asked > 0, "no drop request in 3 threads x 300 000 ticks");
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod tick;
 use crate::beacon::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::clock::now_ns;
 use crate::contract::SpecError;
-use crate::log::{Ev, EventBuf, IoOp};
+use crate::log::{current_cpu, Ev, EventBuf, IoOp};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -140,7 +140,7 @@ pub trait Gil: Send + Sync {
         cx.countdown = self.check_every();
         if self.must_drop(cx) {
             cx.stats.forced_drops += 1;
-            cx.event(Ev::ForcedDrop, 0);
+            cx.forced = true; // logged by `releasing`, with the release's time
             self.release(cx, Release::Poll);
             self.take(cx);
         }
@@ -205,6 +205,10 @@ pub struct GilStats {
     pub switch_waits: u64,
 }
 
+/// Events a thread keeps before pushing them to its log ([`ThreadCx::event`]); more are
+/// pushed at once.
+const PENDING: usize = 16;
+
 /// One scenario thread's view of the run: its identity, its log buffer and its counters.
 pub struct ThreadCx<'a> {
     pub idx: u16,
@@ -214,6 +218,9 @@ pub struct ThreadCx<'a> {
     pub countdown: u32,
     /// Whether this thread holds the GIL (so a panic can release it).
     pub holding: bool,
+    /// The default [`Gil::tick`] saw a drop request: [`releasing`](Self::releasing) logs
+    /// the forced drop.
+    pub forced: bool,
     /// The scenario's main thread (thread 0): the one that runs signal handlers.
     pub main: bool,
     /// The run's "a signal is pending" flag, when it sends signals.
@@ -223,8 +230,9 @@ pub struct ThreadCx<'a> {
     pub beacon: &'a Beacon,
     instr: &'a Instr,
     request_ns: i64,
-    /// A `request` event not yet pushed (see [`ThreadCx::requested_at`]).
-    request_unlogged: bool,
+    /// Events recorded but not yet pushed to `log` (see [`ThreadCx::event`]), oldest first.
+    pending: [(i64, i16, Ev, i64); PENDING],
+    npending: usize,
     hold_start_ns: i64,
     ticks_at_acquire: u64,
 }
@@ -237,12 +245,14 @@ impl<'a> ThreadCx<'a> {
             stats: GilStats::default(),
             countdown: 1,
             holding: false,
+            forced: false,
             main: idx == 0,
             signal_pending: None,
             beacon,
             instr,
             request_ns: 0,
-            request_unlogged: false,
+            pending: [(0, 0, Ev::Start, 0); PENDING],
+            npending: 0,
             hold_start_ns: 0,
             ticks_at_acquire: 0,
         }
@@ -261,19 +271,44 @@ impl<'a> ThreadCx<'a> {
     }
 
     /// Record an event now.
+    ///
+    /// Its time and CPU are read now; it is pushed to the log at the thread's next
+    /// acquisition (after the policy's internal lock was released) or exit. Most events fall
+    /// inside a GIL's critical windows, while the thread holds the policy's mutex between a
+    /// wait's return and its next wait, or between the holder's decision to drop and its
+    /// release. There, four stores into log columns that went cold while the thread slept
+    /// cost a good part of a microsecond, and which waiter gets the GIL is decided by races of
+    /// about that size: with 4 CPU threads on 2 cores and 3.11's costs, a timed-out waiter
+    /// held the mutex 1.24 µs before this (and the layout of `interval.rs`), 0.80 µs after,
+    /// 0.34–0.42 µs in CPython 3.11.7 (`benches/pthread_timer.py`,
+    /// docs/validation/many-threads.md). A few stores into this context, which the thread
+    /// touches anyway, cost much less.
     #[inline]
     pub fn event(&mut self, ev: Ev, arg: i64) {
-        self.flush_request();
         let t = now_ns();
-        self.log.push(t, ev, arg);
+        self.event_at(t, ev, arg);
     }
 
-    #[inline(always)]
-    fn flush_request(&mut self) {
-        if self.request_unlogged {
-            self.request_unlogged = false;
-            self.log.push(self.request_ns, Ev::Request, 0);
+    /// As [`event`](Self::event), with a time the caller has just read.
+    #[inline]
+    pub fn event_at(&mut self, t: i64, ev: Ev, arg: i64) {
+        if !self.log.enabled() {
+            return;
         }
+        if self.npending == PENDING {
+            self.flush();
+        }
+        self.pending[self.npending] = (t, current_cpu(), ev, arg);
+        self.npending += 1;
+    }
+
+    /// Push the recorded events to the log.
+    #[inline]
+    pub fn flush(&mut self) {
+        for &(t, cpu, ev, arg) in &self.pending[..self.npending] {
+            self.log.push_on(t, cpu, ev, arg);
+        }
+        self.npending = 0;
     }
 
     /// The thread starts waiting for the GIL.
@@ -285,14 +320,13 @@ impl<'a> ThreadCx<'a> {
 
     /// As [`requested`](Self::requested), with a time the caller has just read.
     ///
-    /// Only the time is kept here; the `request` event is pushed (with this time) when the
-    /// next event is, usually the acquisition. So the window between a release and the
-    /// immediate retake, where the tick GIL's races are decided, is the same with logging on
-    /// and off.
+    /// Like every GIL event it is pushed at the next acquisition ([`event`](Self::event)), so
+    /// the window between a release and the immediate retake, where the tick GIL's races are
+    /// decided, is nearly the same with logging on and off.
     #[inline]
     pub fn requested_at(&mut self, t: i64) {
         self.request_ns = t;
-        self.request_unlogged = true;
+        self.event_at(t, Ev::Request, 0);
         self.beacon.gil(GIL_WAITING);
     }
 
@@ -323,7 +357,7 @@ impl<'a> ThreadCx<'a> {
         self.holding = true;
         self.beacon.gil(GIL_HOLDING);
         self.beacon.step();
-        self.flush_request();
+        self.flush();
         self.log.push(t, Ev::Acquire, n as i64);
     }
 
@@ -331,11 +365,17 @@ impl<'a> ThreadCx<'a> {
     #[inline]
     pub fn releasing(&mut self) -> i64 {
         let t = now_ns();
+        if self.forced {
+            // One clock read for both: the holder's path from the drop request to the
+            // policy's mutex is one of the races that decide who gets the GIL.
+            self.forced = false;
+            self.event_at(t, Ev::ForcedDrop, 0);
+        }
         self.stats.hold_ns += t - self.hold_start_ns;
         self.holding = false;
         self.beacon.gil(GIL_NONE);
         let ticks = self.ticks() - self.ticks_at_acquire;
-        self.log.push(t, Ev::Release, ticks as i64);
+        self.event_at(t, Ev::Release, ticks as i64);
         t
     }
 
@@ -408,6 +448,7 @@ pub(crate) mod testkit {
                             std::hint::spin_loop();
                         }
                         body(i, &mut cx);
+                        cx.flush();
                         let ticks = cx.ticks();
                         (cx.stats, cx.log, ticks)
                     })

@@ -3,18 +3,24 @@
 //! computed as now + timeout (`_PyThread_cond_after`).
 
 use super::counts::{bump, Call};
-use super::mutex::Mutex;
+use super::mutex::RawMutex;
 use crate::clock;
 use std::cell::UnsafeCell;
 
-/// A glibc condition variable whose timed waits use `CLOCK_MONOTONIC`. Boxed: never moves.
-pub struct Condvar {
-    inner: Box<UnsafeCell<libc::pthread_cond_t>>,
-}
+/// A glibc condition variable where it lies, its timed waits on `CLOCK_MONOTONIC` once
+/// [`init`](RawCondvar::init) ran in place (see [`RawMutex`]: pinned before `init`, never
+/// moved after).
+#[repr(transparent)]
+pub struct RawCondvar(UnsafeCell<libc::pthread_cond_t>);
 
 // SAFETY: made to be shared; accessed only through pthread calls on a pinned pointer.
-unsafe impl Send for Condvar {}
-unsafe impl Sync for Condvar {}
+unsafe impl Send for RawCondvar {}
+unsafe impl Sync for RawCondvar {}
+
+/// A glibc condition variable of its own, timed waits on `CLOCK_MONOTONIC`. Boxed: never moves.
+pub struct Condvar {
+    inner: Box<RawCondvar>,
+}
 
 /// How a timed wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,46 +31,50 @@ pub enum Waited {
     TimedOut,
 }
 
-impl Condvar {
-    pub fn new() -> Self {
-        let inner = Box::new(UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER));
-        // SAFETY: attr is initialised before use and destroyed after; the cond is not shared yet.
-        unsafe {
-            let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
-            assert_eq!(libc::pthread_condattr_init(&mut attr), 0);
-            assert_eq!(
-                libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC),
-                0
-            );
-            let rc = libc::pthread_cond_init(inner.get(), &attr);
-            libc::pthread_condattr_destroy(&mut attr);
-            assert_eq!(rc, 0, "pthread_cond_init failed: {rc}");
-        }
-        Condvar { inner }
+impl RawCondvar {
+    /// Not yet initialised: call [`init`](Self::init) once it lies where it stays.
+    pub const fn new() -> Self {
+        RawCondvar(UnsafeCell::new(libc::PTHREAD_COND_INITIALIZER))
+    }
+
+    /// `pthread_cond_init` with a `CLOCK_MONOTONIC` attribute, in place.
+    ///
+    /// # Safety
+    /// `self` must not move afterwards, and no other thread may use it yet.
+    pub unsafe fn init(&self) {
+        let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
+        assert_eq!(libc::pthread_condattr_init(&mut attr), 0);
+        assert_eq!(
+            libc::pthread_condattr_setclock(&mut attr, libc::CLOCK_MONOTONIC),
+            0
+        );
+        let rc = libc::pthread_cond_init(self.0.get(), &attr);
+        libc::pthread_condattr_destroy(&mut attr);
+        assert_eq!(rc, 0, "pthread_cond_init failed: {rc}");
     }
 
     /// `pthread_cond_wait`; the caller holds `m`.
     #[inline]
-    pub fn wait(&self, m: &Mutex) {
+    pub fn wait(&self, m: &RawMutex) {
         bump(Call::CondWait);
         // SAFETY: both initialised and pinned; the caller holds `m`.
-        let rc = unsafe { libc::pthread_cond_wait(self.inner.get(), m.raw()) };
+        let rc = unsafe { libc::pthread_cond_wait(self.0.get(), m.raw()) };
         debug_assert_eq!(rc, 0);
     }
 
     /// `pthread_cond_timedwait` until `now + us` on `CLOCK_MONOTONIC`; the caller holds `m`.
     #[inline]
-    pub fn wait_us(&self, m: &Mutex, us: u64) -> Waited {
+    pub fn wait_us(&self, m: &RawMutex, us: u64) -> Waited {
         let deadline = clock::deadline_after_us(us);
         self.wait_until(m, &deadline)
     }
 
     /// `pthread_cond_timedwait` on an absolute `CLOCK_MONOTONIC` deadline; the caller holds `m`.
     #[inline]
-    pub fn wait_until(&self, m: &Mutex, deadline: &libc::timespec) -> Waited {
+    pub fn wait_until(&self, m: &RawMutex, deadline: &libc::timespec) -> Waited {
         bump(Call::CondTimedWait);
         // SAFETY: both initialised and pinned; the caller holds `m`.
-        let rc = unsafe { libc::pthread_cond_timedwait(self.inner.get(), m.raw(), deadline) };
+        let rc = unsafe { libc::pthread_cond_timedwait(self.0.get(), m.raw(), deadline) };
         if rc == libc::ETIMEDOUT {
             bump(Call::CondTimeout);
             Waited::TimedOut
@@ -79,7 +89,7 @@ impl Condvar {
     pub fn signal(&self) {
         bump(Call::CondSignal);
         // SAFETY: initialised, pinned.
-        unsafe { libc::pthread_cond_signal(self.inner.get()) };
+        unsafe { libc::pthread_cond_signal(self.0.get()) };
     }
 
     /// `pthread_cond_broadcast`.
@@ -87,19 +97,35 @@ impl Condvar {
     pub fn broadcast(&self) {
         bump(Call::CondBroadcast);
         // SAFETY: initialised, pinned.
-        unsafe { libc::pthread_cond_broadcast(self.inner.get()) };
+        unsafe { libc::pthread_cond_broadcast(self.0.get()) };
+    }
+}
+
+impl Drop for RawCondvar {
+    fn drop(&mut self) {
+        // SAFETY: no thread can wait on it any more.
+        unsafe { libc::pthread_cond_destroy(self.0.get()) };
+    }
+}
+
+impl Condvar {
+    pub fn new() -> Self {
+        let inner = Box::new(RawCondvar::new());
+        // SAFETY: boxed (it never moves) and not yet shared.
+        unsafe { inner.init() };
+        Condvar { inner }
+    }
+}
+
+impl std::ops::Deref for Condvar {
+    type Target = RawCondvar;
+    fn deref(&self) -> &RawCondvar {
+        &self.inner
     }
 }
 
 impl Default for Condvar {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl Drop for Condvar {
-    fn drop(&mut self) {
-        // SAFETY: no thread can wait on it any more.
-        unsafe { libc::pthread_cond_destroy(self.inner.get()) };
     }
 }

@@ -10,7 +10,7 @@ pub mod counts;
 pub mod mutex;
 pub mod semaphore;
 
-pub use condvar::{Condvar, Waited};
+pub use condvar::{Condvar, RawCondvar, Waited};
 pub use counts::{Call, PrimCounts};
-pub use mutex::Mutex;
+pub use mutex::{Mutex, RawMutex};
 pub use semaphore::{SemWait, Semaphore};

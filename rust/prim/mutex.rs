@@ -4,27 +4,35 @@
 use super::counts::{bump, Call};
 use std::cell::UnsafeCell;
 
-/// A glibc mutex. Boxed so it never moves after `pthread_mutex_init` (glibc forbids it).
-pub struct Mutex {
-    inner: Box<UnsafeCell<libc::pthread_mutex_t>>,
-}
+/// A glibc mutex where it lies: `PTHREAD_MUTEX_INITIALIZER` until [`init`](RawMutex::init)
+/// runs `pthread_mutex_init` in place. Embedded in a structure that is pinned (boxed) before
+/// `init` and never moves after it (glibc forbids moving an initialised mutex), so a replica
+/// can lay out its state as CPython's struct does.
+#[repr(transparent)]
+pub struct RawMutex(UnsafeCell<libc::pthread_mutex_t>);
 
 // SAFETY: a pthread mutex is made to be shared between threads; all access goes through
-// pthread calls on a pointer that never moves.
-unsafe impl Send for Mutex {}
-unsafe impl Sync for Mutex {}
+// pthread calls on a pointer that never moves (the owner's contract, see `init`).
+unsafe impl Send for RawMutex {}
+unsafe impl Sync for RawMutex {}
 
-impl Mutex {
-    pub fn new() -> Self {
-        let inner = Box::new(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER));
-        // SAFETY: the pointer is valid and the mutex not yet shared.
-        let rc = unsafe { libc::pthread_mutex_init(inner.get(), std::ptr::null()) };
+impl RawMutex {
+    /// Not yet initialised: call [`init`](Self::init) once it lies where it stays.
+    pub const fn new() -> Self {
+        RawMutex(UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER))
+    }
+
+    /// `pthread_mutex_init` with default attributes, in place.
+    ///
+    /// # Safety
+    /// `self` must not move afterwards, and no other thread may use it yet.
+    pub unsafe fn init(&self) {
+        let rc = libc::pthread_mutex_init(self.0.get(), std::ptr::null());
         assert_eq!(rc, 0, "pthread_mutex_init failed: {rc}");
-        Mutex { inner }
     }
 
     pub(crate) fn raw(&self) -> *mut libc::pthread_mutex_t {
-        self.inner.get()
+        self.0.get()
     }
 
     /// `pthread_mutex_lock`.
@@ -46,15 +54,36 @@ impl Mutex {
     }
 }
 
-impl Default for Mutex {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for Mutex {
+impl Drop for RawMutex {
     fn drop(&mut self) {
         // SAFETY: no thread can hold a reference any more.
         unsafe { libc::pthread_mutex_destroy(self.raw()) };
+    }
+}
+
+/// A glibc mutex of its own. Boxed so it never moves after `pthread_mutex_init`.
+pub struct Mutex {
+    inner: Box<RawMutex>,
+}
+
+impl Mutex {
+    pub fn new() -> Self {
+        let inner = Box::new(RawMutex::new());
+        // SAFETY: boxed (it never moves) and not yet shared.
+        unsafe { inner.init() };
+        Mutex { inner }
+    }
+}
+
+impl std::ops::Deref for Mutex {
+    type Target = RawMutex;
+    fn deref(&self) -> &RawMutex {
+        &self.inner
+    }
+}
+
+impl Default for Mutex {
+    fn default() -> Self {
+        Self::new()
     }
 }
