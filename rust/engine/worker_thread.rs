@@ -105,7 +105,7 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
         nivcsw: ru1.nivcsw - ru0.nivcsw,
         utime_ns: ru1.utime_ns - ru0.utime_ns,
         stime_ns: ru1.stime_ns - ru0.stime_ns,
-        prim: counts::snapshot(),
+        prim: counts::snapshot().plus(&cx.calls),
         start_ns: start,
         exit_ns: exit,
         stopped,

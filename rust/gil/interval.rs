@@ -147,13 +147,13 @@ impl Gil for IntervalGil {
     fn take(&self, cx: &mut ThreadCx) {
         cx.requested();
         let me = cx.idx as u64;
-        self.st.mutex.lock();
+        self.st.mutex.lock_in(&mut cx.calls);
         while self.st.locked.load(Relaxed) != 0 {
             let saved = self.st.switch_number.load(Relaxed);
-            let waited = self
-                .st
-                .cond
-                .wait_us(&self.st.mutex, self.cfg.interval_us.max(1));
+            let waited =
+                self.st
+                    .cond
+                    .wait_us_in(&self.st.mutex, self.cfg.interval_us.max(1), &mut cx.calls);
             let still_locked = self.st.locked.load(Relaxed) != 0;
             match waited {
                 Waited::TimedOut => {
@@ -179,7 +179,7 @@ impl Gil for IntervalGil {
         }
         // _ready:
         if self.cfg.force_switching {
-            self.st.switch_mutex.lock();
+            self.st.switch_mutex.lock_in(&mut cx.calls);
         }
         self.st.locked.store(1, Relaxed);
         if self.st.last_holder.load(Relaxed) != me {
@@ -189,14 +189,14 @@ impl Gil for IntervalGil {
                 .store(self.st.switch_number.load(Relaxed) + 1, Relaxed);
         }
         if self.cfg.force_switching {
-            self.st.switch_cond.signal();
-            self.st.switch_mutex.unlock();
+            self.st.switch_cond.signal_in(&mut cx.calls);
+            self.st.switch_mutex.unlock_in(&mut cx.calls);
         }
         if self.eval.drop_request.load(Relaxed) {
             self.eval.drop_request.store(false, Relaxed); // RESET_GIL_DROP_REQUEST
         }
         let t = now_ns(); // while gil->mutex is held: see ThreadCx::acquired_at
-        self.st.mutex.unlock();
+        self.st.mutex.unlock_in(&mut cx.calls);
         cx.acquired_at(t);
     }
 
@@ -204,22 +204,24 @@ impl Gil for IntervalGil {
         let me = cx.idx as u64;
         cx.releasing();
         self.st.last_holder.store(me, Relaxed);
-        self.st.mutex.lock();
+        self.st.mutex.lock_in(&mut cx.calls);
         self.st.locked.store(0, Relaxed);
-        self.st.cond.signal();
-        self.st.mutex.unlock();
+        self.st.cond.signal_in(&mut cx.calls);
+        self.st.mutex.unlock_in(&mut cx.calls);
         if self.cfg.force_switching && why != Release::Exit && self.eval.drop_request.load(Relaxed)
         {
-            self.st.switch_mutex.lock();
+            self.st.switch_mutex.lock_in(&mut cx.calls);
             // Not switched yet => wait (once, as CPython: no loop around COND_WAIT).
             if self.st.last_holder.load(Relaxed) == me {
                 self.eval.drop_request.store(false, Relaxed);
                 cx.stats.switch_waits += 1;
                 cx.event(Ev::SwitchWait, 0);
-                self.st.switch_cond.wait(&self.st.switch_mutex);
+                self.st
+                    .switch_cond
+                    .wait_in(&self.st.switch_mutex, &mut cx.calls);
                 cx.event(Ev::SwitchDone, 0);
             }
-            self.st.switch_mutex.unlock();
+            self.st.switch_mutex.unlock_in(&mut cx.calls);
         }
     }
 

@@ -27,6 +27,7 @@ use crate::beacon::{Beacon, GIL_HOLDING, GIL_NONE, GIL_WAITING};
 use crate::clock::now_ns;
 use crate::contract::SpecError;
 use crate::log::{current_cpu, Ev, EventBuf, IoOp};
+use crate::prim::PrimCounts;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -214,6 +215,9 @@ pub struct ThreadCx<'a> {
     pub idx: u16,
     pub log: EventBuf,
     pub stats: GilStats,
+    /// Calls of the glibc primitives a policy counted here rather than in the thread-local
+    /// counters (the `_in` calls, `crate::prim::counts`); added to them at the thread's end.
+    pub calls: PrimCounts,
     /// Ticks left until this thread's next check point (policies that poll every n ticks).
     pub countdown: u32,
     /// Whether this thread holds the GIL (so a panic can release it).
@@ -243,6 +247,7 @@ impl<'a> ThreadCx<'a> {
             idx,
             log,
             stats: GilStats::default(),
+            calls: PrimCounts::default(),
             countdown: 1,
             holding: false,
             forced: false,

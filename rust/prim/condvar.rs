@@ -2,7 +2,7 @@
 //! configure it (`_PyThread_cond_init`): timed waits take an absolute monotonic deadline
 //! computed as now + timeout (`_PyThread_cond_after`).
 
-use super::counts::{bump, Call};
+use super::counts::{bump, Call, PrimCounts};
 use super::mutex::RawMutex;
 use crate::clock;
 use std::cell::UnsafeCell;
@@ -57,6 +57,18 @@ impl RawCondvar {
     #[inline]
     pub fn wait(&self, m: &RawMutex) {
         bump(Call::CondWait);
+        self.wait_uncounted(m);
+    }
+
+    /// [`wait`](Self::wait), counted in `k` (see [`counts`](super::counts)).
+    #[inline]
+    pub fn wait_in(&self, m: &RawMutex, k: &mut PrimCounts) {
+        k.add(Call::CondWait);
+        self.wait_uncounted(m);
+    }
+
+    #[inline(always)]
+    fn wait_uncounted(&self, m: &RawMutex) {
         // SAFETY: both initialised and pinned; the caller holds `m`.
         let rc = unsafe { libc::pthread_cond_wait(self.0.get(), m.raw()) };
         debug_assert_eq!(rc, 0);
@@ -69,14 +81,34 @@ impl RawCondvar {
         self.wait_until(m, &deadline)
     }
 
+    /// [`wait_us`](Self::wait_us), counted in `k`.
+    #[inline]
+    pub fn wait_us_in(&self, m: &RawMutex, us: u64, k: &mut PrimCounts) -> Waited {
+        let deadline = clock::deadline_after_us(us);
+        k.add(Call::CondTimedWait);
+        let w = self.wait_until_uncounted(m, &deadline);
+        if w == Waited::TimedOut {
+            k.add(Call::CondTimeout);
+        }
+        w
+    }
+
     /// `pthread_cond_timedwait` on an absolute `CLOCK_MONOTONIC` deadline; the caller holds `m`.
     #[inline]
     pub fn wait_until(&self, m: &RawMutex, deadline: &libc::timespec) -> Waited {
         bump(Call::CondTimedWait);
+        let w = self.wait_until_uncounted(m, deadline);
+        if w == Waited::TimedOut {
+            bump(Call::CondTimeout);
+        }
+        w
+    }
+
+    #[inline(always)]
+    fn wait_until_uncounted(&self, m: &RawMutex, deadline: &libc::timespec) -> Waited {
         // SAFETY: both initialised and pinned; the caller holds `m`.
         let rc = unsafe { libc::pthread_cond_timedwait(self.0.get(), m.raw(), deadline) };
         if rc == libc::ETIMEDOUT {
-            bump(Call::CondTimeout);
             Waited::TimedOut
         } else {
             debug_assert_eq!(rc, 0);
@@ -88,6 +120,14 @@ impl RawCondvar {
     #[inline]
     pub fn signal(&self) {
         bump(Call::CondSignal);
+        // SAFETY: initialised, pinned.
+        unsafe { libc::pthread_cond_signal(self.0.get()) };
+    }
+
+    /// [`signal`](Self::signal), counted in `k`.
+    #[inline]
+    pub fn signal_in(&self, k: &mut PrimCounts) {
+        k.add(Call::CondSignal);
         // SAFETY: initialised, pinned.
         unsafe { libc::pthread_cond_signal(self.0.get()) };
     }

@@ -3,6 +3,12 @@
 //! Each OS thread has its own counters (a `thread_local!` of `Cell`s), so counting costs one
 //! TLS-relative increment and never a lock or a shared cache line. The engine reads a thread's
 //! counters with [`snapshot`] when that thread finishes.
+//!
+//! In a Python extension module a thread-local is reached through `__tls_get_addr`, whose data
+//! has gone cold after a wait: counting that way inside the interval GIL's critical windows
+//! cost the holder about 0.9 µs on its way to the mutex (`benches/pthread_timer.py`,
+//! docs/validation/many-threads.md). So the primitives also have `_in` calls that count into a
+//! [`PrimCounts`] the caller keeps at hand (the thread's `ThreadCx`), added to the snapshot.
 
 use std::cell::Cell;
 
@@ -47,6 +53,20 @@ pub struct PrimCounts {
 impl PrimCounts {
     pub fn get(&self, c: Call) -> u64 {
         self.calls[c as usize]
+    }
+
+    /// Count one call of `c` here (the `_in` calls of the primitives): no thread-local access.
+    #[inline(always)]
+    pub fn add(&mut self, c: Call) {
+        self.calls[c as usize] += 1;
+    }
+
+    /// These counts plus `other`'s.
+    pub fn plus(mut self, other: &PrimCounts) -> PrimCounts {
+        for (a, b) in self.calls.iter_mut().zip(other.calls.iter()) {
+            *a += b;
+        }
+        self
     }
 }
 

@@ -1,7 +1,7 @@
 //! `pthread_mutex_t` (glibc, default attributes: a futex-based normal mutex, as CPython's
 //! `PyMUTEX_T`).
 
-use super::counts::{bump, Call};
+use super::counts::{bump, Call, PrimCounts};
 use std::cell::UnsafeCell;
 
 /// A glibc mutex where it lies: `PTHREAD_MUTEX_INITIALIZER` until [`init`](RawMutex::init)
@@ -39,6 +39,18 @@ impl RawMutex {
     #[inline]
     pub fn lock(&self) {
         bump(Call::MutexLock);
+        self.lock_uncounted();
+    }
+
+    /// [`lock`](Self::lock), counted in `k` (see [`counts`](super::counts)).
+    #[inline]
+    pub fn lock_in(&self, k: &mut PrimCounts) {
+        k.add(Call::MutexLock);
+        self.lock_uncounted();
+    }
+
+    #[inline(always)]
+    fn lock_uncounted(&self) {
         // SAFETY: initialised, pinned mutex.
         let rc = unsafe { libc::pthread_mutex_lock(self.raw()) };
         debug_assert_eq!(rc, 0);
@@ -48,6 +60,18 @@ impl RawMutex {
     #[inline]
     pub fn unlock(&self) {
         bump(Call::MutexUnlock);
+        self.unlock_uncounted();
+    }
+
+    /// [`unlock`](Self::unlock), counted in `k`.
+    #[inline]
+    pub fn unlock_in(&self, k: &mut PrimCounts) {
+        k.add(Call::MutexUnlock);
+        self.unlock_uncounted();
+    }
+
+    #[inline(always)]
+    fn unlock_uncounted(&self) {
         // SAFETY: initialised, pinned mutex, held by this thread (caller's contract).
         let rc = unsafe { libc::pthread_mutex_unlock(self.raw()) };
         debug_assert_eq!(rc, 0);
