@@ -97,9 +97,11 @@ def test_with_several_cpu_threads_the_requester_is_the_last_holder_and_sometimes
     # request comes from the thread that held before the current holder (it left its
     # FORCE_SWITCHING wait first, so its timed wait is the first to run out with no switch in
     # it): 86-96 % of drop requests, observed in real 3.11 and in the model. Whether it then
-    # gets the GIL is a microsecond race against the older waiters: the requester won 20-29 %
-    # in the model (benches/requester_wins.py, 2026-12-02), 48 % in real 3.11 observed.
-    # Asked: most requests from the last holder, and both outcomes seen in one 1 s run.
+    # gets the GIL is a microsecond race against the older waiters, which it wins about half
+    # the time: 48 % in real 3.11 observed, A B A 46-55 % unprobed (benches/requester_wins.py);
+    # in the model 52-71 % in 8 runs of this scenario (2026-12-02, 2-core VM), 10-14 % while
+    # its log and call counters still sat inside the race's window.
+    # Asked: most requests from the last holder, and the requester winning over 30 %, not all.
     th = [gm.Thread("c%d" % i, [gm.loop(gm.cpu(10_000))]) for i in range(4)]
     ev = gm.run(gm.Scenario(gm.cpython("3.11"), th, cores=TWO, duration_s=1.0)).events.to_pandas()
     ev = ev[ev.event.isin(["drop_request", "acquire"])].sort_values("t_ns", kind="stable")
@@ -118,7 +120,7 @@ def test_with_several_cpu_threads_the_requester_is_the_last_holder_and_sometimes
     n = won + lost
     assert n > 100, "only %d forced switches in 1 s" % n
     assert from_last > 0.6 * n, (from_last, n)
-    assert won > 0 and lost > 0, (won, lost)
+    assert won > 0.3 * n and lost > 0, (won, lost)
 
 
 def test_one_core_tick_gil_barely_slower():
