@@ -169,6 +169,9 @@ impl Gil for TickGil {
 
     fn release(&self, cx: &mut ThreadCx, _why: Release) {
         cx.releasing();
+        // Pushed now, before the lock is released, as before events were kept (ThreadCx::event):
+        // the release-retake race of this GIL was measured and validated with that cost in it.
+        cx.flush();
         self.release_lock();
     }
 
@@ -199,6 +202,7 @@ impl Gil for TickGil {
         self.ticker.store(next, Relaxed);
         // "Give another thread a chance": release, then retake at once.
         let t = cx.releasing();
+        cx.flush(); // as in `release`
         self.release_lock();
         cx.requested_at(t);
         self.acquire_lock(cx);
