@@ -37,12 +37,17 @@ def test_tick_gil_latency_grows_with_the_work():
     assert long > 2 * short, (short, long)
 
 
+# One worker: with two, the main thread competes with the other worker for each forced drop, so
+# the handler's wait is a matter of luck (`benches/ctrl_c.py 8 2`: 5.5-21 ms in the model, 0.7-19
+# ms for the real 3.11, docs/validation/many-threads.md), and once in CI, on a busy host, it
+# outlasted the join.
+@pytest.mark.timing
 def test_interval_gil_runs_the_handler_within_a_few_intervals():
-    r = scenarios.ctrl_c(gm.cpython("3.11"), cores=CORES, work_ticks=3_000_000, signal_at_us=20_000)
+    r = scenarios.ctrl_c(gm.cpython("3.11"), cores=CORES, workers=1, work_ticks=3_000_000, signal_at_us=20_000)
     assert not r["handler_waited_for_join"], r
-    # Measured 4–21 ms on a quiet 2-core VM, up to 51 ms under load, with two workers (the
-    # GIL may go to the other worker first); the first worker takes ≥ 150 ms more. Asked: the
-    # handler runs within the first half of the time the join would have taken.
+    # Measured 5.1-5.9 ms (one interval) on the quiet 2-core VM, 18 runs (the real 3.11: 5.2-5.4,
+    # `benches/ctrl_c.py 8 1`); the worker takes 70-80 ms more. Asked: the handler runs within
+    # the first half of the time the join would have taken.
     budget = r["first_worker_done_ms"] - r["signal_sent_ms"]
     assert r["handler_latency_ms"] < 0.5 * budget, r
 
