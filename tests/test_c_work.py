@@ -162,3 +162,14 @@ def test_a_held_call_sets_the_io_latency_not_the_interval():
     assert h["io_latency_p50_ms"] > 0.5 * call_ms and h["io_latency_p50_ms"] > 10, (h, call_ms)
     assert h["io_latency_max_ms"] > 0.9 * call_ms, (h, call_ms)
     assert h["io_latency_p50_ms"] > 1.5 * p["io_latency_p50_ms"], (h, p)
+
+
+def test_a_long_call_run_ends_by_its_time_cap_with_the_pings_answered_so_far():
+    # The cap that keeps a starved I/O thread (2.x on two cores) from stretching a run.
+    r = gm.run(scenarios.long_call(gm.cpython("3.11"), CORES, call_ticks=2_000, pings=1_000, gap_us=10_000, duration_s=0.2))
+    assert r.meta["stopped_by"] == "duration"
+    assert 0.2e9 <= r.meta["end_ns"] < 1e9
+    assert 5 <= r.summary()["io_pings"] <= 20
+    # The default cap: 4 x the pings' nominal time, at least 10 s.
+    assert scenarios.long_call(gm.cpython("3.11"), CORES, pings=10, gap_us=1_000).duration_s == 10.0
+    assert scenarios.long_call(gm.cpython("3.11"), CORES, pings=100, gap_us=50_000).duration_s == 20.0

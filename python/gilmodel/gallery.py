@@ -98,7 +98,7 @@ def _beside(probe: str, scale: float, cores, without_real: Callable[[Dict[str, A
 def _bars_real_model(ax, rows: Rows, model_key: str, real_key: str, colors) -> None:
     """Model bars with the real interpreter's value beside each (hatched), where there is one."""
     xs = np.arange(len(rows))
-    ax.bar(xs - 0.2, [r[model_key] for r in rows], 0.38, color=colors, label="model")
+    ax.bar(xs - 0.2, [np.nan if r[model_key] is None else r[model_key] for r in rows], 0.38, color=colors, label="model")
     real = [r.get(real_key) for r in rows]
     ax.bar(xs + 0.2, [np.nan if v is None else v for v in real], 0.38, color="white", edgecolor=colors, hatch="///",
            label="real interpreter (probe)")
@@ -473,8 +473,8 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
                      "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
                      "fast_share": m.get("fast_share"), "real_fast_share": real.get("fast_share") if real else None,
                      "real": who})
-        say("  long-call %s %s: call %.1f ms, ping p50 %.1f ms (real %s)" % (
-            v, label, fed["call_ms"], m["p50_ms"], "-" if real is None else "%.1f" % real["p50_ms"]))
+        say("  long-call %s %s: call %.1f ms, ping p50 %s ms (real %s)" % (
+            v, label, fed["call_ms"], _ms(m["p50_ms"]), "-" if real is None else _ms(real["p50_ms"])))
     two = _layouts(cores)[-1]
     prof = profiles.for_version("3.11")
     call_ms = rows[-1]["call_ms"]
@@ -490,6 +490,11 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     ax.legend(fontsize=6, frameon=False)
     _lanes(ax2, shown, 0.0, 4 * call_ms, "3.11, %s: pings wait out each held call (first %.0f ms)" % (two[0], 4 * call_ms))
     return _save(fig, out, "long-call"), rows
+
+
+def _ms(x: Optional[float]) -> str:
+    """``x`` to one decimal, or "-" (a run that ended before any ping was answered)."""
+    return "-" if x is None else "%.1f" % x
 
 
 def _lanes(ax, r: Run, start_ms: float, end_ms: float, title: str) -> None:

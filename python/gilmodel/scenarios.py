@@ -173,7 +173,7 @@ def hashing_times(alone: Run, threaded: Run) -> Dict[str, float]:
 
 def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings: int = 50, gap_us: int = 50_000,
               python_ticks: int = 100, work_ticks: Optional[int] = None, tick_ns: Optional[float] = None,
-              peer_core: Optional[int] = None, client_ticks: int = 0) -> Scenario:
+              peer_core: Optional[int] = None, client_ticks: int = 0, duration_s: Optional[float] = None) -> Scenario:
     """An I/O thread answering pings (as :func:`io_latency`: ``pings`` every ``gap_us`` from a
     driver, ``work_ticks`` of Python work per answer) next to a thread that makes long calls
     holding the GIL: a loop of ``python_ticks`` of Python work and a :func:`~gilmodel.held`
@@ -186,14 +186,21 @@ def long_call(gil: Policy, cores: Cores = None, call_ticks: int = 400_000, pings
     :func:`~gilmodel.cpu` work (:func:`io_latency`) they are about one interval.
     ``client_ticks``: the driver's work per ping, as in :func:`io_latency`.
     Keep ``gap_us`` above a call's length. The I/O thread is on the first core, the caller on
-    the next; the driver on ``peer_core`` (None: the last core)."""
+    the next; the driver on ``peer_core`` (None: the last core).
+    ``duration_s``: the run ends then at the latest (None: 4 x the pings' nominal time, at
+    least 10 s; ``meta["stopped_by"]`` says ``"duration"`` and ``io_pings`` counts the pings
+    answered): under 2.x on two cores the caller can retake the GIL before the woken I/O thread
+    runs, release after release, and a CI host once stretched such a run past 5 minutes. The
+    real probe stops alike (``probes/long_call.py``)."""
     check_int("long_call.gap_us", gap_us, 1)
+    if duration_s is None:
+        duration_s = max(10.0, 4 * pings * gap_us * 1e-6)
     work_ticks = _work_ticks(gil, tick_ns, work_ticks, "io_latency", 10)
     cs = _cores(cores)
     io = Thread("io", [loop(recv(8), cpu(work_ticks), send(8))], core=cs[0],
                 peer=driver(pings, gap_us, 8, 8, _peer_core(cs, peer_core), client_ticks))
     caller = Thread("caller", [loop(cpu(python_ticks), held(call_ticks))], core=cs[1 % len(cs)])
-    return Scenario(gil, [io, caller], cores=cs, stop_thread="io", tick_ns=tick_ns, name="long_call")
+    return Scenario(gil, [io, caller], cores=cs, stop_thread="io", duration_s=duration_s, tick_ns=tick_ns, name="long_call")
 
 
 def _split(total: int, parts: int) -> list:

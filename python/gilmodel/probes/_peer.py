@@ -1,7 +1,8 @@
 """The probes' peer processes (any CPython 2.7-3.13; single-threaded, so no GIL contention).
 
-    _peer.py pinger PORT PINGS GAP_US NBYTES   send NBYTES at t0 + k*GAP (at once when late),
-                                              read the reply, time the round trip
+    _peer.py pinger PORT PINGS GAP_US NBYTES [MAX_S]   send NBYTES at t0 + k*GAP (at once when
+                                              late), read the reply, time the round trip; no
+                                              new ping once MAX_S have passed
     _peer.py drain PORT                        read and discard until end of stream
     _peer.py bw_client PORT SECONDS NBYTES     send NBYTES, read them back, repeat for SECONDS
 
@@ -35,11 +36,13 @@ def read_exact(s, n):
     return True
 
 
-def pinger(s, pings, gap_us, nbytes):
+def pinger(s, pings, gap_us, nbytes, max_s=0.0):
     msg = b"p" * nbytes
     rtt = []
     t0 = now()
     for k in range(1, pings + 1):
+        if max_s and rtt and now() - t0 > max_s:
+            break
         wait = t0 + k * gap_us * 1e-6 - now()
         if wait > 0:
             time.sleep(wait)
@@ -84,7 +87,7 @@ def main():
     role, port = sys.argv[1], int(sys.argv[2])
     s = connect(port)
     if role == "pinger":
-        r = pinger(s, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        r = pinger(s, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]) if len(sys.argv) > 6 else 0.0)
     elif role == "drain":
         r = drain(s)
     elif role == "bw_client":
