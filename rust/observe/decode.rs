@@ -10,8 +10,11 @@
 //!   again). `drop_request` is inferred as CPython decides it (`take_gil`: `timed_out &&
 //!   gil->locked && gil->switch_number == saved_switchnum`; CPython e5e1c1f `Python/ceval_gil.c`
 //!   lines 342–462, the lines rust/gil/interval.rs replicates): at a timeout, the
-//!   GIL is held by another thread and no hand-off happened since this waiter's previous wait
-//!   began. Forced drops and FORCE_SWITCHING's wait are not observed.
+//!   GIL is held by another thread and no hand-off happened since this wait began: at its
+//!   first futex wait on the condition variable where system calls are traced (the read of
+//!   `switch_number` comes just before; a hand-off is logged at the acquirer's return from
+//!   `take_gil`, µs after the waiter may have seen it), else at the take's entry or the
+//!   previous wait's return. Forced drops and FORCE_SWITCHING's wait are not observed.
 //! - 2.7 (`Python/ceval.c`, `Python/thread_pthread.h`): the GIL is a plain lock; calls of
 //!   `PyThread_acquire_lock`/`PyThread_release_lock` on it (the lock in the static
 //!   `interpreter_lock`) are `request`/`acquire`/`release`; calls on other locks are dropped.
@@ -61,6 +64,8 @@ struct Th {
     holding: bool,
     acquired_at: i64,
     saved_switches: u64,
+    /// `saved_switches` was taken at this wait's own futex entry (see the `SysEnter` arm).
+    wait_saved: bool,
     woke_at: Option<(i64, i16)>,
     pending_lock: Option<u64>,
     /// Where this thread's pending `request` is in the output (removed if its take's return
@@ -215,6 +220,20 @@ pub fn decode(
                         let futex = arg0 == super::probes::FUTEX_NR;
                         let (futex_op, addr) = (ret, arg1); // at an entry: args[1], args[0]
                         let gil_own = th.in_drop && futex;
+                        // take_gil reads `switch_number` under the GIL's mutex, just before its
+                        // timed wait; the take's entry can come before another thread's
+                        // hand-off that the waiter, blocked on the mutex meanwhile, still saw
+                        // (its acquisition is logged at its take's return, µs later). The
+                        // condition variable's first futex wait (glibc 2.36: FUTEX_WAIT_BITSET;
+                        // the mutex waits with FUTEX_WAIT) comes after the read: save there.
+                        if futex
+                            && th.in_take
+                            && !th.wait_saved
+                            && futex_op & 127 == FUTEX_WAIT_BITSET
+                        {
+                            th.saved_switches = switches;
+                            th.wait_saved = true;
+                        }
                         if let (false, false, None, false, Some(op)) = (
                             th.holding,
                             th.in_take,
@@ -269,6 +288,7 @@ pub fn decode(
                             th.woke_at = Some((t, cpu));
                         }
                         th.saved_switches = switches;
+                        th.wait_saved = false;
                         (false, false, false)
                     }
                     _ => (false, false, false),
@@ -287,6 +307,7 @@ pub fn decode(
                     th.gil_post = false;
                     th.requested_at = t;
                     th.saved_switches = switches;
+                    th.wait_saved = false;
                     th.woke_at = None;
                     out.push((t, idx, cpu, Some(Ev::Request), 0));
                 }
@@ -463,5 +484,59 @@ mod tests {
         assert!(kinds(&d, 2)
             .iter()
             .any(|&(e, _)| e == Ev::DropRequest as i8));
+    }
+
+    #[test]
+    fn a_hand_off_logged_after_a_waiters_entry_but_before_its_wait_still_lets_it_ask() {
+        use Hook::*;
+        const WAIT_BITSET_PRIVATE: u64 = 137; // the condition variable's wait (glibc 2.36)
+        const WAIT_PRIVATE: u64 = 128; // the mutex's
+        let drop_requests = |raws: Vec<Raw>| {
+            let d = decode(raws, 1, Flavour::Interval, None, 0, 100);
+            d.events
+                .event
+                .iter()
+                .filter(|&&e| e == Ev::DropRequest as i8)
+                .count()
+        };
+        // Thread 1 holds; thread 2 enters take_gil at 12, blocks on the mutex meanwhile held by
+        // thread 3, whose hand-off is logged at its take's return (13); thread 2 then reads
+        // switch_number and waits on the condition variable (14), and times out at 5014.
+        let mut raws = vec![
+            hit(10, 1, TakeEntry, 0, 0),
+            hit(11, 1, TakeReturn, 0, 0),
+            hit(11, 1, DropEntry, 0, 0),
+            hit(11, 1, DropReturn, 0, 0),
+            hit(11, 3, TakeEntry, 0, 0),
+            hit(12, 2, TakeEntry, 0, 0),
+            hit(12, 2, SysEnter, FUTEX_NR, WAIT_PRIVATE),
+            hit(13, 3, TakeReturn, 0, 0),
+            hit(13, 2, SysExit, FUTEX_NR, 0),
+            hit(14, 2, SysEnter, FUTEX_NR, WAIT_BITSET_PRIVATE),
+            hit(5014, 2, SysExit, FUTEX_NR, 0),
+            hit(5014, 2, TimedWaitReturn, 0, ETIMEDOUT),
+        ];
+        assert_eq!(drop_requests(raws.clone()), 1);
+        // Without the system calls (not traced), the take's entry is all there is: the hand-off
+        // after it counts as one inside the wait, and no request is inferred.
+        let bare: Vec<Raw> = raws
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r.what,
+                    What::Hit {
+                        hook: SysEnter | SysExit,
+                        ..
+                    }
+                )
+            })
+            .cloned()
+            .collect();
+        assert_eq!(drop_requests(bare), 0);
+        // A hand-off after the wait began is one: no request.
+        raws.insert(10, hit(20, 1, TakeEntry, 0, 0));
+        raws.insert(11, hit(21, 1, TakeReturn, 0, 0));
+        raws.sort_by_key(|r| r.t);
+        assert_eq!(drop_requests(raws), 0);
     }
 }
