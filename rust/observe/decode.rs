@@ -533,9 +533,13 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(drop_requests(bare), 0);
-        // A hand-off after the wait began is one: no request.
-        raws.insert(10, hit(20, 1, TakeEntry, 0, 0));
-        raws.insert(11, hit(21, 1, TakeReturn, 0, 0));
+        // A hand-off after the wait began (thread 3 to thread 1) is one: no request.
+        raws.extend([
+            hit(19, 3, DropEntry, 0, 0),
+            hit(19, 3, DropReturn, 0, 0),
+            hit(20, 1, TakeEntry, 0, 0),
+            hit(21, 1, TakeReturn, 0, 0),
+        ]);
         raws.sort_by_key(|r| r.t);
         assert_eq!(drop_requests(raws), 0);
     }
