@@ -11,8 +11,10 @@ for several calls (0.3-1 s), longer than the gap; the next ping, sent late, come
 caller has not run yet and is answered at once (docs/validation/c-work.md).
 
 On two cores 2.x can starve the pinged thread for seconds a ping (the caller retakes the GIL
-before the woken thread runs: p50 1.3 s with 20 000-int calls of 5 ms here), so no new ping is
-sent once ``--max-s`` (default: 4 x the pings' nominal time, at least 5 s) have passed:
+before the woken thread runs; with 20 000-int calls of 5 ms, p50 1.3 s in one run here and
+1-209 ms in six others), so no new ping is
+sent once ``--max-s`` (default: 4 x the pings' nominal time, at least 10 s, the rule of the
+model's ``scenarios.long_call``) have passed:
 ``pings`` is how many were answered, ``pings_asked`` how many were asked for."""
 import random
 import threading
@@ -44,7 +46,7 @@ if __name__ == "__main__":
     s = threading.Thread(target=sorter, args=(data, flag, lengths))
     s.start()
     time.sleep(0.01)
-    max_s = a.max_s if a.max_s is not None else max(5.0, 4 * a.pings * gap_us * 1e-6)
+    max_s = a.max_s if a.max_s is not None else max(10.0, 4 * a.pings * gap_us * 1e-6)
     r = _probe._echo_beside(0, 8, "pinger", [a.pings, gap_us, 8, max_s])
     flag[0] = False
     s.join()
