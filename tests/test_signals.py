@@ -38,9 +38,9 @@ def test_tick_gil_latency_grows_with_the_work():
 
 
 # One worker: with two, the main thread competes with the other worker for each forced drop, so
-# the handler's wait is a matter of luck (`benches/ctrl_c.py 8 2`: 5.5-21 ms in the model, 0.7-19
-# ms for the real 3.11, docs/validation/many-threads.md), and once in CI, on a busy host, it
-# outlasted the join.
+# the handler's wait is a matter of luck (`benches/ctrl_c.py 30 2`: 0.1-47 ms in the model, 0.7-37
+# ms for the real 3.11 pinned, docs/validation/many-threads.md), and once in CI, on a busy host,
+# it outlasted the join.
 @pytest.mark.timing
 def test_interval_gil_runs_the_handler_within_a_few_intervals():
     r = scenarios.ctrl_c(gm.cpython("3.11"), cores=CORES, workers=1, work_ticks=3_000_000, signal_at_us=20_000)
