@@ -248,6 +248,25 @@ def test_validate_quick_leaves_out_the_slow_probes(tmp_path):
     res = gm.validate(repeats=1, scale=0.02, out=None, progress=False, cores=[CORES[:1]], say=lambda s: None, quick=True)
     ran = set(res.verdicts.probe)
     assert not ran & set(fidelity.SLOW_PROBES) and {"cpu_pair", "convoy"} <= ran
+    assert (res.runs.wall_s > 0).all() and res.meta["slow_probes_on"] == []
+    from gilmodel.fidelity.report import markdown
+
+    assert "## Time per probe" in markdown(res)
+
+
+def test_all_runs_the_slow_probes_under_the_named_and_the_newest_of_each_gil_design():
+    I = fidelity.Interpreter
+    me = I(os.path.realpath(sys.executable), "3.11.7")
+    found = [I("/x/2.6/python", "2.6.9"), I("/x/2.7/python", "2.7.18"), I("/x/3.6/python", "3.6.15"), me,
+             I("/x/3.13/python", "3.13.1")]
+
+    def slow(named):
+        return [i.version for i in fidelity.slow_probe_interpreters(found, named)]
+
+    assert slow([]) == ["2.7.18", "3.11.7"]  # this 3.x, and 2.x's newest since none is named
+    assert slow(["/x/3.6/python"]) == ["2.7.18", "3.6.15", "3.11.7"]
+    assert slow(["/x/2.6/python"]) == ["2.6.9", "3.11.7"]
+    assert [i.version for i in fidelity.slow_probe_interpreters([me, found[-1]], [])] == ["3.11.7"]
 
 
 def test_validation_says_when_the_machine_was_busy_or_changed_speed():

@@ -424,14 +424,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     v = sub.add_parser("validate", help="compare the model with the real interpreters on this machine (probes vs model, side by side)",
                        description="Exit status: 0 all metrics within tolerance, 1 some outside, 2 a probe failed.")
     v.add_argument("--python", action="append", metavar="PATH", help="an interpreter to compare besides this one (repeatable)")
-    v.add_argument("--all", action="store_true", help="also each CPython under ~/.pyenv/versions or on PATH (one per version)")
+    v.add_argument("--all", action="store_true", help="also each CPython under ~/.pyenv/versions or on PATH (one per version); the slow "
+                                                     "probes run under this one, those named by --python and the newest of each GIL design "
+                                                     "(2.x tick, 3.x interval) only, unless --probes names them")
     v.add_argument("--cores", action="append", metavar="LIST", help="a core set, e.g. --cores 0 --cores 0,1 (default: 1 and 2 cores)")
     v.add_argument("--repeats", type=int, default=5, help="repeats per side, interleaved (default: %(default)s)")
     v.add_argument("--probes", help="comma-separated probes (default: all)")
     v.add_argument("--scale", type=float, default=0.5, help="workload size factor (default: %(default)s; the two many-thread probes take ~90 s per interpreter on 2 cores)")
     v.add_argument("--out", default="validation", help="folder for the Parquet files and report.md (default: %(default)s)")
-    v.add_argument("--quick", action="store_true", help="leave out the slow probes: switch_sweep, three_threads, "
-                                                       "threads_sweep")
+    v.add_argument("--quick", action="store_true", help="leave out the slow probes everywhere: switch_sweep, "
+                                                       "three_threads, threads_sweep (the switch-interval sweep, the "
+                                                       "three-thread split, the 0-8 CPU-thread sweep)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--events", action="store_true", help="event by event instead: observe the real interpreter (uprobes, "
                                                         "root) while it runs the handoffs, io_latency and three_threads probes, run the "

@@ -43,7 +43,7 @@ from .policies import Policy, TickGIL, cpython
 from .probes.runner import ProbeError, run_probe
 
 __all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "speed_checked", "cache_dir", "cache_file",
-           "clear_cache", "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
+           "clear_cache", "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS", "gil_family"]
 
 #: The measured figures of a profile (the ``calibrate`` probe's fields, and ``sys_pair_ns``
 #: measured beside each probe run by the core), each kept as the least
@@ -661,7 +661,9 @@ def reference_profiles() -> List[Profile]:
     return list(_REFERENCE)
 
 
-def _family(minor: str) -> str:
+def gil_family(minor: str) -> str:
+    """The GIL design a CPython minor version has: ``"tick"`` (2.x, 3.0, 3.1: a check every
+    100 ticks) or ``"interval"`` (3.2 on: a 5 ms switch interval)."""
     return "tick" if minor.startswith("2.") or minor in ("3.0", "3.1") else "interval"
 
 
@@ -673,7 +675,7 @@ def _reference_for(minor: str) -> Tuple[Profile, bool]:
         if p.minor == minor:
             return p, True
     major, mi = (int(x) for x in minor.split(".")[:2])
-    same = [p for p in refs if _family(p.minor) == _family(minor)] or refs
+    same = [p for p in refs if gil_family(p.minor) == gil_family(minor)] or refs
     best = min(same, key=lambda p: abs((p.version_tuple()[0] - major) * 100 + p.version_tuple()[1] - mi))
     return best, False
 

@@ -11,6 +11,7 @@ compares them metric by metric (:mod:`.tolerance`) and writes Parquet and a Mark
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from ..profiles import CalibrationError, Profile
 from .model_side import model_probe
 from .tolerance import TOLERANCES, Tolerance, Verdict, compare, tolerance_for
 
-__all__ = ["validate", "Validation", "metrics", "discover", "detect", "Interpreter", "Profile",
+__all__ = ["validate", "Validation", "metrics", "slow_probe_interpreters", "SLOW_PROBES", "discover", "detect", "Interpreter", "Profile",
            "TOLERANCES", "Tolerance", "compare", "tolerance_for", "PROBES"]
 
 #: Result fields compared, per probe (switch_sweep's are expanded per interval).
@@ -55,6 +56,23 @@ SLOW_PROBES = ("switch_sweep", "three_threads", "threads_sweep")
 SWEEP_K_METRICS = ("requests_per_s", "p50_ms", "p99_ms", "convoy_factor")
 #: Per-k fields of thread_pool's rows (``tasks_per_s@k2``: with 2 workers).
 POOL_K_METRICS = ("tasks_per_s", "top_part")
+
+
+def slow_probe_interpreters(interps: Sequence[Interpreter], named: Sequence[str]) -> List[Interpreter]:
+    """Which of ``--all``'s interpreters run :data:`SLOW_PROBES`: ``sys.executable`` and those
+    ``named`` (``--python``), and for each GIL design (the 2.x tick, the 3.x interval) that none
+    of those has, the newest one found. Every other one runs the quick set: the slow probes
+    measure mostly the GIL's design, which versions of one design share, and took 73 % of a 3.11
+    repeat (45 of 62 s, 2-core VM, 2026-12-02), so running them under every version put
+    ``--all`` at 51 minutes."""
+    keep = {os.path.realpath(os.path.expanduser(p)) for p in [sys.executable, *named]}
+    full = [i for i in interps if os.path.realpath(i.path) in keep]
+    families = {profiles.gil_family(i.minor) for i in full}
+    for fam in ("tick", "interval"):
+        mine = [i for i in interps if profiles.gil_family(i.minor) == fam]
+        if fam not in families and mine:
+            full.append(mine[-1])  # discover() sorts by version: the last is the newest
+    return [i for i in interps if i in full]
 
 
 def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
@@ -109,7 +127,7 @@ class Validation:
     """What :func:`validate` measured. ``samples``: one row per (interpreter, cores, probe,
     metric, side, repeat); ``verdicts``: one row per (interpreter, cores, probe, metric) with
     both sides' medians, quartiles, range, ratio and pass/fail; ``runs``: every probe result
-    as JSON; ``errors``: probes that failed; ``files``: what was written."""
+    as JSON with its ``wall_s``; ``errors``: probes that failed; ``files``: what was written."""
 
     samples: pd.DataFrame
     verdicts: pd.DataFrame
@@ -142,7 +160,9 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
 
     Args:
         pythons: interpreter paths besides ``sys.executable``.
-        all_: also each CPython under ``~/.pyenv/versions`` or on ``PATH`` (one per version).
+        all_: also each CPython under ``~/.pyenv/versions`` or on ``PATH`` (one per version);
+            unless ``probes`` names them, :data:`SLOW_PROBES` run only under
+            :func:`slow_probe_interpreters` (``meta["slow_probes_on"]`` says which).
         cores: core sets to run on (default ``[[c0], [c0, c1]]``: 1 and 2 cores). The real
             interpreter (and its peer processes) get the set as their affinity; the model's
             threads are placed on it.
@@ -174,8 +194,10 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
             raise ValueError("validate: cores %s not all in this process's affinity mask %s" % (cs, sorted(allowed)))
     interps = discover(list(pythons), all_)
     say = say or (lambda s: print(s, file=sys.stderr, flush=True))
+    slow_on = interps if (not all_ or probes is not None) else slow_probe_interpreters(interps, pythons)
+    plan = {it.path: wanted if it in slow_on else [p for p in wanted if p not in SLOW_PROBES] for it in interps}
 
-    steps = len(interps) * (3 + len(core_sets) * repeats * (1 + len(wanted)))
+    steps = sum(3 + len(core_sets) * repeats * (1 + len(plan[it.path])) for it in interps)
     from tqdm import tqdm
 
     bar = tqdm(total=steps, disable=not progress, unit="run", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
@@ -194,7 +216,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
             cal = profiles.speed_checked(profiles.calibrate(it.path, repeats=3, refresh=recalibrate, quiet=True), quiet=True)
         except CalibrationError as e:
             errors.append(str(e))
-            bar.update(3 + len(core_sets) * repeats * (1 + len(wanted)))
+            bar.update(3 + len(core_sets) * repeats * (1 + len(plan[key])))
             continue
         bar.update(3)
         med = {k: getattr(cal, k) for k in profiles.FIGURES}
@@ -207,7 +229,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                            model_tick_ns=cal.model_tick_ns, model_policy=repr(pol))
         for cs in core_sets:
             for rep in range(repeats):
-                for probe in ["calibrate"] + wanted:
+                for probe in ["calibrate"] + plan[key]:
                     bar.set_description("%s cores %s #%d %s" % (it.version, _label(cs), rep + 1, probe))
                     if not applies(probe, it):
                         bar.update()
@@ -215,6 +237,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                     args = probe_args(probe, scale, med)
                     real_res: Dict[str, Any] = {}
                     for side in ("real", "model"):
+                        t0 = time.monotonic()
                         try:
                             if side == "real":
                                 res = real_res = run_probe(it, probe, args, cs)
@@ -226,7 +249,8 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                             continue
                         base = {"interpreter": it.path, "version": it.version, "cores": _label(cs), "n_cores": len(cs),
                                 "probe": probe, "side": side, "repeat": rep}
-                        runs.append(dict(base, args=json.dumps(args), result=json.dumps(res)))
+                        runs.append(dict(base, args=json.dumps(args), result=json.dumps(res),
+                                         wall_s=round(time.monotonic() - t0, 3)))
                         for m, v in metrics(probe, res).items():
                             samples.append(dict(base, metric=m, value=v))
                     bar.update()
@@ -242,6 +266,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
     vdf = pd.DataFrame(vrows)
     busy = _procs.contention(before, _procs.cpu_sample(tree=True))
     meta = {"machine": steadiness(sdf, busy), "command": command, "repeats": repeats, "scale": scale, "core_sets": core_sets, "probes": ["calibrate"] + wanted,
+            "slow_probes": list(SLOW_PROBES), "slow_probes_on": [i.version for i in slow_on if any(p in SLOW_PROBES for p in plan[i.path])],
             "seconds": round(time.time() - t_start, 1), "host": json.loads(_core.host_info()), "gilmodel": _core.__version__,
             "python": sys.version.split()[0]}
     res = Validation(sdf, vdf, pd.DataFrame(runs), interps, calibs, errors, {}, meta)

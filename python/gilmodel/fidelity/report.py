@@ -75,6 +75,12 @@ def markdown(res: "Validation") -> str:
                m.get("gilmodel"), m.get("python")),
            "Repeats: %d per side, interleaved; scale %g; core sets %s; took %.0f s" % (
                m.get("repeats"), m.get("scale"), m.get("core_sets"), m.get("seconds", 0)), ""]
+    slow = m.get("slow_probes_on")
+    if slow is not None and len(slow) < len(res.interpreters):
+        out += ["The slow probes (%s) ran under %s only; the other interpreters ran the rest "
+                "(`validate --all` runs them under this interpreter, those named by `--python`, and the newest of "
+                "each GIL design otherwise missing; `--probes` names them to run them everywhere)." % (
+                    ", ".join(m.get("slow_probes", ())), ", ".join(slow) or "none"), ""]
     mach = m.get("machine", {})
     if mach:
         out += ["Machine during the run: other processes %.2f cores, the hypervisor's steal %.2f cores on average; "
@@ -118,6 +124,7 @@ def markdown(res: "Validation") -> str:
                 " (quartiles)" if r.quartiles else "", "ok" if r.ok else "**no**: " + r.why))
         out.append("")
     out += _k_series(res)
+    out += _times(res)
     out += ["## Tolerances", "", "| probe | metric | tolerance | absolute floor | why |", "|---|---|---|---|---|"]
     for (p, mname), t in TOLERANCES.items():
         out.append("| %s | %s | ±%d%%%s | %g | %s |" % (p, mname, round(t.rel * 100), " (quartiles too)" if t.quartiles else "", t.abs_floor, t.why))
@@ -125,6 +132,22 @@ def markdown(res: "Validation") -> str:
         out += ["", "## Errors", ""] + ["- %s" % e for e in res.errors]
     out += ["", "## Interpreters", ""] + ["- %s" % i.label for i in res.interpreters]
     return "\n".join(out) + "\n"
+
+
+def _times(res: "Validation") -> List[str]:
+    """Seconds each probe took per interpreter, both sides, all core sets and repeats: where a
+    run's time went."""
+    r = res.runs
+    if not len(r) or "wall_s" not in r:
+        return []
+    t = r.pivot_table(index="probe", columns="version", values="wall_s", aggfunc="sum", sort=False)
+    vs = list(t.columns)
+    out = ["## Time per probe", "", "Seconds, real and model sides, every core set and repeat.", "",
+           "| probe | " + " | ".join(vs) + " |", "|---|" + "---|" * len(vs)]
+    for probe, row in t.iterrows():
+        out.append("| %s | " % probe + " | ".join("—" if not math.isfinite(x) else "%.0f" % x for x in row) + " |")
+    out.append("| all | " + " | ".join("%.0f" % t[v].sum() for v in vs) + " |")
+    return out + [""]
 
 
 def _k_series(res: "Validation") -> List[str]:
