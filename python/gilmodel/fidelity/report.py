@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Dict, List
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..probes import PROBES
 from .tolerance import TOLERANCES
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ def _times(res: "Validation") -> List[str]:
     if not len(r) or "wall_s" not in r:
         return []
     t = r.pivot_table(index="probe", columns="version", values="wall_s", aggfunc="sum", sort=False)
+    t = t.reindex([p for p in PROBES if p in t.index])
     vs = list(t.columns)
     out = ["## Time per probe", "", "Seconds, real and model sides, every core set and repeat.", "",
            "| probe | " + " | ".join(vs) + " |", "|---|" + "---|" * len(vs)]
