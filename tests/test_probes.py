@@ -154,6 +154,40 @@ def test_the_many_thread_probes_have_a_model_side_under_every_policy(policy):
     assert all(row["requests_per_s"] >= 0 and row["stream_s"] > 0 for row in s["rows"])
 
 
+@pytest.mark.parametrize("role,args", [("bw_client", ["0.2", "1"]), ("pinger", ["3", "1000", "1"])])
+def test_the_echo_peers_start_their_clock_at_the_go(role, args):
+    # The echo side sends a byte once its CPU threads run; before it the peer sends nothing,
+    # so the start of k threads under a contended GIL is not timed (docs/validation/many-threads.md).
+    import socket
+
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    p = subprocess.Popen([sys.executable, "-E", "-s", "-B", path("_peer"), role, str(ls.getsockname()[1])] + args,
+                         stdout=subprocess.PIPE)
+    try:
+        conn, _ = ls.accept()
+        conn.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            conn.recv(1)  # held back 0.5 s: the peer waits
+        conn.settimeout(10.0)
+        conn.sendall(b"g")
+        while True:
+            d = conn.recv(64)
+            if not d:
+                break
+            conn.sendall(d)
+        conn.close()
+        out = json.loads(p.communicate(timeout=30)[0])
+    finally:
+        p.kill()
+        ls.close()
+    if role == "bw_client":
+        assert out["packets"] > 0 and out["elapsed_s"] < 0.45, out
+    else:
+        assert len(out["rtt_s"]) == 3 and max(out["rtt_s"]) < 0.4, out
+
+
 def test_probe_is_plain_python_without_gilmodel():
     # Run from an empty directory with an isolated interpreter: the probe must not need gilmodel.
     out = subprocess.run([sys.executable, "-E", "-s", "-B", path("cpu_pair"), "--n", "1000"], capture_output=True, text=True, cwd="/")

@@ -169,6 +169,7 @@ def handoffs(duration_s):
 
 
 def _echo(conn, nbytes, replies):
+    conn.sendall(b"g")  # the go: the CPU threads and this one run (see _peer.py)
     n = 0
     while True:
         d = conn.recv(nbytes)
@@ -181,7 +182,8 @@ def _echo(conn, nbytes, replies):
 
 def _echo_beside(cpu_threads, nbytes, role, args):
     """A thread echoing what peer ``role`` sends, next to ``cpu_threads`` CPU-bound threads,
-    until the peer closes; the peer's JSON."""
+    until the peer closes; the peer's JSON. The peer starts when the echo thread sends it a
+    byte, after every CPU thread has started."""
     p, conn = start_peer(role, args)
     sp = Spinners(cpu_threads)
     replies = [0]
