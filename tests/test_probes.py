@@ -221,6 +221,18 @@ def test_validate_end_to_end_small(tmp_path):
     md = open(res.files["report"]).read()
     assert "| probe | metric | real |" in md and "Machine:" in md
     assert "Against the number of CPU-bound threads" in md and "| requests_per_s |" in md
+    # p99s are the percentile of both repeats' pings pooled, not a median of per-run p99s
+    import numpy as np
+
+    runs = res.runs[(res.runs.probe == "io_latency")]
+    for side, col in (("real", "real_median"), ("model", "model_median")):
+        xs = [x for r in runs[runs.side == side].result for x in json.loads(r)["rtt_ms"]]
+        row = v[(v.probe == "io_latency") & (v.metric == "p99_ms")].iloc[0]
+        assert row.pooled and runs[runs.side == side].shape[0] == 2 and len(xs) > 2
+        assert abs(row[col] - np.percentile(xs, 99)) < 1e-9, (side, row[col], xs)
+    k4 = v[(v.probe == "threads_sweep") & (v.metric == "p99_ms@k4")].iloc[0]
+    assert k4.pooled and not v[(v.probe == "io_latency") & (v.metric == "p50_ms")].iloc[0].pooled
+    assert "(pooled pings)" in md
 
 
 def test_validate_cli_exit_code_and_errors(tmp_path, capsys):

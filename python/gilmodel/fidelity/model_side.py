@@ -136,7 +136,7 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
             io = _latency(gil, cs, cal, k, args["pings"], args["gap_us"])
             st = stream(gil, cs, cal, args["bytes"], 1024, k)[0]
             alone = st if k == 0 else alone
-            rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "stream_s": st,
+            rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "rtt_ms": io["rtt_ms"], "stream_s": st,
                          "convoy_factor": None if alone is None else st / alone})
         return {"rows": rows}
     if probe == "three_threads":
@@ -194,7 +194,7 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
     rtt = np.concatenate([r.io.column("rtt_ns").to_numpy() for r in res.runs.values()]) / 1e6
     return {"n": args["n"], "pings": m.get("io_pings"), "gap_us": args["gap_us"], "call_ms": args["call_ms"],
             "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms"),
-            "fast_share": float((rtt < 1.0).mean()) if rtt.size else None}
+            "fast_share": float((rtt < 1.0).mean()) if rtt.size else None, "rtt_ms": rtt.tolist()}
 
 
 def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:

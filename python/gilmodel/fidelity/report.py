@@ -112,7 +112,8 @@ def markdown(res: "Validation") -> str:
                 "the figures above are the scaled ones): %s." % ", ".join(scaled)]
     out += ["", "## Side by side", "",
             "Medians of the repeats; ranges are min–max; spread is the real side's (q3 − q1) / median; "
-            "ratio is model / real.", ""]
+            "ratio is model / real. Rows marked \"pooled pings\" compare one figure per side: the percentile of "
+            "every repeat's pings together.", ""]
     for version, cores, g in _groups(res):
         out += ["### CPython %s, cores %s" % (version, cores), "",
                 "| probe | metric | real | real range | real spread | model | model range | ratio | tolerance | ok |",
@@ -122,7 +123,7 @@ def markdown(res: "Validation") -> str:
                 r.probe, r.metric, _f(r.real_median), _rng(r.real_min, r.real_max),
                 "-" if not math.isfinite(r.real_spread) else "%d%%" % round(r.real_spread * 100),
                 _f(r.model_median), _rng(r.model_min, r.model_max), _f(r.ratio), round(r.tolerance * 100),
-                " (quartiles)" if r.quartiles else "", "ok" if r.ok else "**no**: " + r.why))
+                " (quartiles)" if r.quartiles else " (pooled pings)" if getattr(r, "pooled", False) else "", "ok" if r.ok else "**no**: " + r.why))
         out.append("")
     out += _k_series(res)
     out += _times(res)

@@ -55,5 +55,5 @@ if __name__ == "__main__":
     fast = sum(1 for x in rtt if x < 1.0)
     _probe.emit("long_call", {"n": a.n, "pings": len(rtt), "pings_asked": a.pings, "gap_us": gap_us, "call_ms": _probe.percentile(call, 50),
                               "calls": len(call), "p50_ms": _probe.percentile(rtt, 50), "p99_ms": _probe.percentile(rtt, 99),
-                              "max_ms": max(rtt) if rtt else None,
+                              "max_ms": max(rtt) if rtt else None, "rtt_ms": rtt,
                               "fast_share": float(fast) / len(rtt) if rtt else None})

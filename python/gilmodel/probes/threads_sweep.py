@@ -19,6 +19,6 @@ if __name__ == "__main__":
         s = _probe.stream(a.bytes, 1024, k)
         if k == 0:
             alone = s
-        rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "stream_s": s,
+        rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "rtt_ms": io["rtt_ms"], "stream_s": s,
                      "convoy_factor": None if alone is None else s / alone})
     _probe.emit("threads_sweep", {"rows": rows})
