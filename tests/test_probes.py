@@ -315,6 +315,23 @@ def test_all_runs_the_slow_probes_under_the_named_and_the_newest_of_each_gil_des
     assert [i.version for i in fidelity.slow_probe_interpreters([me, found[-1]], [])] == ["3.11.7"]
 
 
+def test_the_report_lists_every_repeat_of_a_metric_outside_tolerance():
+    import pandas as pd
+    from types import SimpleNamespace
+
+    from gilmodel.fidelity.report import _outside
+
+    base = dict(version="3.11.7", cores="0", probe="convoy")
+    samples = pd.DataFrame([dict(base, metric=m, side=side, value=x) for m, side, xs in (
+        ("factor", "real", [310.0, 0.3, 17.9]), ("factor", "model", [0.2, 16.2, 0.3]),
+        ("alone_s", "real", [1.0, 1.1, 1.0]), ("alone_s", "model", [1.0, 1.0, 1.1])) for x in xs])
+    verdicts = pd.DataFrame([dict(base, metric="factor", ok=False), dict(base, metric="alone_s", ok=True)])
+    out = _outside(SimpleNamespace(samples=samples, verdicts=verdicts))
+    rows = [r for r in out if r.startswith("| 3.11.7")]
+    assert rows == ["| 3.11.7 | 0 | convoy | factor | 0.300 17.9 310.0 | 0.200 0.300 16.2 |"]
+    assert _outside(SimpleNamespace(samples=samples, verdicts=verdicts[verdicts.ok])) == []
+
+
 def test_validation_says_when_the_machine_was_busy_or_changed_speed():
     import pandas as pd
 

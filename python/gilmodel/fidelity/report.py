@@ -126,6 +126,7 @@ def markdown(res: "Validation") -> str:
                 " (quartiles)" if r.quartiles else " (pooled pings)" if getattr(r, "pooled", False) else "", "ok" if r.ok else "**no**: " + r.why))
         out.append("")
     out += _k_series(res)
+    out += _outside(res)
     out += _times(res)
     out += ["## Tolerances", "", "| probe | metric | tolerance | absolute floor | why |", "|---|---|---|---|---|"]
     for (p, mname), t in TOLERANCES.items():
@@ -134,6 +135,25 @@ def markdown(res: "Validation") -> str:
         out += ["", "## Errors", ""] + ["- %s" % e for e in res.errors]
     out += ["", "## Interpreters", ""] + ["- %s" % i.label for i in res.interpreters]
     return "\n".join(out) + "\n"
+
+
+def _outside(res: "Validation") -> List[str]:
+    """Every repeat of each metric outside tolerance, both sides sorted: the distributions
+    behind a failed median (two modes on one side, or a different mix of them, reads at once)."""
+    v, s = res.verdicts, res.samples
+    if not len(v) or not len(s) or bool(v["ok"].all()):
+        return []
+    out = ["## Outside tolerance: every repeat", "",
+           "Each side's values over the repeats, sorted; a metric compared over pooled pings shows its per-run values.", "",
+           "| version | cores | probe | metric | real | model |", "|---|---|---|---|---|---|"]
+    by = {k: g for k, g in s.groupby(["version", "cores", "probe", "metric", "side"], sort=False)}
+    for r in v[~v["ok"]].itertuples():
+        cells = []
+        for side in ("real", "model"):
+            g = by.get((r.version, r.cores, r.probe, r.metric, side))
+            cells.append(" ".join(_f(x) for x in sorted(g.value)) if g is not None else "—")
+        out.append("| %s | %s | %s | %s | %s | %s |" % (r.version, r.cores, r.probe, r.metric, cells[0], cells[1]))
+    return out + [""]
 
 
 def _times(res: "Validation") -> List[str]:
