@@ -276,8 +276,8 @@ mod tests {
             ..Default::default()
         });
         // Every run's logs are checked; a drop request must come in one of 3 runs of 1 M ticks
-        // (about 13 ms a thread on the 2-core VM): once, with 300 000 ticks and one run, a CI run on the loaded
-        // 2-core VM saw none (its threads ran nearly one after another).
+        // (about 13 ms a thread on the 2-core VM). With one run of 300 000 ticks, a CI run on
+        // that loaded VM once saw none: its threads ran nearly one after another.
         let mut asked = 0;
         for _ in 0..3 {
             let res = contend(&gil, 3, 1_000_000);
