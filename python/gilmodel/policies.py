@@ -13,7 +13,7 @@ from ._check import check_bool, check_choice, check_int, check_str
 from ._core import LIMITS
 
 __all__ = ["TickGIL", "IntervalGIL", "PriorityGIL", "BfsGIL", "FifoGIL", "NoGIL", "Policy", "POLICIES",
-           "cpython", "CPYTHON_VERSIONS", "resolve_gil"]
+           "cpython", "CPYTHON_VERSIONS", "gil_family", "resolve_gil"]
 
 
 def _check_python(name: str, v: Optional[str]) -> None:
@@ -223,6 +223,14 @@ _TICK_VERSIONS = ("2.7", "3.0", "3.1")
 _INTERVAL_VERSIONS = tuple("3.%d" % m for m in range(2, 14))
 #: Versions :func:`cpython` knows, plus ``"2.6-osx"`` (tick GIL on the mutex+condvar lock).
 CPYTHON_VERSIONS = _TICK_VERSIONS + ("2.6-osx",) + _INTERVAL_VERSIONS
+
+
+def gil_family(version: str) -> str:
+    """The GIL design of a CPython version (``"3.11"``, ``"2.7.18"``, ``"2.6-osx"``), as
+    :func:`cpython` builds it: ``"tick"`` for 2.x, 3.0 and 3.1, else ``"interval"`` (also for
+    versions newer than :func:`cpython` knows)."""
+    v = version.strip()
+    return "tick" if v.startswith("2.") or ".".join(v.split(".")[:2]) in _TICK_VERSIONS else "interval"
 
 
 def cpython(version: str, python: Optional[str] = None) -> Policy:

@@ -39,11 +39,11 @@ from ._check import show
 from ._core import allowed_cores, socket_pair_ns
 from ._procs import contention, cpu_sample
 from .interpreters import Interpreter, detect, find_python, norm_minor
-from .policies import Policy, TickGIL, cpython
+from .policies import Policy, TickGIL, cpython, gil_family
 from .probes.runner import ProbeError, run_probe
 
 __all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "speed_checked", "cache_dir", "cache_file",
-           "clear_cache", "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS", "gil_family"]
+           "clear_cache", "cached_profiles", "host_fingerprint", "find_python", "reference_profiles", "MIN_TICK_NS"]
 
 #: The measured figures of a profile (the ``calibrate`` probe's fields, and ``sys_pair_ns``
 #: measured beside each probe run by the core), each kept as the least
@@ -659,12 +659,6 @@ def reference_profiles() -> List[Profile]:
         doc = json.loads(files(__package__).joinpath("reference_profiles.json").read_text())
         _REFERENCE = [dataclasses.replace(Profile.from_dict(d), source="reference") for d in doc["profiles"]]
     return list(_REFERENCE)
-
-
-def gil_family(minor: str) -> str:
-    """The GIL design a CPython minor version has: ``"tick"`` (2.x, 3.0, 3.1: a check every
-    100 ticks) or ``"interval"`` (3.2 on: a 5 ms switch interval)."""
-    return "tick" if minor.startswith("2.") or minor in ("3.0", "3.1") else "interval"
 
 
 def _reference_for(minor: str) -> Tuple[Profile, bool]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .. import _core, _procs, profiles
 from ..interpreters import Interpreter, detect, discover
+from ..policies import gil_family
 from ..probes import PROBES
 from ..probes.runner import ProbeError, applies, probe_args, run_probe
 from ..profiles import CalibrationError, Profile
@@ -75,9 +76,9 @@ def slow_probe_interpreters(interps: Sequence[Interpreter], named: Sequence[str]
     ``--all`` at 51 minutes."""
     keep = {os.path.realpath(os.path.expanduser(p)) for p in [sys.executable, *named]}
     full = [i for i in interps if os.path.realpath(i.path) in keep]
-    families = {profiles.gil_family(i.minor) for i in full}
+    families = {gil_family(i.minor) for i in full}
     for fam in ("tick", "interval"):
-        mine = [i for i in interps if profiles.gil_family(i.minor) == fam]
+        mine = [i for i in interps if gil_family(i.minor) == fam]
         if fam not in families and mine:
             full.append(mine[-1])  # discover() sorts by version: the last is the newest
     return [i for i in interps if i in full]
