@@ -47,7 +47,7 @@ def main() -> None:
             s = res.samples
             sel = (s.version == version) & (s.cores == cores) & (s.probe == r.probe) & (s.metric == r.metric)
             t = target.get((r.probe, r.metric)) or target.get((r.probe, "*")) or tl.Tolerance(0.15)
-            if getattr(r, "pooled", False):  # one figure per side, over every repeat's pings (fidelity.POOLED)
+            if getattr(r, "pooled", False):  # one figure per side, over every repeat's pings (Tolerance.pooled)
                 v = tl.compare([r.real_median], [r.model_median], t)
             else:
                 v = tl.compare(s[sel & (s.side == "real")].value.tolist(), s[sel & (s.side == "model")].value.tolist(), t)

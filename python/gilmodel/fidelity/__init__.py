@@ -29,7 +29,7 @@ from ..profiles import CalibrationError, Profile
 from .model_side import model_probe
 from .tolerance import TOLERANCES, Tolerance, Verdict, compare, tolerance_for
 
-__all__ = ["validate", "Validation", "metrics", "pings", "POOLED", "slow_probe_interpreters", "SLOW_PROBES", "discover", "detect", "Interpreter", "Profile",
+__all__ = ["validate", "Validation", "metrics", "pings", "slow_probe_interpreters", "SLOW_PROBES", "discover", "detect", "Interpreter", "Profile",
            "TOLERANCES", "Tolerance", "compare", "tolerance_for", "PROBES"]
 
 #: Result fields compared, per probe (switch_sweep's are expanded per interval).
@@ -56,13 +56,6 @@ FROM_REAL = {"native_work": ("chunk_ms", "released"), "long_call": ("call_ms", "
 SLOW_PROBES = ("switch_sweep", "three_threads", "threads_sweep")
 #: Per-k fields of threads_sweep's rows (``requests_per_s@k4``: with 4 CPU threads).
 SWEEP_K_METRICS = ("requests_per_s", "p50_ms", "p99_ms", "convoy_factor")
-#: Tail metrics compared over the pings of every repeat pooled (the percentile, per side), not
-#: as the median of each repeat's own: a run has 10-40 pings, so its p99 is its largest ping,
-#: and a ping that waits a second interval comes on both sides in 1-4 of 100 (3.11, one core,
-#: one CPU thread: the io_latency probe and the model, 100 pings 3 times each, 2026-12-03), so it
-#: lands in some runs and not others and the medians of per-run tails compared two coin tosses.
-#: (``max_ms`` stays per run: a pooled max would be one stray ping of the whole validation.)
-POOLED = {("io_latency", "p99_ms"): 99, ("threads_sweep", "p99_ms"): 99, ("long_call", "p99_ms"): 99}
 #: Per-k fields of thread_pool's rows (``tasks_per_s@k2``: with 2 workers).
 POOL_K_METRICS = ("tasks_per_s", "top_part")
 
@@ -85,8 +78,8 @@ def slow_probe_interpreters(interps: Sequence[Interpreter], named: Sequence[str]
 
 
 def pings(probe: str, result: Dict[str, Any]) -> Dict[str, List[float]]:
-    """The round trips (ms) of one probe result that :data:`POOLED` metrics pool, by metric
-    suffix (``""``, or ``"@k4"`` for threads_sweep's rows)."""
+    """The round trips (ms) of one probe result that pooled tolerances (``Tolerance.pooled``)
+    pool, by metric suffix (``""``, or ``"@k4"`` for threads_sweep's rows)."""
     if probe == "threads_sweep":
         return {"@k%d" % row["k"]: list(row.get("rtt_ms") or ()) for row in result["rows"]}
     if probe in ("io_latency", "long_call"):
@@ -282,16 +275,15 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
     if len(sdf):
         for (interp, version, cs, probe, metric), g in sdf.groupby(["interpreter", "version", "cores", "probe", "metric"], sort=False):
             tol = tolerance_for(probe, metric)
-            name, _, k = metric.partition("@")
-            q = POOLED.get((probe, name))
-            if q is not None:
+            if tol.pooled is not None:
+                k = metric.partition("@")[2]
                 sides = [pooled.get((interp, cs, probe, "@" + k if k else "", side), []) for side in ("real", "model")]
-                real, model = [[float(np.percentile(x, q))] if x else [] for x in sides]
+                real, model = [[float(np.percentile(x, tol.pooled))] if x else [] for x in sides]
             else:
                 real, model = g.loc[g.side == "real", "value"].tolist(), g.loc[g.side == "model", "value"].tolist()
             v: Verdict = compare(real, model, tol)
             vrows.append(dict(interpreter=interp, version=version, cores=cs, probe=probe, metric=metric,
-                              tolerance=tol.rel, quartiles=tol.quartiles, pooled=q is not None, **v.__dict__))
+                              tolerance=tol.rel, quartiles=tol.quartiles, pooled=tol.pooled is not None, **v.__dict__))
     vdf = pd.DataFrame(vrows)
     busy = _procs.contention(before, _procs.cpu_sample(tree=True))
     meta = {"machine": steadiness(sdf, busy), "command": command, "repeats": repeats, "scale": scale, "core_sets": core_sets, "probes": ["calibrate"] + wanted,
