@@ -64,9 +64,9 @@ def slow_probe_interpreters(interps: Sequence[Interpreter], named: Sequence[str]
     """Which of ``--all``'s interpreters run :data:`SLOW_PROBES`: ``sys.executable`` and those
     ``named`` (``--python``), and for each GIL design (the 2.x tick, the 3.x interval) that none
     of those has, the newest one found. Every other one runs the quick set: the slow probes
-    measure mostly the GIL's design, which versions of one design share, and took 73 % of a 3.11
-    repeat (45 of 62 s, 2-core VM, 2026-12-02), so running them under every version put
-    ``--all`` at 51 minutes."""
+    measure mostly the GIL's design, which versions of one design share, and took 177 of 3.11's 264 s
+    in an ``--all`` run (2-core VM, 2026-12-03); run under every version they had put ``--all``
+    at 51 minutes (2026-12-02)."""
     keep = {os.path.realpath(os.path.expanduser(p)) for p in [sys.executable, *named]}
     full = [i for i in interps if os.path.realpath(i.path) in keep]
     families = {gil_family(i.minor) for i in full}

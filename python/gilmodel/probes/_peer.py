@@ -10,7 +10,7 @@ Each prints one JSON line on stdout when done. A pinger and a bw_client first wa
 byte from the echoing side (``_probe._echo_beside`` sends it once its CPU threads and its echo
 thread run) and start their clock then: the rate and the round trips are the GIL's steady
 state, as the model's, not the start of k threads under a contended GIL (on one core 3.11 took
-0.35-0.78 s to start 8 and the echo thread, 2.7 0.10-0.24 s, against validate's 0.25 s runs:
+0.47-0.79 s to start 8 and the echo thread, 2.7 0.10-0.24 s, against validate's 0.25 s runs:
 benches/thread_start.py, 2-core VM, 2026-12-03).
 """
 
