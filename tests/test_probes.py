@@ -154,6 +154,16 @@ def test_the_many_thread_probes_have_a_model_side_under_every_policy(policy):
     assert all(row["requests_per_s"] >= 0 and row["stream_s"] > 0 for row in s["rows"])
 
 
+def _probe_module():
+    """The probes' helper module ``_probe``, loaded from the package's probe folder."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_probe", os.path.join(os.path.dirname(path("_peer")), "_probe.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.mark.parametrize("role,args", [("bw_client", ["0.2", "1"]), ("pinger", ["3", "1000", "1"])])
 def test_the_echo_peers_start_their_clock_at_the_go(role, args):
     # The echo side sends a byte once its CPU threads run; before it the peer sends nothing,
@@ -171,12 +181,7 @@ def test_the_echo_peers_start_their_clock_at_the_go(role, args):
         with pytest.raises(socket.timeout):
             conn.recv(1)  # held back 0.5 s: the peer waits
         conn.settimeout(10.0)
-        conn.sendall(b"g")
-        while True:
-            d = conn.recv(64)
-            if not d:
-                break
-            conn.sendall(d)
+        _probe_module()._echo(conn, 64, [0])  # the probes' echo: the go, then echo until the peer closes
         conn.close()
         out = json.loads(p.communicate(timeout=30)[0])
     finally:
