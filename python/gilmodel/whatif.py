@@ -20,7 +20,10 @@ What a real thread's log becomes (docs/whatif.md says it with the evidence):
   polls, accepts → ``recv``; writes, sends, connects → ``send``; sleeps; futex waits → ``lock``:
   a lock, ``Condition``, queue or ``join``): replayed as its observed duration, ``sleep(us)``
   when it is at least ``short_io_us``, else a ``native`` spin of that length (a call that
-  returned at once ran on its CPU).
+  returned at once ran on its CPU). The C code of a voluntary release before its first call
+  and after its last (5-8 µs a call under 3.11 observed) is part of that duration: the
+  replayed release lasts from the observed release to the next request, so a waiter has the
+  same window to take the GIL in.
 - **GIL-released time with no blocking call** (C code without the GIL, e.g. ``hashlib``):
   ``native(ticks)`` of its length.
 - **Who woke whom**: a lock wait whose futex another replayed thread woke during it (the last
@@ -321,8 +324,9 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         io_begin = io_op = None
         first_req = None
 
-        def replay_ios() -> None:
-            for b, d, op, pair in ios:
+        def replay_ios(pre: int = 0, post: int = 0) -> None:
+            calls = [k for k, x in enumerate(ios) if x[2] != _PUT]
+            for k, (b, d, op, pair) in enumerate(ios):
                 flush()
                 if op == _PUT:
                     add_put(pair)
@@ -330,16 +334,20 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 counts["blocking_ns"] += d
                 got = pair_of_wait.get((i, b)) if op == _LOCK else None
                 j = joined(i, b, b + d) if op in _WAITS and got is None else None
+                # The C code before the first call and after the last (see the caller) is
+                # part of the first and last call's GIL-released stretch.
+                around = (pre if k == calls[0] else 0) + (post if k == calls[-1] else 0)
                 if got is not None:
                     get_at[got[0]] = (i, len(prog), d)
                     prog.append(get(got[1]))
                 elif j is not None:
                     prog.append(join(names_of[j]))
-                elif d >= short_io_us * 1e3 and op != _NATIVE:
-                    prog.extend(waited(d))
+                elif d + around >= short_io_us * 1e3 and op != _NATIVE:
+                    prog.extend(waited(d + around))
+                    counts["native_ns"] += around
                 else:
                     counts["blocking_ns"] -= d
-                    add_native(d)
+                    add_native(d + around)
 
         for k in range(tt.size):
             e, now = int(ee[k]), int(tt[k])
@@ -347,9 +355,17 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 if first_req is None:
                     first_req = now
                 if ios:
-                    # The time around the calls in the same release (µs of C code, the
-                    # scheduler, a forced drop's FORCE_SWITCHING wait) is not replayed.
-                    replay_ios()
+                    calls = [x for x in ios if x[2] != _PUT]
+                    if calls and rel_t is not None and not forced:
+                        # The C code around the calls of a voluntary release (the socket
+                        # module's, the lock's, the observer's probes: 5-8 µs a call under
+                        # 3.11) runs without the GIL and widens the window in which a waiter
+                        # takes the GIL, so it is replayed with the calls it surrounds. After
+                        # a forced drop that time is the FORCE_SWITCHING wait, which the
+                        # replay's own GIL makes.
+                        replay_ios(max(0, calls[0][0] - rel_t), max(0, now - calls[-1][0] - calls[-1][1]))
+                    else:
+                        replay_ios()
                 elif rel_t is not None:
                     gap = now - rel_t
                     if not forced and gap >= switch_gap_ns:
