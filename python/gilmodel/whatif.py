@@ -20,8 +20,8 @@ What a real thread's log becomes (docs/whatif.md says it with the evidence):
   polls, accepts → ``recv``; writes, sends, connects → ``send``; sleeps; futex waits → ``lock``:
   a lock, ``Condition``, queue or ``join``): replayed as its observed duration, ``sleep(us)``
   when it is at least ``short_io_us``, else a ``native`` spin of that length (a call that
-  returned at once ran on its CPU). The C code of a voluntary release before its first call
-  and after its last (5-8 µs a call under 3.11 observed) is part of that duration: the
+  returned at once ran on its CPU). Under 3.x the C code of a voluntary release before its
+  first call and after its last (5-8 µs a call under 3.11 observed) is part of that duration: the
   replayed release lasts from the observed release to the next request, so a waiter has the
   same window to take the GIL in.
 - **GIL-released time with no blocking call** (C code without the GIL, e.g. ``hashlib``):
@@ -356,13 +356,14 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                     first_req = now
                 if ios:
                     calls = [x for x in ios if x[2] != _PUT]
-                    if calls and rel_t is not None and not forced:
+                    if calls and rel_t is not None and not forced and not lock_flavour:
                         # The C code around the calls of a voluntary release (the socket
                         # module's, the lock's, the observer's probes: 5-8 µs a call under
                         # 3.11) runs without the GIL and widens the window in which a waiter
                         # takes the GIL, so it is replayed with the calls it surrounds. After
                         # a forced drop that time is the FORCE_SWITCHING wait, which the
-                        # replay's own GIL makes.
+                        # replay's own GIL makes; under 2.x it is mostly the observer's probes,
+                        # which the replay leaves out as it leaves out the periodic releases'.
                         replay_ios(max(0, calls[0][0] - rel_t), max(0, now - calls[-1][0] - calls[-1][1]))
                     else:
                         replay_ios()
