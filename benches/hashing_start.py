@@ -1,5 +1,5 @@
 """Where the real ``native_work`` probe's short threaded round loses its speed-up: two threads
-each hash 20 buffers of 1 MiB (``hashlib.sha1``, which releases the GIL), four rounds in one
+each hash 20 buffers of 1 MiB (``hashlib.sha1``, which releases the GIL), ROUNDS rounds in one
 process, printing per round the total, when each thread's first hash began (the second
 thread's start), the longest gap between one thread's hashes, and its mean hash time. Run it
 under the interpreter to look at, on the cores the probe uses:
@@ -8,34 +8,30 @@ under the interpreter to look at, on the cores the probe uses:
 
 The probe's round is about 11 ms at validate's scale, so a second thread that starts a few ms
 late, or hashes slower while the other core wakes, moves its speed-up far more than the GIL
-does (docs/validation/c-work.md).
+does (README, "C work that releases the GIL: hashing").
 """
 import hashlib
+import os
 import sys
-import threading
-import time
 
-clock = getattr(time, "perf_counter", time.time)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python", "gilmodel", "probes"))
+import _probe  # noqa: E402  (the probes' helpers: runs under any interpreter, 2.7 too)
+
 buf = b"x" * (1 << 20)
 
 
 def hash_chunks(n, log):
     for _ in range(n):
-        t0 = clock()
+        t0 = _probe.now()
         hashlib.sha1(buf).digest()
-        log.append((t0, clock()))
+        log.append((t0, _probe.now()))
 
 
 hash_chunks(2, [])
 for rep in range(int(sys.argv[1]) if len(sys.argv) > 1 else 4):
     logs = [[], []]
-    ts = [threading.Thread(target=hash_chunks, args=(20, logs[i])) for i in range(2)]
-    t = clock()
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    total = clock() - t
+    t = _probe.now()
+    total = _probe.timed_threads(hash_chunks, [(20, lg) for lg in logs])
     out = []
     for i, lg in enumerate(logs):
         gaps = [b[0] - a[1] for a, b in zip(lg, lg[1:])]

@@ -124,6 +124,18 @@ def percentile(xs, q):
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
+def timed_threads(target, args_each):
+    """One thread of ``target`` per tuple of ``args_each``, all started, then all joined:
+    the seconds from the first start to the last join."""
+    ts = [threading.Thread(target=target, args=args) for args in args_each]
+    t = now()
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join()
+    return now() - t
+
+
 # ---- the measurements; each probe file calls one or more of these ----
 
 def cpu_pair(n):
@@ -131,13 +143,7 @@ def cpu_pair(n):
     countdown(n)
     countdown(n)
     seq = now() - t
-    ts = [threading.Thread(target=countdown, args=(n,)) for _ in range(2)]
-    t = now()
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    thr = now() - t
+    thr = timed_threads(countdown, [(n,)] * 2)
     return {"n": n, "sequential_s": seq, "threaded_s": thr, "ratio": thr / seq}
 
 

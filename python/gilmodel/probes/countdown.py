@@ -4,7 +4,6 @@ changed, and reports its elapsed time (threads started to joined) and its own CP
 Not one of validate's probes: the workload `gilmodel observe` is tested and measured with
 (tests/test_observe.py, benches/observe_overhead.py), kept in one place."""
 import os
-import threading
 
 import _probe
 
@@ -22,12 +21,6 @@ if __name__ == "__main__":
     p.add_argument("--n", type=int, default=3000000, help="iterations per thread")
     a = p.parse_args()
     last, switches = [None], [0]
-    ts = [threading.Thread(target=count, args=(i, a.n, last, switches)) for i in range(2)]
-    t = _probe.now()
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    el = _probe.now() - t
+    el = _probe.timed_threads(count, [(i, a.n, last, switches) for i in range(2)])
     user, kernel = os.times()[:2]
     _probe.emit("countdown", {"n": a.n, "elapsed_s": el, "switches": switches[0], "user_s": user, "kernel_s": kernel})

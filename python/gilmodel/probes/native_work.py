@@ -81,13 +81,7 @@ if __name__ == "__main__":
     t = _probe.now()
     hash_chunks(buf, a.chunks)
     alone = _probe.now() - t
-    ts = [threading.Thread(target=hash_chunks, args=(buf, a.chunks)) for _ in range(a.threads)]
-    t = _probe.now()
-    for th in ts:
-        th.start()
-    for th in ts:
-        th.join()
-    threaded = _probe.now() - t
+    threaded = _probe.timed_threads(hash_chunks, [(buf, a.chunks)] * a.threads)
     # The check's buffer: about 20 ms of hashing (at most 64 MiB), long against the OS's time
     # slices, which on one core let the other thread run only every few ms.
     reps = int(min(max(1, 0.02 / max(alone / a.chunks, 1e-6)), max(1, (64 << 20) // len(buf))))
