@@ -21,7 +21,7 @@ What a real thread's log becomes (docs/whatif.md says it with the evidence):
   a lock, ``Condition``, queue or ``join``): replayed as its observed duration, ``sleep(us)``
   when it is at least ``short_io_us``, else a ``native`` spin of that length (a call that
   returned at once ran on its CPU). Under 3.x the C code of a voluntary release before its
-  first call and after its last (5-8 µs a call under 3.11 observed) is part of that duration: the
+  first call and after its last (7-8 µs a call under 3.11 observed) is part of that duration: the
   replayed release lasts from the observed release to the next request, so a waiter has the
   same window to take the GIL in.
 - **GIL-released time with no blocking call** (C code without the GIL, e.g. ``hashlib``):
@@ -324,8 +324,14 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         io_begin = io_op = None
         first_req = None
 
-        def replay_ios(pre: int = 0, post: int = 0) -> None:
+        def replay_ios(released: Optional[int], asked: int) -> None:
+            """``ios`` as ops. With ``released`` (see the caller) the C code from it to the first
+            call and from the last call to ``asked`` is part of those calls' GIL-released stretch."""
             calls = [k for k, x in enumerate(ios) if x[2] != _PUT]
+            pre = post = 0
+            if calls and released is not None:
+                first, last = ios[calls[0]], ios[calls[-1]]
+                pre, post = max(0, first[0] - released), max(0, asked - last[0] - last[1])
             for k, (b, d, op, pair) in enumerate(ios):
                 flush()
                 if op == _PUT:
@@ -334,8 +340,6 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 counts["blocking_ns"] += d
                 got = pair_of_wait.get((i, b)) if op == _LOCK else None
                 j = joined(i, b, b + d) if op in _WAITS and got is None else None
-                # The C code before the first call and after the last (see the caller) is
-                # part of the first and last call's GIL-released stretch.
                 around = (pre if k == calls[0] else 0) + (post if k == calls[-1] else 0)
                 if got is not None:
                     get_at[got[0]] = (i, len(prog), d)
@@ -355,18 +359,14 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 if first_req is None:
                     first_req = now
                 if ios:
-                    calls = [x for x in ios if x[2] != _PUT]
-                    if calls and rel_t is not None and not forced and not lock_flavour:
-                        # The C code around the calls of a voluntary release (the socket
-                        # module's, the lock's, the observer's probes: 5-8 µs a call under
-                        # 3.11) runs without the GIL and widens the window in which a waiter
-                        # takes the GIL, so it is replayed with the calls it surrounds. After
-                        # a forced drop that time is the FORCE_SWITCHING wait, which the
-                        # replay's own GIL makes; under 2.x it is mostly the observer's probes,
-                        # which the replay leaves out as it leaves out the periodic releases'.
-                        replay_ios(max(0, calls[0][0] - rel_t), max(0, now - calls[-1][0] - calls[-1][1]))
-                    else:
-                        replay_ios()
+                    # The C code around the calls of a voluntary release (the socket module's,
+                    # the lock's, the observer's probes: 7-8 µs a call under 3.11 observed)
+                    # runs without the GIL and widens the window in which a waiter takes the
+                    # GIL, so it is replayed with the calls it surrounds. After a forced drop
+                    # that time is the FORCE_SWITCHING wait, which the replay's own GIL makes;
+                    # under 2.x it is mostly the observer's probes, which the replay leaves out
+                    # as it leaves out the periodic releases'.
+                    replay_ios(None if forced or lock_flavour else rel_t, now)
                 elif rel_t is not None:
                     gap = now - rel_t
                     if not forced and gap >= switch_gap_ns:
