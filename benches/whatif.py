@@ -14,7 +14,10 @@ blocking calls of the thread the GIL delayed most after them in the real run (th
 the sender; the pool's main thread collecting results), p50 / p99, which should drop. Prints a
 Markdown table of medians over the observations.
 
-    sudo .venv/bin/python benches/whatif.py [REPEATS] [PYTHON ...]
+    sudo .venv/bin/python benches/whatif.py [--each] [REPEATS] [PYTHON ...]
+
+``--each``: also, under each row, every observation's verdict and its busy threads' wait
+totals, real and replayed.
 """
 
 import os
@@ -24,6 +27,7 @@ import tempfile
 
 import gilmodel as gm
 from gilmodel.probes import path as probe_path
+from gilmodel.whatif import _BUSY_SHARE
 
 WORKLOADS = [
     ("cpu_pair", ["--n", "3000000"]),
@@ -35,8 +39,11 @@ GILS = [("priority", gm.PriorityGIL()), ("bfs", gm.BfsGIL())]
 
 
 def main():
-    repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    pythons = sys.argv[2:] or [sys.executable]
+    argv = sys.argv[1:]
+    each = argv[:1] == ["--each"]
+    argv = argv[1:] if each else argv
+    repeats = int(argv[0]) if argv else 3
+    pythons = argv[1:] or [sys.executable]
     print("| interpreter | workload | elapsed replay/real | worst busy hold ratio | worst busy wait ratio "
           "| pooled wait ratio | within ±20 % | most delayed I/O thread's p50 / p99 ms: real | own replay | priority | bfs |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -67,20 +74,23 @@ def main():
                 return (t.io_p50_ms.iloc[0], t.io_p99_ms.iloc[0]) if len(t) else (float("nan"), float("nan"))
 
             def pooled(kind):
-                """The replays' total over the observations' of each busy thread's hold or wait:
-                the worst. A total made of a few switch intervals (the CPU pair's main thread
-                waits 15-30 ms in all) varies 2x between real runs; pooled, a bias shows apart
-                from that draw."""
+                """Each thread's hold or wait summed over the observations, replay over real, for the
+                threads busy in the sums (as ``reproduces`` judges one observation: at least
+                ``_BUSY_SHARE`` of all threads' hold and wait): the worst. A total made of a few
+                switch intervals (the CPU pair's main thread waits 15-30 ms in all) varies 2x
+                between real runs; pooled, a bias shows apart from that draw."""
                 real, own = {}, {}
                 for r in rows:
                     th = r.threads.to_pandas()
                     own_label = r.table.column("gil")[1].as_py()
-                    for k in r.reproduces["ratios"]:
-                        if k.startswith(kind + ":"):
-                            n = k.split(":", 1)[1]
-                            real[n] = real.get(n, 0.0) + th[(th.gil == "real") & (th.thread == n)][kind + "_s"].sum()
-                            own[n] = own.get(n, 0.0) + th[(th.gil == own_label) & (th.thread == n)][kind + "_s"].sum()
-                v = [own[n] / real[n] for n in real if real[n] > 0]
+                    for side, into in (("real", real), (own_label, own)):
+                        for n, h, w in zip(th.thread[th.gil == side], th.hold_s[th.gil == side], th.wait_s[th.gil == side]):
+                            x = into.setdefault(n, [0.0, 0.0])
+                            x[0] += h
+                            x[1] += w
+                total = sum(h + w for h, w in real.values())
+                at = 0 if kind == "hold" else 1
+                v = [own[n][at] / x[at] for n, x in real.items() if n in own and x[at] >= _BUSY_SHARE * total and x[at] > 0]
                 return max(v, key=lambda x: abs(x - 1.0)) if v else float("nan")
 
             cells = []
@@ -90,6 +100,13 @@ def main():
             print("| %s | %s | %.2f | %.2f | %.2f | %.2f | %d of %d | %s |" % (
                 version, name, med(lambda r: r.reproduces["ratios"]["elapsed"]), med(lambda r: worst(r, "hold")),
                 med(lambda r: worst(r, "wait")), pooled("wait"), ok, repeats, " | ".join(cells)))
+            for i, r in enumerate(rows if each else ()):
+                th = r.threads.to_pandas().set_index(["gil", "thread"])
+                own = r.table.column("gil")[1].as_py()
+                busy = sorted({k.split(":", 1)[1] for k in r.reproduces["ratios"] if ":" in k})
+                print("    observation %d: %s; wait s real / replay: %s" % (
+                    i + 1, "within" if r.reproduces["ok"] else "not within",
+                    ", ".join("%s %.4f / %.4f" % (n, th.loc[("real", n), "wait_s"], th.loc[(own, n), "wait_s"]) for n in busy)))
             sys.stdout.flush()
 
 
