@@ -5,6 +5,7 @@ benches/fidelity.py, not asserted here."""
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 
@@ -33,6 +34,7 @@ FIELDS = {
     "native_work": ("alone_s", "threaded_s", "chunk_ms", "speedup", "released", "released_share"),
     "long_call": ("call_ms", "p50_ms", "p99_ms", "calls", "fast_share"),
     "thread_pool": ("queue_us", "rows"),
+    "pipeline": ("queue_us", "items_per_s", "p50_ms", "p99_ms", "wait_ms"),
 }
 SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "handoffs": {"duration": 0.05},
          "io_latency": {"cpu_threads": 1, "pings": 4, "gap_us": 6000}, "convoy": {"bytes": 32768, "chunk": 1024, "cpu_threads": 1},
@@ -42,7 +44,8 @@ SMALL = {"calibrate": {"n": 20000, "rounds": 2}, "cpu_pair": {"n": 20000}, "hand
          "threads_sweep": {"ks": "0,1,2", "duration": 0.03, "pings": 3, "gap_us": 6000, "bytes": 16384},
          "native_work": {"threads": 2, "chunks": 3, "chunk_kib": 256},
          "long_call": {"n": 20000, "pings": 3, "gap_us": 20000},
-         "thread_pool": {"ks": "1,2", "tasks": 20, "n": 2000}}
+         "thread_pool": {"ks": "1,2", "tasks": 20, "n": 2000},
+         "pipeline": {"items": 20, "n": 2000}}
 
 
 def test_probe_files_ship_in_the_package():
@@ -73,6 +76,8 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
     if probe == "thread_pool":
         assert [row["k"] for row in r["rows"]] == [1, 2] and r["queue_us"] > 0
         assert r["rows"][0]["top_part"] == 1.0 and all(row["tasks_per_s"] > 0 for row in r["rows"])
+    if probe == "pipeline":
+        assert len(r["wait_ms"]) == 20 and min(r["wait_ms"]) >= 0 and r["p50_ms"] <= r["p99_ms"]
     assert not os.path.exists(os.path.join(os.path.dirname(path(probe)), "_probe.pyc"))
 
 
@@ -81,7 +86,7 @@ def test_probes_run_under_python27():
     it = fidelity.detect(PY27)
     assert it.minor == "2.7"
     for probe in ("calibrate", "cpu_pair", "io_latency", "convoy", "three_threads", "threads_sweep", "native_work",
-                  "thread_pool"):
+                  "thread_pool", "pipeline"):
         r = run_probe(it, probe, SMALL[probe], CORES[:1])
         for f in FIELDS[probe]:
             assert f in r, (probe, f)
@@ -119,6 +124,19 @@ def test_native_work_says_whether_its_hash_releases_the_gil(python):
         assert not res["released"] and res["released_share"] == 0, (name, res["released_share"])
 
 
+def test_native_work_sizes_its_round_by_time():
+    # validate asks for seconds, not chunks: a round of 20 chunks (11 ms under 3.11) was too
+    # short against the threads' start. The probe says how many it hashed, and the model side
+    # of the same repeat takes that count (FROM_REAL).
+    from gilmodel.interpreters import Interpreter
+
+    res = run_probe(Interpreter(sys.executable, platform.python_version()), "native_work",
+                    {"threads": 2, "seconds": 0.02, "chunk_kib": 256}, CORES[:1], timeout=120)
+    assert res["chunks"] >= 10 and res["alone_s"] >= 0.3 * 0.02
+    assert "chunks" in fidelity.FROM_REAL["native_work"]
+    assert "seconds" in runner.probe_args("native_work", 0.5, {})
+
+
 @pytest.mark.parametrize("policy", sorted(gm.POLICIES))
 def test_the_c_work_probes_have_a_model_side_under_every_policy(policy):
     from gilmodel.fidelity.model_side import model_probe
@@ -133,6 +151,10 @@ def test_the_c_work_probes_have_a_model_side_under_every_policy(policy):
         model_probe("long_call", "3.11", CORES[:2], SMALL["long_call"], cal, gil=gil)
     p = model_probe("thread_pool", "3.11", CORES[:2], dict(SMALL["thread_pool"], queue_us=2.0), cal, gil=gil)
     assert [row["k"] for row in p["rows"]] == [1, 2] and p["rows"][0]["top_part"] == 1.0
+    pl = model_probe("pipeline", "3.11", CORES[:2], dict(SMALL["pipeline"], queue_us=2.0), cal, gil=gil)
+    assert len(pl["wait_ms"]) == 20 and pl["items_per_s"] > 0 and 0 <= pl["p50_ms"] <= pl["p99_ms"]
+    with pytest.raises(ValueError, match="queue_us"):
+        model_probe("pipeline", "3.11", CORES[:2], SMALL["pipeline"], cal, gil=gil)
     assert all(row["tasks_per_s"] > 0 for row in p["rows"])
     with pytest.raises(ValueError, match="queue_us"):
         model_probe("thread_pool", "3.11", CORES[:2], SMALL["thread_pool"], cal, gil=gil)

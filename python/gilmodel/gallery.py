@@ -10,7 +10,8 @@ P1–P8 of docs/design.md §1, are aliases): ``battle`` (P1, two CPU threads), `
 (P2), ``ctrl-c`` (P3), ``interval-handoffs`` (P4), ``dedupe-ablation`` (P5, the drop-request
 check), ``who-wins`` (P6), ``convoy`` (P7), ``better-gils`` (P8/P9: the proposed fixes and
 baselines beside CPython's GILs) and ``thread-pool`` (threads waiting on each other through a
-``queue.Queue``, real beside model). Their workloads and metrics come from the registry
+``queue.Queue``, real beside model), ``pipeline`` (a producer and a consumer through a
+``queue.Queue``: how long an item waits, real beside model and under every policy). Their workloads and metrics come from the registry
 (:mod:`gilmodel.experiments`) where it has them. Every scenario runs with the measured profile
 of its interpreter (no explicit ``tick_ns``); ``battle``, ``interval-handoffs`` and ``convoy``
 also run the real interpreters' probes on the same cores, beside the model (``real_*``
@@ -416,6 +417,60 @@ def thread_pool(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     return _save(fig, out, "thread-pool"), rows
 
 
+def pipeline(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
+    """Threads that wait on each other: a producer and a consumer through a ``queue.Queue``
+    (the consumer's work half the producer's, so it waits in ``get`` for most items), under
+    the 2.7 and 3.11 GILs on 1 and 2 cores: each item's time in the queue, put to get, the
+    model (``validate``'s ``pipeline`` model side) beside the real interpreter's ``pipeline``
+    probe on the same cores; then the model under every policy on 2 cores, with 3.11's costs.
+    The model's queue ops cost what the real probe measured (``queue_us``); without a real
+    interpreter, 2 µs."""
+    from .fidelity.model_side import model_probe
+    from .policies import POLICIES
+    from .probes.runner import probe_args
+
+    rows, fed311 = [], {"queue_us": 2.0}
+    for v, label, _, fed, real, who, m in _beside("pipeline", scale, cores, lambda a: {"queue_us": 2.0}):
+        rows.append({"gil": v, "version": v, "cores": label, "items_per_s": m["items_per_s"],
+                     "real_items_per_s": real["items_per_s"] if real else None, "wait_p50_ms": m["p50_ms"],
+                     "real_wait_p50_ms": real["p50_ms"] if real else None, "wait_p99_ms": m["p99_ms"],
+                     "real_wait_p99_ms": real["p99_ms"] if real else None, "real": who})
+        if v == "3.11":
+            fed311 = fed
+        say("  pipeline %s %s: wait p50 %.2f ms (real %s), %.0f items/s" % (
+            v, label, m["p50_ms"], "-" if real is None else "%.2f" % real["p50_ms"], m["items_per_s"]))
+    two = _layouts(cores)[-1]
+    args = dict(probe_args("pipeline", scale, {}), **fed311)
+    prof = profiles.for_version("3.11")
+    pols = []
+    for name in ("priority", "bfs", "fifo", "nogil"):
+        m = model_probe("pipeline", "3.11", two[1], args, prof, gil=POLICIES[name]())
+        pols.append({"gil": name, "version": "3.11 costs", "cores": two[0], "items_per_s": m["items_per_s"],
+                     "real_items_per_s": None, "wait_p50_ms": m["p50_ms"], "real_wait_p50_ms": None,
+                     "wait_p99_ms": m["p99_ms"], "real_wait_p99_ms": None, "real": None})
+        say("  pipeline %s %s: wait p50 %.3f ms, %.0f items/s" % (name, two[0], m["p50_ms"], m["items_per_s"]))
+    rows += pols
+    shown = get("pipeline").run(cpython("3.11"), two[1], items=40, produce_ticks=20_000, consume_ticks=10_000).runs["run"]
+    plt = _plt()
+    fig, (ax, ax1, ax2) = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1, 0.8, 1.4]})
+    cpy = [r for r in rows if r["real"] is not None or r["gil"] in ("2.7", "3.11")]
+    _bars_real_model(ax, cpy, "wait_p50_ms", "real_wait_p50_ms",
+                     ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in cpy])
+    ax.set_yscale("log")
+    ax.set_ylabel("item's time in the queue, p50 (ms)")
+    ax.set_title("A woken consumer waits for the GIL", fontsize=10, loc="left")
+    same = [r for r in cpy if r["version"] == "3.11" and r["cores"] == two[0]] + pols
+    xs = np.arange(len(same))
+    ax1.bar(xs - 0.2, [r["wait_p50_ms"] for r in same], 0.38, color="#1f77b4", label="p50")
+    ax1.bar(xs + 0.2, [r["wait_p99_ms"] for r in same], 0.38, color="#aec7e8", label="p99")
+    ax1.set_xticks(xs, [r["gil"] for r in same], fontsize=7)
+    ax1.set_yscale("log")
+    ax1.set_title("Under each GIL (model, %s)" % two[0], fontsize=10, loc="left")
+    ax1.legend(fontsize=7, frameon=False)
+    _lanes(ax2, shown, 0.0, 30.0, "3.11, %s: the producer runs, the woken consumer waits an interval" % two[0])
+    return _save(fig, out, "pipeline"), rows
+
+
 def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """C work that releases the GIL: two threads hashing 1 MiB buffers (``hashlib.sha1``), one
     after the other and then at once, under the 2.7 and 3.11 GILs on 1 and 2 cores; the
@@ -427,7 +482,8 @@ def hashing(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     the GIL (``gil_released`` false: a CPython built without OpenSSL hashes with its own
     ``_sha``, as this machine's pyenv 2.7.18 does), the model's chunks are held calls too."""
     rows = []
-    for v, label, cs, fed, real, who, m in _beside("native_work", scale, cores, lambda a: {"chunk_ms": 2.0, "released": True}):
+    for v, label, cs, fed, real, who, m in _beside("native_work", scale, cores, lambda a: {"chunk_ms": 2.0, "released": True,
+                                                                                       "chunks": max(4, int(a["seconds"] / 0.002))}):
         py = get("cpu_pair").run(cpython(v), cs, log=False, ticks=int(2_000_000 * scale) + 1000).metrics
         rows.append({"version": v, "cores": label, "chunk_ms": fed["chunk_ms"], "gil_released": m["released"],
                      "speedup": m["speedup"], "real_speedup": real["speedup"] if real else None,
@@ -523,6 +579,7 @@ EXPERIMENTS: Dict[str, Tuple[str, Callable]] = {
     "convoy": ("Convoy effect (P7)", convoy),
     "better-gils": ("Better GILs: priority, BFS, FIFO and no GIL beside CPython's (P8, P9)", better_gils),
     "thread-pool": ("Threads that wait on each other: a queue.Queue pool of workers", thread_pool),
+    "pipeline": ("Threads that wait on each other: a producer and a consumer through a queue.Queue", pipeline),
     "hashing": ("C work that releases the GIL: hashing threads scale, Python threads do not", hashing),
     "long-call": ("C work that holds the GIL: a long call blocks an I/O thread for its whole length", long_call),
 }

@@ -43,13 +43,15 @@ METRICS = {
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
     "native_work": ("threaded_s", "speedup"),
     "long_call": ("p50_ms", "p99_ms", "fast_share"),
+    "pipeline": ("items_per_s", "p50_ms", "p99_ms"),
 }
-#: Fields the model side of a probe takes from the real side of the same repeat: the length of
-#: a C call, which is the machine's and the interpreter's C code's, not the GIL's; whether the
+#: Fields the model side of a probe takes from the real side of the same repeat: how many
+#: chunks the hashing probe sized its round to (``--seconds``); the length of a C call, which is the machine's and the interpreter's C code's, not the GIL's; whether the
 #: hash releases the GIL (a CPython without OpenSSL's hashlib hashes with its own module, which
 #: holds it); the gap between pings, which the long call's probe stretches to 3 calls' length;
 #: the cost of a queue's put and get (their bytecode), which the model does not run.
-FROM_REAL = {"native_work": ("chunk_ms", "released"), "long_call": ("call_ms", "gap_us"), "thread_pool": ("queue_us",)}
+FROM_REAL = {"native_work": ("chunks", "chunk_ms", "released"), "long_call": ("call_ms", "gap_us"), "thread_pool": ("queue_us",),
+             "pipeline": ("queue_us",)}
 #: What ``quick=True`` (``gilmodel validate --quick``) leaves out: the sweeps over switch
 #: intervals and over the number of CPU threads, and the three-thread split (three_threads and
 #: threads_sweep alone took 175 s for 2.7 and 3.11 together, 5 repeats, 2-core VM).
@@ -84,6 +86,8 @@ def pings(probe: str, result: Dict[str, Any]) -> Dict[str, List[float]]:
         return {"@k%d" % row["k"]: list(row.get("rtt_ms") or ()) for row in result["rows"]}
     if probe in ("io_latency", "long_call"):
         return {"": list(result.get("rtt_ms") or ())}
+    if probe == "pipeline":
+        return {"": list(result.get("wait_ms") or ())}
     return {}
 
 

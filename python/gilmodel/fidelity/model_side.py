@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import analysis
+from .. import analysis, scenarios
 from ..experiments import get
 from ..policies import IntervalGIL, Policy
 from ..profiles import Profile
@@ -147,6 +147,8 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
         return _long_call(gil, cs, cal, args)
     if probe == "thread_pool":
         return _thread_pool(gil, cs, cal, args)
+    if probe == "pipeline":
+        return _pipeline(gil, cs, cal, args)
     raise ValueError("unknown probe %r" % probe)
 
 
@@ -213,6 +215,24 @@ def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:
         parts = r.detail["worker_tasks"].values()
         rows.append({"k": k, "tasks_per_s": r.metrics["tasks_per_s"], "top_part": max(parts) / float(args["tasks"])})
     return {"tasks": args["tasks"], "n": args["n"], "queue_us": args["queue_us"], "rows": rows}
+
+
+def _pipeline(gil, cs, cal, args) -> Dict[str, Any]:
+    """A producer and a consumer through one queue: each item the probe's countdown of ``n``
+    iterations as ticks for the producer and of ``n / 2`` for the consumer, each plus half the
+    real uncontended put and get pair (``queue_us``, from the real side of the same repeat),
+    as :func:`_thread_pool`."""
+    if args.get("queue_us") is None:
+        raise ValueError("pipeline: the model needs the real queue's cost (queue_us), from the real side")
+    q = max(1, int(round(args["queue_us"] * 1e3 / 2 / cal.model_tick_ns)))
+    produce, consume = (max(1, int(round(n * cal.ticks_per_iter / cal.group))) + q for n in (args["n"], args["n"] // 2))
+    r = get("pipeline").run(gil, cs, prepare=_prepare, items=args["items"], produce_ticks=produce, consume_ticks=consume,
+                            tick_ns=cal.model_tick_ns).runs["run"]
+    t = scenarios.pipeline_times(r)
+    ms = np.sort(analysis.items(r.events).column("latency_ns").to_numpy() / 1e6)
+    return {"items": args["items"], "n": args["n"], "queue_us": args["queue_us"], "items_per_s": t["items_per_s"],
+            "p50_ms": float(np.percentile(ms, 50)) if ms.size else None,
+            "p99_ms": float(np.percentile(ms, 99)) if ms.size else None, "wait_ms": ms.tolist()}
 
 
 def _three_threads_run(gil, cs, cal, duration_s) -> Run:

@@ -69,6 +69,9 @@ TOLERANCES: Dict[tuple, Tolerance] = {
     ("long_call", "fast_share"): Tolerance(0.25, 0.15, why="pings answered within 1 ms: the late pings of 2.x; "
                                            "of 20 pings, one moves it 0.05"),
     ("thread_pool", "tasks_per_s"): Tolerance(0.25, 5.0, why="the issue's target"),
+    ("pipeline", "items_per_s"): Tolerance(0.25, 5.0, why="the issue's target"),
+    ("pipeline", "p50_ms"): Tolerance(0.25, 0.1, why="the issue's target"),
+    ("pipeline", "p99_ms"): Tolerance(0.35, 0.2, pooled=99, why="p99 of every repeat's items pooled"),
     ("thread_pool", "top_part"): Tolerance(0.25, 0.05, why="parts of 1: a difference under 0.05 is one worker's luck"),
 }
 

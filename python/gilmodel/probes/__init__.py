@@ -7,7 +7,7 @@ import os
 
 #: Probe names, in the order validate runs them.
 PROBES = ("calibrate", "cpu_pair", "handoffs", "io_latency", "convoy", "bandwidth", "switch_sweep", "three_threads",
-          "threads_sweep", "native_work", "long_call", "thread_pool")
+          "threads_sweep", "native_work", "long_call", "thread_pool", "pipeline")
 
 
 #: Scripts that are not validate's probes: the peers, and the workload ``gilmodel observe``

@@ -1,9 +1,14 @@
 """native_work: C work that releases the GIL (hashlib.sha1 over 1 MiB buffers, which drops the
 GIL for data of 2 KiB and more where hashlib is OpenSSL's): one thread hashing n chunks, then k
-threads hashing n chunks each; the speed-up (k x alone time / threaded time). And whether a
+threads hashing n chunks each; the speed-up (k x alone time / threaded time). With
+``--seconds S``, n is as many chunks as one thread hashes in S seconds (timed on the warm-up
+hashes), so the round outlasts the threads' start: the second thread's first hash can begin
+several ms late (benches/hashing_start.py), which in a round of 20 chunks (11 ms under 3.11)
+cut the measured speed-up to 0.7-1.5 where 200 chunks gave 1.8-2.0. And whether a
 chunk really releases the GIL (``released``): a CPython built without OpenSSL hashes with its
 own _sha module, which holds the GIL throughout (this machine's pyenv 2.7.18 does)."""
 import hashlib
+import math
 import threading
 import time
 
@@ -74,10 +79,14 @@ if __name__ == "__main__":
     p = _probe.arg_parser(__doc__)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--chunks", type=int, default=20)
+    p.add_argument("--seconds", type=float, default=0.0, help="size --chunks to this long a round alone")
     p.add_argument("--chunk-kib", type=int, default=1024)
     a = p.parse_args()
     buf = b"x" * (a.chunk_kib * 1024)
+    t = _probe.now()
     hash_chunks(buf, 2)  # warm up
+    if a.seconds > 0:
+        a.chunks = max(4, int(math.ceil(a.seconds / max((_probe.now() - t) / 2, 1e-6))))
     t = _probe.now()
     hash_chunks(buf, a.chunks)
     alone = _probe.now() - t

@@ -65,9 +65,13 @@ def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any
         return {"ks": ",".join(map(str, SWEEP_KS)), "duration": max(0.05, 0.3 * s), "pings": max(5, int(20 * s)),
                 "gap_us": 10_000, "bytes": max(64 << 10, int((1 << 19) * s)) // 1024 * 1024}
     if probe == "native_work":
-        return {"threads": 2, "chunks": max(4, int(40 * s)), "chunk_kib": 1024}
+        # 0.1 s a thread alone at scale 0.5 (about 180 chunks under 3.11): 20 chunks were too
+        # short a round against the threads' start (native_work.py's docstring).
+        return {"threads": 2, "seconds": 0.2 * s, "chunk_kib": 1024}
     if probe == "long_call":
         return {"n": max(20_000, int(200_000 * s)), "pings": max(5, int(30 * s)), "gap_us": 40_000}
+    if probe == "pipeline":
+        return {"items": max(20, int(400 * s)), "n": 20_000}
     if probe == "thread_pool":
         return {"ks": ",".join(map(str, POOL_KS)), "tasks": max(20, int(400 * s)), "n": 20_000}
     raise ValueError("unknown probe %r" % probe)
