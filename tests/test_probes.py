@@ -176,6 +176,22 @@ def test_the_many_thread_probes_have_a_model_side_under_every_policy(policy):
     assert all(row["requests_per_s"] >= 0 and row["stream_s"] > 0 for row in s["rows"])
 
 
+def test_three_threads_model_counts_the_switches_the_probe_can_see():
+    # The probe's threads look at who ran last only between chunks of 100 countdown
+    # iterations (300 of 2.7's ticks), so a hold that ends before its thread's next chunk
+    # boundary is not seen. Under 2.7 on 2 cores most holds are one 100-tick check interval:
+    # the probe sees about a third of the hand-offs (0.33-0.40 of them in model runs here);
+    # under 3.11 a hold is a 5 ms interval, many chunks, and every hand-off is seen.
+    from gilmodel.fidelity.model_side import model_probe
+
+    if len(CORES) < 2:
+        pytest.skip("needs 2 cores (this machine has %d usable)" % len(CORES))
+    old = model_probe("three_threads", "2.7", CORES[:2], {"duration": 0.1}, gm.profiles.for_version("2.7"))
+    assert old["switches_per_s"] < 0.6 * old["handoffs_per_s"], old
+    new = model_probe("three_threads", "3.11", CORES[:2], {"duration": 0.1}, gm.profiles.for_version("3.11"))
+    assert new["switches_per_s"] > 0.8 * new["handoffs_per_s"], new
+
+
 def _probe_module():
     """The probes' helper module ``_probe``, loaded from the package's probe folder."""
     import importlib.util
