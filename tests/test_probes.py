@@ -22,7 +22,8 @@ from conftest import CORES
 
 PY27 = os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python")
 FIELDS = {
-    "calibrate": ("tick_ns", "ns_per_iter", "ticks_per_iter", "call_ns", "sock_call_ns", "sock_pair_ns"),
+    "calibrate": ("tick_ns", "ns_per_iter", "warm_ns_per_iter", "ticks_per_iter", "call_ns", "sock_call_ns",
+                  "sock_pair_ns"),
     "cpu_pair": ("sequential_s", "threaded_s", "ratio"),
     "handoffs": ("switches", "switches_per_s", "duration_s"),
     "io_latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rtt_ms", "pings"),
@@ -122,6 +123,21 @@ def test_native_work_says_whether_its_hash_releases_the_gil(python):
         assert res["released"], res["released_share"]
     elif tuple(int(x) for x in ver.split(".")[:2]) < (3, 12):  # the own modules of 3.12+ may release it
         assert not res["released"] and res["released_share"] == 0, (name, res["released_share"])
+
+
+PY311 = os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python")
+
+
+@pytest.mark.skipif(not (os.path.exists(PY27) and os.path.exists(PY311)), reason="needs CPython 2.7.18 and 3.11.7 under ~/.pyenv")
+@pytest.mark.timing
+def test_calibrate_times_the_countdown_cold_and_warm():
+    # 3.11 specialises a function only from its 8th call: a warm countdown iteration took
+    # 0.64-0.70x a cold one here (2026-12-03, 6 runs); 2.7 has no such step (0.98-1.02).
+    from gilmodel.interpreters import Interpreter
+
+    for py, ver, lo, hi in ((PY311, "3.11.7", 0.0, 0.85), (PY27, "2.7.18", 0.8, 1.25)):
+        r = run_probe(Interpreter(py, ver), "calibrate", {"n": 200_000, "rounds": 3}, CORES[:1])
+        assert lo < r["warm_ns_per_iter"] / r["ns_per_iter"] < hi, (ver, r["ns_per_iter"], r["warm_ns_per_iter"])
 
 
 def test_native_work_sizes_its_round_by_time():

@@ -69,6 +69,20 @@ def test_resolved_scenario_groups_short_ticks_and_keeps_the_check_period():
     assert sc.replace(tick_ns=30).profile is None
 
 
+def test_warm_iterations_take_the_warm_ratio_and_old_profiles_count_them_cold():
+    p = gm.profiles.for_version(HOST, quiet=True)
+    warm = profiles.Profile.from_dict(dict(p.to_dict(), warm_ns_per_iter=0.5 * p.ns_per_iter))
+    assert warm.warm_ratio == pytest.approx(0.5)
+    n = 100_000
+    assert warm.iter_ticks(n) == max(1, round(n * p.ticks_per_iter / p.group))
+    assert warm.iter_ticks(n, warm=True) == max(1, round(0.5 * n * p.ticks_per_iter / p.group))
+    assert warm.scaled(2.0).warm_ns_per_iter == pytest.approx(p.ns_per_iter)  # scaled with the rest
+    old = profiles.Profile.from_dict(dict(p.to_dict(), warm_ns_per_iter=None))
+    assert old.warm_ratio == 1.0 and old.iter_ticks(n, warm=True) == old.iter_ticks(n)
+    with pytest.raises(ValueError, match="warm_ns_per_iter"):
+        profiles.Profile.from_dict(dict(p.to_dict(), warm_ns_per_iter="fast"))
+
+
 def test_cache_round_trips_and_a_hit_measures_nothing(cache, capfd):
     p = gm.calibrate(sys.executable, repeats=2)
     assert p.source == "measured" and p.version.startswith(HOST) and p.repeats == 2

@@ -240,14 +240,16 @@ def _cmd_validate(a) -> int:
 
 
 def _profile_table(profs) -> str:
-    hdr = "%-8s %-44s %9s %6s %8s %11s %8s %9s %9s %-9s %s" % (
-        "version", "python", "tick_ns", "±%", "ticks/it", "model tick", "call_ns", "sock_call", "sock_work", "source", "measured")
+    hdr = "%-8s %-44s %9s %6s %8s %11s %5s %8s %9s %9s %-9s %s" % (
+        "version", "python", "tick_ns", "±%", "ticks/it", "model tick", "warm", "call_ns", "sock_call", "sock_work", "source",
+        "measured")
     rows = [hdr, "-" * len(hdr)]
     for p in profs:
         mt = "%.1f" % p.model_tick_ns + ("" if p.group == 1 else " (x%d)" % p.group)
         work = p.sock_work_ns
-        rows.append("%-8s %-44s %9.2f %6.1f %8.2f %11s %8.1f %9s %9s %-9s %s" % (
-            p.version, p.python[-44:], p.tick_ns, 50 * p.relative_spread(), p.ticks_per_iter, mt, p.call_ns,
+        rows.append("%-8s %-44s %9.2f %6.1f %8.2f %11s %5s %8.1f %9s %9s %-9s %s" % (
+            p.version, p.python[-44:], p.tick_ns, 50 * p.relative_spread(), p.ticks_per_iter, mt,
+            "-" if p.warm_ns_per_iter is None else "%.2f" % p.warm_ratio, p.call_ns,
             "-" if p.sock_call_ns is None else "%.1f" % p.sock_call_ns, "-" if work is None else "%.0f" % work,
             p.source, p.measured_at))
     return "\n".join(rows)

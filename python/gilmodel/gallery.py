@@ -120,7 +120,7 @@ def battle(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     for v in ("2.7", "3.11"):
         prof = profiles.for_version(v)
         args = probe_args("cpu_pair", scale, {"ns_per_iter": prof.ns_per_iter})
-        ticks = max(1, int(round(args["n"] * prof.ticks_per_iter / prof.group)))
+        ticks = prof.iter_ticks(args["n"])
         for label, cs in _layouts(cores):
             res = get("cpu_pair").run(cpython(v), cs, ticks=ticks)
             real, who = _real(v, "cpu_pair", args, cs)

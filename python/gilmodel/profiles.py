@@ -48,9 +48,11 @@ __all__ = ["Profile", "CalibrationError", "calibrate", "for_policy", "speed_chec
 #: The measured figures of a profile (the ``calibrate`` probe's fields, and ``sys_pair_ns``
 #: measured beside each probe run by the core), each kept as the least
 #: over the repeats (``ticks_per_iter``: the median) with its min and max in ``spread``.
-FIGURES = ("tick_ns", "ticks_per_iter", "ns_per_iter", "call_ns", "sock_call_ns", "sock_pair_ns", "sys_pair_ns")
+FIGURES = ("tick_ns", "ticks_per_iter", "ns_per_iter", "warm_ns_per_iter", "call_ns", "sock_call_ns", "sock_pair_ns",
+           "sys_pair_ns")
 _FORMAT = "gilmodel-profiles"
-_FORMAT_VERSION = 1
+#: 2: profiles gained ``warm_ns_per_iter`` (a cache of format 1 is measured again).
+_FORMAT_VERSION = 2
 #: The model's spin keeps its tick length within a few % from 10 ns up; below that its
 #: per-tick poll costs more than the tick (2.7's tick measures 4-8 ns here), so ticks are
 #: grouped (see :attr:`Profile.group`).
@@ -83,6 +85,15 @@ SPEED_CHECK_S = 120.0
 SPEED_TOLERANCE = 0.5
 
 
+def _warm(results: List[Dict[str, Any]], ns_per_iter: float) -> Optional[float]:
+    """``ns_per_iter`` times the median over the probe runs of each run's warm over cold
+    countdown (timed alternately in one run, so a drift of the host's speed between runs does
+    not enter it, as it would the ratio of two least times); None if no run timed it."""
+    rs = [float(r["warm_ns_per_iter"]) / float(r["ns_per_iter"]) for r in results
+          if r.get("warm_ns_per_iter") and r.get("ns_per_iter")]
+    return ns_per_iter * statistics.median(rs) if rs else None
+
+
 class CalibrationError(RuntimeError):
     """An interpreter could not be calibrated: not a Python, it failed, or it timed out. No
     cache entry was written."""
@@ -98,7 +109,13 @@ class Profile:
         tick_ns: time of one tick (2.x: one ``_Py_Ticker`` decrement; 3.x: one loop back-edge).
         ticks_per_iter: ticks in one iteration of the countdown loop (2.x: counted through the
             thread state's ``tick_counter``, 3 on 2.7; 3.x: 1).
-        ns_per_iter: one countdown iteration.
+        ns_per_iter: one countdown iteration, in the countdown's first calls.
+        warm_ns_per_iter: the same once the countdown has been called 10 times: CPython 3.11
+            specialises a function's code only from its 8th call on, and it then runs
+            0.66-0.79x as long on the 2-core VM (0.8-1.15 on 2.7, 3.10, 3.12 and 3.13, medians
+            1.0; 5 runs each of alternated rounds, ``probes/calibrate.py``); ``ns_per_iter``
+            times the median of the probe runs' ratios. None in profiles that predate it (the
+            reference ones).
         call_ns: a Python-level C call in a loop, beyond the loop itself (what ``recv`` costs
             the interpreter besides the system call).
         sock_call_ns: the same for a socket-object method of ``sendall``'s kind (on 2.x a
@@ -130,6 +147,7 @@ class Profile:
     ticks_per_iter: float
     ns_per_iter: float
     call_ns: float
+    warm_ns_per_iter: Optional[float] = None
     sock_call_ns: Optional[float] = None
     sock_pair_ns: Optional[float] = None
     sys_pair_ns: Optional[float] = None
@@ -184,6 +202,19 @@ class Profile:
 
     def _ticks(self, ns: float) -> int:
         return max(1, int(round(ns / self.model_tick_ns)))
+
+    @property
+    def warm_ratio(self) -> float:
+        """:attr:`warm_ns_per_iter` over :attr:`ns_per_iter` (1 where it was not measured)."""
+        if not self.warm_ns_per_iter:
+            return 1.0
+        return self.warm_ns_per_iter / self.ns_per_iter
+
+    def iter_ticks(self, n: int, warm: bool = False) -> int:
+        """Model ticks (at least 1) of ``n`` iterations of the probes' countdown: cold, as
+        a thread that loops inside one call runs it, or ``warm``, as a task called again and
+        again does (:attr:`warm_ratio`: under 3.11 a warm iteration is shorter)."""
+        return max(1, int(round(n * self.ticks_per_iter / self.group * (self.warm_ratio if warm else 1.0))))
 
     @property
     def sock_work_ns(self) -> Optional[float]:
@@ -246,9 +277,11 @@ class Profile:
         pair = self.sock_pair_ns
         if pair is not None and self.sys_pair_ns is not None:
             pair = self.sys_pair_ns + (pair - self.sys_pair_ns) * r
-        spread = {k: [v * r for v in lohi] if k in ("tick_ns", "ns_per_iter", "call_ns", "sock_call_ns") else lohi
+        spread = {k: [v * r for v in lohi] if k in ("tick_ns", "ns_per_iter", "warm_ns_per_iter", "call_ns",
+                                                     "sock_call_ns") else lohi
                   for k, lohi in self.spread.items()}
         return dataclasses.replace(self, tick_ns=self.tick_ns * r, ns_per_iter=self.ns_per_iter * r,
+                                   warm_ns_per_iter=None if self.warm_ns_per_iter is None else self.warm_ns_per_iter * r,
                                    call_ns=self.call_ns * r, spread=spread,
                                    sock_call_ns=None if self.sock_call_ns is None else self.sock_call_ns * r,
                                    sock_pair_ns=pair, speed_scale=self.speed_scale * r)
@@ -284,7 +317,7 @@ class Profile:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < 1e9) or (v == 0 and k != "call_ns"):
                 raise ValueError("profile.%s: expected a positive number, got %s" % (k, show(v)))
             kw[k] = float(v)
-        for k in ("sock_call_ns", "sock_pair_ns", "sys_pair_ns"):
+        for k in ("warm_ns_per_iter", "sock_call_ns", "sock_pair_ns", "sys_pair_ns"):
             v = kw.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < 1e9)):
                 raise ValueError("profile.%s: expected a number of ns or null, got %s" % (k, show(v)))
@@ -317,6 +350,7 @@ class Profile:
         ci = first.get("check_interval")
         return cls(version=interp.version, python=interp.path, tick_ns=med["tick_ns"],
                    ticks_per_iter=med["ticks_per_iter"], ns_per_iter=med["ns_per_iter"], call_ns=med["call_ns"],
+                   warm_ns_per_iter=_warm(results, med["ns_per_iter"]),
                    sock_call_ns=med.get("sock_call_ns"), sock_pair_ns=med.get("sock_pair_ns"),
                    sys_pair_ns=med.get("sys_pair_ns"), check_interval=None if ci is None else int(ci),
                    switch_interval_s=first.get("switch_interval_s"), host=host_fingerprint(),

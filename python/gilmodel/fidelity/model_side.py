@@ -100,7 +100,7 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
         # per real tick, to compare with the probe's tick_ns
         return {"tick_ns": el * 1e9 / ticks / cal.group, "ticks": ticks, "group": cal.group}
     if probe == "cpu_pair":
-        ticks = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
+        ticks = cal.iter_ticks(args["n"])
         m = get("cpu_pair").run(gil, cs, log=False, prepare=_prepare, ticks=ticks, tick_ns=cal.model_tick_ns).metrics
         return {"n": args["n"], "ticks": ticks, "sequential_s": m["sequential_s"], "threaded_s": m["threaded_s"],
                 "ratio": m["cpu_pair_ratio"]}
@@ -200,12 +200,13 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
 
 
 def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:
-    """The pool for each k: each task the probe's countdown of ``n`` iterations as ticks, each
+    """The pool for each k: each task the probe's countdown of ``n`` iterations as ticks (warm:
+    :meth:`Profile.iter_ticks`, since the probe calls its countdown once a task), each
     put and each get half the real uncontended pair's cost (``queue_us``, from the real side of
     the same repeat: the queue's bytecode, which the model does not run)."""
     if args.get("queue_us") is None:
         raise ValueError("thread_pool: the model needs the real queue's cost (queue_us), from the real side")
-    task = max(1, int(round(args["n"] * cal.ticks_per_iter / cal.group)))
+    task = cal.iter_ticks(args["n"], warm=True)  # the countdown is called once a task
     q = max(1, int(round(args["queue_us"] * 1e3 / 2 / cal.model_tick_ns)))
     rows = []
     for k in (int(x) for x in str(args["ks"]).split(",")):
@@ -219,13 +220,14 @@ def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:
 
 def _pipeline(gil, cs, cal, args) -> Dict[str, Any]:
     """A producer and a consumer through one queue: each item the probe's countdown of ``n``
-    iterations as ticks for the producer and of ``n / 2`` for the consumer, each plus half the
+    iterations as ticks for the producer and of ``n / 2`` for the consumer (warm, as the
+    pool's tasks), each plus half the
     real uncontended put and get pair (``queue_us``, from the real side of the same repeat),
     as :func:`_thread_pool`."""
     if args.get("queue_us") is None:
         raise ValueError("pipeline: the model needs the real queue's cost (queue_us), from the real side")
     q = max(1, int(round(args["queue_us"] * 1e3 / 2 / cal.model_tick_ns)))
-    produce, consume = (max(1, int(round(n * cal.ticks_per_iter / cal.group))) + q for n in (args["n"], args["n"] // 2))
+    produce, consume = (cal.iter_ticks(n, warm=True) + q for n in (args["n"], args["n"] // 2))  # called once an item
     r = get("pipeline").run(gil, cs, prepare=_prepare, items=args["items"], produce_ticks=produce, consume_ticks=consume,
                             tick_ns=cal.model_tick_ns).runs["run"]
     t = scenarios.pipeline_times(r)
@@ -237,7 +239,7 @@ def _pipeline(gil, cs, cal, args) -> Dict[str, Any]:
 
 def _three_threads_chunk(cal: Profile) -> int:
     """The probe's 100-iteration chunk of countdown in model ticks."""
-    return max(1, int(round(100 * cal.ticks_per_iter / cal.group)))
+    return cal.iter_ticks(100)
 
 
 def _three_threads_run(gil, cs, cal, duration_s) -> Run:
