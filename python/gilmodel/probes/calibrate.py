@@ -11,10 +11,10 @@ one `send` of a byte with the `recv` that reads it on a loopback TCP pair (sock_
 calls included: the model subtracts what the same two calls cost without an interpreter,
 `gilmodel._core.socket_pair_ns`, to get the interpreter's own work in an echo).
 
-The countdown is timed twice (each round on a countdown compiled afresh, then one warmed by
-ten short calls): CPython 3.11 specialises a function's code only from its 8th call on
-(quickening counts calls, not loop turns; 3.12 counts both), and its countdown then runs
-0.65-0.70x as long (ns_per_iter against warm_ns_per_iter). A probe thread that loops inside
+The countdown is timed two ways, in alternate rounds (cold: a countdown compiled afresh for
+each round; warm: one called ten times first): CPython 3.11 specialises a function's code only
+from its 8th call on (quickening counts calls, not loop turns; 3.12 counts both), and its
+countdown then runs 0.66-0.79x as long (ns_per_iter against warm_ns_per_iter). A probe thread that loops inside
 one call runs cold; a task called again and again, as a pool's, runs warm."""
 import socket
 import sys
@@ -34,17 +34,17 @@ def fresh_countdown():
     return g["countdown"]
 
 
-def cold_warm_per_iter(n, rounds):
+def cold_warm_per_iter(n, rounds, with_warm=True):
     """The least time an iteration of a countdown's first call took over ``rounds`` calls,
-    each on a fresh countdown, and the least once a countdown has been called ten times (3.11
-    quickens it at the 8th); the rounds alternate, so a drift of the machine's speed moves
-    both alike."""
+    each on a fresh countdown, and (``with_warm``, else None) the least once a countdown has
+    been called ten times (3.11 quickens it at the 8th); the rounds alternate, so a drift of
+    the machine's speed moves both alike."""
     warm = fresh_countdown()
     for _ in range(10):
         warm(10)
     cold_best = warm_best = None
     for _ in range(rounds):
-        for f, is_cold in ((fresh_countdown(), True), (warm, False)):
+        for f, is_cold in ((fresh_countdown(), True), (warm, False))[:2 if with_warm else 1]:
             t = now()
             f(n)
             dt = (now() - t) / n
@@ -141,7 +141,7 @@ if __name__ == "__main__":
     p.add_argument("--only", choices=["countdown"], default=None,
                    help="countdown: time the countdown loop alone (ns_per_iter), the quick check of a cached profile")
     a = p.parse_args()
-    per_iter, warm_iter = cold_warm_per_iter(a.n, a.rounds)
+    per_iter, warm_iter = cold_warm_per_iter(a.n, a.rounds, with_warm=a.only is None)
     if a.only == "countdown":
         _probe.emit("calibrate", {"n": a.n, "rounds": a.rounds, "ns_per_iter": per_iter * 1e9})
         sys.exit(0)
