@@ -47,12 +47,15 @@ def test_who_wins_shares_sum_to_one(out):
 
 def test_pipeline_a_woken_consumer_waits_an_interval_under_3_11_and_not_under_priority(out):
     # On 2 cores: 3.11's consumer, woken by a put, waits for the producer's forced drop (5 ms
-    # at its interval, 3.9-5.8 ms p50 in the gallery's runs); the priority GIL hands over at once
-    # (0.06-0.07 ms). A factor of 10 leaves room for a slowed host.
+    # at its interval); the priority GIL hands over at once. At this size (60 items, the
+    # least) 180 runs of each model side on the 2-core VM gave p50s of 3.5-3.9 ms under 3.11
+    # and 0.03-0.07 ms under priority, once 0.35 ms; a factor of 5 leaves room for that one.
+    # With 20 items the priority GIL's start (every thread starts high, so the first put waits
+    # an interval while the producer queues more) was the p50 and CI failed.
     if len(CORES) < 2:
         pytest.skip("needs 2 cores (this machine has %d usable)" % len(CORES))
     rows = {(r["gil"], r["cores"]): r for r in out[0]["pipeline"]["rows"]}
-    assert rows[("priority", "2 cores")]["wait_p50_ms"] * 10 < rows[("3.11", "2 cores")]["wait_p50_ms"], rows
+    assert rows[("priority", "2 cores")]["wait_p50_ms"] * 5 < rows[("3.11", "2 cores")]["wait_p50_ms"], rows
 
 
 def test_unknown_experiment_and_bad_scale():

@@ -71,7 +71,10 @@ def probe_args(probe: str, scale: float, calib: Dict[str, Any]) -> Dict[str, Any
     if probe == "long_call":
         return {"n": max(20_000, int(200_000 * s)), "pings": max(5, int(30 * s)), "gap_us": 40_000}
     if probe == "pipeline":
-        return {"items": max(20, int(400 * s)), "n": 20_000}
+        # At least 60 items: under the priority GIL (every thread starts high) the first put
+        # waits out one interval while the producer queues ~14 more (5 ms of 0.36 ms items under
+        # 3.11); with 20 items that start-up was the p50 (docs/validation/waiting-threads.md).
+        return {"items": max(60, int(400 * s)), "n": 20_000}
     if probe == "thread_pool":
         return {"ks": ",".join(map(str, POOL_KS)), "tasks": max(20, int(400 * s)), "n": 20_000}
     raise ValueError("unknown probe %r" % probe)
