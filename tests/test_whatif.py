@@ -370,3 +370,33 @@ def test_the_c_code_around_a_voluntary_releases_calls_is_replayed_with_them():
     row = rp.threads.to_pandas().set_index("name").loc["t0"]
     # The send counts as blocking, the C code around both calls as native work.
     assert row.blocking_ns == 100 * us and row.native_ns == 18 * us + 10 * us
+
+
+def test_under_2x_a_hold_the_periodic_release_did_not_cut_is_replayed_held():
+    # 2.x releases every check interval (100 bytecodes), so t0's 19 us hold between two calls,
+    # never cut, ran fewer than 100 bytecodes and the rest C code: held (as cpu, the model's
+    # 2.7 would cut it every 100 of its ticks). Its later holds, split by periodic releases
+    # (release and re-request within switch_gap_us), and t1's are one cpu op each.
+    us = 1000
+    rows = [(0, 0, "request", 0), (1 * us, 0, "acquire", 1), (20 * us, 0, "release", 0),
+            (21 * us, 0, "io_begin", 1), (221 * us, 0, "io_end", 1), (222 * us, 0, "request", 0),
+            (223 * us, 0, "acquire", 3), (226 * us, 0, "release", 0), (230 * us, 0, "request", 0),
+            (231 * us, 0, "acquire", 5), (234 * us, 0, "release", 0), (235 * us, 0, "exit", 0)]
+    t = 1 * us + 5
+    rows += [(t - 4, 1, "request", 0)]
+    for k in range(40):  # t1: 5 us pieces, each released and asked for again 1 us later
+        rows += [(t, 1, "acquire", 100 + k), (t + 5 * us, 1, "release", 0), (t + 6 * us, 1, "request", 0)]
+        t += 6 * us
+    rows += [(t, 1, "acquire", 200), (t + 5 * us, 1, "release", 0), (t + 6 * us, 1, "exit", 0)]
+    run = log_of(rows, ["t0", "t1"])
+    run.meta["gil"] = {"policy": "real", "interpreter": "2.7.18", "flavour": "Tick"}
+    rp = gm.scenario_from(run, quiet=True)
+    progs = {t.name: t.program for t in rp.scenario.threads}
+    assert [type(o).__name__ for o in progs["t0"]] == ["Held", "Sleep", "Cpu"], progs["t0"]
+    assert [type(o).__name__ for o in progs["t1"]] == ["Cpu"], progs["t1"]
+    tick = rp.profile.model_tick_ns
+    assert abs(progs["t0"][0].ticks * tick - 19 * us) <= tick
+    th = rp.threads.to_pandas().set_index("name")
+    assert th.loc["t0", "piece_ns"] == 19 * us and th.loc["t1", "piece_ns"] == 0
+    r = gm.run(rp.scenario.replace(watchdog_s=2.0, tick_ns=rp.scenario.tick_ns, profile=rp.profile))
+    assert r.meta["stopped_by"] == "all_done"

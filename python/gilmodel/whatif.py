@@ -16,6 +16,9 @@ What a real thread's log becomes (docs/whatif.md says it with the evidence):
   ``held_late_us`` after a drop request asked it to end is ``held`` from that request to its
   end; under 2.x, a hold longer than ``held_2x_us`` (2.x releases every few microseconds
   otherwise).
+- **Under 2.x, a hold not cut by the periodic release** (one observed hold between two
+  releases that were not the GIL's own switching, e.g. an echo's between its calls) is
+  ``held`` too: it ran fewer than the check interval's bytecodes, the rest C code.
 - **A blocking call made with the GIL released** (observed system calls: reads, receives,
   polls, accepts → ``recv``; writes, sends, connects → ``send``; sleeps; futex waits → ``lock``:
   a lock, ``Condition``, queue or ``join``): replayed as its observed duration, ``sleep(us)``
@@ -97,8 +100,9 @@ class Replay:
         profile: the calibration profile whose model tick the ops are counted in.
         origin_ns: the observed time (ns) that is the replay's 0: the first request for the GIL.
         threads: one row per replayed thread: its name, ``start_us``, the observed time in
-            holds (``hold_ns``), held calls, blocking calls, C work and the GIL's own switches
-            (``held_ns``, ``blocking_ns``, ``native_ns``, ``switch_ns``), the ops it became by
+            holds (``hold_ns``), in held calls (``held_ns``), in 2.x holds not cut by the
+            periodic release, replayed as held (``piece_ns``), in blocking calls, C work and the
+            GIL's own switches (``blocking_ns``, ``native_ns``, ``switch_ns``), the ops it became by
             kind (``cpu_ops`` … ``put_ops``) and ``paired_waits``: its lock waits replayed as
             gets of the thread that woke them.
         notes: what the observation or the replay left out, or approximated beyond the above.
@@ -288,8 +292,8 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 best, gap = j, abs(end - r)
         return best
 
-    rows: Dict[str, List[Any]] = {k: [] for k in ("thread", "name", "start_us", "hold_ns", "held_ns", "blocking_ns",
-                                                   "native_ns", "switch_ns")}
+    rows: Dict[str, List[Any]] = {k: [] for k in ("thread", "name", "start_us", "hold_ns", "held_ns", "piece_ns",
+                                                   "blocking_ns", "native_ns", "switch_ns")}
     progs: Dict[int, List[Op]] = {}
     put_at: Dict[int, Tuple[int, int]] = {}       # pair -> (waker, op index) of its put
     get_at: Dict[int, Tuple[int, int, int]] = {}  # pair -> (waiter, op index, wait's ns) of its get
@@ -297,13 +301,20 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
         r = rows_of[i]
         tt, ee, aa = t[r], ev[r], lg.arg[r]
         prog: List[Op] = []
-        counts = dict(hold_ns=0, held_ns=0, blocking_ns=0, native_ns=0, switch_ns=0)
-        work = [0]
+        counts = dict(hold_ns=0, held_ns=0, piece_ns=0, blocking_ns=0, native_ns=0, switch_ns=0)
+        work = [0, 0]  # ns of work not yet emitted, and the observed holds (pieces) it spans
 
         def flush() -> None:
+            # Under 2.x one piece of work, not cut by the GIL's periodic release, ran fewer than
+            # its check interval of bytecodes: the rest of its length is C code (the socket
+            # module's, the observer's probes), with no check point. As cpu(ticks) the model's
+            # tick GIL would cut it every check interval of its own ticks, and each of those
+            # releases costs the model time the real hold did not spend (docs/whatif.md).
             if work[0] > 0:
-                prog.append(cpu(to_ticks(work[0])))
-                work[0] = 0
+                prog.append((held if lock_flavour and work[1] == 1 else cpu)(to_ticks(work[0])))
+                if lock_flavour and work[1] == 1:
+                    counts["piece_ns"] += work[0]
+            work[0] = work[1] = 0
 
         def add_native(ns: int) -> None:
             flush()
@@ -387,6 +398,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                 forced = first_drop is not None
                 if forced and now - first_drop > held_late_us * 1e3:
                     work[0] += max(0, first_drop - seg_t)
+                    work[1] += 1
                     flush()
                     prog.append(held(to_ticks(now - max(first_drop, seg_t))))
                     counts["held_ns"] += now - max(first_drop, seg_t)
@@ -396,6 +408,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                     counts["held_ns"] += now - seg_t
                 else:
                     work[0] += now - seg_t
+                    work[1] += 1
                 acq_t = seg_t = None
                 rel_t = now
             elif e == CODE["lock_wake"] and (i, now) in pairs_of_wake:
@@ -403,6 +416,7 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
                     if acq_t is not None:
                         # Woken inside a hold: the work before the wake, then the put.
                         work[0] += now - seg_t
+                        work[1] += 1
                         seg_t = now
                         flush()
                         add_put(pair)
