@@ -112,8 +112,8 @@ class Profile:
         ns_per_iter: one countdown iteration, in the countdown's first calls.
         warm_ns_per_iter: the same once the countdown has been called 10 times: CPython 3.11
             specialises a function's code only from its 8th call on, and it then runs
-            0.66-0.79x as long on the 2-core VM (0.8-1.15 on 2.7, 3.10, 3.12 and 3.13, medians
-            1.0; 5 runs each of alternated rounds, ``probes/calibrate.py``); ``ns_per_iter``
+            0.67-0.72x as long on the 2-core VM (0.95-1.07 on 2.7, 3.10, 3.12 and 3.13; 3 runs
+            each of ``probes/calibrate.py --n 200000 --rounds 5`` on one core); ``ns_per_iter``
             times the median of the probe runs' ratios. None in profiles that predate it (the
             reference ones).
         call_ns: a Python-level C call in a loop, beyond the loop itself (what ``recv`` costs

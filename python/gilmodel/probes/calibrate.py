@@ -14,7 +14,8 @@ calls included: the model subtracts what the same two calls cost without an inte
 The countdown is timed two ways, in alternate rounds (cold: a countdown compiled afresh for
 each round; warm: one called ten times first): CPython 3.11 specialises a function's code only
 from its 8th call on (quickening counts calls, not loop turns; 3.12 counts both), and its
-countdown then runs 0.66-0.79x as long (ns_per_iter against warm_ns_per_iter). A probe thread that loops inside
+countdown then runs 0.67-0.72x as long on the 2-core VM (warm_ns_per_iter against ns_per_iter;
+README, "Faithful by default"). A probe thread that loops inside
 one call runs cold; a task called again and again, as a pool's, runs warm."""
 import socket
 import sys
