@@ -292,6 +292,27 @@ def test_validate_end_to_end_small(tmp_path):
     k4 = v[(v.probe == "threads_sweep") & (v.metric == "p99_ms@k4")].iloc[0]
     assert k4.pooled and not v[(v.probe == "io_latency") & (v.metric == "p50_ms")].iloc[0].pooled
     assert "(pooled pings)" in md
+    # Each repeat's model side ran at the speed its real calibrate probe measured: the model's
+    # profile scaled by that repeat's real countdown over the profile's.
+    cal = res.runs[res.runs.probe == "calibrate"]
+    prof_ns = res.calibrations[res.interpreters[0].path]["ns_per_iter"]
+    for rep, g in res.runs[res.runs.side == "model"].groupby("repeat"):
+        real_ns = json.loads(cal[(cal.side == "real") & (cal.repeat == rep)].result.iloc[0])["ns_per_iter"]
+        assert g.speed_scale.nunique() == 1, g.speed_scale
+        want = min(fidelity.REPEAT_SPEED_LIMIT, max(1 / fidelity.REPEAT_SPEED_LIMIT, real_ns / prof_ns))
+        assert g.speed_scale.iloc[0] == pytest.approx(want * res.calibrations[res.interpreters[0].path]["speed_scale"])
+    assert res.runs[res.runs.side == "real"].speed_scale.isna().all()
+    assert "scaled to that repeat's speed" in md
+
+
+def test_a_repeats_model_side_runs_at_the_speed_its_real_calibrate_measured():
+    cal = gm.profiles.for_version("3.11", quiet=True)
+    fast = fidelity.at_repeat_speed(cal, {"ns_per_iter": cal.ns_per_iter * 0.8})
+    assert fast.ns_per_iter == pytest.approx(cal.ns_per_iter * 0.8) and fast.tick_ns == pytest.approx(cal.tick_ns * 0.8)
+    assert fast.speed_scale == pytest.approx(cal.speed_scale * 0.8)
+    slow = fidelity.at_repeat_speed(cal, {"ns_per_iter": cal.ns_per_iter * 100})
+    assert slow.ns_per_iter == pytest.approx(cal.ns_per_iter * fidelity.REPEAT_SPEED_LIMIT)
+    assert fidelity.at_repeat_speed(cal, {}) is cal
 
 
 def test_validate_cli_exit_code_and_errors(tmp_path, capsys):

@@ -107,6 +107,26 @@ def metrics(probe: str, result: Dict[str, Any]) -> Dict[str, float]:
     return {k: (float("nan") if result.get(k) is None else float(result[k])) for k in METRICS[probe]}
 
 
+#: The most a repeat's model side scales the profile by (:func:`at_repeat_speed`), either way.
+REPEAT_SPEED_LIMIT = 2.5
+
+
+def at_repeat_speed(cal: Profile, real_calibrate: Dict[str, Any]) -> Profile:
+    """``cal`` scaled (:meth:`Profile.scaled`) to the interpreter's speed in this repeat: its
+    countdown's ``ns_per_iter`` in the real ``calibrate`` probe that opens the repeat, against
+    the profile's. The model sides of the repeat then run at the speed the real probes beside
+    them ran at. Without it a host whose speed moves compares both sides at different moments:
+    on the 2-core VM the interpreter's countdown moved 24-49 ns an iteration within 90 s while
+    the model's spin moved 1.09-1.28 ns (652 alternated samples, 2026-12-03), so the spin cannot
+    follow the host on its own (docs/validation/README.md). ``cal`` as it is when the probe
+    gave no figure; the scale is kept within :data:`REPEAT_SPEED_LIMIT`."""
+    ns = real_calibrate.get("ns_per_iter")
+    if not ns or not cal.ns_per_iter:
+        return cal
+    r = min(REPEAT_SPEED_LIMIT, max(1.0 / REPEAT_SPEED_LIMIT, float(ns) / cal.ns_per_iter))
+    return cal.scaled(r)
+
+
 #: The real tick's max / min over a validation's repeats above which the report says the
 #: machine's speed changed during the run (real repeats on the quiet 2-core VM: within 1.1).
 UNSTEADY_TICK = 1.3
@@ -133,8 +153,9 @@ def steadiness(samples: pd.DataFrame, busy: Dict[str, Any]) -> Dict[str, Any]:
             out["tick_spread"][version] = hi / lo if lo > 0 else float("nan")
             if lo > 0 and hi / lo > UNSTEADY_TICK:
                 out["warnings"].append("CPython %s's tick took %.1f to %.1f ns over the repeats (x%.1f): the machine's "
-                                       "speed changed during the run, so real and model figures of different moments "
-                                       "are compared; rerun on a steady machine" % (version, lo, hi, hi / lo))
+                                       "speed changed during the run; each repeat's model side ran at the speed its "
+                                       "real calibrate probe measured, but the speed also moves within a repeat: "
+                                       "rerun on a steady machine" % (version, lo, hi, hi / lo))
     return out
 
 
@@ -246,6 +267,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                            model_tick_ns=cal.model_tick_ns, model_policy=repr(pol))
         for cs in core_sets:
             for rep in range(repeats):
+                at_speed = cal
                 for probe in ["calibrate"] + plan[key]:
                     bar.set_description("%s cores %s #%d %s" % (it.version, _label(cs), rep + 1, probe))
                     if not applies(probe, it):
@@ -258,16 +280,19 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                         try:
                             if side == "real":
                                 res = real_res = run_probe(it, probe, args, cs)
+                                if probe == "calibrate":
+                                    at_speed = at_repeat_speed(cal, res)
                             else:
                                 fed = {k: real_res.get(k) for k in FROM_REAL.get(probe, ())}
-                                res = model_probe(probe, it.minor, cs, dict(args, **fed), cal)
+                                res = model_probe(probe, it.minor, cs, dict(args, **fed), at_speed)
                         except (ProbeError, RuntimeError, ValueError) as e:
                             errors.append("%s %s cores %s %s: %s" % (side, it.version, _label(cs), probe, e))
                             continue
                         base = {"interpreter": it.path, "version": it.version, "cores": _label(cs), "n_cores": len(cs),
                                 "probe": probe, "side": side, "repeat": rep}
                         runs.append(dict(base, args=json.dumps(args), result=json.dumps(res),
-                                         wall_s=round(time.monotonic() - t0, 3)))
+                                         wall_s=round(time.monotonic() - t0, 3),
+                                         speed_scale=at_speed.speed_scale if side == "model" else None))
                         for m, v in metrics(probe, res).items():
                             samples.append(dict(base, metric=m, value=v))
                         for suffix, xs in pings(probe, res).items():

@@ -76,8 +76,15 @@ def markdown(res: "Validation") -> str:
                m.get("gilmodel"), m.get("python")),
            "Repeats: %d per side, interleaved; scale %g; core sets %s; took %.0f s" % (
                m.get("repeats"), m.get("scale"), m.get("core_sets"), m.get("seconds", 0)), ""]
+    r = res.runs
+    if len(r) and "speed_scale" in r:
+        sc = r.loc[r.side == "model", "speed_scale"].dropna()
+        if len(sc):
+            out += ["Each repeat's model side ran its interpreter's profile scaled to that repeat's speed, the "
+                    "countdown timed by the real `calibrate` probe that opens it (`fidelity.at_repeat_speed`): "
+                    "scales %.2f-%.2f, median %.2f." % (sc.min(), sc.max(), sc.median()), ""]
     slow = m.get("slow_probes_on")
-    if slow is not None and len(slow) < len(res.interpreters):
+    if slow is not None and len(slow) < len(res.interpreters) and set(m.get("probes", ())) & set(m.get("slow_probes", ())):
         out += ["The slow probes (%s) ran under %s only; the other interpreters ran the rest "
                 "(`validate --all` runs them under this interpreter, those named by `--python`, and the newest of "
                 "each GIL design otherwise missing; `--probes` names them to run them everywhere)." % (
