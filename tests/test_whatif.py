@@ -378,12 +378,13 @@ def test_under_2x_a_hold_the_periodic_release_did_not_cut_is_replayed_held():
     # 2.7 would cut it every 100 of its ticks). Its later holds, split by periodic releases
     # (release and re-request within switch_gap_us), and t1's are one cpu op each.
     us = 1000
+    # The holds take turns: t1's pieces while t0 waits in its call, then t0's last two.
     rows = [(0, 0, "request", 0), (1 * us, 0, "acquire", 1), (20 * us, 0, "release", 0),
-            (21 * us, 0, "io_begin", 1), (221 * us, 0, "io_end", 1), (222 * us, 0, "request", 0),
-            (223 * us, 0, "acquire", 3), (226 * us, 0, "release", 0), (230 * us, 0, "request", 0),
-            (231 * us, 0, "acquire", 5), (234 * us, 0, "release", 0), (235 * us, 0, "exit", 0)]
-    t = 1 * us + 5
-    rows += [(t - 4, 1, "request", 0)]
+            (21 * us, 0, "io_begin", 1), (300 * us, 0, "io_end", 1), (301 * us, 0, "request", 0),
+            (302 * us, 0, "acquire", 3), (305 * us, 0, "release", 0), (309 * us, 0, "request", 0),
+            (310 * us, 0, "acquire", 5), (313 * us, 0, "release", 0), (314 * us, 0, "exit", 0)]
+    t = 20 * us + 5
+    rows += [(2 * us, 1, "request", 0)]
     for k in range(40):  # t1: 5 us pieces, each released and asked for again 1 us later
         rows += [(t, 1, "acquire", 100 + k), (t + 5 * us, 1, "release", 0), (t + 6 * us, 1, "request", 0)]
         t += 6 * us
