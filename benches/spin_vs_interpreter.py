@@ -10,41 +10,34 @@ with the host; where it does not, the model must be told the interpreter's speed
     .venv/bin/python benches/spin_vs_interpreter.py [SECONDS] [PYTHON]
 """
 
-import json
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 from gilmodel import _core
-from gilmodel.probes import path as probe_path
+from gilmodel.interpreters import detect
+from gilmodel.probes.runner import run_probe
 
 
-def countdown_ns(py: str) -> float:
-    out = subprocess.run(["taskset", "-c", "0", py, probe_path("calibrate"), "--only", "countdown", "--n", "200000",
-                          "--rounds", "5"], capture_output=True, text=True, check=True).stdout
-    for line in reversed(out.splitlines()):
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue
-        return float(d.get("result", d)["ns_per_iter"])
-    raise RuntimeError("calibrate.py printed no result: %r" % out[-500:])
+def countdown_ns(interp) -> float:
+    """The countdown's ns an iteration now, on core 0, as the profiles' speed check times it."""
+    return float(run_probe(interp, "calibrate", {"n": 200_000, "rounds": 5, "only": "countdown"}, [0])["ns_per_iter"])
 
 
 def main() -> None:
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
     py = sys.argv[2] if len(sys.argv) > 2 else os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python3.11")
+    interp = detect(py)
     os.sched_setaffinity(0, {0})
     rows = []
     end = time.time() + seconds
     while time.time() < end:
         before = _core.recalibrate()[1]
-        interp = countdown_ns(py)
+        ns = countdown_ns(interp)
         after = _core.recalibrate()[1]
-        rows.append((interp, (before + after) / 2))
+        rows.append((ns, (before + after) / 2))
     a = np.array(rows)
     r = a[:, 0] / a[:, 1]
     print("%d alternated samples over %.0f s, %s" % (len(a), seconds, py))

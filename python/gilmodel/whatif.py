@@ -311,9 +311,9 @@ def scenario_from(run: Union[Run, str, os.PathLike], *, gil: Optional[Policy] = 
             # tick GIL would cut it every check interval of its own ticks, and each of those
             # releases costs the model time the real hold did not spend (docs/whatif.md).
             if work[0] > 0:
-                prog.append((held if lock_flavour and work[1] == 1 else cpu)(to_ticks(work[0])))
-                if lock_flavour and work[1] == 1:
-                    counts["piece_ns"] += work[0]
+                whole = lock_flavour and work[1] == 1
+                prog.append((held if whole else cpu)(to_ticks(work[0])))
+                counts["piece_ns"] += work[0] if whole else 0
             work[0] = work[1] = 0
 
         def add_native(ns: int) -> None:

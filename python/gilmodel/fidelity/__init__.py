@@ -116,8 +116,8 @@ def at_repeat_speed(cal: Profile, real_calibrate: Dict[str, Any]) -> Profile:
     countdown's ``ns_per_iter`` in the real ``calibrate`` probe that opens the repeat, against
     the profile's. The model sides of the repeat then run at the speed the real probes beside
     them ran at. Without it a host whose speed moves compares both sides at different moments:
-    on the 2-core VM the interpreter's countdown moved 24-61 ns an iteration within 90 s while
-    the model's spin moved 1.10-1.28 ns (``benches/spin_vs_interpreter.py``), so the spin cannot
+    on the 2-core VM the interpreter's countdown moved 24-69 ns an iteration within 90 s while
+    the model's spin moved 1.09-1.32 ns (``benches/spin_vs_interpreter.py``), so the spin cannot
     follow the host on its own (docs/validation/README.md). ``cal`` as it is when the probe
     gave no figure; the scale is kept within :data:`REPEAT_SPEED_LIMIT`."""
     ns = real_calibrate.get("ns_per_iter")
