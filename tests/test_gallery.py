@@ -52,8 +52,10 @@ def test_pipeline_a_woken_consumer_waits_an_interval_under_3_11_and_not_under_pr
     # Timed from the get's return to the GIL held (the GIL's part): an item's time in the
     # queue also holds the OS's wake of the blocked consumer, which on the 2-core VM moved from
     # 0.04 ms to 1-8 ms in bursts (docs/validation/waiting-threads.md) and twice failed CI
-    # when this test compared items' p50s. 20 runs of each, alone and beside a busy core, gave
-    # p50s of 0.003-0.019 ms under priority and 5.1-7.5 ms under 3.11.
+    # when this test compared items' p50s. The GIL's part holds a wake too (the consumer's, on
+    # the GIL's condition variable, after the holder's drop): 80 runs of each, alone and beside
+    # a busy core, gave p50s of 0.003-0.087 ms under priority and 5.07-7.5 ms under 3.11, and CI
+    # once 0.085 against a factor of 100. A factor of 10 leaves 6x over the worst of them.
     if len(CORES) < 2:
         pytest.skip("needs 2 cores (this machine has %d usable)" % len(CORES))
 
@@ -64,7 +66,7 @@ def test_pipeline_a_woken_consumer_waits_an_interval_under_3_11_and_not_under_pr
         return float(np.median(io[(io.op == "get") & (io.thread == 1)].response_ns)) / 1e6
 
     prio, own = gil_wait_after_wake_ms(PriorityGIL()), gil_wait_after_wake_ms(cpython("3.11"))
-    assert prio * 100 < own and own > 2.0, (prio, own)
+    assert prio * 10 < own and own > 2.0, (prio, own)
 
 
 def test_unknown_experiment_and_bad_scale():
