@@ -12,7 +12,8 @@
 //! - [`log`]: the per-thread event buffers and their merge;
 //! - [`analysis`]: one pass over a merged log for the analysis tables;
 //! - [`perfetto`]: the native Perfetto trace encoder (protobuf, from arrays);
-//! - [`scenario`]: what to run, and its validation;
+//! - [`scenario`]: what to run, and its validation; [`return_cost`]: the interpreter's extra
+//!   work for a thread back from a blocking op, one of its fields;
 //! - [`observe`]: a real CPython's GIL observed with kernel uprobes, in the same schema;
 //! - [`signals`]: the C-level signal handler of the Ctrl-C experiments;
 //! - [`threading`]: `threading.Lock` and `queue.Queue` as CPython builds them (spec, checks,
@@ -33,6 +34,7 @@ pub mod log;
 pub mod observe;
 pub mod perfetto;
 pub mod prim;
+pub mod return_cost;
 pub mod rusage;
 pub mod scenario;
 pub mod signals;

@@ -163,6 +163,39 @@ fn socket_pair_ns(py: Python<'_>, n: u32, rounds: u32) -> PyResult<f64> {
         .map_err(|e| PyRuntimeError::new_err(format!("socket_pair_ns: {e}")))
 }
 
+/// Round trips, ns, of the model's own echo with no CPU thread (`engine::idle_echo`), on the
+/// calling thread's first core: what the calibration holds the interpreter's echo against.
+#[pyfunction]
+#[pyo3(signature = (pings, gap_us, echo_ticks, client_ticks, tick_ns, tick_gil))]
+fn idle_echo_round_trips_ns(
+    py: Python<'_>,
+    pings: u64,
+    gap_us: u64,
+    echo_ticks: u64,
+    client_ticks: u64,
+    tick_ns: f64,
+    tick_gil: bool,
+) -> PyResult<Vec<i64>> {
+    if !(1..=100_000).contains(&pings) || !(1..=1_000_000).contains(&gap_us) {
+        return Err(PyValueError::new_err(format!(
+            "idle_echo_round_trips_ns: pings {pings} must be 1 to 100000 and gap_us {gap_us} 1 to 1000000"
+        )));
+    }
+    let e = engine::idle_echo::IdleEcho {
+        pings,
+        gap_us,
+        echo_ticks,
+        client_ticks,
+        tick_ns,
+        tick_gil,
+    };
+    py.detach(|| engine::idle_echo::idle_echo_round_trips_ns(e))
+        .map_err(|e| match e {
+            RunError::Spec(e) => PyValueError::new_err(format!("idle_echo_round_trips_ns: {e}")),
+            e => PyRuntimeError::new_err(format!("idle_echo_round_trips_ns: {e:?}")),
+        })
+}
+
 /// Cores this process may run on.
 #[pyfunction]
 fn allowed_cores() -> Vec<usize> {
@@ -417,6 +450,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(calibration, m)?)?;
     m.add_function(wrap_pyfunction!(recalibrate, m)?)?;
     m.add_function(wrap_pyfunction!(socket_pair_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(idle_echo_round_trips_ns, m)?)?;
     m.add_function(wrap_pyfunction!(allowed_cores, m)?)?;
     m.add_function(wrap_pyfunction!(host_info, m)?)?;
     m.add_function(wrap_pyfunction!(perfetto_trace, m)?)?;

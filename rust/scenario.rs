@@ -8,6 +8,7 @@ use crate::contract::{
     LOOP_DEPTH, LOOP_TIMES, REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, START_US, STOP_DURATION_S,
     THREADS, THREAD_NAME_CHARS, TICK_NS, WATCHDOG_S,
 };
+use crate::return_cost::ReturnCost;
 use crate::threading::{self, QueueSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -212,6 +213,9 @@ pub struct Scenario {
     /// The `queue.Queue`s the threads' `put`/`get` name.
     #[serde(default)]
     pub queues: Vec<QueueSpec>,
+    /// What a thread back from a blocking op spins before its next (empty: nothing).
+    #[serde(default)]
+    pub return_cost: ReturnCost,
 }
 
 /// What a run does when a thread's share of the event budget is full.
@@ -275,6 +279,28 @@ pub struct Placement {
 }
 
 impl Scenario {
+    /// `threads` under `gil` with every other field at its default (what a JSON spec that
+    /// gives only these three gets): all allowed cores, no stop rule, 50 ns ticks, logged.
+    pub fn of(name: &str, gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            gil,
+            threads,
+            cores: vec![],
+            stop: StopSpec::default(),
+            tick_ns: default_tick_ns(),
+            log: true,
+            max_events: DEFAULT_MAX_EVENTS,
+            on_overflow: Overflow::Truncate,
+            watchdog_s: None,
+            signals: vec![],
+            pin_threads: true,
+            locks: vec![],
+            queues: vec![],
+            return_cost: Default::default(),
+        }
+    }
+
     /// Parse a scenario from JSON (as the Python front sends it).
     pub fn from_json(s: &str) -> Result<Scenario, SpecError> {
         serde_json::from_str(s).map_err(|e| SpecError {
@@ -287,6 +313,7 @@ impl Scenario {
     /// cores the process may run on; `mem_bytes` the machine's memory.
     pub fn validate(&self, allowed: &[usize], mem_bytes: u64) -> Result<Placement, SpecError> {
         self.gil.knobs().validate()?;
+        self.return_cost.validate()?;
         let n = self.threads.len();
         if (n as u64) < THREADS.lo {
             return err("threads", "a scenario needs at least one thread");
@@ -752,22 +779,11 @@ mod tests {
     }
 
     fn sc(threads: Vec<ThreadSpec>) -> Scenario {
-        Scenario {
-            name: "t".into(),
-            gil: PolicySpec::Interval(IntervalConfig::default()),
+        Scenario::of(
+            "t",
+            PolicySpec::Interval(IntervalConfig::default()),
             threads,
-            cores: vec![],
-            stop: StopSpec::default(),
-            tick_ns: 50.0,
-            log: true,
-            max_events: DEFAULT_MAX_EVENTS,
-            on_overflow: Overflow::Truncate,
-            watchdog_s: None,
-            signals: vec![],
-            pin_threads: true,
-            locks: vec![],
-            queues: vec![],
-        }
+        )
     }
 
     const MEM: u64 = 8 << 30;

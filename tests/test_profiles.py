@@ -145,6 +145,25 @@ def test_a_cached_profile_without_the_socket_work_is_measured_again(cache):
     assert len(entries(cache)) == 1
 
 
+def test_the_return_cost_is_measured_at_each_gap_and_scales_with_the_profile(cache):
+    p = gm.calibrate(sys.executable, repeats=1, refresh=True)
+    assert [a for a, _ in p.return_cost] == [float(g) for g, _ in profiles.RETURN_GAPS]
+    costs = [c for _, c in p.return_cost]
+    assert all(c >= 0 for c in costs) and costs == sorted(costs), costs  # never falling with time away
+    assert p.scaled(2.0).return_cost == [[a, c * 2] for a, c in p.return_cost]
+    assert profiles.Profile.from_dict(p.to_dict()) == p
+    for bad in ([[0, 1]], [[5, 1], [5, 2]], [[1, 2, 3]], "x", [[1, True]]):
+        with pytest.raises(ValueError, match="return_cost"):
+            profiles.Profile.from_dict(dict(p.to_dict(), return_cost=bad))
+    # A cached entry from before the measurement is measured again.
+    f = cache / "profiles.json"
+    doc = json.loads(f.read_text())
+    doc["profiles"][0]["return_cost"] = None
+    f.write_text(json.dumps(doc))
+    q = gm.calibrate(sys.executable, repeats=1)
+    assert q.source == "measured" and q.return_cost is not None and len(entries(cache)) == 1
+
+
 def test_a_changed_interpreter_is_measured_again(cache, tmp_path):
     w = wrapper(tmp_path)
     assert gm.calibrate(w, repeats=1).source == "measured"

@@ -306,6 +306,21 @@ def socket_pair_ns(n: int = 10_000, rounds: int = 5) -> float:
         RuntimeError: the loopback sockets could not be set up.
     """
 
+def idle_echo_round_trips_ns(pings: int, gap_us: int, echo_ticks: int, client_ticks: int, tick_ns: float,
+                             tick_gil: bool) -> List[int]:
+    """Round trips, ns, of the model's own echo with no CPU thread, on the calling thread's
+    first core: an echo thread looping ``recv``, ``echo_ticks`` ticks of work and ``send`` of
+    8 bytes under the tick GIL (``tick_gil``) or the interval GIL, answering ``pings`` pings
+    ``gap_us`` apart from a driver that spins ``client_ticks`` before each; no return cost.
+    The calibration holds the interpreter's echo against it
+    (:attr:`gilmodel.profiles.Profile.return_cost`).
+
+    Raises:
+        ValueError: ``pings`` not 1 to 100 000, ``gap_us`` not 1 to 1 000 000, or a tick
+            out of the core's range.
+        RuntimeError: the run failed (sockets, pinning).
+    """
+
 def allowed_cores() -> List[int]:
     """Cores this process may run on."""
 

@@ -36,7 +36,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ._check import show
-from ._core import allowed_cores, socket_pair_ns
+from ._core import allowed_cores, idle_echo_round_trips_ns, socket_pair_ns
 from ._procs import contention, cpu_sample
 from .interpreters import Interpreter, detect, find_python, norm_minor
 from .policies import Policy, TickGIL, cpython, gil_family
@@ -71,6 +71,11 @@ PROBE_ROUNDS = 5
 #: (6 single runs of 3.11, 2026-12-03 19:31), so a host whose speed moves between the two can
 #: turn it negative (once in a CI run: 9 047 against 9 068 ns).
 SOCKET_RETRIES = 2
+#: Times away at which a calibration measures :attr:`Profile.return_cost`: ``(away_us,
+#: pings)``, an echo with no CPU thread pinged that far apart (0.6 s of pings a side). The
+#: real echo's cost grows most between 1 and 10 ms (``benches/idle_gap.py``); 10 ms is the
+#: probes' ping gap.
+RETURN_GAPS = ((200, 100), (1_000, 60), (10_000, 50))
 #: Other processes' CPU on the probe's core above which a calibration says the machine was busy.
 BUSY_CORES = 0.25
 #: A cached profile stands for its interpreter only while that interpreter still runs at about
@@ -139,9 +144,17 @@ class Profile:
         ticks_per_iter_source: how ``ticks_per_iter`` was found (counted, or assumed).
         contention: the most CPU other processes took on the probe's core during a probe
             run, in cores (0: quiet; a busy core makes ticks look slower).
+        return_cost: what the interpreter pays beyond the model when a thread comes back to
+            Python after time away from it: ``[[away_us, extra_ns], ...]``, the real echo's
+            round trip with pings ``away_us`` apart (:data:`RETURN_GAPS`) less the model's own
+            echo's with the same pings and work (``_core.idle_echo_round_trips_ns``); never
+            falling with time away. 5-12 µs at 0.2 ms, 50-76 µs at 10 ms for 2.7 and 3.11 on the 2-core
+            VM. A scenario resolved from the profile spins it after each blocking op
+            (``Scenario.return_cost``). None where not measured (the reference profiles).
         speed_scale: 1, or the ratio by which :func:`speed_checked` scaled the interpreter
-            figures (``tick_ns``, ``ns_per_iter``, ``call_ns``, ``sock_call_ns`` and the
-            interpreter's part of ``sock_pair_ns``): its countdown now over its countdown then.
+            figures (``tick_ns``, ``ns_per_iter``, ``call_ns``, ``sock_call_ns``, the
+            interpreter's part of ``sock_pair_ns`` and ``return_cost``): its countdown now over
+            its countdown then.
         source: ``"measured"`` (just now), ``"cache"`` or ``"reference"`` (shipped in the
             package, measured on the host it names).
     """
@@ -165,6 +178,7 @@ class Profile:
     binary: Dict[str, Any] = dataclasses.field(default_factory=dict)
     ticks_per_iter_source: str = ""
     contention: float = 0.0
+    return_cost: Optional[List[List[float]]] = None
     speed_scale: float = 1.0
     source: str = dataclasses.field(default="measured", compare=False)
 
@@ -289,7 +303,9 @@ class Profile:
                                    warm_ns_per_iter=None if self.warm_ns_per_iter is None else self.warm_ns_per_iter * r,
                                    call_ns=self.call_ns * r, spread=spread,
                                    sock_call_ns=None if self.sock_call_ns is None else self.sock_call_ns * r,
-                                   sock_pair_ns=pair, speed_scale=self.speed_scale * r)
+                                   sock_pair_ns=pair, speed_scale=self.speed_scale * r,
+                                   return_cost=None if self.return_cost is None else
+                                   [[a, c * r] for a, c in self.return_cost])
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -326,6 +342,14 @@ class Profile:
             v = kw.get(k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < 1e9)):
                 raise ValueError("profile.%s: expected a number of ns or null, got %s" % (k, show(v)))
+        rc = kw.get("return_cost")
+        if rc is not None:
+            ok = isinstance(rc, list) and len(rc) <= 16 and all(
+                isinstance(pt, list) and len(pt) == 2 and all(
+                    not isinstance(x, bool) and isinstance(x, (int, float)) and 0 <= x < 1e9 for x in pt) for pt in rc)
+            if not ok or any(b[0] <= a[0] for a, b in zip(rc, rc[1:])) or (rc and rc[0][0] <= 0):
+                raise ValueError("profile.return_cost: expected [[away_us, extra_ns], ...] with away_us rising from "
+                                 "above 0, or null, got %s" % show(rc))
         v = kw.get("speed_scale", 1.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < 1e3):
             raise ValueError("profile.speed_scale: expected a positive number, got %s" % show(v))
@@ -469,10 +493,10 @@ def _usable(entry: Dict[str, Any], host: Dict[str, Any]) -> Optional[Profile]:
 
 def _still_good(p: Profile, host: Dict[str, Any]) -> bool:
     """Whether a measured profile still stands here: measured on ``host``, its interpreter's
-    files unchanged, and measured with the echo's socket work (``sock_pair_ns``, ``sys_pair_ns``:
-    older entries are measured again)."""
+    files unchanged, and measured with the echo's socket work (``sock_pair_ns``, ``sys_pair_ns``)
+    and its ``return_cost`` (older entries are measured again)."""
     return (p.host == host and bool(p.binary) and binary_identity(p.python) == p.binary
-            and p.sock_pair_ns is not None and p.sys_pair_ns is not None)
+            and p.sock_pair_ns is not None and p.sys_pair_ns is not None and p.return_cost is not None)
 
 
 def cached_profiles() -> List[Profile]:
@@ -625,7 +649,40 @@ def _measure(interp: Interpreter, repeats: int, timeout_s: float) -> Profile:
         if (len(results) == repeats + extra and extra < SOCKET_RETRIES
                 and Profile.from_probe(results, interp).sock_work_ns is None):
             extra += 1  # the pairs contradict each other: the host's speed moved; measure again
-    return dataclasses.replace(Profile.from_probe(results, interp), contention=busy)
+    p = Profile.from_probe(results, interp)
+    return dataclasses.replace(p, contention=busy, return_cost=_return_cost(interp, core, p, timeout_s))
+
+
+def _return_cost(interp: Interpreter, core: List[int], p: Profile, timeout_s: float) -> List[List[float]]:
+    """:attr:`Profile.return_cost` of ``p``'s interpreter: at each of :data:`RETURN_GAPS`, the
+    p50 round trip of its ``io_latency`` echo (no CPU thread) less the p50 of the model's own
+    echo with ``p``'s work, on the same core; at least the cost at the gap before."""
+    out: List[List[float]] = []
+    floor = 0.0
+    for gap, pings in RETURN_GAPS:
+        try:
+            r = run_probe(interp, "io_latency", {"cpu_threads": 0, "pings": pings, "gap_us": gap}, core,
+                          timeout=timeout_s)
+        except ProbeError as e:
+            raise CalibrationError("calibrate: %s" % e) from None
+        if not isinstance(r, dict) or not isinstance(r.get("p50_ms"), (int, float)):
+            raise CalibrationError("calibrate: %s's io_latency probe printed no p50: %s" % (interp.label, show(r)))
+        model = statistics.median(_model_echo_ns(core, p, pings, gap))
+        floor = max(floor, r["p50_ms"] * 1e6 - model)
+        out.append([float(gap), round(floor, 1)])
+    return out
+
+
+def _model_echo_ns(core: List[int], p: Profile, pings: int, gap_us: int) -> List[int]:
+    """``_core.idle_echo_round_trips_ns`` with ``p``'s work on the probe's core (this thread
+    pinned there meanwhile)."""
+    was = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, core)
+        return idle_echo_round_trips_ns(pings, gap_us, p.echo_work_ticks, p.client_work_ticks, p.model_tick_ns,
+                                        isinstance(p.policy(), TickGIL))
+    finally:
+        os.sched_setaffinity(0, was)
 
 
 def calibrate(python: Optional[str] = None, *, repeats: int = 3, refresh: bool = False, timeout_s: float = 30.0,

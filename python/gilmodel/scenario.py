@@ -516,6 +516,26 @@ class Thread:
         }
 
 
+def _check_return_cost(points: Sequence[Sequence[float]]) -> Tuple[Tuple[float, float], ...]:
+    """``Scenario.return_cost`` checked: at most 16 points ``(away_us, extra_ns)``, ``away_us``
+    rising from above 0, ``extra_ns`` from 0 to 1 s."""
+    pts = check_seq("Scenario.return_cost", points)
+    if len(pts) > 16:
+        raise ValueError("Scenario.return_cost: %d points; at most 16" % len(pts))
+    out = []
+    for i, pt in enumerate(pts):
+        pt = check_seq("Scenario.return_cost[%d]" % i, pt)
+        if len(pt) != 2:
+            raise ValueError("Scenario.return_cost[%d]: expected (away_us, extra_ns), got %s" % (i, show(pt)))
+        a = check_float("Scenario.return_cost[%d].away_us" % i, pt[0], 0.001, 1e9, lo_open=False)
+        c = check_float("Scenario.return_cost[%d].extra_ns" % i, pt[1], 0.0, 1e9)
+        if out and a <= out[-1][0]:
+            raise ValueError("Scenario.return_cost[%d]: away_us %g must be above the point before's (%g)"
+                             % (i, a, out[-1][0]))
+        out.append((a, c))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A complete experiment.
@@ -567,6 +587,15 @@ class Scenario:
             queue filled beyond what is read; a deadlock at run time is stopped by the watchdog,
             naming the lock or queue each thread waits on. ``run.meta["locks"]`` and
             ``["queues"]`` count what each did.
+        return_cost: what a thread back from a blocking op (``recv``, ``send``, ``sleep``,
+            ``join``, a lock or queue wait, ``native``, ``write``) spins under the GIL before its
+            next op, for the time since it released the GIL: points ``(away_us, extra_ns)``,
+            linear between them from ``(0, 0)``, flat past the last. It stands for what a real
+            interpreter pays coming back after time away and the model's threads do not (cold
+            code and data: 50-76 µs after 10 ms on the 2-core VM,
+            docs/validation/many-threads.md). None (default): the profile's
+            (:attr:`gilmodel.profiles.Profile.return_cost`) when :meth:`resolved` takes
+            ``tick_ns`` from one, else none; ``()``: none.
         profile: the calibration profile ``tick_ns`` came from (set by :meth:`resolved`;
             ``run.meta["profile"]`` records it); not compared, not sent to the core.
 
@@ -588,6 +617,7 @@ class Scenario:
     pin_threads: bool = True
     locks: Tuple[str, ...] = ()
     queues: Tuple[Queue, ...] = ()
+    return_cost: Optional[Tuple[Tuple[float, float], ...]] = None
     #: The calibration profile :meth:`resolved` took its ``tick_ns`` from (None: explicit).
     profile: Optional[Any] = field(default=None, compare=False, repr=False)
 
@@ -608,6 +638,7 @@ class Scenario:
         pin_threads: bool = True,
         locks: Sequence[str] = (),
         queues: Sequence[Union[str, Queue]] = (),
+        return_cost: Optional[Sequence[Sequence[float]]] = None,
         profile: Optional[Any] = None,
     ):
         if not isinstance(gil, tuple(POLICIES.values())):
@@ -663,10 +694,12 @@ class Scenario:
         for i, q in enumerate(queues):
             if not isinstance(q, Queue):
                 raise TypeError("Scenario.queues[%d]: expected a name or Queue(name, maxsize), got %s" % (i, show(q)))
+        if return_cost is not None:
+            return_cost = _check_return_cost(return_cost)
         for k, v in dict(gil=gil, threads=threads, cores=cores, stop_thread=stop_thread, duration_s=duration_s,
                          tick_ns=tick_ns, log=log, max_events=max_events, name=name, signals=signals,
                          on_overflow=on_overflow, watchdog_s=watchdog_s, pin_threads=pin_threads,
-                         locks=tuple(locks), queues=queues, profile=profile).items():
+                         locks=tuple(locks), queues=queues, return_cost=return_cost, profile=profile).items():
             object.__setattr__(self, k, v)
 
     def resolved(self, quiet: bool = False) -> "Scenario":
@@ -674,11 +707,12 @@ class Scenario:
         else a copy with the profile of :func:`gilmodel.profiles.for_policy` (measured once
         per machine and interpreter, then cached): its model tick as ``tick_ns``, the policy's
         check period adjusted where ticks are grouped (:meth:`Profile.adjust`), and the
-        profile kept in :attr:`profile`."""
+        profile kept in :attr:`profile`, with its :attr:`return_cost` unless one was given."""
         if self.tick_ns is not None:
             return self
         prof = profiles.for_policy(self.gil, quiet=quiet)
-        return self.replace(gil=prof.adjust(self.gil), tick_ns=prof.model_tick_ns, profile=prof)
+        rc = self.return_cost if self.return_cost is not None else tuple(map(tuple, prof.return_cost or ()))
+        return self.replace(gil=prof.adjust(self.gil), tick_ns=prof.model_tick_ns, profile=prof, return_cost=rc)
 
     def to_spec(self, resolve: bool = True) -> Dict[str, Any]:
         """The scenario as the core reads it (resolved first: :meth:`resolved`; with
@@ -701,6 +735,9 @@ class Scenario:
             "pin_threads": self.pin_threads,
             "locks": list(self.locks),
             "queues": [q.to_spec() for q in self.queues],
+            # In the core's units: ns away, ticks of this scenario's tick.
+            "return_cost": [[int(round(a * 1000)), int(round(c / (50.0 if self.tick_ns is None else self.tick_ns)))]
+                            for a, c in self.return_cost or ()],
         }
 
     def to_json(self, resolve: bool = True) -> str:
@@ -717,7 +754,8 @@ class Scenario:
         kw = dict(gil=self.gil, threads=self.threads, cores=self.cores, stop_thread=self.stop_thread,
                   duration_s=self.duration_s, tick_ns=self.tick_ns, log=self.log, max_events=self.max_events, name=self.name,
                   signals=self.signals, on_overflow=self.on_overflow, watchdog_s=self.watchdog_s,
-                  pin_threads=self.pin_threads, locks=self.locks, queues=self.queues, profile=self.profile)
+                  pin_threads=self.pin_threads, locks=self.locks, queues=self.queues, return_cost=self.return_cost,
+                  profile=self.profile)
         if self.profile is not None and "profile" not in changes:
             # A resolved scenario: a new tick_ns is explicit; a new policy is resolved anew.
             if "tick_ns" in changes:

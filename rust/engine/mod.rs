@@ -28,6 +28,7 @@
 
 mod controller;
 pub mod gate;
+pub mod idle_echo;
 pub mod peer;
 mod peer_thread;
 mod report;

@@ -108,6 +108,7 @@ fn meta<G>(
         "cores": pl.cores,
         "thread_cores": pl.thread_cores,
         "pin_threads": sc.pin_threads,
+        "return_cost": sc.return_cost,
         "stop": { "thread": sc.stop.thread, "duration_s": sc.stop.duration_s },
         "stopped_by": stopped_by.name(),
         "elapsed_ns": elapsed_ns,

@@ -3,7 +3,7 @@
 use super::*;
 use crate::gil::{IntervalConfig, LockKind, TickConfig};
 use crate::log::{Ev, IoOp};
-use crate::scenario::{Op, Overflow, PeerSpec, PolicySpec, StopSpec, ThreadSpec};
+use crate::scenario::{Op, Overflow, PeerSpec, PolicySpec, ThreadSpec};
 use crate::threading::QueueSpec;
 
 fn cpu(name: &str, ticks: u64) -> ThreadSpec {
@@ -50,20 +50,8 @@ fn driven(body: Vec<Op>, pings: u64) -> ThreadSpec {
 
 fn scenario(gil: PolicySpec, threads: Vec<ThreadSpec>) -> Scenario {
     Scenario {
-        name: "test".into(),
-        gil,
-        threads,
-        cores: vec![],
-        stop: StopSpec::default(),
-        tick_ns: 50.0,
-        log: true,
         max_events: 4_000_000,
-        on_overflow: Overflow::Truncate,
-        watchdog_s: None,
-        signals: vec![],
-        pin_threads: true,
-        locks: vec![],
-        queues: vec![],
+        ..Scenario::of("test", gil, threads)
     }
 }
 
@@ -856,5 +844,31 @@ fn realised_ticks() {
             })
             .collect();
         eprintln!("{:<40} {}", &name[..name.len().min(40)], row.join("  "));
+    }
+}
+
+#[test]
+fn a_thread_back_from_a_blocking_op_spins_its_return_cost() {
+    // Five sleeps of 2 ms, each followed by 10 ticks: past the table's last point (1 ms) each
+    // return spins its 1 000 ticks, so the thread's ticks are 5 × (10 + 1 000); without the
+    // table it spins only its own.
+    let t = |name: &str| ThreadSpec {
+        name: name.into(),
+        program: vec![Op::Loop {
+            times: Some(5),
+            body: vec![Op::Sleep { us: 2_000 }, Op::Cpu { ticks: 10 }],
+        }],
+        core: None,
+        peer: None,
+        start_us: 0,
+    };
+    for p in policies() {
+        let mut sc = scenario(p.clone(), vec![t("a")]);
+        sc.return_cost = crate::return_cost::ReturnCost(vec![(1_000_000, 1_000)]);
+        let out = run(&sc, &mut || false).unwrap();
+        assert_eq!(out.threads[0].ticks, 5 * 1_010, "{p:?}");
+        check_invariants(&out);
+        let plain = run(&scenario(p.clone(), vec![t("a")]), &mut || false).unwrap();
+        assert_eq!(plain.threads[0].ticks, 5 * 10, "{p:?}");
     }
 }

@@ -9,6 +9,7 @@ use crate::engine::spin::spin;
 use crate::gil::{Gil, ThreadCx};
 use crate::log::{Ev, IoOp};
 use crate::prim::SemWait;
+use crate::return_cost::ReturnCost;
 use crate::scenario::{write_offset, Op};
 use crate::threading::{Cond, Lock};
 use std::net::TcpStream;
@@ -38,6 +39,8 @@ pub struct Worker<'s> {
     pub bytes_received: u64,
     /// Signals whose handler this (main) thread has run.
     pub handled: usize,
+    /// What the thread spins back from a blocking op ([`Self::come_back`]).
+    pub return_cost: &'s ReturnCost,
 }
 
 impl Worker<'_> {
@@ -66,11 +69,12 @@ impl Worker<'_> {
                 Op::Sleep { us } => {
                     cx.beacon.doing(Doing::Sleep, *us);
                     let until = now_ns() + (*us as i64) * 1000;
+                    let away = self.away();
                     sh.gil.blocking(cx, IoOp::Sleep, || {
                         sleep_until_or_stop(until, &sh.stop);
                         0
                     });
-                    Flow::Continue
+                    self.come_back(sh, cx, away)
                 }
                 Op::Send { bytes } => {
                     cx.beacon.doing(Doing::Send, *bytes);
@@ -79,6 +83,7 @@ impl Worker<'_> {
                     if self.buf.len() < n {
                         self.buf.resize(n, 0x33);
                     }
+                    let away = self.away();
                     let buf = &self.buf[..n];
                     let ok = sh.gil.blocking(cx, IoOp::Send, || {
                         if send_all(sock, buf) {
@@ -91,7 +96,7 @@ impl Worker<'_> {
                         Flow::End
                     } else {
                         self.bytes_sent += n as u64;
-                        Flow::Continue
+                        self.come_back(sh, cx, away)
                     }
                 }
                 Op::Write { bytes, fsync } => {
@@ -105,6 +110,7 @@ impl Worker<'_> {
                     if self.buf.len() < n {
                         self.buf.resize(n, 0);
                     }
+                    let away = self.away();
                     let buf = &mut self.buf[..n];
                     let got = sh
                         .gil
@@ -113,12 +119,13 @@ impl Worker<'_> {
                         Flow::End
                     } else {
                         self.bytes_received += got as u64;
-                        Flow::Continue
+                        self.come_back(sh, cx, away)
                     }
                 }
                 Op::Join { thread } => {
                     let j = sh.index[thread.as_str()];
                     let interruptible = sh.gil.interruptible();
+                    let away = self.away();
                     loop {
                         cx.beacon.doing(Doing::Join, j as u64);
                         let r = sh.gil.blocking(cx, IoOp::Join, || loop {
@@ -140,7 +147,7 @@ impl Worker<'_> {
                         // back to waiting (a handler that does not raise).
                         self.run_handlers(sh, cx);
                     }
-                    Flow::Continue
+                    self.come_back(sh, cx, away)
                 }
                 Op::Acquire { lock } => {
                     let l = sh.lock_index[lock.as_str()];
@@ -208,6 +215,7 @@ impl Worker<'_> {
             lock.took(cx.idx, false);
             return Flow::Continue;
         }
+        let away = self.away();
         loop {
             // 2.x waits whether or not the lock is taken; whether it was is read, for `meta`,
             // with `sem_getvalue` (no call CPython makes, and not counted in `prim`).
@@ -230,7 +238,7 @@ impl Worker<'_> {
             }
             if r == 0 {
                 lock.took(cx.idx, waited);
-                return Flow::Continue;
+                return self.come_back(sh, cx, away);
             }
             // PY_LOCK_INTR: the handlers run with the GIL held, then the non-blocking try.
             self.run_handlers(sh, cx);
@@ -250,10 +258,12 @@ impl Worker<'_> {
     /// acquire in `Py_BEGIN_ALLOW_THREADS`); 3.2+ tries it with the GIL held, no GIL event.
     fn lock_try_2x<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx) -> Flow {
         if !sh.gil.interruptible() {
+            let away = self.away();
             sh.gil.blocking(cx, IoOp::Lock, || 0);
             if sh.stop.load(Relaxed) {
                 return Flow::Stopped;
             }
+            return self.come_back(sh, cx, away);
         }
         Flow::Continue
     }
@@ -416,6 +426,7 @@ impl Worker<'_> {
         let beacon = cx.beacon;
         let mut x = self.chain;
         let mut stopped = false;
+        let away = self.away();
         sh.gil.blocking(cx, IoOp::Native, || {
             for _ in 0..ticks {
                 x = spin(iters, x);
@@ -431,7 +442,7 @@ impl Worker<'_> {
         if stopped {
             Flow::Stopped
         } else {
-            Flow::Continue
+            self.come_back(sh, cx, away)
         }
     }
 
@@ -455,6 +466,7 @@ impl Worker<'_> {
         }
         let (buf, at) = (&self.buf[..n], write_offset(self.file_at, bytes));
         let mut failed = None;
+        let away = self.away();
         sh.gil.blocking(cx, IoOp::Write, || {
             let r = f
                 .write_all_at(buf, at)
@@ -474,6 +486,41 @@ impl Worker<'_> {
             )));
         }
         self.file_at = at + bytes;
+        self.come_back(sh, cx, away)
+    }
+
+    /// When the thread leaves Python for a blocking op (0, and no clock read, when the
+    /// scenario has no [`ReturnCost`]).
+    fn away(&self) -> i64 {
+        if self.return_cost.is_empty() {
+            0
+        } else {
+            now_ns()
+        }
+    }
+
+    /// Back from a blocking op that began at `away` ([`Self::away`]), the GIL held again: the
+    /// interpreter's extra work after that long away ([`ReturnCost`]), spun with no check
+    /// point and counted in the thread's `ticks`. No check point: next to CPU threads on 2
+    /// cores, real 2.7's ping p50 stays at its idle value (0.19 against 0.22 ms at k = 1,
+    /// docs/validation/many-threads.md); spun with check points, the model's cost was cut
+    /// into 100-tick holds that the CPU threads took turns with, and its p50 tripled.
+    fn come_back<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, away: i64) -> Flow {
+        if self.return_cost.is_empty() {
+            return Flow::Continue;
+        }
+        let ticks = self.return_cost.ticks(now_ns() - away);
+        let (iters, beacon) = (self.iters_per_tick, cx.beacon);
+        let mut x = self.chain;
+        for _ in 0..ticks {
+            x = spin(iters, x);
+            beacon.add_tick();
+            if sh.stop.load(Relaxed) {
+                self.chain = x;
+                return Flow::Stopped;
+            }
+        }
+        self.chain = x;
         Flow::Continue
     }
 

@@ -57,6 +57,7 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
         bytes_sent: 0,
         bytes_received: 0,
         handled: 0,
+        return_cost: &sc.return_cost,
     };
     if !setup.gate.arrive_and_wait() {
         return None;

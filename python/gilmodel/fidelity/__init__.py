@@ -264,7 +264,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
                            measured_at=cal.measured_at, cores=_core.allowed_cores()[:1],
                            work_ticks_send=cal.send_work_ticks, work_ticks_echo=cal.echo_work_ticks,
                            work_ticks_client=cal.client_work_ticks, sock_work_ns=cal.sock_work_ns, group=cal.group,
-                           model_tick_ns=cal.model_tick_ns, model_policy=repr(pol))
+                           model_tick_ns=cal.model_tick_ns, model_policy=repr(pol), return_cost=cal.return_cost)
         for cs in core_sets:
             for rep in range(repeats):
                 at_speed = cal

@@ -42,7 +42,7 @@ from ..probes import path as probe_path
 from ..probes.runner import probe_args
 from ..profiles import Profile
 from ..run import Run
-from .model_side import _echo, _prepare, _three_threads_run, run as model_run
+from .model_side import _echo, _prep, _three_threads_run, run as model_run
 
 __all__ = ["EVENT_PROBES", "ROLES", "KS_WITHIN", "ks", "wasserstein", "waiter_ranks", "distributions", "compare_runs",
            "compare_samples", "observe_probe",
@@ -188,10 +188,10 @@ def model_run_of(probe: str, minor: str, cores: Sequence[int], args: Dict[str, A
     gil = cal.policy(minor)
     cs = tuple(cores)
     if probe == "handoffs":
-        return get("handoffs").run(gil, cs, log=True, prepare=_prepare, duration_s=args["duration"],
+        return get("handoffs").run(gil, cs, log=True, prepare=_prep(cal), duration_s=args["duration"],
                                    tick_ns=cal.model_tick_ns).runs["run"]
     if probe == "io_latency":
-        return model_run(_echo(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"], 8))
+        return model_run(_echo(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"], 8), cal)
     if probe == "three_threads":
         return _three_threads_run(gil, cs, cal, args["duration"])
     raise ValueError("event validation has no model side for probe %r (known: %s)" % (probe, ", ".join(EVENT_PROBES)))

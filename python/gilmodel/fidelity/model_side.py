@@ -26,17 +26,25 @@ __all__ = ["model_probe", "stream", "PIN_THREADS"]
 PIN_THREADS = True
 
 
-def _prepare(sc: Scenario) -> Scenario:
-    """``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
-    if PIN_THREADS:
-        return sc
-    threads = tuple(dataclasses.replace(t, core=None) for t in sc.threads)
-    return sc.replace(threads=threads, pin_threads=False)
+def _prep(cal: Profile):
+    """What each model run of a probe goes through: its threads pinned or not, as
+    :data:`PIN_THREADS` says, and the interpreter's cost of coming back from a blocking op
+    (``cal.return_cost``: the scenarios here take their ticks from ``cal`` explicitly, so
+    they are not resolved from it)."""
+    rc = tuple(map(tuple, cal.return_cost or ()))
+
+    def prepare(sc: Scenario) -> Scenario:
+        sc = sc.replace(return_cost=rc)
+        if PIN_THREADS:
+            return sc
+        threads = tuple(dataclasses.replace(t, core=None) for t in sc.threads)
+        return sc.replace(threads=threads, pin_threads=False)
+    return prepare
 
 
-def run(sc: Scenario) -> Run:
-    """Run ``sc`` with its threads pinned or not, as :data:`PIN_THREADS` says."""
-    return _pinned_run(_prepare(sc))
+def run(sc: Scenario, cal: Profile) -> Run:
+    """Run ``sc`` as :func:`_prep` prepares it for ``cal``."""
+    return _pinned_run(_prep(cal)(sc))
 
 
 def _spinners(k: int, cs: Sequence[int]):
@@ -52,7 +60,7 @@ def _echo(gil: Policy, cs, cal: Profile, cpu_threads: int, pings: int, gap_us: i
 
 
 def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
-    r = run(_echo(gil, cs, cal, cpu_threads, pings, gap_us, 8))
+    r = run(_echo(gil, cs, cal, cpu_threads, pings, gap_us, 8), cal)
     rtt = r.io.column("rtt_ns").to_numpy() / 1e6
     p50, p90, p99 = np.percentile(rtt, [50, 90, 99]) if rtt.size else (np.nan,) * 3
     return {"cpu_threads": cpu_threads, "pings": int(rtt.size), "gap_us": gap_us, "rtt_ms": rtt.tolist(),
@@ -60,7 +68,7 @@ def _latency(gil, cs, cal, cpu_threads, pings, gap_us) -> Dict[str, Any]:
 
 
 def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
-    s = get("handoffs").run(gil, cs, log=False, prepare=_prepare, duration_s=duration_s, tick_ns=cal.model_tick_ns).metrics
+    s = get("handoffs").run(gil, cs, log=False, prepare=_prep(cal), duration_s=duration_s, tick_ns=cal.model_tick_ns).metrics
     # The first take is not a change of the running thread (the probe counts the same way).
     sw = max(s["switches"] - 1, 0)
     return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
@@ -76,12 +84,12 @@ def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk
 
 
 def _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, name):
-    return get(name).run(gil, cs, profile=cal, prepare=_prepare, cpu_threads=cpu_threads, total_bytes=total_bytes,
+    return get(name).run(gil, cs, profile=cal, prepare=_prep(cal), cpu_threads=cpu_threads, total_bytes=total_bytes,
                          chunk_bytes=chunk, work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
-    s = run(_echo(gil, cs, cal, cpu_threads, 10**8, 1, nbytes, duration_s).replace(log=False)).summary()
+    s = run(_echo(gil, cs, cal, cpu_threads, 10**8, 1, nbytes, duration_s).replace(log=False), cal).summary()
     return s.get("io_pings", 0) / s["elapsed_s"]
 
 
@@ -96,12 +104,12 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
     if probe == "calibrate":
         ticks = max(1000, int(0.05e9 / cal.model_tick_ns))
         sc = Scenario(gil, [Thread("t0", [cpu(ticks)], core=cs[0])], cores=cs, tick_ns=cal.model_tick_ns, log=False, name="calibrate")
-        el = run(sc).summary()["elapsed_s"]
+        el = run(sc, cal).summary()["elapsed_s"]
         # per real tick, to compare with the probe's tick_ns
         return {"tick_ns": el * 1e9 / ticks / cal.group, "ticks": ticks, "group": cal.group}
     if probe == "cpu_pair":
         ticks = cal.iter_ticks(args["n"])
-        m = get("cpu_pair").run(gil, cs, log=False, prepare=_prepare, ticks=ticks, tick_ns=cal.model_tick_ns).metrics
+        m = get("cpu_pair").run(gil, cs, log=False, prepare=_prep(cal), ticks=ticks, tick_ns=cal.model_tick_ns).metrics
         return {"n": args["n"], "ticks": ticks, "sequential_s": m["sequential_s"], "threaded_s": m["threaded_s"],
                 "ratio": m["cpu_pair_ratio"]}
     if probe == "handoffs":
@@ -164,7 +172,7 @@ def _native_work(gil, cs, cal, args) -> Dict[str, Any]:
     (``released``: a CPython without OpenSSL hashes with its own ``_sha``)."""
     if args.get("chunk_ms") is None:
         raise ValueError("native_work: the model needs the real chunk's length (chunk_ms), from the real side")
-    m = get("hashing").run(gil, cs, log=False, prepare=_prepare, threads=args["threads"], chunks=args["chunks"],
+    m = get("hashing").run(gil, cs, log=False, prepare=_prep(cal), threads=args["threads"], chunks=args["chunks"],
                            chunk_ticks=_ticks_of_ms(args["chunk_ms"], cal),
                            python_ticks=max(1, int(round(cal.call_ns / cal.model_tick_ns))), tick_ns=cal.model_tick_ns,
                            released=args.get("released") is not False).metrics
@@ -187,7 +195,7 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
     (:data:`LONG_CALL_LOOP_TICKS`)."""
     if args.get("call_ms") is None:
         raise ValueError("long_call: the model needs the real call's length (call_ms), from the real side")
-    res = get("long_call").run(gil, cs, log=False, prepare=_prepare, call_ticks=_ticks_of_ms(args["call_ms"], cal),
+    res = get("long_call").run(gil, cs, log=False, prepare=_prep(cal), call_ticks=_ticks_of_ms(args["call_ms"], cal),
                                python_ticks=max(1, int(round(LONG_CALL_LOOP_TICKS / cal.group))),
                                pings=args["pings"], gap_us=args["gap_us"],
                                work_ticks=cal.echo_work_ticks, client_ticks=cal.client_work_ticks,
@@ -210,7 +218,7 @@ def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:
     q = max(1, int(round(args["queue_us"] * 1e3 / 2 / cal.model_tick_ns)))
     rows = []
     for k in (int(x) for x in str(args["ks"]).split(",")):
-        r = get("thread_pool").run(gil, cs, prepare=_prepare, workers=k, tasks=args["tasks"], task_ticks=task,
+        r = get("thread_pool").run(gil, cs, prepare=_prep(cal), workers=k, tasks=args["tasks"], task_ticks=task,
                                    submit_ticks=max(1, int(round(cal.ns_per_iter / cal.model_tick_ns))), queue_ticks=q,
                                    tick_ns=cal.model_tick_ns)
         parts = r.detail["worker_tasks"].values()
@@ -228,7 +236,7 @@ def _pipeline(gil, cs, cal, args) -> Dict[str, Any]:
         raise ValueError("pipeline: the model needs the real queue's cost (queue_us), from the real side")
     q = max(1, int(round(args["queue_us"] * 1e3 / 2 / cal.model_tick_ns)))
     produce, consume = (cal.iter_ticks(n, warm=True) + q for n in (args["n"], args["n"] // 2))  # called once an item
-    r = get("pipeline").run(gil, cs, prepare=_prepare, items=args["items"], produce_ticks=produce, consume_ticks=consume,
+    r = get("pipeline").run(gil, cs, prepare=_prep(cal), items=args["items"], produce_ticks=produce, consume_ticks=consume,
                             tick_ns=cal.model_tick_ns).runs["run"]
     t = scenarios.pipeline_times(r)
     ms = np.sort(analysis.items(r.events).column("latency_ns").to_numpy() / 1e6)
@@ -247,7 +255,7 @@ def _three_threads_run(gil, cs, cal, duration_s) -> Run:
     chunk = _three_threads_chunk(cal)
     sc = Scenario(gil, [Thread("c%d" % i, [loop(cpu(chunk))], core=cs[i % len(cs)]) for i in range(3)], cores=cs,
                   duration_s=duration_s, tick_ns=cal.model_tick_ns, name="three_threads")
-    return run(sc.replace(profile=cal))
+    return run(sc.replace(profile=cal), cal)
 
 
 def seen_turns(r: Run, chunk: int) -> np.ndarray:

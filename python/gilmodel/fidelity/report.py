@@ -112,6 +112,12 @@ def markdown(res: "Validation") -> str:
             c.get("sock_call_ns", c["call_ns"]), "—" if work is None else "%.0f" % work, c.get("group", 1),
             c.get("model_tick_ns", c["tick_ns"]), c.get("model_policy", ""), c["work_ticks_send"], c["work_ticks_echo"],
             c.get("work_ticks_client", "—")))
+    rc = ["%s: %s" % (c["version"], ", ".join("%.1f µs after %g ms" % (ns / 1e3, us / 1e3) for us, ns in c["return_cost"]))
+          for c in res.calibrations.values() if c.get("return_cost")]
+    if rc:
+        out += ["", "The model's threads spin, back from a blocking op, what the interpreter's echo paid beyond the "
+                "model's after as long away (`Profile.return_cost`, linear between the points; at the calibrated "
+                "speed, scaled with the profile): %s." % "; ".join(rc)]
     scaled = ["%s ×%.2f" % (c["version"], c["speed_scale"]) for c in res.calibrations.values()
               if c.get("speed_scale", 1.0) != 1.0]
     if scaled:
