@@ -42,7 +42,7 @@ METRICS = {
     "bandwidth": ("packets_per_s_alone", "packets_per_s"),
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
     "native_work": ("threaded_s", "speedup"),
-    "long_call": ("p50_ms", "p99_ms", "fast_share"),
+    "long_call": ("p50_ms", "p99_ms", "fast_share", "answered_share"),
     "pipeline": ("items_per_s", "p50_ms", "p99_ms"),
 }
 #: Fields the model side of a probe takes from the real side of the same repeat: how many

@@ -202,9 +202,10 @@ def _long_call(gil, cs, cal, args) -> Dict[str, Any]:
                                tick_ns=cal.model_tick_ns)
     m = res.metrics
     rtt = np.concatenate([r.io.column("rtt_ns").to_numpy() for r in res.runs.values()]) / 1e6
-    return {"n": args["n"], "pings": m.get("io_pings"), "gap_us": args["gap_us"], "call_ms": args["call_ms"],
+    return {"n": args["n"], "pings": int(rtt.size), "gap_us": args["gap_us"], "call_ms": args["call_ms"],
             "p50_ms": m.get("io_latency_p50_ms"), "p99_ms": m.get("io_latency_p99_ms"), "max_ms": m.get("io_latency_max_ms"),
-            "fast_share": float((rtt < 1.0).mean()) if rtt.size else None, "rtt_ms": rtt.tolist()}
+            "fast_share": float((rtt < 1.0).mean()) if rtt.size else None, "rtt_ms": rtt.tolist(),
+            "answered_share": float(rtt.size) / args["pings"]}
 
 
 def _thread_pool(gil, cs, cal, args) -> Dict[str, Any]:

@@ -2,7 +2,8 @@
 
     _peer.py pinger PORT PINGS GAP_US NBYTES [MAX_S]   send NBYTES at t0 + k*GAP (at once when
                                               late), read the reply, time the round trip; no
-                                              new ping once MAX_S have passed
+                                              ping sent, and no reply counted, MAX_S or more
+                                              after t0 (a model run ends then)
     _peer.py drain PORT                        read and discard until end of stream
     _peer.py bw_client PORT SECONDS NBYTES     send NBYTES, read them back, repeat for SECONDS
 
@@ -45,16 +46,19 @@ def pinger(s, pings, gap_us, nbytes, max_s=0.0):
     msg = b"p" * nbytes
     rtt = []
     t0 = now()
+    until = t0 + max_s
     for k in range(1, pings + 1):
-        if max_s and rtt and now() - t0 > max_s:
-            break
         wait = t0 + k * gap_us * 1e-6 - now()
+        if max_s and now() + max(wait, 0.0) >= until:
+            break
         if wait > 0:
             time.sleep(wait)
         t = now()
         s.sendall(msg)
         if not read_exact(s, nbytes):
             break
+        if max_s and now() >= until:
+            break  # answered after the end: a model run ends then and drops it
         rtt.append(now() - t)
     s.shutdown(socket.SHUT_WR)
     while s.recv(65536):

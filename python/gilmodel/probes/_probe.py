@@ -174,7 +174,9 @@ def handoffs(duration_s):
     return {"duration_s": el, "switches": sw, "switches_per_s": sw / el}
 
 
-def _echo(conn, nbytes, replies):
+def _echo(conn, nbytes, replies, on_go=None):
+    if on_go is not None:
+        on_go()
     conn.sendall(b"g")  # the go: the CPU threads and this one run (see _peer.py)
     n = 0
     while True:
@@ -186,14 +188,14 @@ def _echo(conn, nbytes, replies):
     replies[0] = n
 
 
-def _echo_beside(cpu_threads, nbytes, role, args):
+def _echo_beside(cpu_threads, nbytes, role, args, on_go=None):
     """A thread echoing what peer ``role`` sends, next to ``cpu_threads`` CPU-bound threads,
     until the peer closes; the peer's JSON. The peer starts when the echo thread sends it a
-    byte, after every CPU thread has started."""
+    byte, after every CPU thread has started; the echo thread calls ``on_go`` just before."""
     p, conn = start_peer(role, args)
     sp = Spinners(cpu_threads)
     replies = [0]
-    io = threading.Thread(target=_echo, args=(conn, nbytes, replies))
+    io = threading.Thread(target=_echo, args=(conn, nbytes, replies, on_go))
     io.start()
     io.join()
     sp.stop()
