@@ -4,8 +4,9 @@ every probe metric's median within ±15 % of the real one, convoy quartiles with
 set, each metric's ratio model/real and whether it meets the target (not the looser per-metric
 tolerances `gilmodel validate` uses for its exit code).
 
-Run: .venv/bin/python benches/fidelity.py [--unpin] [repeats] [scale]   (runs validate for 3.11 and 2.7;
-     --unpin: with the model's threads left to the OS scheduler, Scenario(pin_threads=False))
+Run: .venv/bin/python benches/fidelity.py [--pin|--unpin] [repeats] [scale]   (runs validate for 3.11 and 2.7;
+     the model's threads pinned where each has a core of its own, as validate runs them;
+     --pin: always pinned; --unpin: always left to the OS scheduler, Scenario(pin_threads=False))
      .venv/bin/python benches/fidelity.py --from docs/validation   (a saved run's samples)
 """
 
@@ -20,11 +21,12 @@ from gilmodel.fidelity import tolerance as tl
 
 
 def main() -> None:
-    if "--unpin" in sys.argv:
-        from gilmodel.fidelity import model_side
+    for flag, pin in (("--pin", True), ("--unpin", False)):
+        if flag in sys.argv:
+            from gilmodel.fidelity import model_side
 
-        sys.argv.remove("--unpin")
-        model_side.PIN_THREADS = False
+            sys.argv.remove(flag)
+            model_side.PIN_THREADS = pin
     if sys.argv[1:2] == ["--from"]:
         d = sys.argv[2]
         res = SimpleNamespace(samples=pd.read_parquet(os.path.join(d, "samples.parquet")),

@@ -97,6 +97,23 @@ def test_probes_run_under_python27():
     assert not runner.applies("switch_sweep", it)
 
 
+@needs_2_cores
+def test_the_model_side_pins_its_threads_only_where_each_has_a_core_of_its_own(monkeypatch):
+    from gilmodel.fidelity import model_side
+
+    cal = gm.profiles.for_version("3.11")
+    prepare = model_side._prep(cal)
+    two, three = (model_side._echo(gm.cpython("3.11"), CORES[:2], cal, k, 3, 5000, 8) for k in (1, 2))
+    assert prepare(two).pin_threads and [t.core for t in prepare(two).threads] == [t.core for t in two.threads]
+    assert not prepare(three).pin_threads and all(t.core is None for t in prepare(three).threads)
+    run = model_side.run(three, cal)
+    assert set(run.threads.column("core").to_pylist()) == {-1}
+    monkeypatch.setattr(model_side, "PIN_THREADS", True)
+    assert prepare(three).pin_threads
+    monkeypatch.setattr(model_side, "PIN_THREADS", False)
+    assert not prepare(two).pin_threads
+
+
 def _long_call_capped(py, cores):
     import time
 

@@ -26,6 +26,7 @@ from ..policies import gil_family
 from ..probes import PROBES
 from ..probes.runner import ProbeError, applies, probe_args, run_probe
 from ..profiles import CalibrationError, Profile
+from . import model_side
 from .model_side import model_probe
 from .tolerance import TOLERANCES, Tolerance, Verdict, compare, tolerance_for
 
@@ -318,7 +319,7 @@ def validate(pythons: Sequence[str] = (), all_: bool = False, cores: Optional[Se
     meta = {"machine": steadiness(sdf, busy), "command": command, "repeats": repeats, "scale": scale, "core_sets": core_sets, "probes": ["calibrate"] + wanted,
             "slow_probes": list(SLOW_PROBES), "slow_probes_on": [i.version for i in slow_on if any(p in SLOW_PROBES for p in plan[i.path])],
             "seconds": round(time.time() - t_start, 1), "host": json.loads(_core.host_info()), "gilmodel": _core.__version__,
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "pin_threads": model_side.PIN_THREADS}
     res = Validation(sdf, vdf, pd.DataFrame(runs), interps, calibs, errors, {}, meta)
     say(side_by_side(res))
     if out is not None:

@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import analysis, scenarios
+from .. import _core, analysis, scenarios
 from ..experiments import get
 from ..policies import IntervalGIL, Policy
 from ..profiles import Profile
@@ -17,25 +17,37 @@ from ..run import Run
 from ..run import run as _pinned_run
 from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send
 
-__all__ = ["model_probe", "stream", "PIN_THREADS"]
+__all__ = ["model_probe", "stream", "PIN_THREADS", "pins"]
 
-#: Pin the model's threads one per core (True, default), or leave them to the OS scheduler
-#: within the probe's cores (False), as the probe's own threads are. Unpinned looks the more
-#: faithful, but did not measure closer: `benches/fidelity.py 4` scored 58 of 80 pinned and 54
-#: unpinned (`--unpin`), a difference within run-to-run noise (docs/validation/README.md).
-PIN_THREADS = True
+#: Pin the model's threads one per core (True), leave them to the OS scheduler within the
+#: probe's cores (False), as the probe's own threads are, or (None, the default) pin them only
+#: where each can have a core of its own: with more threads than cores the kernel moves the
+#: real interpreter's threads, and a fixed placement made the model's waiters hand the GIL
+#: back and forth within a pair. 3.11 on 2 cores next to 4 and 8 CPU threads
+#: (threads_sweep): the echo's p50 50–100 ms pinned against 24–29 ms unpinned and 10–43 ms
+#: real, in four alternating runs (docs/validation/many-threads.md, "Placement"). With no more
+#: threads than cores, pinning is what the kernel does with busy threads anyway, and keeps
+#: every run's placement alike.
+PIN_THREADS: Optional[bool] = None
+
+
+def pins(sc: Scenario) -> bool:
+    """Whether :func:`_prep` pins ``sc``'s threads, as :data:`PIN_THREADS` says."""
+    if PIN_THREADS is None:
+        return len(sc.threads) <= len(sc.cores or _core.allowed_cores())
+    return PIN_THREADS
 
 
 def _prep(cal: Profile):
     """What each model run of a probe goes through: its threads pinned or not, as
-    :data:`PIN_THREADS` says, and the interpreter's cost of coming back from a blocking op
+    :func:`pins` says, and the interpreter's cost of coming back from a blocking op
     (``cal.return_cost``: the scenarios here take their ticks from ``cal`` explicitly, so
     they are not resolved from it)."""
     rc = tuple(map(tuple, cal.return_cost or ()))
 
     def prepare(sc: Scenario) -> Scenario:
         sc = sc.replace(return_cost=rc)
-        if PIN_THREADS:
+        if pins(sc):
             return sc
         threads = tuple(dataclasses.replace(t, core=None) for t in sc.threads)
         return sc.replace(threads=threads, pin_threads=False)

@@ -83,6 +83,12 @@ def markdown(res: "Validation") -> str:
             out += ["Each repeat's model side ran its interpreter's profile scaled to that repeat's speed, the "
                     "countdown timed by the real `calibrate` probe that opens it (`fidelity.at_repeat_speed`): "
                     "scales %.2f-%.2f, median %.2f." % (sc.min(), sc.max(), sc.median()), ""]
+    pin = m.get("pin_threads", True)
+    out += ["The model's threads: %s." % {
+        None: "pinned one per core where each has a core of its own, else left to the OS scheduler within the core "
+              "set, as the real interpreter's threads are (`fidelity.model_side.pins`)",
+        True: "pinned one per core (`fidelity.model_side.PIN_THREADS = True`)",
+        False: "left to the OS scheduler within the core set (`fidelity.model_side.PIN_THREADS = False`)"}[pin], ""]
     slow = m.get("slow_probes_on")
     if slow is not None and len(slow) < len(res.interpreters) and set(m.get("probes", ())) & set(m.get("slow_probes", ())):
         out += ["The slow probes (%s) ran under %s only; the other interpreters ran the rest "
