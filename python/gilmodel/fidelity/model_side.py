@@ -24,7 +24,7 @@ __all__ = ["model_probe", "stream", "PIN_THREADS", "pins"]
 #: where each can have a core of its own: with more threads than cores the kernel moves the
 #: real interpreter's threads, and a fixed placement made the model's waiters hand the GIL
 #: back and forth within a pair. 3.11 on 2 cores next to 4 and 8 CPU threads
-#: (threads_sweep): the echo's p50 50–100 ms pinned against 24–29 ms unpinned and 10–43 ms
+#: (threads_sweep): the echo's p50 50–100 ms pinned against 24–29 ms unpinned and 10–44 ms
 #: real, in four alternating runs (docs/validation/many-threads.md, "Placement"). With no more
 #: threads than cores, pinning is what the kernel does with busy threads anyway, and keeps
 #: every run's placement alike.

@@ -6,10 +6,11 @@ before the last one's reply came back finds the GIL in another state, and a slow
 made 200 000-int calls last longer than the default gap (74-89 ms under 2.7 against 40).
 
 ``answered_share``: the share of the pings asked for that were answered before the end (0
-when the I/O thread starved throughout). ``fast_share``: the share of pings answered within 1 ms. Under 2.x on one core it is about a
-half: 2.x offers the GIL every 100 ticks, and this loop runs about 30 a call, so a ping waits
-for several calls (0.3-1 s), longer than the gap; the next ping, sent late, comes while the
-caller has not run yet and is answered at once (docs/validation/c-work.md).
+when the I/O thread starved throughout). ``fast_share``: the share of pings answered within
+1 ms. Under 2.x on one core it is about a half: 2.x offers the GIL every 100 ticks, and this
+loop runs about 30 a call, so a ping waits for several calls (0.3-1 s), longer than the gap;
+the next ping, sent late, comes while the caller has not run yet and is answered at once
+(docs/validation/c-work.md).
 
 On two cores 2.x can starve the other threads for seconds a ping (the caller retakes the GIL
 before the woken thread runs; with 20 000-int calls of 5 ms, p50 1.3 s in one run here and
