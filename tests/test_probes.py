@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -115,8 +116,6 @@ def test_the_model_side_pins_its_threads_only_where_each_has_a_core_of_its_own(m
 
 
 def _long_call_capped(py, cores):
-    import time
-
     it = fidelity.detect(py)
     t = time.monotonic()
     r = run_probe(it, "long_call", {"n": 20000, "pings": 1000, "gap_us": 20000, "max_s": 0.5}, cores, timeout=60)

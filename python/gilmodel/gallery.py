@@ -96,16 +96,23 @@ def _beside(probe: str, scale: float, cores, without_real: Callable[[Dict[str, A
             yield v, label, cs, fed, real, who, model_probe(probe, v, cs, dict(args, **fed), prof)
 
 
-def _bars_real_model(ax, rows: Rows, model_key: str, real_key: str, colors) -> None:
-    """Model bars with the real interpreter's value beside each (hatched), where there is one."""
+def _bars_real_model(ax, rows: Rows, model_key: str, real_key: str, colors, no_value: str = "no value") -> None:
+    """Model bars with the real interpreter's value beside each (hatched), where there is one;
+    a side that ran and gave no value (a run in which no ping was answered) says ``no_value``."""
     xs = np.arange(len(rows))
     ax.bar(xs - 0.2, [np.nan if r[model_key] is None else r[model_key] for r in rows], 0.38, color=colors, label="model")
     real = [r.get(real_key) for r in rows]
     ax.bar(xs + 0.2, [np.nan if v is None else v for v in real], 0.38, color="white", edgecolor=colors, hatch="///",
            label="real interpreter (probe)")
-    for x, v in zip(xs, real):
-        if v is None:
-            ax.text(x + 0.2, 0, "no real\ninterpreter", ha="center", va="bottom", fontsize=6)
+    for x, r, v in zip(xs, rows, real):
+        real_text = None if v is not None else no_value if r.get("real") else "no real\ninterpreter"
+        if r[model_key] is None and real_text == no_value:
+            ax.text(x, 0, no_value + "\n(either side)", ha="center", va="bottom", fontsize=6)
+            continue
+        if real_text:
+            ax.text(x + 0.2, 0, real_text, ha="center", va="bottom", fontsize=6)
+        if r[model_key] is None:
+            ax.text(x - 0.2, 0, no_value, ha="center", va="bottom", fontsize=6)
     ax.set_xticks(xs, ["%s\n%s" % (r["version"], r["cores"]) for r in rows])
     ax.legend(fontsize=7, frameon=False)
 
@@ -516,8 +523,9 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     """C work that holds the GIL: an I/O thread answering pings next to back-to-back
     ``sorted()`` calls of a big int list, under the 2.7 and 3.11 GILs on 1 and 2 cores: the
     round trip's p50 and p99 against the call's length (no check point comes during a call,
-    so no switch interval helps) and the share of pings answered within 1 ms (2.x's late pings,
-    docs/validation/c-work.md), the model (``validate``'s ``long_call`` model side: each
+    so no switch interval helps), the share of pings answered within 1 ms (2.x's late pings,
+    docs/validation/c-work.md) and the share answered at all before the run's end (none where
+    2.x on two cores starves the I/O thread throughout), the model (``validate``'s ``long_call`` model side: each
     call a ``held`` op as long as the real probe's own call) beside the real interpreter's
     ``long_call`` probe on the same cores, with the probe's gap between pings (at least 3
     calls' length). Without a real interpreter the call is taken as 20 ms."""
@@ -528,7 +536,8 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
                      "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
                      "real_p50_ms": real["p50_ms"] if real else None, "real_p99_ms": real["p99_ms"] if real else None,
                      "fast_share": m.get("fast_share"), "real_fast_share": real.get("fast_share") if real else None,
-                     "real": who})
+                     "answered_share": m.get("answered_share"),
+                     "real_answered_share": real.get("answered_share") if real else None, "real": who})
         say("  long-call %s %s: call %.1f ms, ping p50 %s ms (real %s)" % (
             v, label, fed["call_ms"], _ms(m["p50_ms"]), "-" if real is None else _ms(real["p50_ms"])))
     two = _layouts(cores)[-1]
@@ -539,7 +548,7 @@ def long_call(out: str, scale: float, cores, say) -> Tuple[str, Rows]:
     plt = _plt()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 1.6]})
     colors = ["#d62728" if r["version"] == "2.7" else "#2ca02c" for r in rows]
-    _bars_real_model(ax, rows, "p50_ms", "real_p50_ms", colors)
+    _bars_real_model(ax, rows, "p50_ms", "real_p50_ms", colors, no_value="no ping\nanswered")
     ax.plot(np.arange(len(rows)), [r["call_ms"] for r in rows], "k_", ms=18, mew=2, label="one call's length")
     ax.set_ylabel("ping round trip p50 (ms)")
     ax.set_title("A long GIL-holding call: pings wait for it", fontsize=10, loc="left")

@@ -48,18 +48,20 @@ def pinger(s, pings, gap_us, nbytes, max_s=0.0):
     t0 = now()
     until = t0 + max_s
     for k in range(1, pings + 1):
-        wait = t0 + k * gap_us * 1e-6 - now()
-        if max_s and now() + max(wait, 0.0) >= until:
+        due = t0 + k * gap_us * 1e-6
+        if max_s and max(due, now()) >= until:
             break
+        wait = due - now()
         if wait > 0:
             time.sleep(wait)
         t = now()
         s.sendall(msg)
         if not read_exact(s, nbytes):
             break
-        if max_s and now() >= until:
+        back = now()
+        if max_s and back >= until:
             break  # answered after the end: a model run ends then and drops it
-        rtt.append(now() - t)
+        rtt.append(back - t)
     s.shutdown(socket.SHUT_WR)
     while s.recv(65536):
         pass

@@ -30,7 +30,7 @@ import threading
 import _probe
 
 
-def sorter(data, flag, lengths, go, max_s):
+def sorter(data, flag, capped, lengths, go, max_s):
     go.wait()
     # The caller stops itself just after the pinger's deadline: it holds the GIL, and under
     # 2.x the threads that should stop it may not get the GIL back.
@@ -38,7 +38,7 @@ def sorter(data, flag, lengths, go, max_s):
     while flag[0]:
         t = _probe.now()
         if t >= until:
-            flag[0] = "capped"
+            capped[0] = True
             break
         sorted(data)
         lengths.append(_probe.now() - t)
@@ -56,15 +56,14 @@ if __name__ == "__main__":
     t = _probe.now()
     sorted(data)
     gap_us = max(a.gap_us, int(3e6 * (_probe.now() - t)))
-    flag, lengths = [True], []
+    flag, capped, lengths = [True], [False], []
     max_s = a.max_s if a.max_s is not None else max(10.0, 4 * a.pings * gap_us * 1e-6)
     go = threading.Event()
-    s = threading.Thread(target=sorter, args=(data, flag, lengths, go, max_s))
+    s = threading.Thread(target=sorter, args=(data, flag, capped, lengths, go, max_s))
     s.start()
     try:
         r = _probe._echo_beside(0, 8, "pinger", [a.pings, gap_us, 8, max_s], on_go=go.set)
     finally:
-        capped = flag[0] == "capped"
         flag[0] = False
         go.set()  # a caller still waiting (the echo side failed) must not keep the join waiting
         s.join()
@@ -75,4 +74,4 @@ if __name__ == "__main__":
                               "calls": len(call), "p50_ms": _probe.percentile(rtt, 50), "p99_ms": _probe.percentile(rtt, 99),
                               "max_ms": max(rtt) if rtt else None, "rtt_ms": rtt,
                               "fast_share": float(fast) / len(rtt) if rtt else None,
-                              "answered_share": float(len(rtt)) / a.pings, "capped": capped})
+                              "answered_share": float(len(rtt)) / a.pings, "capped": capped[0]})
