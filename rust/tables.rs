@@ -66,6 +66,7 @@ pub fn thread_columns(ts: &[ThreadStats]) -> Vec<(String, Column)> {
         ("events_dropped".into(), u(&|t| t.events_dropped)),
         ("bytes_sent".into(), u(&|t| t.bytes_sent)),
         ("bytes_received".into(), u(&|t| t.bytes_received)),
+        ("peer_reads".into(), u(&|t| t.peer_reads)),
     ];
     cols[0].1 = Column::I64((0..ts.len() as i64).collect());
     for (k, name) in CALL_NAMES.iter().enumerate() {

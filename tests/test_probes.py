@@ -28,7 +28,7 @@ FIELDS = {
     "cpu_pair": ("sequential_s", "threaded_s", "ratio"),
     "handoffs": ("switches", "switches_per_s", "duration_s"),
     "io_latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "rtt_ms", "pings"),
-    "convoy": ("alone_s", "with_cpu_s", "factor"),
+    "convoy": ("alone_s", "with_cpu_s", "factor", "alone_reads", "with_cpu_reads", "on_sender_core"),
     "bandwidth": ("packets_per_s_alone", "packets_per_s"),
     "switch_sweep": ("rows",),
     "three_threads": ("switches_per_s", "share_1", "share_2", "share_3", "won_1", "won_2", "won_3"),
@@ -72,9 +72,13 @@ def test_probe_runs_under_this_interpreter_and_returns_every_field(probe):
         assert r["pings"] == 4 and r["p50_ms"] <= r["max_ms"]
     if probe == "three_threads":
         assert r["share_1"] >= r["share_2"] >= r["share_3"] and abs(r["share_1"] + r["share_2"] + r["share_3"] - 1) < 1e-9
+    if probe == "convoy":  # 32 sends: the drain read each of them, in 1 to 32 reads
+        assert 1 <= r["alone_reads"] <= 32 and 1 <= r["with_cpu_reads"] <= 32 and r["on_sender_core"] in (0, 1)
     if probe == "threads_sweep":
         assert [row["k"] for row in r["rows"]] == [0, 1, 2] and r["rows"][0]["convoy_factor"] == 1.0
         assert all(row["requests_per_s"] > 0 and row["p50_ms"] > 0 for row in r["rows"])
+        assert len(r["drain_reads"]) == 3 and all(1 <= n <= 16 for n in r["drain_reads"])
+        assert r["on_sender_core"][0] == 0 and all(0 <= n <= k for n, k in zip(r["on_sender_core"], (0, 1, 2)))
     if probe == "thread_pool":
         assert [row["k"] for row in r["rows"]] == [1, 2] and r["queue_us"] > 0
         assert r["rows"][0]["top_part"] == 1.0 and all(row["tasks_per_s"] > 0 for row in r["rows"])
@@ -239,6 +243,9 @@ def test_the_many_thread_probes_have_a_model_side_under_every_policy(policy):
     # Alone, every GIL echoes; next to CPU threads a 30 ms window may see no reply (BFS at k=2).
     assert s["rows"][0]["requests_per_s"] > 0
     assert all(row["requests_per_s"] >= 0 and row["stream_s"] > 0 for row in s["rows"])
+    assert len(s["drain_reads"]) == 3 and all(1 <= n <= 16 for n in s["drain_reads"])
+    # no real side to follow: placed as the rule says (k = 1 pinned beside, k = 2 left to the OS)
+    assert s["on_sender_core"] == [0, 0, None]
 
 
 def test_three_threads_model_counts_the_switches_the_probe_can_see():
@@ -459,6 +466,84 @@ def test_the_report_lists_every_repeat_of_a_metric_outside_tolerance():
     rows = [r for r in out if r.startswith("| 3.11.7")]
     assert rows == ["| 3.11.7 | 0 | convoy | factor | 0.300 17.9 310.0 | 0.200 0.300 16.2 |"]
     assert _outside(SimpleNamespace(samples=samples, verdicts=verdicts[verdicts.ok])) == []
+
+
+def test_the_model_drain_is_placed_where_the_real_drain_read():
+    from gilmodel.fidelity.model_side import PILED_UP, drain_core
+
+    assert drain_core((0, 1), 5, 256) == 0  # piled up: the real drain waited on the sender's core
+    assert drain_core((0, 1), 200, 256) == 1
+    assert drain_core((0, 1), None, 256) is None  # no real stream: the OS places it
+    assert drain_core((3,), 200, 256) == 3
+    assert drain_core((0, 1), math.ceil(PILED_UP * 256), 256) == 1
+
+
+@needs_2_cores
+@pytest.mark.timing
+def test_a_drain_on_the_senders_core_reads_the_piled_up_sends_in_a_few_reads():
+    # The mechanism behind the convoy's baseline on 2 cores, on the model side as validate runs
+    # it (the drain placed by the real drain's reads). Measured (6 pairs, 256 sends, 3.11's
+    # profile): on the sender's core 5-6 reads, 0.61-0.89 ms; on the other 70-225 reads,
+    # 1.14-3.32 ms (medians 0.65 and 2.2 ms).
+    from gilmodel.fidelity.model_side import model_probe
+
+    cal = gm.profiles.for_version("3.11")
+    args = {"bytes": 256 << 10, "chunk": 1024, "cpu_threads": 1, "with_cpu_reads": 200}
+    same, other = [], []
+    for _ in range(3):
+        same.append(model_probe("convoy", "3.11", CORES[:2], dict(args, alone_reads=5), cal))
+        other.append(model_probe("convoy", "3.11", CORES[:2], dict(args, alone_reads=200), cal))
+    assert all(r["alone_reads"] < 0.15 * 256 for r in same), [r["alone_reads"] for r in same]
+    assert all(r["alone_reads"] > 0.15 * 256 for r in other), [r["alone_reads"] for r in other]
+    assert all(r["on_sender_core"] == 0 for r in same + other)  # the CPU thread on its own core
+    med = [sorted(r["alone_s"] for r in rs)[1] for rs in (same, other)]
+    assert med[1] > 1.3 * med[0], med
+
+
+@needs_2_cores
+@pytest.mark.timing
+def test_a_cpu_thread_on_the_senders_core_never_takes_the_gil_from_the_stream():
+    # The other mode of the stream next to one CPU thread on 2 cores, as validate places the
+    # model's CPU thread where the real one ran. Measured (6 runs each, 256 sends, 3.11's
+    # profile): on the sender's core 1.1-2.9 ms, on its own 479-704 ms.
+    from gilmodel.fidelity.model_side import stream
+
+    cal = gm.profiles.for_version("3.11")
+    gil = cal.policy("3.11")
+    t = {on: sorted(stream(gil, CORES[:2], cal, 256 << 10, 1024, 1, CORES[1], on)[0] for _ in range(3)) for on in (1, 0)}
+    assert t[0][1] > 10 * t[1][1], t
+
+
+def test_the_report_shows_each_baseline_stream_with_its_drain_reads():
+    import json
+
+    import pandas as pd
+    from types import SimpleNamespace
+
+    from gilmodel.fidelity.report import _drain
+
+    conv = {"bytes": 262144, "chunk": 1024, "cpu_threads": 1}
+    sweep = {"ks": "0,1", "bytes": 262144}
+    runs = pd.DataFrame([
+        dict(version="3.11.7", cores="0,1", probe="convoy", side="real", args=json.dumps(conv),
+             result=json.dumps({"alone_s": 0.0006, "alone_reads": 6, "with_cpu_s": 0.9, "on_sender_core": 0})),
+        dict(version="3.11.7", cores="0,1", probe="convoy", side="real", args=json.dumps(conv),
+             result=json.dumps({"alone_s": 0.0021, "alone_reads": 180, "with_cpu_s": 0.002, "on_sender_core": 1})),
+        dict(version="3.11.7", cores="0,1", probe="convoy", side="model", args=json.dumps(conv),
+             result=json.dumps({"alone_s": 0.0022, "alone_reads": 200, "with_cpu_s": 0.7})),
+        dict(version="3.11.7", cores="0,1", probe="threads_sweep", side="model", args=json.dumps(sweep),
+             result=json.dumps({"rows": [{"k": 0, "stream_s": 0.0007}, {"k": 1, "stream_s": 1.0}], "drain_reads": [5, 9]})),
+        dict(version="3.11.7", cores="0,1", probe="threads_sweep", side="real", args=json.dumps(sweep),
+             result=json.dumps({"rows": [{"k": 0, "stream_s": 0.0008}, {"k": 1, "stream_s": 0.0021}], "drain_reads": [4, 150],
+                                "on_sender_core": [0, 1]})),
+        dict(version="3.11.7", cores="0,1", probe="threads_sweep", side="real", args=json.dumps(sweep), result=None),
+        dict(version="3.11.7", cores="0,1", probe="cpu_pair", side="real", args="{}", result="{}")])
+    rows = [r for r in _drain(SimpleNamespace(runs=runs)) if r.startswith("| 3.11.7")]
+    assert rows == ["| 3.11.7 | 0,1 | convoy | 0.600 (0.02) 2.100 (0.70) | 2.000 (1) 900.0 (0) | 2.200 (0.78) | 700.0 |",
+                    "| 3.11.7 | 0,1 | threads_sweep | 0.800 (0.02) | 2.100 (1) | 0.700 (0.02) | 1000 |"]
+    # runs from before the drain counted its reads: no section
+    old = runs.assign(result=[json.dumps({"alone_s": 0.001})] * 3 + [None] * 4)
+    assert _drain(SimpleNamespace(runs=old)) == []
 
 
 def test_validation_says_when_the_machine_was_busy_or_changed_speed():

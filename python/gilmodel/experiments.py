@@ -142,12 +142,13 @@ class Experiment:
 
 
 def _convoy(runs: Dict[str, Run]):
-    return {"stream_s": scenarios.stream_seconds(runs["run"])}, {}
+    return {"stream_s": scenarios.stream_seconds(runs["run"]), "drain_reads": float(scenarios.drain_reads(runs["run"]))}, {}
 
 
 def _convoy_factor(runs: Dict[str, Run]):
     t = scenarios.convoy_times(runs["alone"], runs["loaded"])
-    return {"alone_s": t["alone_s"], "with_cpu_s": t["with_cpu_s"], "convoy_factor": t["factor"]}, {}
+    return {"alone_s": t["alone_s"], "with_cpu_s": t["with_cpu_s"], "convoy_factor": t["factor"],
+            "alone_reads": float(scenarios.drain_reads(runs["alone"])), "with_cpu_reads": float(scenarios.drain_reads(runs["loaded"]))}, {}
 
 
 def _cpu_pair(runs: Dict[str, Run]):
@@ -178,11 +179,13 @@ def _pool(runs: Dict[str, Run]):
 _SYSCALL_RATIOS = tuple("%s_ratio" % k for k in ("ctx_switches", "voluntary_ctx_switches", "involuntary_ctx_switches",
                                                  "primitive_calls", "elapsed_s", "futex_level", "blocking_waits"))
 _ALL = (
-    Experiment("convoy", "an I/O thread streams sends to a drain next to CPU threads (P7); stream_s is its time",
-               scenarios.convoy, measure=_convoy, needs_log=True, own_metrics=("stream_s",)),
+    Experiment("convoy", "an I/O thread streams sends to a drain next to CPU threads (P7); stream_s is its time, "
+               "drain_reads the drain's recv calls",
+               scenarios.convoy, measure=_convoy, needs_log=True, own_metrics=("stream_s", "drain_reads")),
     Experiment("convoy_factor", "the convoy alone and next to the CPU threads: convoy_factor = with_cpu_s / alone_s (P7)",
                scenarios.convoy, phases=("alone", "loaded"), variants={"alone": {"cpu_threads": 0}},
-               measure=_convoy_factor, probe="convoy", needs_log=True, own_metrics=("alone_s", "with_cpu_s", "convoy_factor")),
+               measure=_convoy_factor, probe="convoy", needs_log=True,
+               own_metrics=("alone_s", "with_cpu_s", "convoy_factor", "alone_reads", "with_cpu_reads")),
     Experiment("handoffs", "two CPU-bound threads for a while: switches_per_s is the hand-off rate (P4)",
                scenarios.handoffs, probe="handoffs"),
     Experiment("io_latency", "a thread answering pings next to CPU threads: io_latency_* round trips (P8)",

@@ -18,7 +18,8 @@ from .run import Run, run
 from .scenario import (Queue, Scenario, Thread, cpu, drain, driver, get, held, join, loop, native, put, recv, send, signal,
                        sleep)
 
-__all__ = ["cpu_pair", "pair_times", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "convoy_times",
+__all__ = ["cpu_pair", "pair_times", "cpu_pair_ratio", "handoffs", "io_latency", "convoy", "stream_seconds", "drain_reads",
+           "convoy_times",
            "convoy_factor", "ctrl_c", "syscalls", "syscalls_report", "FUTEX_LEVEL", "hashing", "hashing_times",
            "long_call", "pipeline", "pipeline_times", "thread_pool", "pool_times"]
 
@@ -110,10 +111,10 @@ def io_latency(gil: Policy, cores: Cores = None, cpu_threads: int = 1, pings: in
     its round trip (a Python client's work per request: the profile's ``client_work_ticks``;
     0, a client with no cost of its own, by default). The summary's ``io_latency_*_ms`` are the round-trip
     quantiles. The I/O thread is on the first core, CPU threads round-robin on the others (or
-    all on one core); the driver on ``peer_core`` (None: the last core, as the convoy's
-    drain; on one core, that core. Where a real client lands was measured for the convoy's
-    drain only; on 2 cores this default puts the driver beside the CPU thread, so each ping's
-    reply wakes it there: the fixes' p50 0.16-0.18 ms, docs/policies.md).
+    all on one core); the driver on ``peer_core`` (None: the last core; on one core, that
+    core. On 2 cores this default puts the driver beside the CPU thread, so each ping's reply
+    wakes it there: the fixes' p50 0.16-0.18 ms, docs/policies.md. Where the kernel puts a real
+    client was not measured; for the convoy's drain it was, and varies: :func:`convoy`).
 
     The driver sends on a fixed schedule. Keep ``gap_us`` well above the policy's switch
     interval (the default 10 ms is twice 3.x's 5 ms): when a reply takes longer than the gap,
@@ -292,10 +293,13 @@ def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: 
     running when it starts, as the real probe's main thread does after starting its spinners
     (``python/gilmodel/probes/convoy.py``); :func:`stream_seconds` times the stream from the
     sender's first GIL acquisition after that to its exit, as the probe does. The run ends
-    when the stream is sent. The drain runs on ``peer_core`` (None: the last core, where a real
-    drain process landed in 45 of 45 runs of the real probe, docs/validation/README.md; on one
-    core, that core). Where it runs moves the baseline: on the sender's own core sends queue
-    up without a wake-up (1.2 us a send here), on another core each send wakes it (6 us)."""
+    when the stream is sent. The drain runs on ``peer_core``; None (the default) leaves it to
+    the OS within the scenario's cores, as the probe's drain process is left. Where it runs
+    moves the baseline several-fold: woken onto the sender's core, it waits there while the
+    sends pile up in the socket buffer (a handful of reads, the one-core rate); on another core
+    each send wakes it (a read a send). The kernel picks either for a real drain and for the
+    model's (:func:`drain_reads`; docs/validation/many-threads.md, "Where the kernel ran the
+    stream's peers")."""
     check_int("convoy.cpu_threads", cpu_threads, 0, 1000)
     check_int("convoy.chunk_bytes", chunk_bytes, 1, 64 << 20)
     check_int("convoy.total_bytes", total_bytes, chunk_bytes)
@@ -305,7 +309,7 @@ def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: 
     n = total_bytes // chunk_bytes
     head = [sleep(head_start_us)] if head_start_us else []
     io = Thread("io", head + [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0],
-                peer=drain(_peer_core(cs, peer_core)))
+                peer=drain(peer_core))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="convoy")
 
@@ -323,6 +327,15 @@ def stream_seconds(r: Run) -> float:
     after = t[kind == "io_end"][0] if prog and prog[0].get("op") == "sleep" else t[0]
     start = t[(kind == "acquire") & (t >= after)][0]
     return (int(r.threads.column("exit_ns")[0].as_py()) - int(start)) / 1e9
+
+
+def drain_reads(r: Run) -> int:
+    """The drain's ``recv`` calls that returned data in a :func:`convoy` run (the sender's
+    ``peer_reads``): about one a send when the drain sleeps between sends and each send wakes
+    it; far fewer when it is kept from running and the sends pile up in the socket buffer,
+    which makes the stream several times faster (docs/validation/many-threads.md, "Where the
+    kernel ran the stream's peers"). The real probes report the same count."""
+    return int(r.threads.column("peer_reads")[0].as_py())
 
 
 def convoy_times(alone: Run, loaded: Run) -> Dict[str, float]:

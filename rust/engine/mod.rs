@@ -149,6 +149,8 @@ pub struct ThreadStats {
     pub events_dropped: u64,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Its drain peer's `recv` calls that returned data (0 without a drain).
+    pub peer_reads: u64,
     pub error: Option<String>,
 }
 

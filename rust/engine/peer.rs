@@ -73,16 +73,28 @@ pub fn recv_once(s: &TcpStream, buf: &mut [u8]) -> usize {
     }
 }
 
-/// Read and discard until end of stream; returns the bytes read.
-pub fn drain(s: &TcpStream) -> u64 {
+/// What a drain read: bytes, and in how many `recv` calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub bytes: u64,
+    /// `recv` calls that returned data. About one per send when the drain sleeps between
+    /// sends (each send wakes it); far fewer when it is kept from running while the sends
+    /// pile up in the socket buffer (docs/validation/many-threads.md, "Where the kernel ran
+    /// the stream's peers").
+    pub reads: u64,
+}
+
+/// Read (64 KiB at most per `recv`, as the probes' drain) and discard until end of stream.
+pub fn drain(s: &TcpStream) -> Drained {
     let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0;
+    let mut d = Drained::default();
     loop {
         let n = recv_once(s, &mut buf);
         if n == 0 {
-            return total;
+            return d;
         }
-        total += n as u64;
+        d.bytes += n as u64;
+        d.reads += 1;
     }
 }
 
@@ -251,7 +263,7 @@ mod tests {
     #[test]
     fn drain_counts_and_ends_on_shutdown() {
         let link = Link::tcp().unwrap();
-        let total = std::thread::scope(|s| {
+        let got = std::thread::scope(|s| {
             let d = s.spawn(|| drain(&link.peer_end));
             for _ in 0..100 {
                 assert!(send_all(&link.thread_end, &[1u8; 1024]));
@@ -259,6 +271,7 @@ mod tests {
             link.shutdown();
             d.join().unwrap()
         });
-        assert_eq!(total, 100 * 1024);
+        assert_eq!(got.bytes, 100 * 1024);
+        assert!((1..=100).contains(&got.reads), "{got:?}");
     }
 }

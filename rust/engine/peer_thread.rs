@@ -9,8 +9,16 @@ use crate::gil::Gil;
 use crate::scenario::PeerSpec;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// What a peer hands back: its thread's index and the round trips it timed.
-pub type PeerEnd = (usize, Vec<Ping>);
+/// What a peer hands back.
+#[derive(Debug, Default)]
+pub struct PeerEnd {
+    /// The scenario thread it serves.
+    pub thread: usize,
+    /// The round trips a driver timed.
+    pub pings: Vec<Ping>,
+    /// The `recv` calls a drain made that returned data.
+    pub reads: u64,
+}
 
 /// The peer of scenario thread `i` (which has one), whose thread is called `name`.
 pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) -> PeerEnd {
@@ -24,13 +32,20 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
         None => affinity::pin_current(&setup.pl.cores),
     };
     if !setup.gate.arrive_and_wait() {
-        return (i, Vec::new());
+        return PeerEnd {
+            thread: i,
+            ..PeerEnd::default()
+        };
     }
     let t0 = sh.t0.load(Relaxed);
     match spec {
         PeerSpec::Drain { .. } => {
-            peer::drain(&link.peer_end);
-            (i, Vec::new())
+            let d = peer::drain(&link.peer_end);
+            PeerEnd {
+                thread: i,
+                pings: Vec::new(),
+                reads: d.reads,
+            }
         }
         PeerSpec::Driver {
             pings,
@@ -39,9 +54,9 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
             reply_bytes,
             work_ticks,
             ..
-        } => (
-            i,
-            peer::drive(
+        } => PeerEnd {
+            thread: i,
+            pings: peer::drive(
                 &link.peer_end,
                 t0,
                 peer::Pings {
@@ -54,6 +69,7 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
                 },
                 &sh.stop,
             ),
-        ),
+            reads: 0,
+        },
     }
 }

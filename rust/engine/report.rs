@@ -59,9 +59,10 @@ pub(super) fn output<G>(
     let events = Events::merge(bufs, t0);
     let merge_ns = now_ns() - merge_start;
     let mut io = IoLog::default();
-    for (i, thread_pings) in pings {
-        for p in thread_pings {
-            io.thread.push(i as u16);
+    for end in pings {
+        stats[end.thread].peer_reads = end.reads;
+        for p in end.pings {
+            io.thread.push(end.thread as u16);
             io.sent_ns.push(p.sent_ns);
             io.rtt_ns.push(p.rtt_ns);
         }

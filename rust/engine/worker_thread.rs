@@ -114,6 +114,7 @@ pub(super) fn body<G: Gil>(setup: &Setup, sh: &Shared<G>, i: usize, name: &str) 
         events_dropped: cx.log.dropped,
         bytes_sent: w.bytes_sent,
         bytes_received: w.bytes_received,
+        peer_reads: 0,
         error,
     };
     *sh.finished.lock().unwrap() += 1;

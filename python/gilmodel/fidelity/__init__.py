@@ -50,9 +50,13 @@ METRICS = {
 #: chunks the hashing probe sized its round to (``--seconds``); the length of a C call, which is the machine's and the interpreter's C code's, not the GIL's; whether the
 #: hash releases the GIL (a CPython without OpenSSL's hashlib hashes with its own module, which
 #: holds it); the gap between pings, which the long call's probe stretches to 3 calls' length;
-#: the cost of a queue's put and get (their bytecode), which the model does not run.
+#: the cost of a queue's put and get (their bytecode), which the model does not run; where
+#: the kernel ran each convoy stream's peers: the drain's reads, which say whether it ran on
+#: the sender's core (``model_side.drain_core``), and the CPU threads on the sender's core
+#: (``model_side.stream``).
 FROM_REAL = {"native_work": ("chunks", "chunk_ms", "released"), "long_call": ("call_ms", "gap_us"), "thread_pool": ("queue_us",),
-             "pipeline": ("queue_us",)}
+             "pipeline": ("queue_us",), "convoy": ("alone_reads", "with_cpu_reads", "on_sender_core"),
+             "threads_sweep": ("drain_reads", "on_sender_core")}
 #: What ``quick=True`` (``gilmodel validate --quick``) leaves out: the sweeps over switch
 #: intervals and over the number of CPU threads, and the three-thread split (three_threads and
 #: threads_sweep alone took 175 s for 2.7 and 3.11 together, 5 repeats, 2-core VM).

@@ -17,7 +17,15 @@ from ..run import Run
 from ..run import run as _pinned_run
 from ..scenario import Scenario, Thread, cpu, driver, loop, recv, send
 
-__all__ = ["model_probe", "stream", "PIN_THREADS", "pins"]
+__all__ = ["model_probe", "stream", "drain_core", "PIN_THREADS", "pins", "PILED_UP"]
+
+#: Fewer drain reads a send than this: the kernel woke the real drain onto the sender's core,
+#: where it waited while the sends piled up in the socket buffer. Measured on the 2-core VM
+#: (validate's convoy and threads_sweep streams, 2026-12-04): 0.02-0.07 reads a send in that
+#: mode, 0.3-1 when each send woke the drain on another core; the two modes differ 3-6x in the
+#: stream's time (docs/validation/many-threads.md, "Where the kernel ran the stream's
+#: peers").
+PILED_UP = 0.15
 
 #: Pin the model's threads one per core (True), leave them to the OS scheduler within the
 #: probe's cores (False), as the probe's own threads are, or (None, the default) pin them only
@@ -86,18 +94,61 @@ def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
     return {"duration_s": s["elapsed_s"], "switches": sw, "switches_per_s": sw / s["elapsed_s"]}
 
 
-def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk: int, cpu_threads: int) -> Tuple[float, Run]:
+def drain_core(cs: Sequence[int], real_reads: Optional[int], sends: int) -> Optional[int]:
+    """Where the model's drain runs for a stream whose real drain made ``real_reads`` reads of
+    ``sends`` sends: on the sender's core (``cs[0]``) where the real drain waited there (fewer
+    than :data:`PILED_UP` reads a send), on the last core where each send woke it, and left to
+    the OS without a real stream to follow (None). Which one the kernel picks for the real
+    drain is not the GIL's doing (the real convoy probe's fresh process mostly gets another
+    core, threads_sweep's drain, started after its echo phases, mostly the sender's), so the
+    model's drain is placed as the real one was, as each repeat's model runs at that repeat's
+    speed."""
+    if real_reads is None:
+        return None
+    return cs[0] if real_reads < PILED_UP * sends else cs[-1]
+
+
+def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk: int, cpu_threads: int,
+           peer_core: Optional[int] = None, on_sender_core: Optional[int] = None) -> Tuple[float, int, Run]:
     """The convoy probe's workload in the model: the ``convoy`` experiment with the profile's
     costs (its sender sleeps 5 ms, then its clock runs from its next GIL acquisition, as the
-    probe's main thread does after starting its spinners); returns its ``stream_s``
-    (:func:`gilmodel.scenarios.stream_seconds`) and the run."""
-    res = _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, "convoy")
-    return res.metrics["stream_s"], res.runs["run"]
+    probe's main thread does after starting its spinners), its drain on ``peer_core`` (None:
+    left to the OS); returns its ``stream_s`` (:func:`gilmodel.scenarios.stream_seconds`), its
+    ``drain_reads`` and the run.
+
+    ``on_sender_core``: how many of the real stream's CPU threads the kernel ran on the
+    sender's core; where the model pins its threads (:func:`pins`), that many go there and the
+    rest round-robin on the other cores. It decides the stream next to one CPU thread on 2
+    cores: a CPU thread on its own core wakes on each of the sender's releases and, once it
+    wins the race for the GIL, holds it for a switch interval (0.6-1 s for 256 sends under
+    3.11); one on the sender's core waits behind it, never wins, and the sends take 2-3 ms
+    (threads_sweep under 3.11, 8 of 8 standalone runs: docs/validation/many-threads.md, "Where
+    the kernel ran the stream's peers")."""
+    prep = _prep(cal)
+
+    def prepare(sc: Scenario) -> Scenario:
+        sc = prep(sc)
+        if on_sender_core is None or not sc.pin_threads or len(cs) < 2:
+            return sc
+        ts = list(sc.threads)
+        for i in range(1, len(ts)):  # thread 0 is the sender, on cs[0]
+            j = i - 1 - on_sender_core
+            ts[i] = dataclasses.replace(ts[i], core=cs[0] if j < 0 else cs[1 + j % (len(cs) - 1)])
+        return sc.replace(threads=tuple(ts))
+
+    res = get("convoy").run(gil, cs, profile=cal, prepare=prepare, cpu_threads=cpu_threads, total_bytes=total_bytes,
+                            chunk_bytes=chunk, work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns, peer_core=peer_core)
+    return res.metrics["stream_s"], int(res.metrics["drain_reads"]), res.runs["run"]
 
 
-def _convoy(gil, cs, cal, total_bytes, chunk, cpu_threads, name):
-    return get(name).run(gil, cs, profile=cal, prepare=_prep(cal), cpu_threads=cpu_threads, total_bytes=total_bytes,
-                         chunk_bytes=chunk, work_ticks=cal.send_work_ticks, tick_ns=cal.model_tick_ns)
+def _on_sender_core(r: Run) -> Optional[int]:
+    """The CPU threads a :func:`stream` run pinned to its sender's core; None where they were
+    left to the OS."""
+    spec = r.meta["scenario_spec"]
+    if not spec.get("pin_threads", True):
+        return None
+    ts = spec["threads"]
+    return sum(1 for t in ts[1:] if t.get("core") == ts[0].get("core"))
 
 
 def _bandwidth(gil, cs, cal, cpu_threads, duration_s, nbytes) -> float:
@@ -129,9 +180,14 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
     if probe == "io_latency":
         return _latency(gil, cs, cal, args["cpu_threads"], args["pings"], args["gap_us"])
     if probe == "convoy":
-        m = _convoy(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"], "convoy_factor").metrics
+        sends = args["bytes"] // args["chunk"]
+        _, ra, alone = stream(gil, cs, cal, args["bytes"], args["chunk"], 0, drain_core(cs, args.get("alone_reads"), sends))
+        _, rl, loaded = stream(gil, cs, cal, args["bytes"], args["chunk"], args["cpu_threads"],
+                               drain_core(cs, args.get("with_cpu_reads"), sends), args.get("on_sender_core"))
+        t = scenarios.convoy_times(alone, loaded)
         return {"bytes": args["bytes"], "chunk": args["chunk"], "cpu_threads": args["cpu_threads"],
-                "alone_s": m["alone_s"], "with_cpu_s": m["with_cpu_s"], "factor": m["convoy_factor"]}
+                "alone_s": t["alone_s"], "with_cpu_s": t["with_cpu_s"], "factor": t["factor"],
+                "alone_reads": ra, "with_cpu_reads": rl, "on_sender_core": _on_sender_core(loaded)}
     if probe == "bandwidth":
         alone = _bandwidth(gil, cs, cal, 0, args["duration"], args["nbytes"])
         loaded = _bandwidth(gil, cs, cal, args["cpu_threads"], args["duration"], args["nbytes"])
@@ -150,15 +206,20 @@ def model_probe(probe: str, version: str, cores: Sequence[int], args: Dict[str, 
                          "io_p50_ms": io["p50_ms"], "io_p90_ms": io["p90_ms"], "io_max_ms": io["max_ms"]})
         return {"rows": rows}
     if probe == "threads_sweep":
-        rows, alone = [], None
-        for k in (int(x) for x in str(args["ks"]).split(",")):
+        rows, alone, drained, placed = [], None, [], []
+        ks = [int(x) for x in str(args["ks"]).split(",")]
+        real_reads = args.get("drain_reads") or [None] * len(ks)
+        real_on = args.get("on_sender_core") or [None] * len(ks)
+        for k, rr, on in zip(ks, real_reads, real_on):
             rate = _bandwidth(gil, cs, cal, k, args["duration"], 1)
             io = _latency(gil, cs, cal, k, args["pings"], args["gap_us"])
-            st = stream(gil, cs, cal, args["bytes"], 1024, k)[0]
+            st, reads, r = stream(gil, cs, cal, args["bytes"], 1024, k, drain_core(cs, rr, args["bytes"] // 1024), on)
             alone = st if k == 0 else alone
+            drained.append(reads)
+            placed.append(_on_sender_core(r))
             rows.append({"k": k, "requests_per_s": rate, "p50_ms": io["p50_ms"], "p99_ms": io["p99_ms"], "rtt_ms": io["rtt_ms"], "stream_s": st,
                          "convoy_factor": None if alone is None else st / alone})
-        return {"rows": rows}
+        return {"rows": rows, "drain_reads": drained, "on_sender_core": placed}
     if probe == "three_threads":
         return _three_threads(gil, cs, cal, args["duration"])
     if probe == "native_work":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import TYPE_CHECKING, Dict, List
@@ -146,6 +147,7 @@ def markdown(res: "Validation") -> str:
         out.append("")
     out += _k_series(res)
     out += _outside(res)
+    out += _drain(res)
     out += _times(res)
     out += ["## Tolerances", "", "| probe | metric | tolerance | absolute floor | why |", "|---|---|---|---|---|"]
     for (p, mname), t in TOLERANCES.items():
@@ -173,6 +175,59 @@ def _outside(res: "Validation") -> List[str]:
             cells.append(" ".join(_f(x) for x in sorted(g.value)) if g is not None else "—")
         out.append("| %s | %s | %s | %s | %s | %s |" % (r.version, r.cores, r.probe, r.metric, cells[0], cells[1]))
     return out + [""]
+
+
+def _streams(probe: str, args: Dict, result: Dict):
+    """Of a convoy or threads_sweep result: ``(seconds alone, drain reads per send alone)``
+    or None, and ``(seconds next to one CPU thread, the CPU threads on the sender's core or
+    None)`` or None (a failed run, or one from before these were counted)."""
+    if probe == "convoy":
+        sends = args["bytes"] // args["chunk"]
+        alone = (result.get("alone_s"), result.get("alone_reads"))
+        one = (result.get("with_cpu_s"), result.get("on_sender_core")) if args.get("cpu_threads") == 1 else (None, None)
+    else:
+        sends, rows = args["bytes"] // 1024, result.get("rows", ())
+        at = {w["k"]: i for i, w in enumerate(rows)}
+        reads, on = result.get("drain_reads") or [], result.get("on_sender_core") or []
+        alone = (rows[at[0]]["stream_s"], reads[at[0]] if at[0] < len(reads) else None) if 0 in at else (None, None)
+        one = (rows[at[1]]["stream_s"], on[at[1]] if at[1] < len(on) else None) if 1 in at else (None, None)
+    return (None if None in alone else (alone[0], alone[1] / sends)), (None if one[0] is None else one)
+
+
+def _drain(res: "Validation") -> List[str]:
+    """Every repeat's stream alone (the convoy factor's baseline), both sides: its time and
+    the drain's reads per send, the mechanism that decides it."""
+    r = res.runs
+    if not len(r) or "result" not in r:
+        return []
+    rows = []
+    for (version, cores, probe), g in r[r.probe.isin(("convoy", "threads_sweep"))].groupby(
+            ["version", "cores", "probe"], sort=False):
+        cells = []
+        for side in ("real", "model"):
+            alone, one = [], []
+            for x in g[g.side == side].itertuples():
+                if isinstance(x.result, str) and isinstance(x.args, str):
+                    a, o = _streams(probe, json.loads(x.args), json.loads(x.result))
+                    alone += [a] if a is not None else []
+                    one += [o] if o is not None and (side == "model" or o[1] is not None) else []
+            cells.append(" ".join("%s (%.2f)" % (_f(s * 1e3), rps) for s, rps in sorted(alone)))
+            cells.append(" ".join(_f(s * 1e3) + ("" if n is None else " (%d)" % n) for s, n in sorted(one)))
+        if cells[0] or cells[2]:
+            rows.append("| %s | %s | %s | %s |" % (version, cores, probe, " | ".join(c or "—" for c in cells)))
+    if not rows:
+        return []
+    return ["## The convoy's streams: where the kernel ran the drain and the CPU thread", "",
+            "Each repeat, sorted. Alone (no CPU thread): ms (the drain's reads per send). Around 0.02 reads a "
+            "send: the kernel woke the drain onto the sender's core, where it waited while the sends piled up in "
+            "the socket buffer (the one-core rate); around 0.5-1: each send woke it on another core, several "
+            "times slower. Next to one CPU thread: ms (real: the CPU threads the kernel ran on the sender's core). "
+            "One there waits behind the sender and never takes the GIL from it (a few ms); one on its own core "
+            "wins it back and holds it for switch intervals (hundreds of ms under 3.x). The model's drain and "
+            "CPU thread are placed as the real ones were, repeat by repeat, where it pins its threads "
+            "(`fidelity.FROM_REAL`; docs/validation/many-threads.md, \"Where the kernel ran the stream's peers\").",
+            "", "| version | cores | probe | real alone | real, one CPU thread | model alone | model, one CPU thread |",
+            "|---|---|---|---|---|---|---|"] + rows + [""]
 
 
 def _times(res: "Validation") -> List[str]:

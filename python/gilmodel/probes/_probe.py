@@ -213,24 +213,45 @@ def io_latency(cpu_threads, pings, gap_us, nbytes=8):
             "max_ms": max(rtt) if rtt else None}
 
 
+def task_cpus():
+    """This process's threads (``/proc/self/task``): thread id -> the CPU it last ran on
+    (``stat`` field 39). Read from outside the threads, so it moves nothing."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/stat" % tid) as f:
+                st = f.read()
+        except (IOError, OSError):  # the thread ended meanwhile
+            continue
+        out[int(tid)] = int(st[st.rindex(")") + 2:].split()[36])
+    return out
+
+
 def stream(total_bytes, chunk_bytes, cpu_threads):
     """Stream ``total_bytes`` in ``chunk_bytes`` sends to a draining process next to
-    ``cpu_threads`` CPU-bound threads; the seconds the sends took."""
+    ``cpu_threads`` CPU-bound threads; ``(seconds the sends took, the drain's reads, the CPU
+    threads on the sender's core when the sends ended)``."""
     p, conn = start_peer("drain", [])
     buf = b"x" * chunk_bytes
     n = total_bytes // chunk_bytes
+    before = set(task_cpus())
     sp = Spinners(cpu_threads)
     time.sleep(0.005)  # let the spinners get going, as the model releases all threads at once
     t = now()
     for _ in xrange(n):
         conn.sendall(buf)
     el = now() - t
+    # Where the kernel ran the CPU threads decides the stream next to one of them on 2 cores:
+    # one on the sender's core waits behind it and starves (fidelity.model_side.stream).
+    cpus = task_cpus()
+    mine = cpus.get(os.getpid())
+    shared = sum(1 for tid, c in cpus.items() if tid not in before and c == mine)
     sp.stop()
     conn.close()
-    got = finish_peer(p)["bytes"]
-    if got != n * chunk_bytes:
-        raise RuntimeError("drain got %d bytes of %d" % (got, n * chunk_bytes))
-    return el
+    r = finish_peer(p)
+    if r["bytes"] != n * chunk_bytes:
+        raise RuntimeError("drain got %d bytes of %d" % (r["bytes"], n * chunk_bytes))
+    return el, r["reads"], shared
 
 
 def bandwidth(cpu_threads, duration_s, nbytes=1024):

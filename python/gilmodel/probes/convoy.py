@@ -8,7 +8,8 @@ if __name__ == "__main__":
     p.add_argument("--chunk", type=int, default=1024)
     p.add_argument("--cpu-threads", type=int, default=1)
     a = p.parse_args()
-    alone = _probe.stream(a.bytes, a.chunk, 0)
-    loaded = _probe.stream(a.bytes, a.chunk, a.cpu_threads)
+    alone, alone_reads, _ = _probe.stream(a.bytes, a.chunk, 0)
+    loaded, loaded_reads, shared = _probe.stream(a.bytes, a.chunk, a.cpu_threads)
     _probe.emit("convoy", {"bytes": a.bytes, "chunk": a.chunk, "cpu_threads": a.cpu_threads,
-                           "alone_s": alone, "with_cpu_s": loaded, "factor": loaded / alone})
+                           "alone_s": alone, "with_cpu_s": loaded, "factor": loaded / alone,
+                           "alone_reads": alone_reads, "with_cpu_reads": loaded_reads, "on_sender_core": shared})
