@@ -293,13 +293,14 @@ def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: 
     running when it starts, as the real probe's main thread does after starting its spinners
     (``python/gilmodel/probes/convoy.py``); :func:`stream_seconds` times the stream from the
     sender's first GIL acquisition after that to its exit, as the probe does. The run ends
-    when the stream is sent. The drain runs on ``peer_core``; None (the default) leaves it to
-    the OS within the scenario's cores, as the probe's drain process is left. Where it runs
-    moves the baseline several-fold: woken onto the sender's core, it waits there while the
-    sends pile up in the socket buffer (a handful of reads, the one-core rate); on another core
-    each send wakes it (a read a send). The kernel picks either for a real drain and for the
-    model's (:func:`drain_reads`; docs/validation/many-threads.md, "Where the kernel ran the
-    stream's peers")."""
+    when the stream is sent. The drain runs on ``peer_core`` (None: the last core; on one core,
+    that core). Where it runs moves the baseline several-fold: woken onto the sender's core, it
+    waits there while the sends pile up in the socket buffer (a handful of reads, the one-core
+    rate); on another core each send wakes it (a read a send: :func:`drain_reads`). The real
+    probe's drain, a process started just before its stream, ran on the other core in 20 of 20
+    runs; the model's drain left to the OS (``drain(None)`` in a scenario of one's own) ran on
+    the sender's core in 6 of 16, so the default pins it (docs/validation/many-threads.md,
+    "Where the kernel ran the stream's peers")."""
     check_int("convoy.cpu_threads", cpu_threads, 0, 1000)
     check_int("convoy.chunk_bytes", chunk_bytes, 1, 64 << 20)
     check_int("convoy.total_bytes", total_bytes, chunk_bytes)
@@ -309,7 +310,7 @@ def convoy(gil: Policy, cores: Cores = None, cpu_threads: int = 1, total_bytes: 
     n = total_bytes // chunk_bytes
     head = [sleep(head_start_us)] if head_start_us else []
     io = Thread("io", head + [loop(cpu(work_ticks), send(chunk_bytes), times=n)], core=cs[0],
-                peer=drain(peer_core))
+                peer=drain(_peer_core(cs, peer_core)))
     cpus = [_spinner("cpu%d" % i, cs[(1 + i) % len(cs)]) for i in range(cpu_threads)]
     return Scenario(gil, [io] + cpus, cores=cs, stop_thread="io", tick_ns=tick_ns, name="convoy")
 

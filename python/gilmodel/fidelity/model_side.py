@@ -97,8 +97,9 @@ def _handoffs(gil, cs, cal, duration_s) -> Dict[str, Any]:
 def drain_core(cs: Sequence[int], real_reads: Optional[int], sends: int) -> Optional[int]:
     """Where the model's drain runs for a stream whose real drain made ``real_reads`` reads of
     ``sends`` sends: on the sender's core (``cs[0]``) where the real drain waited there (fewer
-    than :data:`PILED_UP` reads a send), on the last core where each send woke it, and left to
-    the OS without a real stream to follow (None). Which one the kernel picks for the real
+    than :data:`PILED_UP` reads a send), on the last core where each send woke it, and as the
+    convoy scenario places it by default without a real stream to follow (None: the last
+    core). Which one the kernel picks for the real
     drain is not the GIL's doing (the real convoy probe's fresh process mostly gets another
     core, threads_sweep's drain, started after its echo phases, mostly the sender's), so the
     model's drain is placed as the real one was, as each repeat's model runs at that repeat's
@@ -113,7 +114,7 @@ def stream(gil: Policy, cs: Sequence[int], cal: Profile, total_bytes: int, chunk
     """The convoy probe's workload in the model: the ``convoy`` experiment with the profile's
     costs (its sender sleeps 5 ms, then its clock runs from its next GIL acquisition, as the
     probe's main thread does after starting its spinners), its drain on ``peer_core`` (None:
-    left to the OS); returns its ``stream_s`` (:func:`gilmodel.scenarios.stream_seconds`), its
+    :func:`gilmodel.scenarios.convoy`'s default, the last core); returns its ``stream_s`` (:func:`gilmodel.scenarios.stream_seconds`), its
     ``drain_reads`` and the run.
 
     ``on_sender_core``: how many of the real stream's CPU threads the kernel ran on the
