@@ -401,3 +401,44 @@ def test_under_2x_a_hold_the_periodic_release_did_not_cut_is_replayed_held():
     assert th.loc["t0", "piece_ns"] == 19 * us and th.loc["t1", "piece_ns"] == 0
     r = gm.run(rp.scenario.replace(watchdog_s=2.0, tick_ns=rp.scenario.tick_ns, profile=rp.profile))
     assert r.meta["stopped_by"] == "all_done"
+
+
+@pytest.mark.skipif(WHY is not None, reason="observing needs uprobes and root: %s" % WHY)
+@pytest.mark.skipif(_py311() is None, reason="CPython 3.11 with symbols is not installed under ~/.pyenv/versions")
+def test_real_programs_that_cannot_be_replayed_as_they_ran_say_so(tmp_path):
+    # The bad inputs, as real programs observed with uprobes: each gives a clear error,
+    # or a replay whose notes say what it left out; never a silent replay of a partial trace.
+    py = _py311()
+    gils = [("bfs", gm.BfsGIL())]
+
+    def whatif(code, **kw):
+        return gm.whatif([py, "-c", code], gils=gils, repeats=1, progress=False, quiet=True, **kw)
+
+    # One that exits at once, and one with a single thread: nothing contends for the GIL.
+    for code in ("pass", "n = 300000\nwhile n: n -= 1"):
+        res = whatif(code)
+        assert any("one thread" in n for n in res.replay.notes), (code, res.replay.notes)
+    # One that forks: the child's work is not followed, and the notes say how much was seen.
+    fork = ("import os\npid = os.fork()\nn = 300000\nwhile n: n -= 1\n"
+            "if pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)")
+    res = whatif(fork)
+    assert any("other processes" in n and "not followed" in n for n in res.replay.notes), res.replay.notes
+    # One that exits with an error: replayed up to there, and said.
+    res = whatif("import threading, sys\nt = threading.Thread(target=sum, args=(range(100000),))\nt.start()\nt.join()\n"
+                 "sys.exit(3)")
+    assert any("did not exit cleanly" in n and "3" in n for n in res.replay.notes), res.replay.notes
+    # One that starts more threads than a scenario may have: refused, with the limit.
+    many = "import threading\nts = [threading.Thread(target=sum, args=(range(100),)) for _ in range(1100)]\n" \
+           "[t.start() for t in ts]\n[t.join() for t in ts]"
+    with pytest.raises(gm.WhatIfError, match="at most 1024"):
+        whatif(many)
+    # An observation that lost records (one ring page per CPU, under a switching pair): refused
+    # unless partial=True, which says so.
+    pair = "import threading\nts = [threading.Thread(target=sum, args=(range(3000000),)) for _ in range(2)]\n" \
+           "[t.start() for t in ts]\n[t.join() for t in ts]"
+    obs = gm.observe([py, "-c", pair], ring_pages=1)
+    assert obs.meta["events_dropped"] > 0, obs.meta
+    with pytest.raises(gm.WhatIfError, match="partial.*lost"):
+        gm.whatif(run=obs, gils=gils, repeats=1, progress=False, quiet=True)
+    res = gm.whatif(run=obs, gils=gils, repeats=1, progress=False, quiet=True, partial=True)
+    assert any("partial observation" in n for n in res.replay.notes), res.replay.notes

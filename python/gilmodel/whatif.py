@@ -133,13 +133,14 @@ def _check_complete(run: Run, partial: bool) -> List[str]:
     notes = []
     m = run.meta
     obs = m.get("observed", {})
+    found = obs.get("notes") or {}  # what the observer's decoder counted
     lost = int(m.get("events_dropped", 0) or 0)
     why = []
     if lost:
         why.append("%d records were lost (the ring buffers overflowed: observe with a larger ring_pages)" % lost)
     if m.get("events_truncated"):
         why.append("the event budget cut it (observe with a larger max_events)")
-    lost_returns = int(obs.get("lost_returns", 0) or 0)
+    lost_returns = int(found.get("lost_returns", 0) or 0)
     if lost_returns:
         notes.append("%d takes of the GIL whose return the kernel did not report were left out by the observer" % lost_returns)
     if why:
@@ -153,10 +154,11 @@ def _check_complete(run: Run, partial: bool) -> List[str]:
     if target and target != {"exit_code": 0}:
         how = ", ".join("%s %s" % (k.replace("_", " "), v) for k, v in target.items())
         notes.append("the program did not exit cleanly (%s): the replay is of what it did until then" % how)
-    others = int(obs.get("other_process_records", 0) or 0)
-    if others:
-        notes.append("%d records came from other processes the program started (not followed): their work is not in the "
-                     "replay, only the time this process spent waiting for them" % others)
+    started = int(found.get("processes_started", 0) or 0)
+    others = int(found.get("other_process_records", 0) or 0)
+    if started or others:
+        notes.append("the program started %d other processes (fork, vfork, clone; %d of their records seen), not followed: "
+                     "their work is not in the replay, only the time this process spent waiting for them" % (started, others))
     return notes
 
 

@@ -102,6 +102,9 @@ fn op_of(nr: u64, futex_op: u64) -> Option<i64> {
 #[derive(Default, Debug, serde::Serialize)]
 pub struct Notes {
     pub other_process_records: u64,
+    /// Processes the program started (`fork`, `vfork`, a `clone` without `CLONE_THREAD`:
+    /// [`super::probes::PROCESS_SYSCALLS`]), which are not followed.
+    pub processes_started: u64,
     pub unpaired_returns: u64,
     pub releases_without_acquire: u64,
     pub other_lock_calls: u64,
@@ -219,6 +222,12 @@ pub fn decode(
                     (_, Hook::SysEnter) => {
                         let futex = arg0 == super::probes::FUTEX_NR;
                         let (futex_op, addr) = (ret, arg1); // at an entry: args[1], args[0]
+                        use super::probes::{CLONE_NR, CLONE_THREAD, PROCESS_SYSCALLS};
+                        if PROCESS_SYSCALLS.contains(&arg0)
+                            && (arg0 != CLONE_NR || addr & CLONE_THREAD == 0)
+                        {
+                            notes.processes_started += 1;
+                        }
                         let gil_own = th.in_drop && futex;
                         // take_gil reads `switch_number` under the GIL's mutex, just before its
                         // timed wait; the take's entry can come before another thread's
@@ -484,6 +493,32 @@ mod tests {
         assert!(kinds(&d, 2)
             .iter()
             .any(|&(e, _)| e == Ev::DropRequest as i8));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_processes_a_program_starts_are_counted_and_its_threads_are_not() {
+        use Hook::*;
+        const SIGCHLD: u64 = 17;
+        let raws = vec![
+            hit(10, 1, TakeEntry, 0, 0),
+            hit(11, 1, TakeReturn, 0, 0),
+            hit(12, 1, DropEntry, 0, 0),
+            hit(13, 1, DropReturn, 0, 0),
+            // os.fork: glibc's clone without CLONE_THREAD; a thread's clone; a vfork; a fork
+            at(14, 1, SysEnter, 56, 0, 0x0120_0000 | SIGCHLD),
+            hit(15, 1, SysExit, 56, 7),
+            at(16, 1, SysEnter, 56, 0, 0x003d_0f00),
+            hit(17, 1, SysExit, 56, 8),
+            hit(18, 1, SysEnter, 58, 0),
+            hit(19, 1, SysExit, 58, 9),
+            hit(20, 1, SysEnter, 57, 0),
+            hit(21, 1, SysExit, 57, 10),
+        ];
+        let d = decode(raws, 1, Flavour::Interval, None, 0, 100);
+        assert_eq!(d.notes.processes_started, 3);
+        // not blocking calls: no I/O spans
+        assert!(!kinds(&d, 0).iter().any(|(e, _)| IO.contains(e)));
     }
 
     #[test]

@@ -96,6 +96,19 @@ pub const FUTEX_NR: u64 = u64::MAX;
 #[cfg(not(target_arch = "x86_64"))]
 pub const BLOCKING_SYSCALLS: &[(i64, i64)] = &[];
 
+/// The system calls that start a process (x86_64 `clone`, `fork`, `vfork`), traced at their
+/// entry beside [`BLOCKING_SYSCALLS`] only to be counted: a forked process is not followed (its
+/// GIL is another), and a replay must say so. glibc's `fork` (so `os.fork`, `multiprocessing`)
+/// is a `clone` without `CLONE_THREAD`; CPython's `subprocess` is `vfork`. `clone3` is not
+/// counted: glibc starts threads with it, and its flags are behind a pointer.
+#[cfg(target_arch = "x86_64")]
+pub const PROCESS_SYSCALLS: &[u64] = &[56, 57, 58];
+#[cfg(not(target_arch = "x86_64"))]
+pub const PROCESS_SYSCALLS: &[u64] = &[];
+/// `clone`'s number: a process unless its flags (first argument) hold `CLONE_THREAD`.
+pub const CLONE_NR: u64 = 56;
+pub const CLONE_THREAD: u64 = 0x0001_0000;
+
 fn tracepoint_id(dir: &std::path::Path, name: &str) -> Option<u64> {
     std::fs::read_to_string(dir.join("events").join(name).join("id"))
         .ok()?
@@ -417,7 +430,9 @@ impl ProbeSet {
                     let filter = std::ffi::CString::new(
                         BLOCKING_SYSCALLS
                             .iter()
-                            .map(|(nr, _)| format!("id == {nr}"))
+                            .map(|&(nr, _)| nr as u64)
+                            .chain(PROCESS_SYSCALLS.iter().copied())
+                            .map(|nr| format!("id == {nr}"))
                             .collect::<Vec<_>>()
                             .join(" || "),
                     )
