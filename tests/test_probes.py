@@ -520,7 +520,7 @@ def test_the_report_shows_each_baseline_stream_with_its_drain_reads():
     import pandas as pd
     from types import SimpleNamespace
 
-    from gilmodel.fidelity.report import _drain
+    from gilmodel.fidelity.report import _streams_table
 
     conv = {"bytes": 262144, "chunk": 1024, "cpu_threads": 1}
     sweep = {"ks": "0,1", "bytes": 262144}
@@ -538,12 +538,12 @@ def test_the_report_shows_each_baseline_stream_with_its_drain_reads():
                                 "on_sender_core": [0, 1]})),
         dict(version="3.11.7", cores="0,1", probe="threads_sweep", side="real", args=json.dumps(sweep), result=None),
         dict(version="3.11.7", cores="0,1", probe="cpu_pair", side="real", args="{}", result="{}")])
-    rows = [r for r in _drain(SimpleNamespace(runs=runs)) if r.startswith("| 3.11.7")]
+    rows = [r for r in _streams_table(SimpleNamespace(runs=runs)) if r.startswith("| 3.11.7")]
     assert rows == ["| 3.11.7 | 0,1 | convoy | 0.600 (0.02) 2.100 (0.70) | 2.000 (1) 900.0 (0) | 2.200 (0.78) | 700.0 |",
                     "| 3.11.7 | 0,1 | threads_sweep | 0.800 (0.02) | 2.100 (1) | 0.700 (0.02) | 1000 |"]
     # runs from before the drain counted its reads: no section
     old = runs.assign(result=[json.dumps({"alone_s": 0.001})] * 3 + [None] * 4)
-    assert _drain(SimpleNamespace(runs=old)) == []
+    assert _streams_table(SimpleNamespace(runs=old)) == []
 
 
 def test_validation_says_when_the_machine_was_busy_or_changed_speed():

@@ -147,7 +147,7 @@ def markdown(res: "Validation") -> str:
         out.append("")
     out += _k_series(res)
     out += _outside(res)
-    out += _drain(res)
+    out += _streams_table(res)
     out += _times(res)
     out += ["## Tolerances", "", "| probe | metric | tolerance | absolute floor | why |", "|---|---|---|---|---|"]
     for (p, mname), t in TOLERANCES.items():
@@ -194,9 +194,10 @@ def _streams(probe: str, args: Dict, result: Dict):
     return (None if None in alone else (alone[0], alone[1] / sends)), (None if one[0] is None else one)
 
 
-def _drain(res: "Validation") -> List[str]:
-    """Every repeat's stream alone (the convoy factor's baseline), both sides: its time and
-    the drain's reads per send, the mechanism that decides it."""
+def _streams_table(res: "Validation") -> List[str]:
+    """Every repeat's convoy streams, both sides: alone (the factor's baseline) with the
+    drain's reads per send, and next to one CPU thread with the CPU threads on the sender's
+    core: where the kernel ran the stream's peers, which decides its mode on 2 cores."""
     r = res.runs
     if not len(r) or "result" not in r:
         return []
@@ -210,7 +211,7 @@ def _drain(res: "Validation") -> List[str]:
                 if isinstance(x.result, str) and isinstance(x.args, str):
                     a, o = _streams(probe, json.loads(x.args), json.loads(x.result))
                     alone += [a] if a is not None else []
-                    one += [o] if o is not None and (side == "model" or o[1] is not None) else []
+                    one += [o] if o is not None else []
             cells.append(" ".join("%s (%.2f)" % (_f(s * 1e3), rps) for s, rps in sorted(alone)))
             cells.append(" ".join(_f(s * 1e3) + ("" if n is None else " (%d)" % n) for s, n in sorted(one)))
         if cells[0] or cells[2]:
@@ -221,7 +222,8 @@ def _drain(res: "Validation") -> List[str]:
             "Each repeat, sorted. Alone (no CPU thread): ms (the drain's reads per send). Around 0.02 reads a "
             "send: the kernel woke the drain onto the sender's core, where it waited while the sends piled up in "
             "the socket buffer (the one-core rate); around 0.5-1: each send woke it on another core, several "
-            "times slower. Next to one CPU thread: ms (real: the CPU threads the kernel ran on the sender's core). "
+            "times slower. Next to one CPU thread: ms (the CPU threads on the sender's core: where the kernel ran "
+            "them, or where the model pinned them). "
             "One there waits behind the sender and never takes the GIL from it (a few ms); one on its own core "
             "wins it back and holds it for switch intervals (hundreds of ms under 3.x). The model's drain and "
             "CPU thread are placed as the real ones were, repeat by repeat, where it pins its threads "
