@@ -8,6 +8,7 @@ use crate::contract::{
     LOOP_DEPTH, LOOP_TIMES, REPLY_BYTES, SIGNAL_AT_US, SLEEP_US, START_US, STOP_DURATION_S,
     THREADS, THREAD_NAME_CHARS, TICK_NS, WATCHDOG_S,
 };
+use crate::log::IoOp;
 use crate::return_cost::ReturnCost;
 use crate::threading::{self, QueueSpec};
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,29 @@ use std::collections::HashMap;
 
 pub use crate::contract::{max_events_allowed, SpecError, MIN_MAX_EVENTS};
 pub use crate::gil::PolicySpec;
+
+/// The system call a `native` op stands for, when it replays one (its log's op).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    Send,
+    Recv,
+    Sleep,
+    Lock,
+    Write,
+}
+
+impl CallKind {
+    pub fn io_op(self) -> IoOp {
+        match self {
+            CallKind::Send => IoOp::Send,
+            CallKind::Recv => IoOp::Recv,
+            CallKind::Sleep => IoOp::Sleep,
+            CallKind::Lock => IoOp::Lock,
+            CallKind::Write => IoOp::Write,
+        }
+    }
+}
 
 /// One step of a thread's program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,8 +48,14 @@ pub enum Op {
     Cpu { ticks: u64 },
     /// C work that releases the GIL and occupies the core (hashlib on a big buffer, zlib, a
     /// numpy kernel): release as a blocking call does, `ticks` calibrated spins outside the
-    /// GIL, retake. Logged `io_begin`/`io_end` with the op `native`.
-    Native { ticks: u64 },
+    /// GIL, retake. Logged `io_begin`/`io_end` with the op `native`, or with `call`'s: a
+    /// replayed system call that returned at once and so ran on its CPU
+    /// (python/gilmodel/whatif.py), which the I/O figures count as the call it was.
+    Native {
+        ticks: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallKind>,
+    },
     /// C work that holds the GIL and reaches no check point (`sorted()` of a big list, a long
     /// regex, an extension that forgets to release the GIL): `ticks` calibrated spins with no
     /// check; other threads' drop requests wait for its end, and the holder checks once after
@@ -495,7 +525,7 @@ impl Scenario {
             Op::Acquire { .. } | Op::Release { .. } | Op::Put { .. } | Op::Get { .. } => {
                 threading::validate_op(objects, op, f)
             }
-            Op::Cpu { ticks } | Op::Native { ticks } | Op::Held { ticks }
+            Op::Cpu { ticks } | Op::Native { ticks, .. } | Op::Held { ticks }
                 if !CPU_TICKS.contains(*ticks) =>
             {
                 CPU_TICKS.check(format!("{f}.ticks"), *ticks)
@@ -815,7 +845,12 @@ mod tests {
                 "threads[0].program[0].ticks",
             ),
             (
-                Box::new(|s| s.threads[0].program = vec![Op::Native { ticks: 0 }]),
+                Box::new(|s| {
+                    s.threads[0].program = vec![Op::Native {
+                        ticks: 0,
+                        call: None,
+                    }]
+                }),
                 "threads[0].program[0].ticks",
             ),
             (
@@ -837,6 +872,7 @@ mod tests {
                 Box::new(|s| {
                     s.threads[0].program = vec![Op::Native {
                         ticks: CPU_TICKS.hi + 1,
+                        call: None,
                     }]
                 }),
                 "threads[0].program[0].ticks",
@@ -1005,11 +1041,29 @@ mod tests {
         let s = Scenario::from_json(j).unwrap();
         assert_eq!(
             s.threads[0].program,
-            vec![Op::Native { ticks: 5 }, Op::Held { ticks: 7 }]
+            vec![
+                Op::Native {
+                    ticks: 5,
+                    call: None
+                },
+                Op::Held { ticks: 7 }
+            ]
         );
         assert!(s.validate(&[0], MEM).is_ok());
         let neg = j.replace("\"ticks\":5", "\"ticks\":-5");
         assert!(Scenario::from_json(&neg).is_err());
+        // A native op standing for a system call that returned at once names the call.
+        let send = j.replace("\"ticks\":5}", "\"ticks\":5,\"call\":\"send\"}");
+        let s = Scenario::from_json(&send).unwrap();
+        assert_eq!(
+            s.threads[0].program[0],
+            Op::Native {
+                ticks: 5,
+                call: Some(CallKind::Send)
+            }
+        );
+        let other = j.replace("\"ticks\":5}", "\"ticks\":5,\"call\":\"native\"}");
+        assert!(Scenario::from_json(&other).is_err());
     }
 
     #[test]

@@ -22,6 +22,7 @@ from .policies import POLICIES, Policy
 
 __all__ = [
     "Op", "Cpu", "Native", "Held", "Sleep", "Send", "Recv", "Write", "Join", "Acquire", "Release", "Put", "Get", "Loop",
+    "NATIVE_CALLS",
     "cpu", "native", "held", "sleep", "send", "recv", "write", "join", "acquire", "release", "put", "get", "loop",
     "Queue",
     "Drain", "Driver", "drain", "driver",
@@ -69,16 +70,28 @@ class Cpu:
 class Native:
     """``ticks`` ticks of C work with the GIL released, on the thread's core (``hashlib`` over
     a big buffer, ``zlib``, a numpy kernel): released like a blocking call, spun outside the
-    GIL, retaken. Logged ``io_begin``/``io_end`` with the op ``native``. Its ticks are not the
-    thread's ``ticks`` (those count work under the GIL)."""
+    GIL, retaken. Logged ``io_begin``/``io_end`` with the op ``native``, or with ``call``'s
+    (one of :data:`NATIVE_CALLS`): a replayed system call that returned at once, so ran on its
+    CPU (:func:`gilmodel.scenario_from`), and counts in the I/O figures as that call. Its ticks
+    are not the thread's ``ticks`` (those count work under the GIL)."""
 
     ticks: int
+    call: Optional[str] = None
 
     def __post_init__(self) -> None:
         check_int("native.ticks", self.ticks, *_LIMITS["cpu_ticks"])
+        if self.call is not None:
+            check_choice("native.call", self.call, NATIVE_CALLS)
 
     def to_spec(self) -> Dict[str, Any]:
-        return {"op": "native", "ticks": self.ticks}
+        spec: Dict[str, Any] = {"op": "native", "ticks": self.ticks}
+        if self.call is not None:
+            spec["call"] = self.call
+        return spec
+
+
+#: The system calls a :class:`Native` op may stand for (rust/scenario.rs ``CallKind``).
+NATIVE_CALLS = ("send", "recv", "sleep", "lock", "write")
 
 
 @dataclass(frozen=True)
@@ -296,10 +309,11 @@ def cpu(ticks: int) -> Cpu:
     return Cpu(ticks)
 
 
-def native(ticks: int) -> Native:
+def native(ticks: int, call: Optional[str] = None) -> Native:
     """C work with the GIL released: ``ticks`` calibrated spins on the thread's core, outside
-    the GIL (a hash of a big buffer, compression, a numpy kernel)."""
-    return Native(ticks)
+    the GIL (a hash of a big buffer, compression, a numpy kernel); with ``call``, a system
+    call that returned at once, logged as that call (:class:`Native`)."""
+    return Native(ticks, call)
 
 
 def held(ticks: int) -> Held:

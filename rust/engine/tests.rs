@@ -3,7 +3,7 @@
 use super::*;
 use crate::gil::{IntervalConfig, LockKind, TickConfig};
 use crate::log::{Ev, IoOp};
-use crate::scenario::{Op, Overflow, PeerSpec, PolicySpec, ThreadSpec};
+use crate::scenario::{CallKind, Op, Overflow, PeerSpec, PolicySpec, ThreadSpec};
 use crate::threading::QueueSpec;
 
 fn cpu(name: &str, ticks: u64) -> ThreadSpec {
@@ -586,6 +586,33 @@ fn producers_and_consumers_on_a_bounded_queue_on_every_policy() {
 }
 
 #[test]
+fn a_native_op_that_stands_for_a_call_is_logged_as_that_call() {
+    // A replay's system call that returned at once spins as `native`, logged as the call it
+    // was; plain C work stays `native`.
+    let body = vec![
+        Op::Cpu { ticks: 10 },
+        Op::Native {
+            ticks: 5,
+            call: Some(CallKind::Send),
+        },
+        Op::Native {
+            ticks: 5,
+            call: None,
+        },
+    ];
+    for p in policies() {
+        let sc = scenario(p.clone(), vec![program("a", looped(3, body.clone()))]);
+        let out = run(&sc, &mut || false).unwrap();
+        let ops: Vec<i64> = (0..out.events.len())
+            .filter(|&i| out.events.event[i] == Ev::IoBegin as i8)
+            .map(|i| out.events.arg[i])
+            .collect();
+        let (s, n) = (IoOp::Send as i64, IoOp::Native as i64);
+        assert_eq!(ops, vec![s, n, s, n, s, n], "{p:?}");
+    }
+}
+
+#[test]
 fn a_lock_admits_one_holder_and_is_taken_per_version() {
     // Two threads in and out of one lock, interpreter work inside and outside it.
     let body = vec![
@@ -757,7 +784,13 @@ fn a_stop_ends_endless_queue_loops_on_every_policy() {
 /// divided by its ticks (the release's arg): the median ns per tick. Holds of about 0.1 ms, and the median, keep a preemption by the tests that run
 /// beside this one out of the figure, as the calibration's short rounds keep it out of theirs.
 fn realised_tick(gil: PolicySpec, tick_ns: f64, ticks: u64) -> f64 {
-    let body = vec![Op::Cpu { ticks }, Op::Native { ticks: 1 }];
+    let body = vec![
+        Op::Cpu { ticks },
+        Op::Native {
+            ticks: 1,
+            call: None,
+        },
+    ];
     let mut sc = scenario(gil, vec![program("a", looped(100, body))]);
     sc.tick_ns = tick_ns;
     // On the core this thread calibrated on (the caller pins it first): the host may run

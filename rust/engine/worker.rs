@@ -58,9 +58,10 @@ impl Worker<'_> {
                     cx.beacon.doing(Doing::Cpu, *ticks);
                     self.cpu(sh, cx, *ticks)
                 }
-                Op::Native { ticks } => {
+                Op::Native { ticks, call } => {
                     cx.beacon.doing(Doing::Native, *ticks);
-                    self.native(sh, cx, *ticks)
+                    let op = call.map_or(IoOp::Native, |c| c.io_op());
+                    self.native(sh, cx, *ticks, op)
                 }
                 Op::Held { ticks } => {
                     cx.beacon.doing(Doing::Held, *ticks);
@@ -421,13 +422,13 @@ impl Worker<'_> {
     /// calibrated ticks on this core. Its ticks are not the thread's `ticks` (those count work
     /// under the GIL, and add up to the `release` args); each one is a beacon step instead, so
     /// the watchdog sees progress. The stop flag is looked at after every tick.
-    fn native<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64) -> Flow {
+    fn native<G: Gil>(&mut self, sh: &Shared<G>, cx: &mut ThreadCx, ticks: u64, op: IoOp) -> Flow {
         let iters = self.iters_per_tick;
         let beacon = cx.beacon;
         let mut x = self.chain;
         let mut stopped = false;
         let away = self.away();
-        sh.gil.blocking(cx, IoOp::Native, || {
+        sh.gil.blocking(cx, op, || {
             for _ in 0..ticks {
                 x = spin(iters, x);
                 beacon.step();
