@@ -158,6 +158,85 @@ def test_what_cannot_be_replayed_is_refused_with_the_reason():
         gm.whatif(run=synthetic(2), repeats=0)
 
 
+def observed_like(waits_ms, holds_ms, version="3.11.7"):
+    """An observed-looking run whose threads take turns: thread 0 asks for the GIL at 0 and gets
+    it ``waits_ms[0]`` later; each next thread asks ``waits_ms[i]`` before the one ahead
+    releases it and gets it then; each holds it ``holds_ms[i]``."""
+    run = synthetic(len(waits_ms))
+    t, free = [], 0.0
+    for i, (w, h) in enumerate(zip(waits_ms, holds_ms)):
+        asked = free - w if i else 0.0
+        got = free if i else w
+        t += [asked, got, got + h]
+        free = got + h
+    order = np.argsort(t, kind="stable")
+    ev = run.events.take(pa.array(order))
+    cols = {c: ev.column(c) for c in ev.column_names}
+    cols["t_ns"] = pa.array((np.sort(t) * 1e6).astype(np.int64))
+    run.events = pa.table(cols)
+    run.meta = dict(run.meta, elapsed_ns=int(free * 1e6), gil=dict(run.meta["gil"], interpreter=version))
+    return run
+
+
+def test_more_observations_give_the_programs_own_spread_beside_the_check():
+    # t0 takes the GIL at once (a wait too short to judge); t1 asks 4 ms before t0 is done.
+    first = observed_like([0.1, 4], [10, 10])
+    again = observed_like([0.1, 8], [10, 10])    # t1 asked twice as early
+    short = observed_like([0.1, 2], [10, 11])    # half as long, and t1 held 10 % longer
+    kw = dict(gils=[], repeats=1, progress=False, quiet=True)
+    res = gm.whatif(run=[first, again, short], **kw)
+    rp = res.reproduces
+    assert rp["observations"] == 3 and len(res.also_observed) == 2
+    # Each figure's spread is the other observation farthest from the first (0.5 as far as 2:
+    # the first found is kept), exactly as the logs give it.
+    assert rp["spread"] == pytest.approx({"elapsed": 21.1 / 20.1, "hold:t0": 1.0, "hold:t1": 1.1, "wait:t1": 2.0})
+    assert set(rp["spread"]) == set(rp["ratios"])
+    # A second observation the same as the first: no spread, so within it exactly when within
+    # the tolerance.
+    same = gm.whatif(run=[first, observed_like([0.1, 4], [10, 10])], **kw).reproduces
+    assert same["spread"] == pytest.approx({k: 1.0 for k in same["ratios"]})
+    assert same["within_spread"] == same["ok"]
+    assert isinstance(rp["within_spread"], bool)
+    assert "the program's own spread, the other 2 observations / the first" in res.format()
+    # One observation: no spread, and the check says so.
+    one = gm.whatif(run=first, **kw).reproduces
+    assert one["observations"] == 1 and one["spread"] == {} and one["within_spread"] is None
+    with pytest.raises(gm.WhatIfError, match="observation 2 ran CPython 3.12.1"):
+        gm.whatif(run=[first, observed_like([0.1, 4], [10, 10], "3.12.1")], **kw)
+    with pytest.raises(gm.WhatIfError, match="partial.*lost"):
+        gm.whatif(run=[first, synthetic(2, dropped=3)], **kw)
+    with pytest.raises(gm.WhatIfError, match="empty list"):
+        gm.whatif(run=[], **kw)
+    with pytest.raises(gm.WhatIfError, match="observations is for a launched command"):
+        gm.whatif(run=first, observations=2, **kw)
+    with pytest.raises(gm.WhatIfError, match="observations must be an integer"):
+        gm.whatif(["python3", "-c", "pass"], observations=0, **kw)
+
+
+def test_a_figure_the_replay_misses_is_within_the_spread_when_a_real_run_misses_it_as_far():
+    from gilmodel.whatif import _reproduction
+
+    def figs(elapsed, a_hold, a_wait):
+        # Thread b has too little to be judged (under 2 % of the hold and wait).
+        return {"elapsed_s": elapsed}, {"a": {"hold_s": a_hold, "wait_s": a_wait},
+                                        "b": {"hold_s": 0.001, "wait_s": 0.001}}
+
+    real, mine = figs(1.0, 1.0, 0.5), figs(1.05, 1.1, 0.25)  # the replay waits half as long
+    twice = _reproduction(real, mine, [figs(1.0, 1.0, 1.0)])   # another real run twice as long
+    assert twice["ratios"] == pytest.approx({"elapsed": 1.05, "hold:a": 1.1, "wait:a": 0.5})
+    assert twice["ok"] is False and twice["within_spread"] is True
+    assert twice["spread"] == pytest.approx({"elapsed": 1.0, "hold:a": 1.0, "wait:a": 2.0})
+    # A real run 1.5x as long is nearer than the replay's 0.5: not within.
+    near = _reproduction(real, mine, [figs(1.0, 1.0, 0.75), figs(1.0, 1.0, 0.6)])
+    assert near["spread"]["wait:a"] == pytest.approx(1.5) and near["within_spread"] is False
+    # Within the tolerance needs no spread; a hold off by more than both is not within.
+    assert _reproduction(real, figs(1.0, 1.3, 0.5), [figs(1.0, 1.1, 0.5)])["within_spread"] is False
+    assert _reproduction(real, figs(1.0, 1.1, 0.45), [figs(1.0, 1.0, 0.5)])["within_spread"] is True
+    # Under 2.x only holds are judged, by the tolerance and by the spread.
+    tick = _reproduction(real, mine, [figs(1.0, 1.0, 0.5)], holds_only=True)
+    assert tick["ok"] is True and tick["within_spread"] is True and set(tick["spread"]) == {"hold:a"}
+
+
 def test_the_cli_says_what_is_missing_without_a_traceback():
     p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "whatif"], capture_output=True, text=True)
     assert p.returncode != 0 and "--from" in p.stderr and "Traceback" not in p.stderr
@@ -189,7 +268,7 @@ def _py311():
 def test_a_real_program_observed_and_replayed_under_other_gils(tmp_path):
     prog = tmp_path / "app.py"
     prog.write_text(PROGRAM % 2_000_000)
-    res = gm.whatif([_py311(), str(prog)], repeats=1, progress=False, quiet=True,
+    res = gm.whatif([_py311(), str(prog)], repeats=1, observations=2, progress=False, quiet=True,
                     gils=[("priority", gm.PriorityGIL()), ("no GIL", gm.NoGIL())])
     tab = res.table.to_pandas()
     assert list(tab.gil) == ["real", "own (5 ms)", "priority", "no GIL"]
@@ -197,6 +276,8 @@ def test_a_real_program_observed_and_replayed_under_other_gils(tmp_path):
     assert (tab.elapsed_s > 0).all() and set(res.runs) == {"own (5 ms)", "priority", "no GIL"}
     # The sleeper's ten waits are in the table's I/O figures on both sides.
     assert (tab.io_calls >= 10).all(), tab
+    # What the GIL cost those calls in all: the priority GIL hands it to the sleeper at once.
+    assert (tab.io_delay_s >= 0).all() and tab.io_delay_s[2] < 0.5 * tab.io_delay_s[1], tab
     # The main thread's join of the CPU thread was seen as a lock wait, woken by that thread at
     # its end: replayed as a get of what the CPU thread puts there (or, unpaired, a join).
     main = next(t for t in res.replay.scenario.threads if t.name == "main")
@@ -206,17 +287,34 @@ def test_a_real_program_observed_and_replayed_under_other_gils(tmp_path):
     assert ((io.thread == 0) & (io.op == "lock")).any()
     # The check of the replay against the real run is there, as ratios.
     assert "elapsed" in res.reproduces["ratios"] and isinstance(res.reproduces["ok"], bool)
+    # The second observation was taken, not replayed: the program's own spread, per judged figure.
+    assert len(res.also_observed) == 1 and res.also_observed[0].meta["gil"]["policy"] == "real"
+    assert set(res.reproduces["spread"]) <= set(res.reproduces["ratios"]) and "elapsed" in res.reproduces["spread"]
+    assert isinstance(res.reproduces["within_spread"], bool)
     assert res.best() in ("priority", "no GIL")
     png = res.plot(tmp_path / "w.png")
     assert os.path.getsize(png) > 10_000
     # The CLI replays the saved observation.
-    obs = tmp_path / "obs.parquet"
+    obs, obs2 = tmp_path / "obs.parquet", tmp_path / "obs2.parquet"
     res.observed.to_parquet(obs)
+    res.also_observed[0].to_parquet(obs2)
     out = tmp_path / "out"
-    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "whatif", "--from", str(obs), "--repeats", "1",
-                        "--gil", "bfs", "--out", str(out), "--no-progress"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "whatif", "--from", str(obs), "--from", str(obs2),
+                        "--repeats", "1", "--gil", "bfs", "--out", str(out), "--no-progress"],
+                       capture_output=True, text=True)
     assert p.returncode in (0, 1), p.stderr
     assert "bfs" in p.stdout and "replay under the own GIL / real" in p.stdout
+    assert "the program's own spread, the other 1 observation / the first" in p.stdout
+    # Launched with --observations, it keeps each observation, to replay again with --from.
+    small = tmp_path / "small.py"
+    small.write_text(PROGRAM % 200_000)
+    out2 = tmp_path / "out2"
+    p = subprocess.run([sys.executable, "-m", "gilmodel.cli", "whatif", "--observations", "2", "--repeats", "1",
+                        "--gil", "bfs", "--out", str(out2), "--no-progress", "--", _py311(), str(small)],
+                       capture_output=True, text=True)
+    assert p.returncode in (0, 1), p.stderr
+    assert "observed.parquet" in os.listdir(out2) and "observed_2.parquet" in os.listdir(out2)
+    assert gm.load_run(out2 / "observed_2.parquet").meta["gil"]["policy"] == "real"
     assert sorted(os.listdir(out)) == ["whatif.parquet", "whatif.png", "whatif_threads.parquet"]
 
 
@@ -365,6 +463,12 @@ def test_the_c_code_around_a_voluntary_releases_calls_is_replayed_with_them():
     tick = rp.profile.model_tick_ns
     natives = [o for o in p0 if isinstance(o, gm.Native)]
     assert len(natives) == 1 and abs(natives[0].ticks * tick - 18 * us) <= tick, p0
+    # The short recv spins, logged as the recv it was: the I/O figures count it on both sides.
+    assert natives[0].call == "recv"
+    res = gm.whatif(run=log_of(rows, ["t0", "t1"]), gils=[], repeats=1, progress=False, quiet=True)
+    assert list(res.table.column("io_calls").to_pylist()) == [2, 2]
+    with pytest.raises(ValueError, match="native.call"):
+        gm.native(5, "join")
     assert [o.us for o in p0 if isinstance(o, gm.Sleep)] == [110], p0
     assert [type(o).__name__ for o in p0] == ["Cpu", "Native", "Cpu", "Sleep", "Cpu"], p0
     row = rp.threads.to_pandas().set_index("name").loc["t0"]

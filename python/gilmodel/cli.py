@@ -162,8 +162,8 @@ def _cmd_whatif(a) -> int:
     if a.gil:
         gils = [(n.strip(), resolve_gil(n.strip())) for g in a.gil for n in g.split(",") if n.strip()]
     try:
-        res = whatif(cmd or None, run=a.source, gils=gils, repeats=a.repeats, cpus=_cores(a.cpus), partial=a.partial,
-                     progress=not a.no_progress, stdout=a.stdout)
+        res = whatif(cmd or None, run=a.source, gils=gils, repeats=a.repeats, observations=a.observations,
+                     cpus=_cores(a.cpus), partial=a.partial, progress=not a.no_progress, stdout=a.stdout)
     except (ObserveError, WhatIfError) as e:
         print("gilmodel: error: %s" % e, file=sys.stderr)
         return 2
@@ -176,8 +176,9 @@ def _cmd_whatif(a) -> int:
     pq.write_table(res.threads, files[1])
     res.plot(files[2])
     if cmd:
-        files.append(os.path.join(a.out, "observed.parquet"))
-        res.observed.to_parquet(files[-1])
+        for k, o in enumerate([res.observed] + res.also_observed, 1):
+            files.append(os.path.join(a.out, "observed.parquet" if k == 1 else "observed_%d.parquet" % k))
+            o.to_parquet(files[-1])
     print("wrote %s" % ", ".join(files), file=sys.stderr)
     return 0 if res.reproduces["ok"] else 1
 
@@ -400,10 +401,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                                    "observation to --out. Exit status 1 when the own-GIL replay does not reproduce the "
                                    "observation within ±%d %% (2.x: its hold totals), 2 when it cannot observe or replay "
                                    "(the message says why)." % round(REPRODUCE_TOLERANCE * 100))
-    w.add_argument("--from", dest="source", metavar="RUN.parquet", help="replay a saved observation (gilmodel observe --out)")
+    w.add_argument("--from", dest="source", metavar="RUN.parquet", action="append",
+                   help="replay a saved observation (gilmodel observe --out); given again, more observations of the same "
+                        "program: the first is replayed, the others are its spread (as --observations)")
     w.add_argument("--gil", action="append", help="GILs to compare (CPython versions or policy names, comma-separated; "
                                                   "default: the own GIL with two other intervals and every proposed fix)")
     w.add_argument("--repeats", type=int, default=3, help="replays per GIL; the table has medians (default: %(default)s)")
+    w.add_argument("--observations", type=int, default=1,
+                   help="observe the command this many times: the first is replayed, the others show how much the "
+                        "program's own runs differ, beside the check (default: %(default)s)")
     w.add_argument("--cpus", help="CPUs the command runs on, e.g. 0 or 0,1 (default: this process's)")
     w.add_argument("--out", default="whatif_out", help="directory for the tables, the picture and the observation "
                                                        "(default: %(default)s)")
