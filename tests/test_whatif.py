@@ -197,7 +197,14 @@ def test_more_observations_give_the_programs_own_spread_beside_the_check():
     assert same["spread"] == pytest.approx({k: 1.0 for k in same["ratios"]})
     assert same["within_spread"] == same["ok"]
     assert isinstance(rp["within_spread"], bool)
-    assert "the program's own spread, the other 2 observations / the first" in res.format()
+    text = res.format()
+    assert "the program's own spread, the other 2 observations / the first" in text
+    # Each thread's progress per GIL, the observation's figures first, the busiest thread first
+    # (t1 finished at 20.1 ms and waited 4 ms, real).
+    block = text.split("each thread's finish, s after the program's first request for the GIL:\n")[1].splitlines()
+    assert block[0].split() == ["thread", "real", "own", "(5", "ms)"]
+    assert block[1].split()[:2] == ["t1", "0.020"] and block[2].split()[:2] == ["t0", "0.010"], block
+    assert text.split("each thread's wait for the GIL, s:\n")[1].splitlines()[1].split()[:2] == ["t1", "0.004"]
     # One observation: no spread, and the check says so.
     one = gm.whatif(run=first, **kw).reproduces
     assert one["observations"] == 1 and one["spread"] == {} and one["within_spread"] is None

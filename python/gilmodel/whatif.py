@@ -626,8 +626,29 @@ class WhatIf:
             end_ms = min(50.0, min(r.meta.get("elapsed_ns", 0) for _, r in runs) / 1e6)
         return beside(runs, path, 0.0, end_ms)
 
+    def _per_thread(self, most: int = 12) -> List[str]:
+        """Each thread's progress per GIL, as text: when it finished and how long it waited
+        for the GIL; the ``most`` busiest threads of the observation (hold plus wait)."""
+        gils = self.table.column("gil").to_pylist()
+        by = {(r["gil"], r["thread"]): r for r in self.threads.to_pylist()}
+        real = sorted((r for r in self.threads.to_pylist() if r["gil"] == "real"),
+                      key=lambda r: -(r["hold_s"] + r["wait_s"]))
+        widths = [max(9, len(g)) for g in gils]
+        out: List[str] = []
+        for key, title in (("finish_s", "each thread's finish, s after the program's first request for the GIL"),
+                           ("wait_s", "each thread's wait for the GIL, s")):
+            out += ["", title + ":", "%-24s %s" % ("thread", " ".join("%*s" % (w, g) for w, g in zip(widths, gils)))]
+            for r in real[:most]:
+                cells = [("%*.3f" % (w, by[g, r["thread"]][key])) if (g, r["thread"]) in by else "%*s" % (w, "-")
+                         for w, g in zip(widths, gils)]
+                out.append("%-24s %s" % (r["thread"][:24], " ".join(cells)))
+        if len(real) > most:
+            out.append("(%d more threads in WhatIf.threads and whatif_threads.parquet)" % (len(real) - most))
+        return out
+
     def format(self) -> str:
-        """The table as text, with the reproduction check and the notes."""
+        """The table as text, each thread's finish and wait per GIL, the reproduction check
+        and the notes."""
         cols = [("gil", "%-24s"), ("elapsed_s", "%9.3f"), ("speedup", "%7.2f"), ("handoffs_per_s", "%10.0f"),
                 ("gil_utilisation", "%6.2f"), ("io_p50_ms", "%9.3f"), ("io_p99_ms", "%9.3f"), ("io_delay_s", "%10.3f")]
         head = "%-24s %9s %7s %10s %6s %9s %9s %10s" % ("GIL", "elapsed_s", "speedup", "handoffs/s", "util", "io_p50_ms",
@@ -635,6 +656,7 @@ class WhatIf:
         lines = [head]
         for r in self.table.to_pylist():
             lines.append(" ".join(f % r[c] for c, f in cols))
+        lines += self._per_thread()
         rp = self.reproduces
         lines.append("")
         tol = "±%d %%%s" % (REPRODUCE_TOLERANCE * 100, " in hold totals (2.x)" if rp.get("holds_only") else "")
