@@ -41,8 +41,9 @@ from gilmodel.whatif import _BUSY_SHARE
 WORKLOADS = [
     ("cpu_pair", ["--n", "3000000"]),
     # A gap that is no multiple of the 5 ms interval: at 5 or 10 ms the echo's cycle (a GIL
-    # wait after its recv, another after its send) lines up with the pings and its recv
-    # returns at once, so the delay falls after the sends, under 50 µs calls the table skips.
+    # wait after its recv, another after its send) lines up with the pings, its recv returns
+    # at once and its delays fall after its sends; at 12 ms it waits for each ping in recv,
+    # and the GIL's delay after it is the echo's latency, as in ccbench.
     ("io_latency", ["--cpu-threads", "1", "--pings", "100", "--gap-us", "12000"]),
     ("convoy", ["--bytes", str(1 << 20), "--cpu-threads", "1"]),
     ("thread_pool", ["--ks", "2", "--tasks", "400"]),
