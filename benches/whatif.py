@@ -7,8 +7,9 @@
   collecting their results through another (the waits paired with their wakes).
 
 Each of REPEATS rows is ``gm.whatif`` with ``observations=OBSERVATIONS``: the program observed
-that many times, the first observation replayed once under the interpreter's own GIL and once
-under the priority GIL and BFS. Columns, medians over the rows:
+that many times, the first observation replayed REPLAYS times under the interpreter's own GIL
+and under the priority GIL and BFS (the figures are the replays' medians, as ``gm.whatif``
+gives them by default). Columns, medians over the rows:
 
 - the check: replay / real for elapsed time and each busy thread's hold and wait totals, to be
   within ±20 % (the worst busy hold and wait ratios; how many rows are within);
@@ -23,7 +24,7 @@ under the priority GIL and BFS. Columns, medians over the rows:
 
     sudo .venv/bin/python benches/whatif.py [--each] [REPEATS] [PYTHON ...]
 
-(REPEATS default 3; OBSERVATIONS is 3.)
+(REPEATS default 3; OBSERVATIONS and REPLAYS are 3.)
 
 ``--each``: also, under the table's line, each row's two verdicts and its busy threads' wait
 totals, real and replayed, with the spread's ratio of each.
@@ -50,6 +51,7 @@ WORKLOADS = [
 ]
 GILS = [("priority", gm.PriorityGIL()), ("bfs", gm.BfsGIL())]
 OBSERVATIONS = 3
+REPLAYS = 3  # per GIL, the figures their medians: gm.whatif's and the CLI's default
 
 
 def main():
@@ -67,7 +69,7 @@ def main():
             rows = []
             for _ in range(repeats):
                 with tempfile.NamedTemporaryFile("w+", suffix=".json") as out:
-                    res = gm.whatif([py, "-E", "-s", "-B", probe_path(name)] + args, gils=GILS, repeats=1,
+                    res = gm.whatif([py, "-E", "-s", "-B", probe_path(name)] + args, gils=GILS, repeats=REPLAYS,
                                     observations=OBSERVATIONS, progress=False, quiet=True, stdout=out.name)
                 rows.append(res)
             version = rows[0].replay.version
